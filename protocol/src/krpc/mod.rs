@@ -1,0 +1,183 @@
+//! KRPC messages (BEP 5) and their encoding, with the extensions real
+//! clients send: `ip` (BEP 42), `ro` (BEP 43), `want` and `nodes6` (BEP 32),
+//! and `v`.
+//!
+//! A [`Message`] borrows every string from the datagram it was decoded from,
+//! so decoding allocates nothing. Unknown keys are ignored wherever they
+//! appear. A datagram that is not a valid message gives a [`ParseError`]
+//! that keeps the transaction id and message type when they were readable,
+//! so a malformed *query* can be answered with error 203.
+//!
+//! [Implementation notes] A KRPC response does not say which query it
+//! answers; that is known only from the transaction. So there is one
+//! [`Response`] type with every optional field (`nodes`, `nodes6`, `values`,
+//! `token`); the caller reads what its query asked for.
+
+mod decode;
+mod encode;
+mod error;
+
+use std::net::SocketAddr;
+
+pub use error::{ErrorCode, ParseError, ParseErrorKind};
+
+use crate::compact::{CompactNodes, CompactPeers};
+use crate::id::{InfoHash, NodeId};
+
+/// BEP 32 recommends keeping replies under this many bytes.
+pub const MAX_REPLY_LEN: usize = 1024;
+
+/// One KRPC message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message<'a> {
+    /// `t`: echoed verbatim in the reply. Real clients use 1, 2, 4 and 8
+    /// bytes; empty when the sender left it out.
+    pub transaction_id: &'a [u8],
+    /// `v`: the sender's client and version (absent from some clients).
+    pub version: Option<&'a [u8]>,
+    /// `ip` (BEP 42): in replies, the address the replier saw us at.
+    pub requester_ip: Option<SocketAddr>,
+    /// `ro` (BEP 43): the sender is read-only and must not be added to routing tables.
+    pub read_only: bool,
+    /// What kind of message this is.
+    pub body: Body<'a>,
+}
+
+/// The three kinds of KRPC message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body<'a> {
+    /// `y = q`.
+    Query {
+        /// `a.id`: the querying node.
+        sender: NodeId,
+        /// The method and its arguments.
+        query: Query<'a>,
+    },
+    /// `y = r`.
+    Response(Response<'a>),
+    /// `y = e`.
+    Error(KrpcError<'a>),
+}
+
+/// BEP 32 `want`: which address families the querier wants nodes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Want {
+    /// `n4`: IPv4 nodes.
+    pub v4: bool,
+    /// `n6`: IPv6 nodes.
+    pub v6: bool,
+}
+
+/// A query's method and arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Query<'a> {
+    /// `ping`.
+    Ping,
+    /// `find_node`.
+    FindNode {
+        /// The id sought.
+        target: NodeId,
+        /// BEP 32 address families wanted, when given.
+        want: Option<Want>,
+    },
+    /// `get_peers`.
+    GetPeers {
+        /// The torrent.
+        info_hash: InfoHash,
+        /// BEP 32 address families wanted, when given.
+        want: Option<Want>,
+    },
+    /// `announce_peer`.
+    AnnouncePeer {
+        /// The torrent.
+        info_hash: InfoHash,
+        /// The port to store; ignored when `implied_port` is set.
+        port: u16,
+        /// Store the UDP source port instead of `port` (for peers behind NAT).
+        implied_port: bool,
+        /// The token from an earlier `get_peers` reply.
+        token: &'a [u8],
+    },
+    /// Any other method (BEP 44 `get`, BEP 51 `sample_infohashes`, …). If it
+    /// carries `target` or `info_hash`, libtorrent answers it like `find_node`,
+    /// for forward compatibility; otherwise it gets error 204.
+    Unknown {
+        /// `q`.
+        method: &'a [u8],
+        /// `a.target`, if present and 20 bytes.
+        target: Option<NodeId>,
+        /// `a.info_hash`, if present and 20 bytes.
+        info_hash: Option<InfoHash>,
+        /// BEP 32 address families wanted, when given.
+        want: Option<Want>,
+    },
+}
+
+impl Query<'_> {
+    /// The method name as sent on the wire.
+    pub fn method(&self) -> &[u8] {
+        match self {
+            Query::Ping => b"ping",
+            Query::FindNode { .. } => b"find_node",
+            Query::GetPeers { .. } => b"get_peers",
+            Query::AnnouncePeer { .. } => b"announce_peer",
+            Query::Unknown { method, .. } => method,
+        }
+    }
+}
+
+/// A response (`r`). Which fields are present depends on the query answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response<'a> {
+    /// `id`: the responding node.
+    pub id: NodeId,
+    /// `nodes`: compact IPv4 nodes.
+    pub nodes: Option<CompactNodes<'a>>,
+    /// `nodes6` (BEP 32): compact IPv6 nodes.
+    pub nodes6: Option<CompactNodes<'a>>,
+    /// `values`: compact peers (get_peers).
+    pub values: Option<CompactPeers<'a>>,
+    /// `token` (get_peers), to be returned in announce_peer.
+    pub token: Option<&'a [u8]>,
+}
+
+impl<'a> Response<'a> {
+    /// A response carrying only the responder's id (ping, announce_peer).
+    pub fn bare(id: NodeId) -> Self {
+        Response {
+            id,
+            nodes: None,
+            nodes6: None,
+            values: None,
+            token: None,
+        }
+    }
+}
+
+/// An error reply (`e = [code, message]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KrpcError<'a> {
+    /// The error code.
+    pub code: ErrorCode,
+    /// Human-readable text.
+    pub message: &'a [u8],
+}
+
+impl<'a> Message<'a> {
+    /// Decodes one datagram.
+    pub fn decode(datagram: &'a [u8]) -> Result<Message<'a>, ParseError<'a>> {
+        decode::decode(datagram)
+    }
+
+    /// Appends the encoding of this message to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        encode::encode(self, out)
+    }
+
+    /// Encodes into a new buffer.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        self.encode(&mut out);
+        out
+    }
+}

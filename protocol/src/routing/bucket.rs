@@ -1,0 +1,109 @@
+//! One k-bucket: its nodes, its replacement cache, and when it last changed.
+
+use std::time::{Duration, Instant};
+
+use crate::compact::NodeInfo;
+
+use super::{NodeStatus, RoutingConfig};
+
+/// How long a ping of a questionable node may stay unanswered before the
+/// table asks for another one (the caller should report a failure sooner).
+pub(super) const PING_GRACE: Duration = Duration::from_secs(60);
+
+/// A node in a bucket or a replacement cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Entry {
+    pub(super) info: NodeInfo,
+    pub(super) last_response: Option<Instant>,
+    pub(super) last_query: Option<Instant>,
+    pub(super) failures: u8,
+    pub(super) ping_sent: Option<Instant>,
+}
+
+impl Entry {
+    pub(super) fn responded(info: NodeInfo, now: Instant) -> Entry {
+        Entry {
+            info,
+            last_response: Some(now),
+            last_query: None,
+            failures: 0,
+            ping_sent: None,
+        }
+    }
+
+    /// BEP 5: good if it answered us within 15 minutes, or queried us within
+    /// 15 minutes having answered before; bad after repeated failures;
+    /// questionable otherwise.
+    pub(super) fn status(&self, now: Instant, cfg: &RoutingConfig) -> NodeStatus {
+        if self.failures >= cfg.max_failures {
+            return NodeStatus::Bad;
+        }
+        let recent = |t: Option<Instant>| {
+            t.is_some_and(|t| now.saturating_duration_since(t) < cfg.questionable_after)
+        };
+        if recent(self.last_response) || (self.last_response.is_some() && recent(self.last_query)) {
+            NodeStatus::Good
+        } else {
+            NodeStatus::Questionable
+        }
+    }
+
+    /// Last time we heard from it in a way that keeps it good.
+    pub(super) fn last_seen(&self) -> Option<Instant> {
+        match (self.last_response, self.last_query) {
+            (Some(r), Some(q)) => Some(r.max(q)),
+            (Some(r), None) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// When this entry turns questionable (if it is good now).
+    pub(super) fn questionable_at(&self, cfg: &RoutingConfig) -> Option<Instant> {
+        self.last_seen().map(|t| t + cfg.questionable_after)
+    }
+
+    pub(super) fn ping_pending(&self, now: Instant) -> bool {
+        self.ping_sent
+            .is_some_and(|t| now.saturating_duration_since(t) < PING_GRACE)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Bucket {
+    pub(super) nodes: Vec<Entry>,
+    /// Most recently seen last.
+    pub(super) replacements: Vec<Entry>,
+    pub(super) last_changed: Instant,
+}
+
+impl Bucket {
+    pub(super) fn new(now: Instant) -> Bucket {
+        Bucket {
+            nodes: Vec::new(),
+            replacements: Vec::new(),
+            last_changed: now,
+        }
+    }
+
+    pub(super) fn has_ip(&self, info: &NodeInfo) -> bool {
+        let ip = info.addr.ip();
+        self.nodes
+            .iter()
+            .chain(&self.replacements)
+            .any(|e| e.info.addr.ip() == ip && e.info.id != info.id)
+    }
+
+    /// Adds to the replacement cache, replacing an older copy and evicting
+    /// the stalest when full.
+    pub(super) fn cache(&mut self, entry: Entry, capacity: usize) {
+        self.replacements
+            .retain(|e| e.info.id != entry.info.id && e.info.addr != entry.info.addr);
+        if capacity == 0 {
+            return;
+        }
+        if self.replacements.len() >= capacity {
+            self.replacements.remove(0);
+        }
+        self.replacements.push(entry);
+    }
+}

@@ -1,0 +1,594 @@
+//! The routing table: k-buckets over the 160-bit id space (BEP 5).
+//!
+//! Nodes enter the table only after they have answered one of our queries
+//! ([`RoutingTable::node_responded`]); nodes we merely hear about — in a
+//! reply's `nodes`, or because they queried us — are reported as worth a
+//! ping ([`RoutingTable::heard_about`]) and enter when they answer it. The
+//! table sends nothing: its outcomes say whom the caller should ping.
+//!
+//! ## Where the policy departs from, or adds to, BEP 5
+//!
+//! - **Buckets.** Bucket *i* holds the nodes whose id shares exactly *i*
+//!   leading bits with ours; the last bucket holds everything closer. Only
+//!   the last bucket (the one covering our own id) splits, as in BEP 5; this
+//!   is libtorrent's layout, with at most 160 buckets.
+//! - **Verified entry only.** BEP 5 lets a node that queries us into the
+//!   table; we ping it first, so that a spoofed source address cannot take a
+//!   slot (libtorrent does the same for nodes it has not heard from).
+//! - **Failures.** A node is bad after [`RoutingConfig::max_failures`]
+//!   consecutive failures (2 by default; BEP 5 says "multiple"). A bad node
+//!   is replaced at once from the replacement cache, or kept (and marked)
+//!   until a newcomer takes its place.
+//! - **Replacement cache.** Each bucket keeps up to
+//!   [`RoutingConfig::replacement_cache`] nodes that answered us while it
+//!   was full, most recent last; they are the first choice for replacing a
+//!   bad node.
+//! - **Questionable nodes.** A full bucket asked to take a newcomer returns
+//!   [`InsertOutcome::PingOldest`] for its longest-silent questionable node
+//!   and caches the newcomer; [`RoutingTable::poll_maintenance`] also asks
+//!   for pings of questionable nodes, so the table stays fresh without
+//!   waiting for newcomers (libtorrent pings the oldest node on a timer for
+//!   the same reason).
+//! - **One node per IP per bucket**, unless [`RoutingConfig::restrict_ips`]
+//!   is off (test swarms on one address need that). libtorrent restricts by
+//!   /24; one address is the looser rule, since BEP 42 ids are not required.
+//! - **Never** our own id, and never a read-only node (BEP 43).
+//! - **Ids and addresses.** A known id answering from a new address is
+//!   refused while the old entry is healthy (it may be spoofed); a known
+//!   address answering with a new id replaces the old entry (the node
+//!   restarted with a new id).
+//! - Not done: BEP 42 id checks when choosing between nodes.
+
+mod bucket;
+
+use std::time::{Duration, Instant};
+
+use rand::RngCore;
+
+use crate::compact::NodeInfo;
+use crate::id::{BucketIndex, Distance, NodeId};
+use bucket::{Bucket, Entry};
+
+/// Routing-table policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoutingConfig {
+    /// Nodes per bucket. Defaults to [`crate::K`] = 8.
+    pub k: usize,
+    /// Silence after which a node is questionable. Defaults to 15 minutes (BEP 5).
+    pub questionable_after: Duration,
+    /// Quiet time after which a bucket is refreshed. Defaults to 15 minutes (BEP 5).
+    pub refresh_after: Duration,
+    /// Consecutive failures that make a node bad. Defaults to 2.
+    pub max_failures: u8,
+    /// At most one node per IP address in a bucket. Defaults to on.
+    pub restrict_ips: bool,
+    /// Replacement-cache size per bucket. Defaults to 8.
+    pub replacement_cache: usize,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        RoutingConfig {
+            k: crate::K,
+            questionable_after: Duration::from_secs(15 * 60),
+            refresh_after: Duration::from_secs(15 * 60),
+            max_failures: 2,
+            restrict_ips: true,
+            replacement_cache: 8,
+        }
+    }
+}
+
+/// A node's standing (BEP 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum NodeStatus {
+    /// Answered recently.
+    Good,
+    /// Silent for a while.
+    Questionable,
+    /// Failed repeatedly.
+    Bad,
+}
+
+/// Which nodes [`RoutingTable::closest`] may return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeFilter {
+    /// Only good nodes.
+    Good,
+    /// Good or questionable: every node that has answered us and is not bad.
+    /// What a `find_node` answer or a lookup's seeds should use, since a
+    /// quiet table has few strictly good nodes between refreshes.
+    NotBad,
+}
+
+/// Why a node was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectReason {
+    /// It is us.
+    OwnId,
+    /// It is read-only (BEP 43).
+    ReadOnly,
+    /// Its bucket already holds another node at that IP address.
+    SameIp,
+    /// Its id is in the table at another address.
+    IdAtOtherAddress,
+    /// Its bucket is full of good nodes and cannot split.
+    BucketFull,
+}
+
+/// The result of [`RoutingTable::node_responded`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertOutcome {
+    /// Added to a bucket.
+    Inserted,
+    /// Already there; its liveness was refreshed.
+    Updated,
+    /// Its bucket is full: it went to the replacement cache, and the caller
+    /// should ping this questionable node (a failure makes room).
+    PingOldest(NodeInfo),
+    /// Its bucket is full and nobody is questionable: it went to the
+    /// replacement cache.
+    Cached,
+    /// Not taken.
+    Rejected(RejectReason),
+}
+
+/// The result of [`RoutingTable::heard_about`] and [`RoutingTable::node_queried`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeardOutcome {
+    /// Already in the table (or its cache).
+    Known,
+    /// The table would take it: ping it, and report the answer.
+    WorthPinging,
+    /// Not wanted.
+    Ignored(RejectReason),
+}
+
+/// The result of [`RoutingTable::node_failed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOutcome {
+    /// Not in the table.
+    NotFound,
+    /// One more failure; not bad yet.
+    Failing(u8),
+    /// Bad now, and no replacement was at hand; it stays until one comes.
+    MarkedBad,
+    /// Bad, and replaced by a node from the replacement cache.
+    Replaced {
+        /// The replacement.
+        by: NodeInfo,
+    },
+    /// It was only in a replacement cache, and is gone from it.
+    DroppedFromCache,
+}
+
+/// Upkeep the table wants done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Maintenance {
+    /// Ping this questionable node.
+    Ping(NodeInfo),
+    /// Look up `target` (a random id in the bucket's range) to refresh the bucket.
+    Refresh {
+        /// The bucket.
+        bucket: BucketIndex,
+        /// The id to look up.
+        target: NodeId,
+    },
+}
+
+/// Per-bucket counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BucketStats {
+    /// Good nodes.
+    pub good: usize,
+    /// Questionable nodes.
+    pub questionable: usize,
+    /// Bad nodes.
+    pub bad: usize,
+    /// Nodes in the replacement cache.
+    pub replacements: usize,
+}
+
+/// Table-wide counts, for gauges and `stats`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RoutingStats {
+    /// Counts per bucket, bucket 0 (farthest) first.
+    pub buckets: Vec<BucketStats>,
+    /// Sum over the buckets.
+    pub total: BucketStats,
+}
+
+/// The k-bucket routing table of one node.
+#[derive(Debug, Clone)]
+pub struct RoutingTable {
+    own_id: NodeId,
+    buckets: Vec<Bucket>,
+    config: RoutingConfig,
+}
+
+impl RoutingTable {
+    /// An empty table for `own_id`.
+    pub fn new(own_id: NodeId, now: Instant, config: RoutingConfig) -> Self {
+        RoutingTable {
+            own_id,
+            buckets: vec![Bucket::new(now)],
+            config,
+        }
+    }
+
+    /// Our id.
+    pub fn own_id(&self) -> NodeId {
+        self.own_id
+    }
+
+    /// The policy in force.
+    pub fn config(&self) -> &RoutingConfig {
+        &self.config
+    }
+
+    /// Number of buckets.
+    pub fn bucket_count(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// Nodes in buckets (not counting replacement caches).
+    pub fn len(&self) -> usize {
+        self.buckets.iter().map(|b| b.nodes.len()).sum()
+    }
+
+    /// Whether no bucket holds a node.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bucket that covers `id`.
+    pub fn bucket_index(&self, id: &NodeId) -> BucketIndex {
+        let shared = self.own_id.distance(id).leading_zeros() as usize;
+        BucketIndex(shared.min(self.buckets.len() - 1) as u8)
+    }
+
+    /// Whether `id` is in a bucket.
+    pub fn contains(&self, id: &NodeId) -> bool {
+        let b = &self.buckets[usize::from(self.bucket_index(id).0)];
+        b.nodes.iter().any(|e| e.info.id == *id)
+    }
+
+    /// The status of `id`, if it is in a bucket.
+    pub fn status(&self, now: Instant, id: &NodeId) -> Option<NodeStatus> {
+        let b = &self.buckets[usize::from(self.bucket_index(id).0)];
+        b.nodes
+            .iter()
+            .find(|e| e.info.id == *id)
+            .map(|e| e.status(now, &self.config))
+    }
+
+    fn can_split(&self, index: usize) -> bool {
+        index == self.buckets.len() - 1 && self.buckets.len() < 160
+    }
+
+    fn split_last(&mut self, now: Instant) {
+        let index = self.buckets.len() - 1;
+        let own = self.own_id;
+        let moves = |e: &Entry| own.distance(&e.info.id).leading_zeros() as usize > index;
+        let last = &mut self.buckets[index];
+        let mut next = Bucket::new(now);
+        let (far, near): (Vec<Entry>, Vec<Entry>) = last.nodes.drain(..).partition(|e| !moves(e));
+        last.nodes = far;
+        next.nodes = near;
+        let (far, near): (Vec<Entry>, Vec<Entry>) =
+            last.replacements.drain(..).partition(|e| !moves(e));
+        last.replacements = far;
+        next.replacements = near;
+        next.last_changed = last.last_changed;
+        self.buckets.push(next);
+    }
+
+    /// A node answered one of our queries: the only way into the table.
+    pub fn node_responded(&mut self, now: Instant, info: NodeInfo) -> InsertOutcome {
+        if info.id == self.own_id {
+            return InsertOutcome::Rejected(RejectReason::OwnId);
+        }
+        let cfg = self.config;
+        // The same address under another id: the node restarted; forget the old id.
+        self.forget_address_with_other_id(&info);
+        loop {
+            let index = usize::from(self.bucket_index(&info.id).0);
+            let can_split = self.can_split(index);
+            let bucket = &mut self.buckets[index];
+            if let Some(e) = bucket.nodes.iter_mut().find(|e| e.info.id == info.id) {
+                if e.info.addr != info.addr {
+                    if e.status(now, &cfg) != NodeStatus::Bad {
+                        return InsertOutcome::Rejected(RejectReason::IdAtOtherAddress);
+                    }
+                    e.info.addr = info.addr;
+                }
+                e.last_response = Some(now);
+                e.failures = 0;
+                e.ping_sent = None;
+                bucket.last_changed = now;
+                return InsertOutcome::Updated;
+            }
+            if cfg.restrict_ips && bucket.has_ip(&info) {
+                return InsertOutcome::Rejected(RejectReason::SameIp);
+            }
+            if bucket.nodes.len() < cfg.k {
+                bucket.replacements.retain(|e| e.info.id != info.id);
+                bucket.nodes.push(Entry::responded(info, now));
+                bucket.last_changed = now;
+                return InsertOutcome::Inserted;
+            }
+            if let Some(bad) = bucket
+                .nodes
+                .iter_mut()
+                .find(|e| e.status(now, &cfg) == NodeStatus::Bad)
+            {
+                *bad = Entry::responded(info, now);
+                bucket.replacements.retain(|e| e.info.id != info.id);
+                bucket.last_changed = now;
+                return InsertOutcome::Inserted;
+            }
+            if can_split {
+                self.split_last(now);
+                continue;
+            }
+            bucket.cache(Entry::responded(info, now), cfg.replacement_cache);
+            let oldest = bucket
+                .nodes
+                .iter_mut()
+                .filter(|e| e.status(now, &cfg) == NodeStatus::Questionable && !e.ping_pending(now))
+                .min_by_key(|e| e.last_seen());
+            return match oldest {
+                Some(e) => {
+                    e.ping_sent = Some(now);
+                    InsertOutcome::PingOldest(e.info)
+                }
+                None => InsertOutcome::Cached,
+            };
+        }
+    }
+
+    fn forget_address_with_other_id(&mut self, info: &NodeInfo) {
+        for b in &mut self.buckets {
+            b.nodes
+                .retain(|e| e.info.addr != info.addr || e.info.id == info.id);
+        }
+    }
+
+    /// We learned of a node (from a reply's `nodes`, or a saved table):
+    /// whether it is worth pinging to add it.
+    pub fn heard_about(&self, now: Instant, info: &NodeInfo) -> HeardOutcome {
+        if info.id == self.own_id {
+            return HeardOutcome::Ignored(RejectReason::OwnId);
+        }
+        let index = usize::from(self.bucket_index(&info.id).0);
+        let bucket = &self.buckets[index];
+        if bucket
+            .nodes
+            .iter()
+            .chain(&bucket.replacements)
+            .any(|e| e.info.id == info.id)
+        {
+            return HeardOutcome::Known;
+        }
+        if self.config.restrict_ips && bucket.has_ip(info) {
+            return HeardOutcome::Ignored(RejectReason::SameIp);
+        }
+        let has_room = bucket.nodes.len() < self.config.k
+            || self.can_split(index)
+            || bucket
+                .nodes
+                .iter()
+                .any(|e| e.status(now, &self.config) == NodeStatus::Bad);
+        if has_room {
+            HeardOutcome::WorthPinging
+        } else {
+            HeardOutcome::Ignored(RejectReason::BucketFull)
+        }
+    }
+
+    /// A node sent us a query. If it is in the table this keeps it good
+    /// (BEP 5: it answered before and queries us now); otherwise it is
+    /// judged like [`RoutingTable::heard_about`]. BEP 43: read-only nodes
+    /// are never taken.
+    pub fn node_queried(&mut self, now: Instant, info: &NodeInfo, read_only: bool) -> HeardOutcome {
+        if read_only {
+            return HeardOutcome::Ignored(RejectReason::ReadOnly);
+        }
+        let index = usize::from(self.bucket_index(&info.id).0);
+        if let Some(e) = self.buckets[index]
+            .nodes
+            .iter_mut()
+            .find(|e| e.info.id == info.id && e.info.addr == info.addr)
+        {
+            e.last_query = Some(now);
+            return HeardOutcome::Known;
+        }
+        self.heard_about(now, info)
+    }
+
+    /// A query to this node failed (timed out, or it answered an error).
+    pub fn node_failed(
+        &mut self,
+        now: Instant,
+        id: &NodeId,
+        addr: std::net::SocketAddr,
+    ) -> FailOutcome {
+        let cfg = self.config;
+        let index = usize::from(self.bucket_index(id).0);
+        let bucket = &mut self.buckets[index];
+        if let Some(pos) = bucket
+            .nodes
+            .iter()
+            .position(|e| e.info.id == *id && e.info.addr == addr)
+        {
+            let e = &mut bucket.nodes[pos];
+            e.failures = e.failures.saturating_add(1);
+            e.ping_sent = None;
+            if e.status(now, &cfg) != NodeStatus::Bad {
+                return FailOutcome::Failing(e.failures);
+            }
+            return match bucket.replacements.pop() {
+                Some(replacement) => {
+                    let by = replacement.info;
+                    bucket.nodes[pos] = replacement;
+                    bucket.last_changed = now;
+                    FailOutcome::Replaced { by }
+                }
+                None => FailOutcome::MarkedBad,
+            };
+        }
+        let before = bucket.replacements.len();
+        bucket
+            .replacements
+            .retain(|e| !(e.info.id == *id && e.info.addr == addr));
+        if bucket.replacements.len() < before {
+            FailOutcome::DroppedFromCache
+        } else {
+            FailOutcome::NotFound
+        }
+    }
+
+    /// The `n` nodes closest to `target` that pass `filter`, closest first.
+    pub fn closest(
+        &self,
+        now: Instant,
+        target: &NodeId,
+        n: usize,
+        filter: NodeFilter,
+    ) -> Vec<NodeInfo> {
+        let mut all: Vec<(Distance, NodeInfo)> = self
+            .buckets
+            .iter()
+            .flat_map(|b| &b.nodes)
+            .filter(|e| match filter {
+                NodeFilter::Good => e.status(now, &self.config) == NodeStatus::Good,
+                NodeFilter::NotBad => e.status(now, &self.config) != NodeStatus::Bad,
+            })
+            .map(|e| (target.distance(&e.info.id), e.info))
+            .collect();
+        if all.len() > n && n > 0 {
+            all.select_nth_unstable_by_key(n - 1, |(d, _)| *d);
+            all.truncate(n);
+        }
+        all.sort_unstable_by_key(|(d, _)| *d);
+        all.truncate(n);
+        all.into_iter().map(|(_, info)| info).collect()
+    }
+
+    /// Every node in the buckets (for saving the table).
+    pub fn nodes(&self) -> Vec<NodeInfo> {
+        self.buckets
+            .iter()
+            .flat_map(|b| &b.nodes)
+            .map(|e| e.info)
+            .collect()
+    }
+
+    /// The next piece of upkeep due at `now`, if any. Call until `None`.
+    /// Each call hands out a node or bucket once: a pinged node is not
+    /// returned again until the ping is answered, fails, or a minute passes;
+    /// a refreshed bucket counts as changed.
+    pub fn poll_maintenance(
+        &mut self,
+        now: Instant,
+        rng: &mut impl RngCore,
+    ) -> Option<Maintenance> {
+        let cfg = self.config;
+        for b in &mut self.buckets {
+            if let Some(e) = b
+                .nodes
+                .iter_mut()
+                .find(|e| e.status(now, &cfg) == NodeStatus::Questionable && !e.ping_pending(now))
+            {
+                e.ping_sent = Some(now);
+                return Some(Maintenance::Ping(e.info));
+            }
+        }
+        let last = self.buckets.len() - 1;
+        let own = self.own_id;
+        for (i, b) in self.buckets.iter_mut().enumerate() {
+            if now.saturating_duration_since(b.last_changed) >= cfg.refresh_after {
+                b.last_changed = now;
+                let target = own.random_at_prefix(i as u32, i == last, rng);
+                return Some(Maintenance::Refresh {
+                    bucket: BucketIndex(i as u8),
+                    target,
+                });
+            }
+        }
+        None
+    }
+
+    /// A random id in the range of each bucket, for a full refresh (at the
+    /// end of bootstrap).
+    pub fn refresh_targets(&self, rng: &mut impl RngCore) -> Vec<NodeId> {
+        let last = self.buckets.len() - 1;
+        (0..self.buckets.len())
+            .map(|i| self.own_id.random_at_prefix(i as u32, i == last, rng))
+            .collect()
+    }
+
+    /// When [`RoutingTable::poll_maintenance`] will next have work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let cfg = &self.config;
+        let refresh = self
+            .buckets
+            .iter()
+            .map(|b| b.last_changed + cfg.refresh_after);
+        let pings = self.buckets.iter().flat_map(|b| &b.nodes).filter_map(|e| {
+            if e.failures >= cfg.max_failures {
+                None
+            } else if let Some(sent) = e.ping_sent {
+                Some(sent + bucket::PING_GRACE)
+            } else {
+                e.questionable_at(cfg)
+            }
+        });
+        refresh.chain(pings).min()
+    }
+
+    /// Counts by bucket and status.
+    pub fn stats(&self, now: Instant) -> RoutingStats {
+        let mut stats = RoutingStats::default();
+        for b in &self.buckets {
+            let mut s = BucketStats {
+                replacements: b.replacements.len(),
+                ..Default::default()
+            };
+            for e in &b.nodes {
+                match e.status(now, &self.config) {
+                    NodeStatus::Good => s.good += 1,
+                    NodeStatus::Questionable => s.questionable += 1,
+                    NodeStatus::Bad => s.bad += 1,
+                }
+            }
+            stats.total.good += s.good;
+            stats.total.questionable += s.questionable;
+            stats.total.bad += s.bad;
+            stats.total.replacements += s.replacements;
+            stats.buckets.push(s);
+        }
+        stats
+    }
+
+    /// Estimated number of nodes in the whole DHT, from how close our
+    /// nearest neighbours are: in a uniform id space with N nodes the i-th
+    /// closest is about i·2¹⁶⁰/N away. Averaged over the k closest; `None`
+    /// with fewer than two known nodes.
+    pub fn estimated_dht_size(&self, now: Instant) -> Option<u64> {
+        let closest = self.closest(now, &self.own_id, self.config.k, NodeFilter::NotBad);
+        if closest.len() < 2 {
+            return None;
+        }
+        let space = 2f64.powi(160);
+        let mut sum = 0.0;
+        for (i, node) in closest.iter().enumerate() {
+            let d = self.own_id.distance(&node.id).as_f64().max(1.0);
+            sum += (i as f64 + 1.0) * space / d;
+        }
+        Some((sum / closest.len() as f64) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,288 @@
+use std::net::SocketAddr;
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use super::*;
+
+const MIN: Duration = Duration::from_secs(60);
+
+fn own() -> NodeId {
+    NodeId([0; 20])
+}
+
+/// A node whose id shares exactly `prefix` bits with [`own`], on its own IP.
+fn node_at(prefix: u32, n: u8, rng: &mut StdRng) -> NodeInfo {
+    NodeInfo {
+        id: own().random_at_prefix(prefix, false, rng),
+        addr: SocketAddr::from(([10, prefix as u8, 0, n], 6881)),
+    }
+}
+
+fn table(now: Instant) -> RoutingTable {
+    RoutingTable::new(own(), now, RoutingConfig::default())
+}
+
+#[test]
+fn never_our_own_id_nor_read_only_nodes() {
+    let t0 = Instant::now();
+    let mut t = table(t0);
+    let me = NodeInfo {
+        id: own(),
+        addr: "10.0.0.1:1".parse().unwrap(),
+    };
+    assert_eq!(
+        t.node_responded(t0, me),
+        InsertOutcome::Rejected(RejectReason::OwnId)
+    );
+    let mut rng = StdRng::seed_from_u64(1);
+    let ro = node_at(0, 1, &mut rng);
+    // BEP 43: read-only nodes are not added to routing tables.
+    assert_eq!(
+        t.node_queried(t0, &ro, true),
+        HeardOutcome::Ignored(RejectReason::ReadOnly)
+    );
+    assert_eq!(t.node_queried(t0, &ro, false), HeardOutcome::WorthPinging);
+    assert!(t.is_empty());
+}
+
+/// BEP 5: "When the bucket is full of good nodes, the new node is simply
+/// discarded" unless the bucket holds our own id, in which case it splits.
+#[test]
+fn the_bucket_holding_our_id_splits_and_others_fill_up() {
+    let t0 = Instant::now();
+    let mut rng = StdRng::seed_from_u64(2);
+    let mut t = table(t0);
+    // 8 far nodes (prefix 0) fill the only bucket.
+    for n in 0..8 {
+        assert_eq!(
+            t.node_responded(t0, node_at(0, n, &mut rng)),
+            InsertOutcome::Inserted
+        );
+    }
+    assert_eq!(t.bucket_count(), 1);
+    // A ninth far node splits the bucket, but still has no room in bucket 0.
+    let ninth = node_at(0, 9, &mut rng);
+    assert_eq!(t.node_responded(t0, ninth), InsertOutcome::Cached);
+    assert_eq!(t.bucket_count(), 2);
+    // Near nodes go to the new last bucket.
+    assert_eq!(
+        t.node_responded(t0, node_at(3, 1, &mut rng)),
+        InsertOutcome::Inserted
+    );
+    assert_eq!(t.len(), 9);
+    // Bucket 0 stays at k.
+    assert_eq!(t.stats(t0).buckets[0].good, 8);
+    assert_eq!(t.stats(t0).buckets[0].replacements, 1);
+}
+
+#[test]
+fn a_full_bucket_asks_to_ping_its_oldest_questionable_node() {
+    let t0 = Instant::now();
+    let mut rng = StdRng::seed_from_u64(3);
+    let mut t = table(t0);
+    let mut first = None;
+    for n in 0..8 {
+        let info = node_at(0, n, &mut rng);
+        first.get_or_insert(info);
+        t.node_responded(t0 + Duration::from_secs(u64::from(n)), info);
+    }
+    t.node_responded(t0, node_at(5, 1, &mut rng)); // forces the split
+                                                   // 16 minutes later every far node is questionable (BEP 5: 15 minutes).
+    let later = t0 + 16 * MIN;
+    assert_eq!(
+        t.status(later, &first.unwrap().id),
+        Some(NodeStatus::Questionable)
+    );
+    let newcomer = node_at(0, 20, &mut rng);
+    assert_eq!(
+        t.node_responded(later, newcomer),
+        InsertOutcome::PingOldest(first.unwrap())
+    );
+    // The ping is outstanding: the next newcomer gets the next-oldest.
+    let second = t.node_responded(later, node_at(0, 21, &mut rng));
+    assert!(matches!(second, InsertOutcome::PingOldest(n) if n != first.unwrap()));
+    // The oldest fails twice and is replaced by the most recent cached node.
+    assert_eq!(
+        t.node_failed(later, &first.unwrap().id, first.unwrap().addr),
+        FailOutcome::Failing(1)
+    );
+    let out = t.node_failed(later, &first.unwrap().id, first.unwrap().addr);
+    assert!(matches!(out, FailOutcome::Replaced { .. }), "{out:?}");
+    assert!(!t.contains(&first.unwrap().id));
+}
+
+#[test]
+fn a_bad_node_without_replacement_is_kept_until_a_newcomer_takes_its_place() {
+    let t0 = Instant::now();
+    let mut rng = StdRng::seed_from_u64(4);
+    let mut t = table(t0);
+    let nodes: Vec<_> = (0..8).map(|n| node_at(0, n, &mut rng)).collect();
+    for n in &nodes {
+        t.node_responded(t0, *n);
+    }
+    t.node_responded(t0, node_at(6, 1, &mut rng));
+    t.node_failed(t0, &nodes[0].id, nodes[0].addr);
+    assert_eq!(
+        t.node_failed(t0, &nodes[0].id, nodes[0].addr),
+        FailOutcome::MarkedBad
+    );
+    assert_eq!(t.status(t0, &nodes[0].id), Some(NodeStatus::Bad));
+    let newcomer = node_at(0, 30, &mut rng);
+    assert_eq!(t.heard_about(t0, &newcomer), HeardOutcome::WorthPinging);
+    assert_eq!(t.node_responded(t0, newcomer), InsertOutcome::Inserted);
+    assert!(!t.contains(&nodes[0].id));
+    // A failure of an unknown node changes nothing.
+    assert_eq!(
+        t.node_failed(t0, &nodes[0].id, nodes[0].addr),
+        FailOutcome::NotFound
+    );
+}
+
+#[test]
+fn one_node_per_ip_per_bucket_unless_configured_off() {
+    let t0 = Instant::now();
+    let mut rng = StdRng::seed_from_u64(5);
+    let a = node_at(0, 1, &mut rng);
+    let mut b = node_at(0, 2, &mut rng);
+    b.addr = SocketAddr::new(a.addr.ip(), 7000);
+    let mut t = table(t0);
+    t.node_responded(t0, a);
+    assert_eq!(
+        t.heard_about(t0, &b),
+        HeardOutcome::Ignored(RejectReason::SameIp)
+    );
+    assert_eq!(
+        t.node_responded(t0, b),
+        InsertOutcome::Rejected(RejectReason::SameIp)
+    );
+    let mut open = RoutingTable::new(
+        own(),
+        t0,
+        RoutingConfig {
+            restrict_ips: false,
+            ..Default::default()
+        },
+    );
+    open.node_responded(t0, a);
+    assert_eq!(open.node_responded(t0, b), InsertOutcome::Inserted);
+}
+
+#[test]
+fn ids_and_addresses_are_not_hijacked() {
+    let t0 = Instant::now();
+    let mut rng = StdRng::seed_from_u64(6);
+    let mut t = table(t0);
+    let a = node_at(0, 1, &mut rng);
+    t.node_responded(t0, a);
+    let moved = NodeInfo {
+        id: a.id,
+        addr: "10.9.9.9:1".parse().unwrap(),
+    };
+    assert_eq!(
+        t.node_responded(t0, moved),
+        InsertOutcome::Rejected(RejectReason::IdAtOtherAddress)
+    );
+    // Same address, new id: the node restarted; the old id goes.
+    let restarted = NodeInfo {
+        id: node_at(0, 2, &mut rng).id,
+        addr: a.addr,
+    };
+    assert_eq!(t.node_responded(t0, restarted), InsertOutcome::Inserted);
+    assert!(!t.contains(&a.id));
+    assert_eq!(t.len(), 1);
+}
+
+/// BEP 5: a node that answered before and queries us within 15 minutes is good.
+#[test]
+fn queries_from_known_nodes_keep_them_good() {
+    let t0 = Instant::now();
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut t = table(t0);
+    let a = node_at(0, 1, &mut rng);
+    t.node_responded(t0, a);
+    let later = t0 + 20 * MIN;
+    assert_eq!(t.status(later, &a.id), Some(NodeStatus::Questionable));
+    assert_eq!(t.node_queried(later, &a, false), HeardOutcome::Known);
+    assert_eq!(t.status(later, &a.id), Some(NodeStatus::Good));
+    assert_eq!(t.closest(later, &a.id, 8, NodeFilter::Good), vec![a]);
+}
+
+#[test]
+fn maintenance_pings_questionable_nodes_and_refreshes_quiet_buckets() {
+    let t0 = Instant::now();
+    let mut rng = StdRng::seed_from_u64(8);
+    let mut t = table(t0);
+    let a = node_at(0, 1, &mut rng);
+    t.node_responded(t0, a);
+    assert_eq!(t.poll_maintenance(t0, &mut rng), None);
+    assert_eq!(t.poll_timeout(), Some(t0 + 15 * MIN));
+    let later = t0 + 15 * MIN;
+    assert_eq!(
+        t.poll_maintenance(later, &mut rng),
+        Some(Maintenance::Ping(a))
+    );
+    match t.poll_maintenance(later, &mut rng) {
+        Some(Maintenance::Refresh { bucket, target }) => {
+            assert_eq!(bucket, BucketIndex(0));
+            assert_eq!(t.bucket_index(&target), bucket);
+        }
+        other => panic!("expected a refresh, got {other:?}"),
+    }
+    // Each piece of work is handed out once.
+    assert_eq!(t.poll_maintenance(later, &mut rng), None);
+    // The ping is answered: good again, nothing to do for 15 minutes.
+    assert_eq!(t.node_responded(later, a), InsertOutcome::Updated);
+    assert_eq!(t.poll_maintenance(later + MIN, &mut rng), None);
+}
+
+#[test]
+fn refresh_targets_fall_in_their_buckets() {
+    let t0 = Instant::now();
+    let mut rng = StdRng::seed_from_u64(9);
+    let mut t = RoutingTable::new(
+        NodeId::random(&mut rng),
+        t0,
+        RoutingConfig {
+            restrict_ips: false,
+            ..Default::default()
+        },
+    );
+    for n in 0..200u16 {
+        let info = NodeInfo {
+            id: NodeId::random(&mut rng),
+            addr: SocketAddr::from(([127, 0, 0, 1], 1000 + n)),
+        };
+        t.node_responded(t0, info);
+    }
+    assert!(t.bucket_count() > 3);
+    for (i, target) in t.refresh_targets(&mut rng).iter().enumerate() {
+        assert_eq!(t.bucket_index(target), BucketIndex(i as u8));
+    }
+}
+
+#[test]
+fn size_estimate_tracks_density() {
+    let t0 = Instant::now();
+    let mut rng = StdRng::seed_from_u64(10);
+    // Fill a table from a uniform "network" of 100,000 ids.
+    let own_id = NodeId::random(&mut rng);
+    let cfg = RoutingConfig {
+        restrict_ips: false,
+        ..Default::default()
+    };
+    let mut t = RoutingTable::new(own_id, t0, cfg);
+    let mut all: Vec<NodeId> = (0..100_000).map(|_| NodeId::random(&mut rng)).collect();
+    all.sort_by_key(|id| own_id.distance(id));
+    for (i, id) in all.iter().take(64).enumerate() {
+        t.node_responded(
+            t0,
+            NodeInfo {
+                id: *id,
+                addr: SocketAddr::from(([127, 0, 0, 1], 2000 + i as u16)),
+            },
+        );
+    }
+    let estimate = t.estimated_dht_size(t0).unwrap();
+    assert!((30_000..300_000).contains(&estimate), "{estimate}");
+}

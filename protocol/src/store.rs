@@ -1,0 +1,388 @@
+//! The peer store: who announced which info hash to us, until when.
+//!
+//! Bounded on purpose: [`PeerStoreConfig::max_info_hashes`] and
+//! [`PeerStoreConfig::max_peers_per_info_hash`] exist so that no flood of
+//! announces can make us allocate without limit (libtorrent's `max_torrents`
+//! and `max_peers` have the same reason). Announces beyond a cap are refused
+//! and reported, never silently dropped. Entries expire after
+//! [`PeerStoreConfig::peer_ttl`]; BEP 5's 24 hours is an upper bound, and
+//! clients re-announce every 15 to 30 minutes.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rand::RngCore;
+
+use crate::compact::{decode_peer, peer_bytes, PEER_V6_LEN};
+use crate::id::InfoHash;
+
+/// Limits and timings of the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerStoreConfig {
+    /// Info hashes held at once; announces for new ones beyond this are
+    /// refused. Defaults to 50,000.
+    pub max_info_hashes: usize,
+    /// Peers held per info hash; announces beyond this are refused.
+    /// Defaults to 500 (libtorrent's `max_peers`).
+    pub max_peers_per_info_hash: usize,
+    /// How long an announce is kept. Defaults to 45 minutes (one and a half
+    /// times a 30-minute re-announce, as libtorrent does).
+    pub peer_ttl: Duration,
+    /// How often expired entries are swept out. Defaults to 1 minute.
+    pub sweep_interval: Duration,
+}
+
+impl Default for PeerStoreConfig {
+    fn default() -> Self {
+        PeerStoreConfig {
+            max_info_hashes: 50_000,
+            max_peers_per_info_hash: 500,
+            peer_ttl: Duration::from_secs(45 * 60),
+            sweep_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What became of an announce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnnounceOutcome {
+    /// A new peer was stored.
+    Stored,
+    /// The peer was already known; its expiry was pushed back.
+    Refreshed,
+    /// Refused because a cap was reached.
+    Rejected(StoreFull),
+}
+
+/// Which cap refused an announce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreFull {
+    /// [`PeerStoreConfig::max_info_hashes`].
+    InfoHashes,
+    /// [`PeerStoreConfig::max_peers_per_info_hash`].
+    PeersPerInfoHash,
+}
+
+/// Sizes, for gauges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreStats {
+    /// Info hashes with at least one peer.
+    pub info_hashes: usize,
+    /// Peers over all info hashes.
+    pub peers: usize,
+}
+
+/// A peer in compact form with its expiry in whole seconds since the
+/// store's epoch: 24 bytes, against 48 for `(SocketAddr, Instant)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StoredPeer {
+    addr: [u8; PEER_V6_LEN],
+    addr_len: u8,
+    expires: u32,
+}
+
+impl StoredPeer {
+    fn addr(&self) -> Option<SocketAddr> {
+        decode_peer(&self.addr[..usize::from(self.addr_len)])
+    }
+}
+
+/// Info hash → announced peers.
+#[derive(Debug, Clone)]
+pub struct PeerStore {
+    /// Ordered, so that iteration (and so a seeded simulation) replays
+    /// exactly, and so that attacker-chosen keys cannot degrade it.
+    swarms: BTreeMap<InfoHash, Vec<StoredPeer>>,
+    peers: usize,
+    epoch: Instant,
+    last_sweep: Instant,
+    config: PeerStoreConfig,
+}
+
+impl PeerStore {
+    /// An empty store.
+    pub fn new(now: Instant, config: PeerStoreConfig) -> Self {
+        PeerStore {
+            swarms: BTreeMap::new(),
+            peers: 0,
+            epoch: now,
+            last_sweep: now,
+            config,
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &PeerStoreConfig {
+        &self.config
+    }
+
+    fn secs(&self, t: Instant) -> u32 {
+        u32::try_from(t.saturating_duration_since(self.epoch).as_secs()).unwrap_or(u32::MAX)
+    }
+
+    /// Stores (or refreshes) `peer` for `info_hash`.
+    pub fn announce(
+        &mut self,
+        now: Instant,
+        info_hash: InfoHash,
+        peer: SocketAddr,
+    ) -> AnnounceOutcome {
+        let now_s = self.secs(now);
+        let expires = self.secs(now + self.config.peer_ttl);
+        let (addr, len) = peer_bytes(&peer);
+        let entry = StoredPeer {
+            addr,
+            addr_len: len as u8,
+            expires,
+        };
+        let max_peers = self.config.max_peers_per_info_hash;
+        match self.swarms.get_mut(&info_hash) {
+            Some(peers) => {
+                if let Some(p) = peers
+                    .iter_mut()
+                    .find(|p| p.addr == addr && usize::from(p.addr_len) == len)
+                {
+                    p.expires = expires;
+                    return AnnounceOutcome::Refreshed;
+                }
+                if peers.len() >= max_peers {
+                    let before = peers.len();
+                    peers.retain(|p| p.expires > now_s);
+                    self.peers -= before - peers.len();
+                }
+                if peers.len() >= max_peers {
+                    return AnnounceOutcome::Rejected(StoreFull::PeersPerInfoHash);
+                }
+                peers.push(entry);
+            }
+            None => {
+                if self.swarms.len() >= self.config.max_info_hashes || max_peers == 0 {
+                    return AnnounceOutcome::Rejected(StoreFull::InfoHashes);
+                }
+                // Most info hashes hold one or two peers: start small.
+                let mut peers = Vec::with_capacity(1);
+                peers.push(entry);
+                self.swarms.insert(info_hash, peers);
+            }
+        }
+        self.peers += 1;
+        AnnounceOutcome::Stored
+    }
+
+    /// Up to as many live peers of `info_hash` as fit in `byte_budget`
+    /// bytes of a `values` list (8 bytes per IPv4 peer, 21 per IPv6), chosen
+    /// at random.
+    pub fn sample(
+        &self,
+        now: Instant,
+        rng: &mut impl RngCore,
+        info_hash: &InfoHash,
+        byte_budget: usize,
+    ) -> Vec<SocketAddr> {
+        let now_s = self.secs(now);
+        let Some(peers) = self.swarms.get(info_hash) else {
+            return Vec::new();
+        };
+        let mut live: Vec<SocketAddr> = peers
+            .iter()
+            .filter(|p| p.expires > now_s)
+            .filter_map(StoredPeer::addr)
+            .collect();
+        // Partial Fisher-Yates: the first `taken` entries are a uniform sample.
+        let mut spent = 0;
+        let mut taken = 0;
+        while taken < live.len() {
+            let j = taken + (rng.next_u64() % (live.len() - taken) as u64) as usize;
+            live.swap(taken, j);
+            let cost = encoded_value_len(&live[taken]);
+            if spent + cost > byte_budget {
+                break;
+            }
+            spent += cost;
+            taken += 1;
+        }
+        live.truncate(taken);
+        live
+    }
+
+    /// Number of live peers for `info_hash`.
+    pub fn peer_count(&self, now: Instant, info_hash: &InfoHash) -> usize {
+        let now_s = self.secs(now);
+        self.swarms
+            .get(info_hash)
+            .map_or(0, |p| p.iter().filter(|p| p.expires > now_s).count())
+    }
+
+    /// When the next sweep is due.
+    pub fn poll_timeout(&self) -> Instant {
+        self.last_sweep + self.config.sweep_interval
+    }
+
+    /// Removes expired peers and empty info hashes; returns what was removed.
+    pub fn expire(&mut self, now: Instant) -> StoreStats {
+        let now_s = self.secs(now);
+        let mut removed = StoreStats::default();
+        self.swarms.retain(|_, peers| {
+            let before = peers.len();
+            peers.retain(|p| p.expires > now_s);
+            removed.peers += before - peers.len();
+            if peers.is_empty() {
+                removed.info_hashes += 1;
+                false
+            } else {
+                if peers.capacity() > 2 * peers.len() + 4 {
+                    peers.shrink_to_fit();
+                }
+                true
+            }
+        });
+        self.peers -= removed.peers;
+        self.last_sweep = now;
+        removed
+    }
+
+    /// Current sizes.
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            info_hashes: self.swarms.len(),
+            peers: self.peers,
+        }
+    }
+}
+
+/// Bytes one peer takes in a `values` list: the length prefix, the colon
+/// and the compact address.
+pub fn encoded_value_len(addr: &SocketAddr) -> usize {
+    if addr.is_ipv4() {
+        8 // "6:" + 6
+    } else {
+        21 // "18:" + 18
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    fn ih(n: u8) -> InfoHash {
+        InfoHash([n; 20])
+    }
+
+    fn peer(n: u16) -> SocketAddr {
+        SocketAddr::from(([10, 0, (n >> 8) as u8, n as u8], 6881))
+    }
+
+    #[test]
+    fn announces_are_stored_refreshed_and_expire() {
+        let t0 = Instant::now();
+        let cfg = PeerStoreConfig {
+            peer_ttl: Duration::from_secs(600),
+            ..Default::default()
+        };
+        let mut s = PeerStore::new(t0, cfg);
+        assert_eq!(s.announce(t0, ih(1), peer(1)), AnnounceOutcome::Stored);
+        assert_eq!(s.announce(t0, ih(1), peer(1)), AnnounceOutcome::Refreshed);
+        assert_eq!(
+            s.stats(),
+            StoreStats {
+                info_hashes: 1,
+                peers: 1
+            }
+        );
+        // Refreshed at t0+500: lives until t0+1100.
+        s.announce(t0 + Duration::from_secs(500), ih(1), peer(1));
+        s.announce(t0, ih(2), peer(2));
+        let later = t0 + Duration::from_secs(700);
+        assert_eq!(s.peer_count(later, &ih(1)), 1);
+        assert_eq!(s.peer_count(later, &ih(2)), 0);
+        let removed = s.expire(later);
+        assert_eq!(
+            removed,
+            StoreStats {
+                info_hashes: 1,
+                peers: 1
+            }
+        );
+        assert_eq!(
+            s.stats(),
+            StoreStats {
+                info_hashes: 1,
+                peers: 1
+            }
+        );
+        s.expire(t0 + Duration::from_secs(1200));
+        assert_eq!(s.stats(), StoreStats::default());
+    }
+
+    #[test]
+    fn caps_refuse_new_entries_but_not_refreshes() {
+        let t0 = Instant::now();
+        let cfg = PeerStoreConfig {
+            max_info_hashes: 2,
+            max_peers_per_info_hash: 3,
+            ..Default::default()
+        };
+        let mut s = PeerStore::new(t0, cfg);
+        for n in 0..3 {
+            assert_eq!(s.announce(t0, ih(1), peer(n)), AnnounceOutcome::Stored);
+        }
+        assert_eq!(
+            s.announce(t0, ih(1), peer(9)),
+            AnnounceOutcome::Rejected(StoreFull::PeersPerInfoHash)
+        );
+        assert_eq!(s.announce(t0, ih(1), peer(0)), AnnounceOutcome::Refreshed);
+        s.announce(t0, ih(2), peer(0));
+        assert_eq!(
+            s.announce(t0, ih(3), peer(0)),
+            AnnounceOutcome::Rejected(StoreFull::InfoHashes)
+        );
+        assert_eq!(
+            s.stats(),
+            StoreStats {
+                info_hashes: 2,
+                peers: 4
+            }
+        );
+    }
+
+    #[test]
+    fn a_full_swarm_makes_room_from_expired_peers() {
+        let t0 = Instant::now();
+        let cfg = PeerStoreConfig {
+            max_peers_per_info_hash: 2,
+            peer_ttl: Duration::from_secs(60),
+            ..Default::default()
+        };
+        let mut s = PeerStore::new(t0, cfg);
+        s.announce(t0, ih(1), peer(1));
+        s.announce(t0, ih(1), peer(2));
+        let later = t0 + Duration::from_secs(61);
+        assert_eq!(s.announce(later, ih(1), peer(3)), AnnounceOutcome::Stored);
+        assert_eq!(s.stats().peers, 1);
+    }
+
+    /// BEP 32: replies should stay under 1024 bytes, so a sample is cut to a
+    /// byte budget, and it is a random subset without repeats.
+    #[test]
+    fn samples_fit_the_budget_and_vary() {
+        let t0 = Instant::now();
+        let mut s = PeerStore::new(t0, PeerStoreConfig::default());
+        for n in 0..300 {
+            s.announce(t0, ih(1), peer(n));
+        }
+        let mut rng = StdRng::seed_from_u64(5);
+        let a = s.sample(t0, &mut rng, &ih(1), 800);
+        assert_eq!(a.len(), 100);
+        let mut dedup = a.clone();
+        dedup.sort();
+        dedup.dedup();
+        assert_eq!(dedup.len(), a.len());
+        let b = s.sample(t0, &mut rng, &ih(1), 800);
+        assert_ne!(a, b);
+        assert!(s.sample(t0, &mut rng, &ih(9), 800).is_empty());
+        assert_eq!(s.sample(t0, &mut rng, &ih(1), 7).len(), 0);
+    }
+}

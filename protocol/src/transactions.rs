@@ -1,0 +1,318 @@
+//! Outstanding outbound queries: transaction ids, deadlines, retransmits.
+//!
+//! Ids are 4 random bytes, unique among the pending ones: the `mainline`
+//! crate answers only 4-byte ids, and randomness makes replies hard to forge.
+//! A response matches only if it comes from the address queried. The table
+//! is bounded by [`TransactionConfig::max_pending`]; when it is full a new
+//! query is refused, so the caller can queue or drop it and count that.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rand::RngCore;
+
+/// Length of the transaction ids we send.
+pub const TRANSACTION_ID_LEN: usize = 4;
+
+/// A transaction id we allocated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TransactionId(pub [u8; TRANSACTION_ID_LEN]);
+
+impl TransactionId {
+    /// The bytes sent as `t`.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Timing and size of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransactionConfig {
+    /// How long to wait for each attempt. Defaults to 2 seconds.
+    pub timeout: Duration,
+    /// Sends per query, the first included. Defaults to 1 (no
+    /// retransmission): a lookup routes around a silent node faster than
+    /// it can wait for it; a lossy network may want 2 or more.
+    pub attempts: u8,
+    /// Queries pending at once. Defaults to 1024.
+    pub max_pending: usize,
+}
+
+impl Default for TransactionConfig {
+    fn default() -> Self {
+        TransactionConfig {
+            timeout: Duration::from_secs(2),
+            attempts: 1,
+            max_pending: 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Pending<T> {
+    to: SocketAddr,
+    sent_at: Instant,
+    deadline: Instant,
+    attempts_left: u8,
+    payload: T,
+}
+
+/// Why a response matched nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unmatched {
+    /// No pending query has this id (late, duplicate or forged).
+    UnknownId,
+    /// The id is pending, but for another address.
+    WrongAddress,
+}
+
+/// A query that was answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completed<T> {
+    /// Whom it was sent to.
+    pub to: SocketAddr,
+    /// Time since the last send.
+    pub rtt: Duration,
+    /// What the caller attached.
+    pub payload: T,
+}
+
+/// What a deadline produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expired<T> {
+    /// Send the query again (same id); it stays pending.
+    Retransmit {
+        /// The id.
+        id: TransactionId,
+        /// Where to send.
+        to: SocketAddr,
+    },
+    /// No answer after every attempt; the query is removed.
+    TimedOut {
+        /// The id.
+        id: TransactionId,
+        /// Whom it was sent to.
+        to: SocketAddr,
+        /// What the caller attached.
+        payload: T,
+    },
+}
+
+/// The table is at [`TransactionConfig::max_pending`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("too many pending queries")]
+pub struct TableFull;
+
+/// Pending queries, each with a caller's payload `T`.
+#[derive(Debug, Clone)]
+pub struct TransactionTable<T> {
+    pending: BTreeMap<TransactionId, Pending<T>>,
+    deadlines: BTreeSet<(Instant, TransactionId)>,
+    config: TransactionConfig,
+}
+
+impl<T> TransactionTable<T> {
+    /// An empty table.
+    pub fn new(config: TransactionConfig) -> Self {
+        TransactionTable {
+            pending: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
+            config,
+        }
+    }
+
+    /// Registers a query to `to` and returns its fresh id.
+    pub fn start(
+        &mut self,
+        now: Instant,
+        rng: &mut impl RngCore,
+        to: SocketAddr,
+        payload: T,
+    ) -> Result<TransactionId, TableFull> {
+        if self.pending.len() >= self.config.max_pending {
+            return Err(TableFull);
+        }
+        let id = loop {
+            let id = TransactionId(rng.next_u32().to_be_bytes());
+            if !self.pending.contains_key(&id) {
+                break id;
+            }
+        };
+        let deadline = now + self.config.timeout;
+        self.pending.insert(
+            id,
+            Pending {
+                to,
+                sent_at: now,
+                deadline,
+                attempts_left: self.config.attempts.max(1) - 1,
+                payload,
+            },
+        );
+        self.deadlines.insert((deadline, id));
+        Ok(id)
+    }
+
+    /// Matches a response or error with transaction id `raw_id` from `from`.
+    pub fn on_response(
+        &mut self,
+        now: Instant,
+        raw_id: &[u8],
+        from: SocketAddr,
+    ) -> Result<Completed<T>, Unmatched> {
+        let id = <[u8; TRANSACTION_ID_LEN]>::try_from(raw_id)
+            .map(TransactionId)
+            .map_err(|_| Unmatched::UnknownId)?;
+        match self.pending.get(&id) {
+            None => return Err(Unmatched::UnknownId),
+            Some(p) if p.to != from => return Err(Unmatched::WrongAddress),
+            Some(_) => {}
+        }
+        let p = self.pending.remove(&id).ok_or(Unmatched::UnknownId)?;
+        self.deadlines.remove(&(p.deadline, id));
+        Ok(Completed {
+            to: p.to,
+            rtt: now.saturating_duration_since(p.sent_at),
+            payload: p.payload,
+        })
+    }
+
+    /// Forgets a pending query (its requester lost interest).
+    pub fn cancel(&mut self, id: TransactionId) -> Option<T> {
+        let p = self.pending.remove(&id)?;
+        self.deadlines.remove(&(p.deadline, id));
+        Some(p.payload)
+    }
+
+    /// The earliest deadline.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadlines.first().map(|(t, _)| *t)
+    }
+
+    /// Handles every deadline at or before `now`.
+    pub fn expire(&mut self, now: Instant) -> Vec<Expired<T>> {
+        let mut out = Vec::new();
+        while let Some(&(deadline, id)) = self.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            let Some(p) = self.pending.get_mut(&id) else {
+                continue;
+            };
+            if p.attempts_left > 0 {
+                p.attempts_left -= 1;
+                p.sent_at = now;
+                p.deadline = now + self.config.timeout;
+                self.deadlines.insert((p.deadline, id));
+                out.push(Expired::Retransmit { id, to: p.to });
+            } else if let Some(p) = self.pending.remove(&id) {
+                out.push(Expired::TimedOut {
+                    id,
+                    to: p.to,
+                    payload: p.payload,
+                });
+            }
+        }
+        out
+    }
+
+    /// The payload of a pending query, for retransmitting it.
+    pub fn payload(&self, id: TransactionId) -> Option<&T> {
+        self.pending.get(&id).map(|p| &p.payload)
+    }
+
+    /// Queries pending.
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Whether nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    fn addr(n: u8) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, n], 6881))
+    }
+
+    #[test]
+    fn responses_match_by_id_and_address() {
+        let t0 = Instant::now();
+        let mut rng = StdRng::seed_from_u64(1);
+        let mut t = TransactionTable::new(TransactionConfig::default());
+        let id = t.start(t0, &mut rng, addr(1), "q1").unwrap();
+        assert_eq!(id.as_bytes().len(), 4);
+        assert_eq!(
+            t.on_response(t0, id.as_bytes(), addr(2)),
+            Err(Unmatched::WrongAddress)
+        );
+        assert_eq!(t.on_response(t0, b"zz", addr(1)), Err(Unmatched::UnknownId));
+        let done = t
+            .on_response(t0 + Duration::from_millis(40), id.as_bytes(), addr(1))
+            .unwrap();
+        assert_eq!(done.payload, "q1");
+        assert_eq!(done.rtt, Duration::from_millis(40));
+        // A duplicate reply matches nothing.
+        assert_eq!(
+            t.on_response(t0, id.as_bytes(), addr(1)),
+            Err(Unmatched::UnknownId)
+        );
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn ids_are_unique_and_the_table_is_bounded() {
+        let t0 = Instant::now();
+        let mut rng = StdRng::seed_from_u64(2);
+        let cfg = TransactionConfig {
+            max_pending: 500,
+            ..Default::default()
+        };
+        let mut t = TransactionTable::new(cfg);
+        let mut ids = BTreeSet::new();
+        for _ in 0..500 {
+            ids.insert(t.start(t0, &mut rng, addr(1), ()).unwrap());
+        }
+        assert_eq!(ids.len(), 500);
+        assert_eq!(t.start(t0, &mut rng, addr(1), ()), Err(TableFull));
+    }
+
+    #[test]
+    fn deadlines_retransmit_then_time_out() {
+        let t0 = Instant::now();
+        let mut rng = StdRng::seed_from_u64(3);
+        let cfg = TransactionConfig {
+            timeout: Duration::from_secs(1),
+            attempts: 2,
+            max_pending: 10,
+        };
+        let mut t = TransactionTable::new(cfg);
+        let id = t.start(t0, &mut rng, addr(1), 7).unwrap();
+        assert_eq!(t.poll_timeout(), Some(t0 + Duration::from_secs(1)));
+        assert!(t.expire(t0 + Duration::from_millis(999)).is_empty());
+        assert_eq!(
+            t.expire(t0 + Duration::from_secs(1)),
+            vec![Expired::Retransmit { id, to: addr(1) }]
+        );
+        assert_eq!(t.payload(id), Some(&7));
+        assert_eq!(
+            t.expire(t0 + Duration::from_secs(2)),
+            vec![Expired::TimedOut {
+                id,
+                to: addr(1),
+                payload: 7
+            }]
+        );
+        assert!(t.is_empty());
+        assert_eq!(t.poll_timeout(), None);
+    }
+}
