@@ -31,7 +31,17 @@ pub use id::{Distance, InfoHash, NodeId};
 pub const K: usize = 8;
 /// Kademlia's α: queries in flight per lookup.
 pub const ALPHA: usize = 3;
+pub mod lookup;
 pub mod routing;
+pub mod sim;
 pub mod store;
 pub mod token;
 pub mod transactions;
+
+/// The one clock read in this crate, for unit tests only: the virtual
+/// epoch that test times are offset from, as a simulation's would be.
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn test_epoch() -> std::time::Instant {
+    std::time::Instant::now()
+}

@@ -160,10 +160,8 @@ impl PeerStore {
                 if self.swarms.len() >= self.config.max_info_hashes || max_peers == 0 {
                     return AnnounceOutcome::Rejected(StoreFull::InfoHashes);
                 }
-                // Most info hashes hold one or two peers: start small.
-                let mut peers = Vec::with_capacity(1);
-                peers.push(entry);
-                self.swarms.insert(info_hash, peers);
+                // Most info hashes hold one or two peers: `vec![..]` allocates exactly one.
+                self.swarms.insert(info_hash, vec![entry]);
             }
         }
         self.peers += 1;
@@ -277,7 +275,7 @@ mod tests {
 
     #[test]
     fn announces_are_stored_refreshed_and_expire() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let cfg = PeerStoreConfig {
             peer_ttl: Duration::from_secs(600),
             ..Default::default()
@@ -319,7 +317,7 @@ mod tests {
 
     #[test]
     fn caps_refuse_new_entries_but_not_refreshes() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let cfg = PeerStoreConfig {
             max_info_hashes: 2,
             max_peers_per_info_hash: 3,
@@ -350,7 +348,7 @@ mod tests {
 
     #[test]
     fn a_full_swarm_makes_room_from_expired_peers() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let cfg = PeerStoreConfig {
             max_peers_per_info_hash: 2,
             peer_ttl: Duration::from_secs(60),
@@ -368,7 +366,7 @@ mod tests {
     /// byte budget, and it is a random subset without repeats.
     #[test]
     fn samples_fit_the_budget_and_vary() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut s = PeerStore::new(t0, PeerStoreConfig::default());
         for n in 0..300 {
             s.announce(t0, ih(1), peer(n));

@@ -175,7 +175,7 @@ mod tests {
     /// rotation a token lives through the current and the next period.
     #[test]
     fn tokens_are_accepted_for_the_current_and_previous_secret_only() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut s = secrets(t0);
         let ip: IpAddr = "10.1.2.3".parse().unwrap();
         let token = s.issue(t0, ip);
@@ -187,7 +187,7 @@ mod tests {
 
     #[test]
     fn tokens_are_bound_to_the_ip() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut s = secrets(t0);
         let token = s.issue(t0, "10.1.2.3".parse().unwrap());
         assert!(!s.check(t0, "10.1.2.4".parse().unwrap(), &token));
@@ -197,7 +197,7 @@ mod tests {
 
     #[test]
     fn a_long_idle_period_invalidates_everything() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut s = secrets(t0);
         let ip: IpAddr = "::1".parse().unwrap();
         let token = s.issue(t0, ip);
@@ -209,7 +209,7 @@ mod tests {
 
     #[test]
     fn cloned_secrets_validate_the_same_tokens() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut s = secrets(t0);
         let ip: IpAddr = "10.0.0.9".parse().unwrap();
         let token = s.issue(t0, ip);

@@ -223,6 +223,11 @@ impl<T> TransactionTable<T> {
         self.pending.get(&id).map(|p| &p.payload)
     }
 
+    /// The payload of a pending query, to complete it after the id is known.
+    pub fn payload_mut(&mut self, id: TransactionId) -> Option<&mut T> {
+        self.pending.get_mut(&id).map(|p| &mut p.payload)
+    }
+
     /// Queries pending.
     pub fn len(&self) -> usize {
         self.pending.len()
@@ -246,7 +251,7 @@ mod tests {
 
     #[test]
     fn responses_match_by_id_and_address() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut rng = StdRng::seed_from_u64(1);
         let mut t = TransactionTable::new(TransactionConfig::default());
         let id = t.start(t0, &mut rng, addr(1), "q1").unwrap();
@@ -271,7 +276,7 @@ mod tests {
 
     #[test]
     fn ids_are_unique_and_the_table_is_bounded() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut rng = StdRng::seed_from_u64(2);
         let cfg = TransactionConfig {
             max_pending: 500,
@@ -288,7 +293,7 @@ mod tests {
 
     #[test]
     fn deadlines_retransmit_then_time_out() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut rng = StdRng::seed_from_u64(3);
         let cfg = TransactionConfig {
             timeout: Duration::from_secs(1),

@@ -25,7 +25,7 @@ fn table(now: Instant) -> RoutingTable {
 
 #[test]
 fn never_our_own_id_nor_read_only_nodes() {
-    let t0 = Instant::now();
+    let t0 = crate::test_epoch();
     let mut t = table(t0);
     let me = NodeInfo {
         id: own(),
@@ -50,7 +50,7 @@ fn never_our_own_id_nor_read_only_nodes() {
 /// discarded" unless the bucket holds our own id, in which case it splits.
 #[test]
 fn the_bucket_holding_our_id_splits_and_others_fill_up() {
-    let t0 = Instant::now();
+    let t0 = crate::test_epoch();
     let mut rng = StdRng::seed_from_u64(2);
     let mut t = table(t0);
     // 8 far nodes (prefix 0) fill the only bucket.
@@ -78,7 +78,7 @@ fn the_bucket_holding_our_id_splits_and_others_fill_up() {
 
 #[test]
 fn a_full_bucket_asks_to_ping_its_oldest_questionable_node() {
-    let t0 = Instant::now();
+    let t0 = crate::test_epoch();
     let mut rng = StdRng::seed_from_u64(3);
     let mut t = table(t0);
     let mut first = None;
@@ -114,7 +114,7 @@ fn a_full_bucket_asks_to_ping_its_oldest_questionable_node() {
 
 #[test]
 fn a_bad_node_without_replacement_is_kept_until_a_newcomer_takes_its_place() {
-    let t0 = Instant::now();
+    let t0 = crate::test_epoch();
     let mut rng = StdRng::seed_from_u64(4);
     let mut t = table(t0);
     let nodes: Vec<_> = (0..8).map(|n| node_at(0, n, &mut rng)).collect();
@@ -141,7 +141,7 @@ fn a_bad_node_without_replacement_is_kept_until_a_newcomer_takes_its_place() {
 
 #[test]
 fn one_node_per_ip_per_bucket_unless_configured_off() {
-    let t0 = Instant::now();
+    let t0 = crate::test_epoch();
     let mut rng = StdRng::seed_from_u64(5);
     let a = node_at(0, 1, &mut rng);
     let mut b = node_at(0, 2, &mut rng);
@@ -170,7 +170,7 @@ fn one_node_per_ip_per_bucket_unless_configured_off() {
 
 #[test]
 fn ids_and_addresses_are_not_hijacked() {
-    let t0 = Instant::now();
+    let t0 = crate::test_epoch();
     let mut rng = StdRng::seed_from_u64(6);
     let mut t = table(t0);
     let a = node_at(0, 1, &mut rng);
@@ -196,7 +196,7 @@ fn ids_and_addresses_are_not_hijacked() {
 /// BEP 5: a node that answered before and queries us within 15 minutes is good.
 #[test]
 fn queries_from_known_nodes_keep_them_good() {
-    let t0 = Instant::now();
+    let t0 = crate::test_epoch();
     let mut rng = StdRng::seed_from_u64(7);
     let mut t = table(t0);
     let a = node_at(0, 1, &mut rng);
@@ -210,7 +210,7 @@ fn queries_from_known_nodes_keep_them_good() {
 
 #[test]
 fn maintenance_pings_questionable_nodes_and_refreshes_quiet_buckets() {
-    let t0 = Instant::now();
+    let t0 = crate::test_epoch();
     let mut rng = StdRng::seed_from_u64(8);
     let mut t = table(t0);
     let a = node_at(0, 1, &mut rng);
@@ -238,7 +238,7 @@ fn maintenance_pings_questionable_nodes_and_refreshes_quiet_buckets() {
 
 #[test]
 fn refresh_targets_fall_in_their_buckets() {
-    let t0 = Instant::now();
+    let t0 = crate::test_epoch();
     let mut rng = StdRng::seed_from_u64(9);
     let mut t = RoutingTable::new(
         NodeId::random(&mut rng),
@@ -263,7 +263,7 @@ fn refresh_targets_fall_in_their_buckets() {
 
 #[test]
 fn size_estimate_tracks_density() {
-    let t0 = Instant::now();
+    let t0 = crate::test_epoch();
     let mut rng = StdRng::seed_from_u64(10);
     // Fill a table from a uniform "network" of 100,000 ids.
     let own_id = NodeId::random(&mut rng);
