@@ -18,6 +18,7 @@
 //! from `poll_timeout()`.
 
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod bencode;
 pub mod compact;
