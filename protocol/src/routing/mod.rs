@@ -475,6 +475,14 @@ impl RoutingTable {
         all.into_iter().map(|(_, info)| info).collect()
     }
 
+    /// The nodes in bucket `index`, for inspection and tests.
+    pub fn bucket_nodes(&self, index: BucketIndex) -> Vec<NodeInfo> {
+        self.buckets
+            .get(usize::from(index.0))
+            .map(|b| b.nodes.iter().map(|e| e.info).collect())
+            .unwrap_or_default()
+    }
+
     /// Every node in the buckets (for saving the table).
     pub fn nodes(&self) -> Vec<NodeInfo> {
         self.buckets

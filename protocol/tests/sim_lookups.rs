@@ -1,0 +1,97 @@
+//! The deterministic simulation (no sockets, virtual time, seeded loss):
+//! whole networks joined through the routing-table and lookup code.
+
+use std::time::Instant;
+
+use dhtd_protocol::sim::{run_lookup_experiment, sample_indices, SimConfig, Simulation};
+use dhtd_protocol::NodeId;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+#[allow(clippy::disallowed_methods)]
+fn epoch() -> Instant {
+    Instant::now()
+}
+
+/// 1,000 nodes join; 100 random lookups with 5% datagram loss find the true
+/// 8 closest nodes in at least 99% of cases (Kademlia §2.3: a lookup
+/// returns the k closest nodes to the target).
+#[test]
+fn a_thousand_nodes_with_five_percent_loss() {
+    let config = SimConfig {
+        nodes: 1000,
+        loss: 0.05,
+        seed: 1,
+        ..SimConfig::default()
+    };
+    let report = run_lookup_experiment(epoch(), config, 100);
+    println!("{report}");
+    assert_eq!(report.joined, 1000);
+    assert!(report.success_rate() >= 0.99, "{report}");
+    // Kademlia lookups take O(log n) hops: log2(1000/8) is about 7.
+    assert!(
+        report.hops.iter().all(|&h| (1..=7).contains(&h)),
+        "{report}"
+    );
+    assert!(report.queries.iter().all(|&q| q <= 60), "{report}");
+}
+
+/// The same seed replays exactly: same traffic, same results.
+#[test]
+fn a_seed_replays_exactly() {
+    let config = SimConfig {
+        nodes: 200,
+        seed: 42,
+        ..SimConfig::default()
+    };
+    let a = run_lookup_experiment(epoch(), config.clone(), 20);
+    let b = run_lookup_experiment(epoch(), config, 20);
+    assert_eq!(a.join_traffic, b.join_traffic);
+    assert_eq!(a.queries, b.queries);
+    assert_eq!(a.hops, b.hops);
+    assert_eq!(a.durations, b.durations);
+}
+
+/// Churn: a tenth of the nodes stop; after one round of upkeep the others
+/// still find the true closest live nodes.
+#[test]
+fn lookups_survive_a_tenth_of_the_nodes_stopping() {
+    let config = SimConfig {
+        nodes: 400,
+        loss: 0.02,
+        seed: 7,
+        maintenance_rounds: 0,
+        ..SimConfig::default()
+    };
+    let mut sim = Simulation::new(epoch(), config);
+    sim.join_all();
+    let mut rng = StdRng::seed_from_u64(3);
+    let stopped = sample_indices(&mut rng, sim.len(), sim.len() / 10);
+    for &i in &stopped {
+        sim.set_online(i, false);
+    }
+    sim.run_maintenance_round();
+    let mut exact = 0;
+    let lookups = 50;
+    for _ in 0..lookups {
+        let from = loop {
+            let i = rng.random_range(0..sim.len());
+            if !stopped.contains(&i) {
+                break i;
+            }
+        };
+        let target = NodeId::random(&mut rng);
+        let outcome = sim.lookup(from, target);
+        let own = sim.node_id(from);
+        let mut expected = sim.true_closest(&target, 9);
+        expected.retain(|id| *id != own);
+        expected.truncate(8);
+        let found: Vec<NodeId> = outcome.closest.iter().map(|(n, _)| n.id).collect();
+        exact += usize::from(found == expected);
+        assert!(found
+            .iter()
+            .all(|id| !stopped.iter().any(|&s| sim.node_id(s) == *id)));
+    }
+    println!("churn: {exact} of {lookups} lookups exact with 10% of nodes stopped");
+    assert!(exact * 100 >= lookups * 96, "{exact}/{lookups}");
+}
