@@ -37,6 +37,9 @@ fn want() -> impl Strategy<Value = Option<Want>> {
     proptest::option::of((any::<bool>(), any::<bool>()).prop_map(|(v4, v6)| Want { v4, v6 }))
 }
 
+/// A compact node as generated: id, address bytes, port.
+type NodeSpec<const N: usize> = ([u8; 20], [u8; N], u16);
+
 /// An owned description of a message; the test builds the borrowing
 /// [`Message`] from it.
 #[derive(Debug, Clone)]
@@ -47,8 +50,8 @@ enum Spec {
     Announce([u8; 20], u16, bool, Vec<u8>),
     Unknown(Vec<u8>, Option<[u8; 20]>, Option<[u8; 20]>),
     Response {
-        nodes: Option<Vec<([u8; 20], [u8; 4], u16)>>,
-        nodes6: Option<Vec<([u8; 20], [u8; 16], u16)>>,
+        nodes: Option<Vec<NodeSpec<4>>>,
+        nodes6: Option<Vec<NodeSpec<16>>>,
         values: Option<Vec<SocketAddr>>,
         token: Option<Vec<u8>>,
     },
