@@ -6,6 +6,9 @@
 //! The vectors are kept in `tests/vectors/krpc/`, copied from the shared
 //! fixture set; `copy_matches_shared_fixtures` fails if the two drift apart.
 
+// Test helpers, not only #[test] fns, may panic on a broken fixture.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

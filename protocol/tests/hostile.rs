@@ -4,6 +4,8 @@
 //! A counting global allocator checks the "no allocation" half: decoding
 //! never allocates, whatever the input.
 
+// Test helpers, not only #[test] fns, may panic on a broken fixture.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 // The counting allocator below is the only unsafe code in the workspace: test-only.
 #![allow(unsafe_code)]
 

@@ -2,6 +2,9 @@
 //! independent bencode implementation, and the routing table and lookup
 //! keep their invariants whatever happens to them.
 
+// Test helpers, not only #[test] fns, may panic on a broken fixture.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};

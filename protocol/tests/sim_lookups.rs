@@ -1,6 +1,9 @@
 //! The deterministic simulation (no sockets, virtual time, seeded loss):
 //! whole networks joined through the routing-table and lookup code.
 
+// Test helpers, not only #[test] fns, may panic on a broken fixture.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Instant;
 
 use dhtd_protocol::sim::{run_lookup_experiment, sample_indices, SimConfig, Simulation};
