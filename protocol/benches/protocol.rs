@@ -103,7 +103,11 @@ fn routing(c: &mut Criterion) {
     let targets: Vec<NodeId> = (0..64).map(|_| NodeId::random(&mut rng)).collect();
     let mut i = 0;
     c.bench_function(
-        &format!("closest(8) on a full table ({} nodes, {} buckets)", table.len(), table.bucket_count()),
+        &format!(
+            "closest(8) on a full table ({} nodes, {} buckets)",
+            table.len(),
+            table.bucket_count()
+        ),
         |b| {
             b.iter(|| {
                 i = (i + 1) % targets.len();
@@ -116,10 +120,13 @@ fn routing(c: &mut Criterion) {
 fn store(c: &mut Criterion) {
     let now = Instant::now();
     let mut rng = StdRng::seed_from_u64(2);
-    let mut store = PeerStore::new(now, PeerStoreConfig {
-        max_info_hashes: 1_000_000,
-        ..Default::default()
-    });
+    let mut store = PeerStore::new(
+        now,
+        PeerStoreConfig {
+            max_info_hashes: 1_000_000,
+            ..Default::default()
+        },
+    );
     let hashes: Vec<InfoHash> = (0..10_000).map(|_| InfoHash::random(&mut rng)).collect();
     let mut n = 0u32;
     c.bench_function("peer store announce (10k info hashes)", |b| {
@@ -131,7 +138,11 @@ fn store(c: &mut Criterion) {
     });
     let hot = hashes[0];
     for p in 0..300u32 {
-        store.announce(now, hot, SocketAddr::from(((0x0b00_0000u32 + p).to_be_bytes(), 6881)));
+        store.announce(
+            now,
+            hot,
+            SocketAddr::from(((0x0b00_0000u32 + p).to_be_bytes(), 6881)),
+        );
     }
     c.bench_function("peer store sample (300 peers, 1 KiB budget)", |b| {
         b.iter(|| store.sample(now, &mut rng, &hot, 800).len())
@@ -145,7 +156,9 @@ fn tokens(c: &mut Criterion) {
     let ip = "198.51.100.4".parse().unwrap();
     let token = secrets.issue(now, ip);
     let later = now + Duration::from_secs(1);
-    c.bench_function("token issue", |b| b.iter(|| secrets.issue(later, black_box(ip))));
+    c.bench_function("token issue", |b| {
+        b.iter(|| secrets.issue(later, black_box(ip)))
+    });
     c.bench_function("token check", |b| {
         b.iter(|| secrets.check(later, black_box(ip), black_box(&token)))
     });

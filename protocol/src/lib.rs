@@ -16,6 +16,27 @@
 //! inputs are `on_*` / `node_*` methods describing what was observed,
 //! outputs are return values or `poll_*` methods, and the next deadline comes
 //! from `poll_timeout()`.
+//!
+//! ```
+//! use dhtd_protocol::krpc::{Body, Message, Query, Response};
+//! use dhtd_protocol::NodeId;
+//!
+//! // A ping as libtorrent sends it, and our answer.
+//! let datagram = b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe";
+//! let query = Message::decode(datagram).expect("a valid ping");
+//! let Body::Query { sender, query: Query::Ping } = query.body else { panic!() };
+//! assert_eq!(sender.as_bytes(), b"abcdefghij0123456789");
+//!
+//! let reply = Message {
+//!     transaction_id: query.transaction_id, // echoed as given
+//!     version: None,
+//!     requester_ip: Some("192.0.2.1:6881".parse().unwrap()),
+//!     read_only: false,
+//!     body: Body::Response(Response::bare(NodeId([7; 20]))),
+//! };
+//! let bytes = reply.to_bytes();
+//! assert_eq!(Message::decode(&bytes), Ok(reply));
+//! ```
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -24,6 +45,12 @@ pub mod bencode;
 pub mod compact;
 pub mod id;
 pub mod krpc;
+pub mod lookup;
+pub mod routing;
+pub mod sim;
+pub mod store;
+pub mod token;
+pub mod transactions;
 
 pub use compact::NodeInfo;
 pub use id::{Distance, InfoHash, NodeId};
@@ -32,12 +59,6 @@ pub use id::{Distance, InfoHash, NodeId};
 pub const K: usize = 8;
 /// Kademlia's α: queries in flight per lookup.
 pub const ALPHA: usize = 3;
-pub mod lookup;
-pub mod routing;
-pub mod sim;
-pub mod store;
-pub mod token;
-pub mod transactions;
 
 /// The one clock read in this crate, for unit tests only: the virtual
 /// epoch that test times are offset from, as a simulation's would be.

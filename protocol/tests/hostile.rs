@@ -229,33 +229,28 @@ fn wrong_types_in_every_field_are_errors() {
     }
 }
 
+/// A reply whose `r` holds `key` with a string of `len` zero bytes.
+fn reply_with_node_list(key: &str, len: usize) -> Vec<u8> {
+    let mut msg = b"d1:rd2:id20:".to_vec();
+    msg.extend_from_slice(&[b'i'; 20]);
+    msg.extend_from_slice(format!("{}:{key}{len}:", key.len()).as_bytes());
+    msg.extend(std::iter::repeat_n(0u8, len));
+    msg.extend_from_slice(b"e1:t2:aa1:y1:re");
+    msg
+}
+
 #[test]
 fn lengths_that_are_not_whole_entries_are_errors() {
-    let id = [b'i'; 20];
-    let mut msg = b"d1:rd2:id20:".to_vec();
-    msg.extend_from_slice(&id);
-    msg.extend_from_slice(b"5:nodes27:");
-    msg.extend_from_slice(&[0u8; 27]);
-    msg.extend_from_slice(b"e1:t2:aa1:y1:re");
-    assert_eq!(
-        Message::decode(&msg).unwrap_err().kind,
-        ParseErrorKind::BadLength {
-            key: "nodes",
-            len: 27
-        }
-    );
-    let mut msg6 = b"d1:rd2:id20:".to_vec();
-    msg6.extend_from_slice(&id);
-    msg6.extend_from_slice(b"6:nodes626:");
-    msg6.extend_from_slice(&[0u8; 26]);
-    msg6.extend_from_slice(b"e1:t2:aa1:y1:re");
-    assert_eq!(
-        Message::decode(&msg6).unwrap_err().kind,
-        ParseErrorKind::BadLength {
-            key: "nodes6",
-            len: 26
-        }
-    );
+    for (key, len) in [("nodes", 27), ("nodes", 25), ("nodes6", 26), ("nodes6", 39)] {
+        assert_eq!(
+            Message::decode(&reply_with_node_list(key, len))
+                .unwrap_err()
+                .kind,
+            ParseErrorKind::BadLength { key, len }
+        );
+    }
+    assert!(Message::decode(&reply_with_node_list("nodes", 52)).is_ok());
+    assert!(Message::decode(&reply_with_node_list("nodes6", 76)).is_ok());
     let short_id = b"d1:ad2:id19:aaaaaaaaaaaaaaaaaaae1:q4:ping1:t2:xx1:y1:qe";
     let e = Message::decode(short_id).unwrap_err();
     assert_eq!(e.kind, ParseErrorKind::BadLength { key: "id", len: 19 });
@@ -316,4 +311,76 @@ fn mutated_real_datagrams_never_panic_or_allocate() {
     }
     // The mutations must exercise both paths, or the test proves little.
     assert!(decoded_ok > 1_000 && decoded_ok < 59_000, "{decoded_ok}");
+}
+
+/// BEP 32: replies should stay under 1,024 bytes. A get_peers reply with
+/// 8 nodes, 8 IPv6 nodes, a long transaction id and token, and as many
+/// stored peers as the budget allows, fits.
+#[test]
+fn a_full_get_peers_reply_fits_in_1024_bytes() {
+    use dhtd_protocol::compact::CompactPeers;
+    use dhtd_protocol::krpc::{values_budget, MAX_REPLY_LEN};
+    use dhtd_protocol::store::{PeerStore, PeerStoreConfig};
+    use rand::SeedableRng;
+
+    #[allow(clippy::disallowed_methods)]
+    let now = std::time::Instant::now();
+    let mut store = PeerStore::new(now, PeerStoreConfig::default());
+    let info_hash = InfoHash([9; 20]);
+    for i in 0..400u16 {
+        let peer = if i % 3 == 0 {
+            std::net::SocketAddr::from(([0x2001, 0xdb8, 0, 0, 0, 0, 0, i], 6881))
+        } else {
+            std::net::SocketAddr::from(([10, 0, (i >> 8) as u8, i as u8], 6881))
+        };
+        store.announce(now, info_hash, peer);
+    }
+    let (mut nodes, mut nodes6) = (Vec::new(), Vec::new());
+    for i in 0..8u8 {
+        encode_node(
+            &NodeInfo {
+                id: NodeId([i; 20]),
+                addr: ([10, 9, 9, i], 6881).into(),
+            },
+            &mut nodes,
+        );
+        let v6 = std::net::SocketAddr::from(([0x2001, 0xdb8, 1, 0, 0, 0, 0, u16::from(i)], 6881));
+        encode_node(
+            &NodeInfo {
+                id: NodeId([i; 20]),
+                addr: v6,
+            },
+            &mut nodes6,
+        );
+    }
+    let reply = |values| Message {
+        transaction_id: b"12345678",
+        version: Some(b"DH\x00\x01"),
+        requester_ip: Some("[2001:db8::99]:6881".parse().unwrap()),
+        read_only: false,
+        body: Body::Response(Response {
+            nodes: Some(CompactNodes::v4(&nodes).unwrap()),
+            nodes6: Some(CompactNodes::v6(&nodes6).unwrap()),
+            token: Some(&[7u8; 20]),
+            values,
+            ..Response::bare(NodeId([3; 20]))
+        }),
+    };
+    let without = reply(None).to_bytes().len();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let sample = store.sample(now, &mut rng, &info_hash, values_budget(without));
+    let mut values = Vec::new();
+    let encoded = reply(Some(CompactPeers::encode_list(
+        sample.iter().copied(),
+        &mut values,
+    )))
+    .to_bytes();
+    assert!(encoded.len() <= MAX_REPLY_LEN, "{} bytes", encoded.len());
+    // And the budget is used, not wasted: no further peer would have fit.
+    assert!(
+        encoded.len() + 21 > MAX_REPLY_LEN,
+        "{} bytes",
+        encoded.len()
+    );
+    assert!(sample.len() >= 10, "{} peers", sample.len());
 }

@@ -27,6 +27,14 @@ use crate::id::{InfoHash, NodeId};
 /// BEP 32 recommends keeping replies under this many bytes.
 pub const MAX_REPLY_LEN: usize = 1024;
 
+/// Bytes left for a `values` list in a reply whose encoding without
+/// `values` is `reply_len` bytes, so that the whole stays within
+/// [`MAX_REPLY_LEN`]. Pass it to [`crate::store::PeerStore::sample`].
+pub fn values_budget(reply_len: usize) -> usize {
+    // "6:values" and the list's "l" and "e".
+    MAX_REPLY_LEN.saturating_sub(reply_len + 8 + 2)
+}
+
 /// One KRPC message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message<'a> {

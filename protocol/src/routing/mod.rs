@@ -199,6 +199,19 @@ pub struct RoutingStats {
 }
 
 /// The k-bucket routing table of one node.
+///
+/// ```
+/// use std::time::Instant;
+/// use dhtd_protocol::routing::{InsertOutcome, NodeFilter, RoutingConfig, RoutingTable};
+/// use dhtd_protocol::{NodeId, NodeInfo};
+///
+/// let now = Instant::now(); // the caller's clock, passed in
+/// let mut table = RoutingTable::new(NodeId([0; 20]), now, RoutingConfig::default());
+/// let node = NodeInfo { id: NodeId([0x80; 20]), addr: "192.0.2.1:6881".parse().unwrap() };
+/// // Only nodes that answered our queries get in.
+/// assert_eq!(table.node_responded(now, node), InsertOutcome::Inserted);
+/// assert_eq!(table.closest(now, &NodeId([0xff; 20]), 8, NodeFilter::Good), vec![node]);
+/// ```
 #[derive(Debug, Clone)]
 pub struct RoutingTable {
     own_id: NodeId,
