@@ -14,40 +14,33 @@ use dhtd_protocol::sim::{run_lookup_experiment, SimConfig};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let arg = |i: usize, name: &str, default: &str| -> Result<String, String> {
-        Ok(args.get(i).cloned().unwrap_or_else(|| default.to_string())).and_then(|v| {
-            if v.is_empty() {
-                Err(format!("{name}: empty"))
-            } else {
-                Ok(v)
-            }
-        })
-    };
+    // Positional argument `i`, or its default, parsed as T.
+    fn arg<T: std::str::FromStr>(
+        args: &[String],
+        i: usize,
+        name: &str,
+        default: T,
+    ) -> Result<T, String>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match args.get(i) {
+            Some(v) => v.parse().map_err(|e| format!("{name}: {e}")),
+            None => Ok(default),
+        }
+    }
     let parsed = (|| -> Result<(SimConfig, usize), String> {
-        let nodes = arg(0, "nodes", "1000")?
-            .parse()
-            .map_err(|e| format!("nodes: {e}"))?;
-        let lookups = arg(1, "lookups", "100")?
-            .parse()
-            .map_err(|e| format!("lookups: {e}"))?;
-        let loss: f64 = arg(2, "loss", "0.05")?
-            .parse()
-            .map_err(|e| format!("loss: {e}"))?;
+        let loss: f64 = arg(&args, 2, "loss", 0.05)?;
         if !(0.0..1.0).contains(&loss) {
             return Err("loss: must be at least 0 and below 1".into());
         }
-        let seed = arg(3, "seed", "1")?
-            .parse()
-            .map_err(|e| format!("seed: {e}"))?;
-        Ok((
-            SimConfig {
-                nodes,
-                loss,
-                seed,
-                ..SimConfig::default()
-            },
-            lookups,
-        ))
+        let config = SimConfig {
+            nodes: arg(&args, 0, "nodes", 1000)?,
+            loss,
+            seed: arg(&args, 3, "seed", 1)?,
+            ..SimConfig::default()
+        };
+        Ok((config, arg(&args, 1, "lookups", 100)?))
     })();
     let (config, lookups) = match parsed {
         Ok(p) => p,

@@ -94,7 +94,7 @@ struct Candidate {
 }
 
 /// The result of a lookup.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LookupOutcome {
     /// Up to k closest nodes that answered, closest first, each with the
     /// token it gave (get_peers).
@@ -116,7 +116,7 @@ pub struct LookupOutcome {
 }
 
 /// Why a lookup ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LookupEnd {
     /// The k closest known nodes all answered or failed.
     Converged,
@@ -125,6 +125,7 @@ pub enum LookupEnd {
     /// [`LookupConfig::max_duration`] passed.
     TimeLimit,
     /// Not finished yet.
+    #[default]
     Running,
 }
 
@@ -389,6 +390,17 @@ mod tests {
     use rand::rngs::StdRng;
     use rand::SeedableRng;
 
+    fn lookup(t0: Instant, rng: &mut StdRng, seeds: Vec<NodeInfo>, config: LookupConfig) -> Lookup {
+        Lookup::new(
+            t0,
+            NodeId::random(rng),
+            LookupKind::FindNode,
+            None,
+            seeds,
+            config,
+        )
+    }
+
     fn node(id: NodeId, n: u16) -> NodeInfo {
         NodeInfo {
             id,
@@ -401,14 +413,7 @@ mod tests {
         let t0 = crate::test_epoch();
         let mut rng = StdRng::seed_from_u64(1);
         let seeds: Vec<_> = (0..5).map(|n| node(NodeId::random(&mut rng), n)).collect();
-        let mut l = Lookup::new(
-            t0,
-            NodeId::random(&mut rng),
-            LookupKind::FindNode,
-            None,
-            seeds,
-            LookupConfig::default(),
-        );
+        let mut l = lookup(t0, &mut rng, seeds, LookupConfig::default());
         let mut sent = Vec::new();
         while let LookupStep::Query(n) = l.poll(t0) {
             sent.push(n);
@@ -486,14 +491,7 @@ mod tests {
             ..Default::default()
         };
         let seeds: Vec<_> = (0..5).map(|n| node(NodeId::random(&mut rng), n)).collect();
-        let mut l = Lookup::new(
-            t0,
-            NodeId::random(&mut rng),
-            LookupKind::FindNode,
-            None,
-            seeds.clone(),
-            cfg,
-        );
+        let mut l = lookup(t0, &mut rng, seeds.clone(), cfg);
         let (LookupStep::Query(a), LookupStep::Query(b)) = (l.poll(t0), l.poll(t0)) else {
             panic!("expected two queries")
         };
@@ -503,14 +501,7 @@ mod tests {
         assert_eq!(l.poll(t0), LookupStep::Finished);
         assert_eq!(l.outcome().end, LookupEnd::QueryLimit);
 
-        let mut l = Lookup::new(
-            t0,
-            NodeId::random(&mut rng),
-            LookupKind::FindNode,
-            None,
-            seeds,
-            LookupConfig::default(),
-        );
+        let mut l = lookup(t0, &mut rng, seeds, LookupConfig::default());
         assert!(matches!(l.poll(t0), LookupStep::Query(_)));
         assert_eq!(l.poll(t0 + Duration::from_secs(61)), LookupStep::Finished);
         assert_eq!(l.outcome().end, LookupEnd::TimeLimit);

@@ -302,6 +302,17 @@ impl RoutingTable {
             return InsertOutcome::Rejected(RejectReason::OwnId);
         }
         let cfg = self.config;
+        // The common case, first and without scanning the table: a node we
+        // hold answers again from the address we hold.
+        let index = usize::from(self.bucket_index(&info.id).0);
+        let bucket = &mut self.buckets[index];
+        if let Some(e) = bucket.nodes.iter_mut().find(|e| e.info == info) {
+            e.last_response = Some(now);
+            e.failures = 0;
+            e.ping_sent = None;
+            bucket.last_changed = now;
+            return InsertOutcome::Updated;
+        }
         // The same address under another id: the node restarted; forget the old id.
         self.forget_address_with_other_id(&info);
         loop {
