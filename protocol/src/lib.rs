@@ -44,9 +44,12 @@
 pub mod bencode;
 pub mod compact;
 pub mod id;
+pub mod ip_vote;
 pub mod krpc;
 pub mod lookup;
+pub mod rate_limit;
 pub mod routing;
+pub mod server;
 pub mod sim;
 pub mod store;
 pub mod token;

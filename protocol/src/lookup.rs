@@ -268,6 +268,34 @@ impl Lookup {
         fresh
     }
 
+    /// A node we asked before the lookup knew its id (a router, a node
+    /// added by address) answered: it joins the lookup as a responder, and
+    /// the nodes it returned become candidates. Call before the first
+    /// [`Lookup::poll`].
+    pub fn add_responder(
+        &mut self,
+        info: NodeInfo,
+        nodes: impl IntoIterator<Item = NodeInfo>,
+        peers: impl IntoIterator<Item = SocketAddr>,
+        token: Option<&[u8]>,
+    ) -> Vec<SocketAddr> {
+        if Some(info.id) == self.exclude {
+            return Vec::new();
+        }
+        self.add_candidates([info], 1);
+        let d = self.target.distance(&info.id);
+        if let Some(c) = self.candidates.get_mut(&d) {
+            if c.state == State::NotContacted {
+                c.state = State::Waiting {
+                    deadline: self.deadline,
+                };
+                self.in_flight += 1;
+                self.queries += 1;
+            }
+        }
+        self.on_response(&info.id, nodes, peers, token)
+    }
+
     /// A query failed: an error reply, a timeout reported by the caller, or
     /// a send that could not be made.
     pub fn on_failure(&mut self, from: &NodeId) {

@@ -17,13 +17,14 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 
-use crate::compact::{encode_node, CompactNodes, NodeInfo};
+use crate::compact::NodeInfo;
 use crate::id::NodeId;
-use crate::krpc::{Body, ErrorCode, KrpcError, Message, Query, Response};
+use crate::krpc::{Body, ErrorCode, Message, Query};
 use crate::lookup::{Lookup, LookupConfig, LookupKind, LookupOutcome, LookupStep};
 use crate::routing::{
     HeardOutcome, InsertOutcome, Maintenance, NodeFilter, RoutingConfig, RoutingTable,
 };
+use crate::server::{self, Needs};
 use crate::transactions::{Expired, TransactionConfig, TransactionTable};
 
 /// Parameters of a simulated network.
@@ -593,39 +594,34 @@ impl Simulation {
 
     fn answer(&self, i: usize, tid: &[u8], from: SocketAddr, query: &Query<'_>) -> Vec<u8> {
         let node = &self.nodes[i];
-        let target = match query {
-            Query::FindNode { target, .. } => Some(*target),
-            Query::GetPeers { info_hash, .. } => Some(NodeId::from(*info_hash)),
-            _ => None,
-        };
-        let mut nodes_buf = Vec::new();
-        let body = match (query, target) {
-            (Query::Ping, _) => Body::Response(Response::bare(node.id)),
-            (_, Some(target)) => {
-                for n in node
-                    .table
-                    .closest(self.now, &target, crate::K, NodeFilter::NotBad)
-                {
-                    encode_node(&n, &mut nodes_buf);
-                }
-                Body::Response(Response {
-                    nodes: CompactNodes::v4(&nodes_buf).ok(),
-                    ..Response::bare(node.id)
-                })
+        let target = match server::needs(query) {
+            Needs::Id => None,
+            Needs::Nodes(target) => Some(target),
+            Needs::Peers(info_hash) => Some(NodeId::from(info_hash)),
+            // The simulated nodes store nothing.
+            Needs::Store | Needs::MethodUnknown => {
+                let mut out = Vec::new();
+                server::encode_error(
+                    &mut out,
+                    tid,
+                    from,
+                    ErrorCode::MethodUnknown,
+                    b"method unknown",
+                );
+                return out;
             }
-            _ => Body::Error(KrpcError {
-                code: ErrorCode::MethodUnknown,
-                message: b"method unknown",
-            }),
         };
-        Message {
-            transaction_id: tid,
-            version: Some(b"SM\x00\x01"),
-            requester_ip: Some(from),
-            read_only: false,
-            body,
-        }
-        .to_bytes()
+        let nodes = target.map_or_else(Vec::new, |t| {
+            node.table
+                .closest(self.now, &t, crate::K, NodeFilter::NotBad)
+        });
+        let mut out = Vec::new();
+        let answer = server::Answer {
+            nodes: &nodes,
+            ..server::Answer::default()
+        };
+        server::encode_answer(&mut out, tid, node.id, from, answer);
+        out
     }
 
     fn failed(&mut self, i: usize, purpose: Purpose, to: SocketAddr) {

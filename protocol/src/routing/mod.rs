@@ -198,6 +198,24 @@ pub struct RoutingStats {
     pub total: BucketStats,
 }
 
+/// The `n` of `nodes` closest to `target`, closest first.
+pub fn closest_among(
+    nodes: impl IntoIterator<Item = NodeInfo>,
+    target: &NodeId,
+    n: usize,
+) -> Vec<NodeInfo> {
+    let mut all: Vec<(Distance, NodeInfo)> = nodes
+        .into_iter()
+        .map(|info| (target.distance(&info.id), info))
+        .collect();
+    if all.len() > n && n > 0 {
+        all.select_nth_unstable_by_key(n - 1, |(d, _)| *d);
+    }
+    all.truncate(n);
+    all.sort_unstable_by_key(|(d, _)| *d);
+    all.into_iter().map(|(_, info)| info).collect()
+}
+
 /// The k-bucket routing table of one node.
 ///
 /// ```
@@ -480,7 +498,7 @@ impl RoutingTable {
         n: usize,
         filter: NodeFilter,
     ) -> Vec<NodeInfo> {
-        let mut all: Vec<(Distance, NodeInfo)> = self
+        let candidates = self
             .buckets
             .iter()
             .flat_map(|b| &b.nodes)
@@ -488,15 +506,8 @@ impl RoutingTable {
                 NodeFilter::Good => e.status(now, &self.config) == NodeStatus::Good,
                 NodeFilter::NotBad => e.status(now, &self.config) != NodeStatus::Bad,
             })
-            .map(|e| (target.distance(&e.info.id), e.info))
-            .collect();
-        if all.len() > n && n > 0 {
-            all.select_nth_unstable_by_key(n - 1, |(d, _)| *d);
-            all.truncate(n);
-        }
-        all.sort_unstable_by_key(|(d, _)| *d);
-        all.truncate(n);
-        all.into_iter().map(|(_, info)| info).collect()
+            .map(|e| e.info);
+        closest_among(candidates, target, n)
     }
 
     /// The nodes in bucket `index`, for inspection and tests.

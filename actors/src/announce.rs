@@ -1,0 +1,227 @@
+//! AnnounceActor: owns the peer store and the token secrets.
+//!
+//! It answers `get_peers` (stored peers within BEP 32's reply budget, the
+//! closest nodes from the routing table's latest snapshot, and always a
+//! token) and `announce_peer` (token checked against the querier's IP;
+//! `implied_port` stores the UDP source port), expires stale announces and
+//! rotates the token secret on its one timer.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::{Actor, AsyncContext, Context, Handler, MessageResult, Recipient, SpawnHandle};
+use dhtd_protocol::krpc::ErrorCode;
+use dhtd_protocol::routing::closest_among;
+use dhtd_protocol::server::{self, Answer, Needs};
+use dhtd_protocol::store::{AnnounceOutcome, PeerStore, PeerStoreConfig};
+use dhtd_protocol::token::{TokenConfig, TokenSecrets};
+use dhtd_protocol::{NodeId, NodeInfo, K};
+use rand::rngs::StdRng;
+
+use crate::counters::{ActorKind, AnnounceRejection, Counters};
+use crate::messages::{
+    InboundQuery, NodeQueried, RoutingSnapshot, StoreSummary, StoreSummaryQuery,
+};
+use crate::socket::DatagramSender;
+use crate::supervision::{guarded, panic_hook, Supervised};
+
+/// The announce store's actor.
+pub struct AnnounceActor {
+    store: PeerStore,
+    tokens: TokenSecrets,
+    rng: StdRng,
+    own_id: NodeId,
+    nodes: Arc<Vec<NodeInfo>>,
+    sender: DatagramSender,
+    routing: Recipient<NodeQueried>,
+    counters: Arc<Counters>,
+    timer: Option<SpawnHandle>,
+    buf: Vec<u8>,
+}
+
+impl AnnounceActor {
+    /// A store with these caps; queriers are reported to `routing`.
+    pub fn new(
+        own_id: NodeId,
+        store: PeerStoreConfig,
+        tokens: TokenConfig,
+        mut rng: StdRng,
+        sender: DatagramSender,
+        routing: Recipient<NodeQueried>,
+        counters: Arc<Counters>,
+    ) -> Self {
+        let now = Instant::now();
+        AnnounceActor {
+            store: PeerStore::new(now, store),
+            tokens: TokenSecrets::new(now, &mut rng, tokens),
+            rng,
+            own_id,
+            nodes: Arc::new(Vec::new()),
+            sender,
+            routing,
+            counters,
+            timer: None,
+            buf: Vec::with_capacity(1024),
+        }
+    }
+
+    fn answer(&mut self, q: InboundQuery) {
+        let now = Instant::now();
+        match (q.needs, &q.announce) {
+            (Needs::Peers(info_hash), _) => {
+                let nodes = closest_among(self.nodes.iter().copied(), &NodeId::from(info_hash), K);
+                let token = self.tokens.issue(now, q.from.ip());
+                self.counters.add(&self.counters.tokens_issued);
+                let budget = server::values_budget_for(&q.tid, self.own_id, q.from, &nodes, &token);
+                let values = self.store.sample(now, &mut self.rng, &info_hash, budget);
+                let answer = Answer {
+                    nodes: &nodes,
+                    values: &values,
+                    token: Some(&token),
+                };
+                server::encode_answer(&mut self.buf, &q.tid, self.own_id, q.from, answer);
+            }
+            (Needs::Store, Some(args)) => {
+                if !self.tokens.check(now, q.from.ip(), &args.token) {
+                    self.reject(
+                        &q,
+                        AnnounceRejection::BadToken,
+                        ErrorCode::Protocol,
+                        b"bad token",
+                    );
+                    return;
+                }
+                let port = if args.implied_port {
+                    q.from.port()
+                } else {
+                    args.port
+                };
+                if port == 0 {
+                    self.reject(
+                        &q,
+                        AnnounceRejection::BadPort,
+                        ErrorCode::Protocol,
+                        b"bad port",
+                    );
+                    return;
+                }
+                let peer = SocketAddr::new(q.from.ip(), port);
+                match self.store.announce(now, args.info_hash, peer) {
+                    AnnounceOutcome::Stored | AnnounceOutcome::Refreshed => {
+                        self.counters.add(&self.counters.announces_stored);
+                        server::encode_answer(
+                            &mut self.buf,
+                            &q.tid,
+                            self.own_id,
+                            q.from,
+                            Answer::default(),
+                        );
+                    }
+                    AnnounceOutcome::Rejected(_) => {
+                        self.reject(
+                            &q,
+                            AnnounceRejection::Full,
+                            ErrorCode::Server,
+                            b"store full",
+                        );
+                        return;
+                    }
+                }
+            }
+            // The rate limiter sends only get_peers and announce_peer here.
+            _ => {
+                server::encode_error(
+                    &mut self.buf,
+                    &q.tid,
+                    q.from,
+                    ErrorCode::Protocol,
+                    b"bad query",
+                );
+                self.counters.add(&self.counters.errors_out);
+            }
+        }
+        self.sender.send(q.from, &self.buf);
+        self.routing.do_send(NodeQueried {
+            info: NodeInfo {
+                id: q.sender,
+                addr: q.from,
+            },
+            read_only: q.read_only,
+        });
+    }
+
+    fn reject(&mut self, q: &InboundQuery, why: AnnounceRejection, code: ErrorCode, text: &[u8]) {
+        self.counters.announce_rejected(why);
+        self.counters.add(&self.counters.errors_out);
+        server::encode_error(&mut self.buf, &q.tid, q.from, code, text);
+        self.sender.send(q.from, &self.buf);
+    }
+
+    fn on_timer(&mut self, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        self.store.expire(now);
+        self.tokens.handle_timeout(now);
+        self.arm(ctx);
+    }
+
+    fn arm(&mut self, ctx: &mut Context<Self>) {
+        if let Some(h) = self.timer.take() {
+            ctx.cancel_future(h);
+        }
+        let next = self.store.poll_timeout().min(self.tokens.poll_timeout());
+        let wait = next.saturating_duration_since(Instant::now());
+        self.timer = Some(ctx.run_later(wait, |this, ctx| {
+            guarded(this, ctx, |this, ctx| this.on_timer(ctx));
+        }));
+    }
+}
+
+impl Actor for AnnounceActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.arm(ctx);
+    }
+}
+
+impl Supervised for AnnounceActor {
+    const KIND: ActorKind = ActorKind::AnnounceStore;
+
+    fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    fn restart(&mut self, ctx: &mut Context<Self>) {
+        self.arm(ctx);
+    }
+}
+
+impl Handler<InboundQuery> for AnnounceActor {
+    type Result = ();
+    fn handle(&mut self, q: InboundQuery, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |this, _| this.answer(q));
+    }
+}
+
+impl Handler<RoutingSnapshot> for AnnounceActor {
+    type Result = ();
+    fn handle(&mut self, m: RoutingSnapshot, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |this, _| this.nodes = m.0);
+    }
+}
+
+impl Handler<StoreSummaryQuery> for AnnounceActor {
+    type Result = MessageResult<StoreSummaryQuery>;
+    fn handle(&mut self, _: StoreSummaryQuery, ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(guarded(self, ctx, |this, _| {
+            let s = this.store.stats();
+            StoreSummary {
+                info_hashes: s.info_hashes,
+                peers: s.peers,
+            }
+        }))
+    }
+}
+
+panic_hook!(AnnounceActor);

@@ -1,0 +1,89 @@
+//! Outbound: the query budget, its queue, and the spacing rule.
+
+use std::time::{Duration, Instant};
+
+use actix::{AsyncContext, Context, Handler};
+
+use super::RateLimiterActor;
+use crate::counters::Refusal;
+use crate::messages::{QueryDone, QueryFailure, SendQuery};
+use crate::supervision::guarded;
+
+/// How often idle per-IP buckets are forgotten when nothing else wakes us.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+/// Tells the asker its query was not sent.
+pub(crate) fn refuse(query: SendQuery, why: Refusal, counters: &crate::counters::Counters) {
+    counters.refused(why);
+    if let Some(reply_to) = query.reply_to {
+        reply_to.do_send(QueryDone {
+            tag: query.tag,
+            to: query.to,
+            node: query.node,
+            rtt: None,
+            result: Err(QueryFailure::Refused(why)),
+        });
+    }
+}
+
+impl Handler<SendQuery> for RateLimiterActor {
+    type Result = ();
+
+    fn handle(&mut self, query: SendQuery, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |this, ctx| this.on_send_query(query, ctx));
+    }
+}
+
+impl RateLimiterActor {
+    fn on_send_query(&mut self, query: SendQuery, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        let key = (query.to, query.query.target(), query.query.method() as u8);
+        if !self.spacing.try_use(now, key) {
+            refuse(query, Refusal::Spacing, &self.counters);
+            return;
+        }
+        if self.queue.is_empty() && self.outbound.try_take(now, self.limits.outbound_queries) {
+            self.links.transactions.do_send(query);
+            return;
+        }
+        if self.queue.len() >= self.limits.max_queued_queries {
+            refuse(query, Refusal::QueueFull, &self.counters);
+            return;
+        }
+        self.queue.push_back(query);
+        if self.queue.len() == 1 {
+            self.arm(ctx);
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        while !self.queue.is_empty() && self.outbound.try_take(now, self.limits.outbound_queries) {
+            if let Some(q) = self.queue.pop_front() {
+                self.links.transactions.do_send(q);
+            }
+        }
+        if self.queue.is_empty() {
+            self.queries_in.forget_idle(now);
+            self.responses_in.forget_idle(now);
+        }
+        self.arm(ctx);
+    }
+
+    /// One timer: the next budget token while queries wait, else the sweep.
+    pub(super) fn arm(&mut self, ctx: &mut Context<Self>) {
+        if let Some(h) = self.timer.take() {
+            ctx.cancel_future(h);
+        }
+        let wait = if self.queue.is_empty() {
+            SWEEP_EVERY
+        } else {
+            self.outbound
+                .wait_time(Instant::now(), self.limits.outbound_queries)
+                .max(Duration::from_millis(1))
+        };
+        self.timer = Some(ctx.run_later(wait, |this, ctx| {
+            guarded(this, ctx, |this, ctx| this.on_timer(ctx));
+        }));
+    }
+}

@@ -1,0 +1,346 @@
+//! RoutingActor: owns the k-buckets (`dhtd_protocol::routing::RoutingTable`).
+//!
+//! It answers `ping`, `find_node` and unknown methods that carry a target
+//! (the queries that need only the table), learns from every response and
+//! failure the transaction table reports, pings questionable nodes and
+//! nodes worth adding, refreshes stale buckets with lookups, and publishes
+//! a snapshot of its nodes to the announce store once a second when it
+//! changed, so that `get_peers` is answered there without a second hop.
+//! Routers are queried but never added.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::{Actor, Addr, AsyncContext, Context, Handler, MessageResult, Recipient, SpawnHandle};
+use dhtd_protocol::krpc::ErrorCode;
+use dhtd_protocol::lookup::LookupKind;
+use dhtd_protocol::routing::{
+    HeardOutcome, InsertOutcome, Maintenance, NodeFilter, RoutingConfig, RoutingTable,
+};
+use dhtd_protocol::server::{self, Answer, Needs};
+use dhtd_protocol::{NodeId, NodeInfo, K};
+use rand::rngs::StdRng;
+
+use crate::counters::{ActorKind, Counters};
+use crate::lookups::LookupsActor;
+use crate::messages::{
+    ClosestNodes, ConsiderNodes, InboundQuery, LookupFromTable, LookupSink, NodeFailed,
+    NodeQueried, NodeResponded, OutQuery, RefreshAllBuckets, RoutingSnapshot, RoutingSummary,
+    RoutingSummaryQuery, SendQuery, SetRouters, StartLookup, TableSnapshot,
+};
+use crate::socket::DatagramSender;
+use crate::supervision::{guarded, panic_hook, Supervised};
+
+/// How often a changed table is published to the announce store.
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+/// Seeds handed to a lookup started from the table.
+const SEEDS: usize = 2 * K;
+
+/// Where the routing table sends work.
+pub struct RoutingLinks {
+    /// Pings go out through the rate limiter.
+    pub outbound: Recipient<SendQuery>,
+    /// Refresh lookups.
+    pub lookups: Addr<LookupsActor>,
+    /// The announce store's copy of our nodes.
+    pub snapshot: Recipient<RoutingSnapshot>,
+}
+
+/// The routing table's actor.
+pub struct RoutingActor {
+    table: RoutingTable,
+    rng: StdRng,
+    routers: HashSet<SocketAddr>,
+    links: RoutingLinks,
+    sender: DatagramSender,
+    counters: Arc<Counters>,
+    timer: Option<SpawnHandle>,
+    changed: bool,
+    buf: Vec<u8>,
+}
+
+impl RoutingActor {
+    /// A table for `own_id`; `table` may be one kept from a previous actor.
+    pub fn new(
+        own_id: NodeId,
+        config: RoutingConfig,
+        rng: StdRng,
+        links: RoutingLinks,
+        sender: DatagramSender,
+        counters: Arc<Counters>,
+    ) -> Self {
+        RoutingActor {
+            table: RoutingTable::new(own_id, Instant::now(), config),
+            rng,
+            routers: HashSet::new(),
+            links,
+            sender,
+            counters,
+            timer: None,
+            changed: true,
+            buf: Vec::with_capacity(512),
+        }
+    }
+
+    fn ping(&self, info: NodeInfo) {
+        self.links.outbound.do_send(SendQuery {
+            to: info.addr,
+            node: Some(info.id),
+            query: OutQuery::Ping,
+            reply_to: None,
+            tag: 0,
+        });
+    }
+
+    fn consider(&mut self, now: Instant, info: &NodeInfo) {
+        if !self.routers.contains(&info.addr)
+            && self.table.heard_about(now, info) == HeardOutcome::WorthPinging
+        {
+            self.ping(*info);
+        }
+    }
+
+    fn answer(&mut self, q: InboundQuery) {
+        let now = Instant::now();
+        let info = NodeInfo {
+            id: q.sender,
+            addr: q.from,
+        };
+        let own = self.table.own_id();
+        match q.needs {
+            Needs::Id => {
+                server::encode_answer(&mut self.buf, &q.tid, own, q.from, Answer::default());
+            }
+            Needs::Nodes(target) => {
+                let nodes = self.table.closest(now, &target, K, NodeFilter::NotBad);
+                let answer = Answer {
+                    nodes: &nodes,
+                    ..Answer::default()
+                };
+                server::encode_answer(&mut self.buf, &q.tid, own, q.from, answer);
+            }
+            Needs::MethodUnknown | Needs::Peers(_) | Needs::Store => {
+                server::encode_error(
+                    &mut self.buf,
+                    &q.tid,
+                    q.from,
+                    ErrorCode::MethodUnknown,
+                    b"method unknown",
+                );
+                self.counters.add(&self.counters.errors_out);
+            }
+        }
+        self.sender.send(q.from, &self.buf);
+        self.queried(now, &info, q.read_only);
+    }
+
+    fn queried(&mut self, now: Instant, info: &NodeInfo, read_only: bool) {
+        if self.table.node_queried(now, info, read_only) == HeardOutcome::WorthPinging
+            && !self.routers.contains(&info.addr)
+        {
+            self.ping(*info);
+        }
+    }
+
+    fn responded(&mut self, msg: NodeResponded) {
+        let now = Instant::now();
+        if !self.routers.contains(&msg.info.addr) {
+            match self.table.node_responded(now, msg.info) {
+                InsertOutcome::PingOldest(oldest) => self.ping(oldest),
+                InsertOutcome::Inserted => self.changed = true,
+                _ => {}
+            }
+        }
+        for n in &msg.heard {
+            self.consider(now, n);
+        }
+    }
+
+    fn start_from_table(&mut self, mut start: StartLookup) {
+        let seeds = self
+            .table
+            .closest(Instant::now(), &start.target, SEEDS, NodeFilter::NotBad);
+        start.seeds.extend(seeds);
+        self.links.lookups.do_send(start);
+    }
+
+    fn on_timer(&mut self, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        while let Some(work) = self.table.poll_maintenance(now, &mut self.rng) {
+            match work {
+                Maintenance::Ping(info) => self.ping(info),
+                Maintenance::Refresh { target, .. } => self.start_from_table(StartLookup {
+                    id: 0,
+                    target,
+                    kind: LookupKind::FindNode,
+                    seeds: Vec::new(),
+                    addr_seeds: Vec::new(),
+                    announce: None,
+                    sink: LookupSink::Discard,
+                }),
+            }
+        }
+        if self.changed {
+            self.changed = false;
+            let nodes =
+                self.table
+                    .closest(now, &self.table.own_id(), usize::MAX, NodeFilter::NotBad);
+            self.links
+                .snapshot
+                .do_send(RoutingSnapshot(Arc::new(nodes)));
+        }
+        self.arm(ctx);
+    }
+
+    fn arm(&mut self, ctx: &mut Context<Self>) {
+        if let Some(h) = self.timer.take() {
+            ctx.cancel_future(h);
+        }
+        let now = Instant::now();
+        let next = self
+            .table
+            .poll_timeout()
+            .map_or(PUBLISH_EVERY, |t| t.saturating_duration_since(now))
+            .min(PUBLISH_EVERY);
+        self.timer = Some(ctx.run_later(next, |this, ctx| {
+            guarded(this, ctx, |this, ctx| this.on_timer(ctx));
+        }));
+    }
+}
+
+impl Actor for RoutingActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.arm(ctx);
+    }
+}
+
+impl Supervised for RoutingActor {
+    const KIND: ActorKind = ActorKind::RoutingTable;
+
+    fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    fn restart(&mut self, ctx: &mut Context<Self>) {
+        self.arm(ctx);
+    }
+}
+
+impl Handler<InboundQuery> for RoutingActor {
+    type Result = ();
+    fn handle(&mut self, q: InboundQuery, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |this, _| this.answer(q));
+    }
+}
+
+impl Handler<NodeQueried> for RoutingActor {
+    type Result = ();
+    fn handle(&mut self, m: NodeQueried, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |this, _| {
+            this.queried(Instant::now(), &m.info, m.read_only)
+        });
+    }
+}
+
+impl Handler<NodeResponded> for RoutingActor {
+    type Result = ();
+    fn handle(&mut self, m: NodeResponded, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |this, _| this.responded(m));
+    }
+}
+
+impl Handler<NodeFailed> for RoutingActor {
+    type Result = ();
+    fn handle(&mut self, m: NodeFailed, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |this, _| {
+            this.table
+                .node_failed(Instant::now(), &m.info.id, m.info.addr);
+            this.changed = true;
+        });
+    }
+}
+
+impl Handler<ConsiderNodes> for RoutingActor {
+    type Result = ();
+    fn handle(&mut self, m: ConsiderNodes, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |this, _| {
+            let now = Instant::now();
+            for n in &m.0 {
+                this.consider(now, n);
+            }
+        });
+    }
+}
+
+impl Handler<SetRouters> for RoutingActor {
+    type Result = ();
+    fn handle(&mut self, m: SetRouters, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |this, _| this.routers.extend(m.0));
+    }
+}
+
+impl Handler<ClosestNodes> for RoutingActor {
+    type Result = MessageResult<ClosestNodes>;
+    fn handle(&mut self, m: ClosestNodes, ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(guarded(self, ctx, |this, _| {
+            this.table
+                .closest(Instant::now(), &m.target, m.n, NodeFilter::NotBad)
+        }))
+    }
+}
+
+impl Handler<TableSnapshot> for RoutingActor {
+    type Result = MessageResult<TableSnapshot>;
+    fn handle(&mut self, _: TableSnapshot, ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(guarded(self, ctx, |this, _| this.table.nodes()))
+    }
+}
+
+impl Handler<RoutingSummaryQuery> for RoutingActor {
+    type Result = MessageResult<RoutingSummaryQuery>;
+    fn handle(&mut self, _: RoutingSummaryQuery, ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(guarded(self, ctx, |this, _| {
+            let now = Instant::now();
+            RoutingSummary {
+                stats: this.table.stats(now),
+                estimated_dht_size: this.table.estimated_dht_size(now),
+                own_id: this.table.own_id(),
+            }
+        }))
+    }
+}
+
+impl Handler<LookupFromTable> for RoutingActor {
+    type Result = ();
+    fn handle(&mut self, m: LookupFromTable, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |this, _| this.start_from_table(m.0));
+    }
+}
+
+impl Handler<RefreshAllBuckets> for RoutingActor {
+    type Result = usize;
+    fn handle(&mut self, m: RefreshAllBuckets, ctx: &mut Context<Self>) -> usize {
+        guarded(self, ctx, |this, _| {
+            let targets = this.table.refresh_targets(&mut this.rng);
+            let n = targets.len();
+            for (i, target) in targets.into_iter().enumerate() {
+                this.start_from_table(StartLookup {
+                    id: i as u64,
+                    target,
+                    kind: LookupKind::FindNode,
+                    seeds: Vec::new(),
+                    addr_seeds: Vec::new(),
+                    announce: None,
+                    sink: m.sink.clone(),
+                });
+            }
+            n
+        })
+    }
+}
+
+panic_hook!(RoutingActor);

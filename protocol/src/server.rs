@@ -1,0 +1,210 @@
+//! The serving side of KRPC as pure functions: what an inbound query asks
+//! of the node's state, and the encoded reply once that state answered.
+//!
+//! The actor layer and the simulator both answer queries through these, so
+//! the wire format of a reply is decided in one place.
+
+use std::net::SocketAddr;
+
+use crate::compact::{encode_node, CompactNodes, CompactPeers, NodeInfo};
+use crate::id::{InfoHash, NodeId};
+use crate::krpc::{values_budget, Body, ErrorCode, KrpcError, Message, Query, Response};
+
+/// The `v` key we send: client "DH", version 0.1.
+pub const VERSION: &[u8; 4] = b"DH\x00\x01";
+
+/// What answering a query needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Only our id (`ping`).
+    Id,
+    /// The nodes closest to a target (`find_node`, and unknown methods with a
+    /// `target` or `info_hash`, answered like `find_node` as libtorrent does).
+    Nodes(NodeId),
+    /// Stored peers, the closest nodes and a token (`get_peers`).
+    Peers(InfoHash),
+    /// A token check and a store (`announce_peer`).
+    Store,
+    /// Nothing: the reply is error 204.
+    MethodUnknown,
+}
+
+/// What `query` needs in order to be answered.
+pub fn needs(query: &Query<'_>) -> Needs {
+    match query {
+        Query::Ping => Needs::Id,
+        Query::FindNode { target, .. } => Needs::Nodes(*target),
+        Query::GetPeers { info_hash, .. } => Needs::Peers(*info_hash),
+        Query::AnnouncePeer { .. } => Needs::Store,
+        Query::Unknown {
+            target, info_hash, ..
+        } => match (target, info_hash) {
+            (Some(t), _) => Needs::Nodes(*t),
+            (None, Some(ih)) => Needs::Nodes(NodeId::from(*ih)),
+            (None, None) => Needs::MethodUnknown,
+        },
+    }
+}
+
+/// The content of a successful reply.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Answer<'a> {
+    /// Closest nodes, IPv4 and IPv6 mixed: each goes to `nodes` or `nodes6`.
+    pub nodes: &'a [NodeInfo],
+    /// Stored peers (`values`), omitted when empty.
+    pub values: &'a [SocketAddr],
+    /// Write token (`get_peers`).
+    pub token: Option<&'a [u8]>,
+}
+
+/// Encodes our reply to transaction `tid` from `requester` into `out`.
+/// `ip` always carries the requester's address (BEP 42).
+pub fn encode_answer(
+    out: &mut Vec<u8>,
+    tid: &[u8],
+    own_id: NodeId,
+    requester: SocketAddr,
+    answer: Answer<'_>,
+) {
+    let mut v4 = Vec::new();
+    let mut v6 = Vec::new();
+    for n in answer.nodes {
+        if n.addr.is_ipv4() {
+            encode_node(n, &mut v4);
+        } else {
+            encode_node(n, &mut v6);
+        }
+    }
+    let mut values_buf = Vec::new();
+    let values = (!answer.values.is_empty())
+        .then(|| CompactPeers::encode_list(answer.values.iter().copied(), &mut values_buf));
+    let response = Response {
+        nodes: (!v4.is_empty())
+            .then(|| CompactNodes::v4(&v4).ok())
+            .flatten(),
+        nodes6: (!v6.is_empty())
+            .then(|| CompactNodes::v6(&v6).ok())
+            .flatten(),
+        values,
+        token: answer.token,
+        ..Response::bare(own_id)
+    };
+    out.clear();
+    Message {
+        transaction_id: tid,
+        version: Some(VERSION),
+        requester_ip: Some(requester),
+        read_only: false,
+        body: Body::Response(response),
+    }
+    .encode(out);
+}
+
+/// The byte budget left for `values` in a `get_peers` reply carrying
+/// `nodes` and `token`, so that the whole stays within BEP 32's 1,024 bytes.
+pub fn values_budget_for(
+    tid: &[u8],
+    own_id: NodeId,
+    requester: SocketAddr,
+    nodes: &[NodeInfo],
+    token: &[u8],
+) -> usize {
+    let mut probe = Vec::new();
+    let answer = Answer {
+        nodes,
+        values: &[],
+        token: Some(token),
+    };
+    encode_answer(&mut probe, tid, own_id, requester, answer);
+    values_budget(probe.len())
+}
+
+/// Encodes a KRPC error reply into `out`.
+pub fn encode_error(
+    out: &mut Vec<u8>,
+    tid: &[u8],
+    requester: SocketAddr,
+    code: ErrorCode,
+    message: &[u8],
+) {
+    out.clear();
+    Message {
+        transaction_id: tid,
+        version: Some(VERSION),
+        requester_ip: Some(requester),
+        read_only: false,
+        body: Body::Error(KrpcError { code, message }),
+    }
+    .encode(out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(i: u8, addr: &str) -> NodeInfo {
+        NodeInfo {
+            id: NodeId([i; 20]),
+            addr: addr.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn unknown_methods_with_a_target_are_answered_as_find_node() {
+        let q = Query::Unknown {
+            method: b"sample_infohashes",
+            target: Some(NodeId([3; 20])),
+            info_hash: None,
+            want: None,
+        };
+        assert_eq!(needs(&q), Needs::Nodes(NodeId([3; 20])));
+        let q = Query::Unknown {
+            method: b"vote",
+            target: None,
+            info_hash: None,
+            want: None,
+        };
+        assert_eq!(needs(&q), Needs::MethodUnknown);
+    }
+
+    #[test]
+    fn answer_splits_families_and_echoes_the_requester() {
+        let nodes = [node(1, "10.0.0.1:1"), node(2, "[2001:db8::1]:2")];
+        let peers: [SocketAddr; 1] = ["10.0.0.9:6881".parse().unwrap()];
+        let requester: SocketAddr = "192.0.2.7:4000".parse().unwrap();
+        let mut out = Vec::new();
+        let answer = Answer {
+            nodes: &nodes,
+            values: &peers,
+            token: Some(b"tok"),
+        };
+        encode_answer(&mut out, b"xy", NodeId([9; 20]), requester, answer);
+        let m = Message::decode(&out).unwrap();
+        assert_eq!(m.transaction_id, b"xy");
+        assert_eq!(m.requester_ip, Some(requester));
+        let Body::Response(r) = m.body else { panic!() };
+        assert_eq!(r.nodes.unwrap().iter().collect::<Vec<_>>(), [nodes[0]]);
+        assert_eq!(r.nodes6.unwrap().iter().collect::<Vec<_>>(), [nodes[1]]);
+        assert_eq!(r.values.unwrap().iter().collect::<Vec<_>>(), peers);
+        assert_eq!(r.token, Some(&b"tok"[..]));
+    }
+
+    #[test]
+    fn values_budget_keeps_a_full_reply_under_the_limit() {
+        let nodes: Vec<NodeInfo> = (0..8).map(|i| node(i, "10.0.0.1:1")).collect();
+        let requester: SocketAddr = "192.0.2.7:4000".parse().unwrap();
+        let budget = values_budget_for(b"abcd", NodeId([9; 20]), requester, &nodes, &[7; 8]);
+        let peers: Vec<SocketAddr> = (0..budget / 8)
+            .map(|i| SocketAddr::from(([10, 1, (i / 256) as u8, i as u8], 80)))
+            .collect();
+        let mut out = Vec::new();
+        let answer = Answer {
+            nodes: &nodes,
+            values: &peers,
+            token: Some(&[7; 8]),
+        };
+        encode_answer(&mut out, b"abcd", NodeId([9; 20]), requester, answer);
+        assert!(out.len() <= crate::krpc::MAX_REPLY_LEN, "{}", out.len());
+        assert!(out.len() > crate::krpc::MAX_REPLY_LEN - 8);
+    }
+}
