@@ -24,7 +24,7 @@ use crate::messages::{
     InboundQuery, NodeQueried, RoutingSnapshot, StoreSummary, StoreSummaryQuery,
 };
 use crate::socket::DatagramSender;
-use crate::supervision::{guarded, panic_hook, Supervised};
+use crate::supervision::{guarded, lifecycle, Supervised};
 
 /// The announce store's actor.
 pub struct AnnounceActor {
@@ -224,4 +224,4 @@ impl Handler<StoreSummaryQuery> for AnnounceActor {
     }
 }
 
-panic_hook!(AnnounceActor);
+lifecycle!(AnnounceActor);

@@ -24,7 +24,7 @@ use crate::messages::{
     AnnounceReport, AnnounceSpec, LookupEvent, LookupFinished, LookupSink, LookupSummary, OutQuery,
     QueryDone, SendQuery, StartLookup,
 };
-use crate::supervision::{guarded, panic_hook, Supervised};
+use crate::supervision::{guarded, lifecycle, Supervised};
 
 /// Limits of the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -414,4 +414,4 @@ impl Handler<QueryDone> for LookupsActor {
     }
 }
 
-panic_hook!(LookupsActor);
+lifecycle!(LookupsActor);

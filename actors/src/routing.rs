@@ -31,7 +31,7 @@ use crate::messages::{
     RoutingSummaryQuery, SendQuery, SetRouters, StartLookup, TableSnapshot,
 };
 use crate::socket::DatagramSender;
-use crate::supervision::{guarded, panic_hook, Supervised};
+use crate::supervision::{guarded, lifecycle, Supervised};
 
 /// How often a changed table is published to the announce store.
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
@@ -343,4 +343,4 @@ impl Handler<RefreshAllBuckets> for RoutingActor {
     }
 }
 
-panic_hook!(RoutingActor);
+lifecycle!(RoutingActor);

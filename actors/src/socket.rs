@@ -20,7 +20,7 @@ use bytes::Bytes;
 
 use crate::counters::{ActorKind, Counters, DropReason};
 use crate::messages::DatagramReceived;
-use crate::supervision::{panic_hook, Supervised};
+use crate::supervision::{lifecycle, Supervised};
 
 /// Sends datagrams on the node's socket without blocking.
 #[derive(Debug, Clone)]
@@ -143,4 +143,4 @@ impl Supervised for SocketActor {
     }
 }
 
-panic_hook!(SocketActor);
+lifecycle!(SocketActor);

@@ -67,23 +67,38 @@ where
     }
 }
 
+/// Stops the receiving actor for good (node shutdown).
+#[derive(actix::Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct StopActor;
+
 /// A test-only hook: the receiving actor panics inside its handler.
 #[cfg(feature = "fault-injection")]
 #[derive(actix::Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
 pub struct InjectPanic;
 
-/// Implements the `InjectPanic` handler for an actor.
+/// Implements the lifecycle handlers every actor shares: [`StopActor`], and
+/// `InjectPanic` when fault injection is compiled in.
+macro_rules! lifecycle {
+    ($actor:ty) => {
+        impl actix::Handler<$crate::supervision::StopActor> for $actor {
+            type Result = ();
+            fn handle(&mut self, _: $crate::supervision::StopActor, ctx: &mut actix::Context<Self>) {
+                actix::ActorContext::stop(ctx);
+            }
+        }
+        $crate::supervision::fault_hook!($actor);
+    };
+}
+pub(crate) use lifecycle;
+
 #[cfg(feature = "fault-injection")]
-macro_rules! panic_hook {
+macro_rules! fault_hook {
     ($actor:ty) => {
         impl actix::Handler<$crate::supervision::InjectPanic> for $actor {
             type Result = ();
-            fn handle(
-                &mut self,
-                _: $crate::supervision::InjectPanic,
-                ctx: &mut actix::Context<Self>,
-            ) {
+            fn handle(&mut self, _: $crate::supervision::InjectPanic, ctx: &mut actix::Context<Self>) {
                 $crate::supervision::guarded(self, ctx, |_, _| {
                     panic!("injected fault");
                 })
@@ -92,7 +107,7 @@ macro_rules! panic_hook {
     };
 }
 #[cfg(not(feature = "fault-injection"))]
-macro_rules! panic_hook {
+macro_rules! fault_hook {
     ($actor:ty) => {};
 }
-pub(crate) use panic_hook;
+pub(crate) use fault_hook;

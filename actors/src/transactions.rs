@@ -23,7 +23,7 @@ use crate::messages::{
     QueryFailure, SendQuery,
 };
 use crate::rate_limiter::refuse;
-use crate::supervision::{guarded, panic_hook, Supervised};
+use crate::supervision::{guarded, lifecycle, Supervised};
 
 struct Pending {
     reply_to: Option<Recipient<QueryDone>>,
@@ -266,4 +266,4 @@ impl Handler<InboundResponse> for TransactionsActor {
     }
 }
 
-panic_hook!(TransactionsActor);
+lifecycle!(TransactionsActor);

@@ -28,7 +28,7 @@ use crate::counters::{ActorKind, Counters};
 use crate::messages::{InboundQuery, InboundResponse, SendQuery};
 use crate::routing::RoutingActor;
 use crate::socket::DatagramSender;
-use crate::supervision::{panic_hook, Supervised};
+use crate::supervision::{lifecycle, Supervised};
 
 /// Limits, each with the reason it exists.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -166,4 +166,4 @@ impl Supervised for RateLimiterActor {
     }
 }
 
-panic_hook!(RateLimiterActor);
+lifecycle!(RateLimiterActor);

@@ -1,0 +1,437 @@
+//! # dhtd
+//!
+//! A BitTorrent mainline DHT node ([BEP 5](https://www.bittorrent.org/beps/bep_0005.html))
+//! to embed: start one with [`Dht::builder`], then ask its [`DhtHandle`] for
+//! the peers of an info hash, to announce us, to ping or add a node, or for
+//! statistics, the way a BitTorrent client uses a tracker.
+//!
+//! The node is a set of actix actors on their own threads (see [`Runtime`]);
+//! nothing actix appears in this API, and the handle's async methods work
+//! from any executor: an application with its own tokio runtime, or none,
+//! can use it.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), dhtd::Error> {
+//! use dhtd::{Config, Dht, InfoHash, PortChoice};
+//!
+//! // A node on loopback that bootstraps from one other node.
+//! let config = Config::local("127.0.0.1:0".parse().unwrap(), &["127.0.0.2:6881".parse().unwrap()]);
+//! let dht = Dht::builder(config).start()?;
+//! dht.wait_bootstrapped().await;
+//!
+//! let info_hash: InfoHash = "0123456789abcdef0123456789abcdef01234567".parse().unwrap();
+//! let report = dht.announce(info_hash, PortChoice::Port(6881)).await?;
+//! println!("{} of {} nodes accepted the announce", report.accepted, report.tried);
+//!
+//! let mut peers = dht.get_peers(info_hash);
+//! while let Some(peer) = peers.next_peer().await {
+//!     println!("peer {peer}");
+//! }
+//! println!("{:?}", peers.summary());
+//! dht.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod bootstrap;
+pub mod config;
+pub mod persist;
+mod runtime;
+mod stats;
+mod supervisor;
+pub mod torrent;
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use actix::Addr;
+use dhtd_actors::messages::{AnnounceSpec, LookupSink, QueryFailure};
+use dhtd_protocol::lookup::LookupKind;
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub use config::{Config, NodeIdChoice, DEFAULT_ROUTERS};
+pub use dhtd_actors::counters::{ActorKind, CountersSnapshot, DropReason, Method, Refusal};
+pub use dhtd_actors::messages::{AnnounceReport, LookupEvent, LookupSummary, StoreSummary};
+pub use dhtd_protocol::lookup::LookupEnd;
+pub use dhtd_protocol::routing::{BucketStats, RoutingStats};
+pub use dhtd_protocol::{InfoHash, NodeId};
+pub use runtime::Runtime;
+pub use stats::{Stats, Warning};
+
+use supervisor::SupervisorActor;
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The UDP socket could not be bound.
+    #[error("cannot bind UDP {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The actor threads could not be started.
+    #[error("cannot start the actor threads: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// The runtime given to the builder has been stopped.
+    #[error("the runtime has stopped")]
+    RuntimeStopped,
+}
+
+/// Why a request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The node has been shut down.
+    #[error("the DHT node has shut down")]
+    Shutdown,
+    /// `host:port` did not resolve to any address.
+    #[error("cannot resolve {0}")]
+    Resolve(String),
+    /// The node did not answer in time.
+    #[error("no answer (timeout)")]
+    Timeout,
+    /// The node answered with a KRPC error.
+    #[error("the node answered with error {0}")]
+    Remote(i64),
+    /// We did not send the query.
+    #[error("query not sent: {}", .0.label())]
+    Refused(Refusal),
+}
+
+impl From<QueryFailure> for Error {
+    fn from(f: QueryFailure) -> Self {
+        match f {
+            QueryFailure::Timeout => Error::Timeout,
+            QueryFailure::Remote(code) => Error::Remote(code),
+            QueryFailure::Refused(why) => Error::Refused(why),
+        }
+    }
+}
+
+/// Which port an announce stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortChoice {
+    /// This port (where our BitTorrent client listens).
+    Port(u16),
+    /// The UDP source port the receivers see (`implied_port`, for peers
+    /// behind NAT whose mapped port differs).
+    Implied,
+}
+
+impl PortChoice {
+    fn spec(self) -> AnnounceSpec {
+        match self {
+            PortChoice::Port(port) => AnnounceSpec {
+                port,
+                implied_port: false,
+            },
+            PortChoice::Implied => AnnounceSpec {
+                port: 0,
+                implied_port: true,
+            },
+        }
+    }
+}
+
+/// A node's answer to a ping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pong {
+    /// Its id.
+    pub id: NodeId,
+    /// Its `v` (client and version), if sent.
+    pub version: Option<Vec<u8>>,
+    /// Round-trip time.
+    pub rtt: Duration,
+}
+
+/// Starts a node.
+#[derive(Debug)]
+pub struct Dht {
+    config: Config,
+    runtime: Option<Runtime>,
+}
+
+impl Dht {
+    /// A builder for a node with this configuration.
+    pub fn builder(config: Config) -> Dht {
+        Dht {
+            config,
+            runtime: None,
+        }
+    }
+
+    /// Runs the node on a shared [`Runtime`] (many nodes, few threads)
+    /// instead of threads of its own.
+    pub fn runtime(mut self, runtime: &Runtime) -> Dht {
+        self.runtime = Some(runtime.clone());
+        self
+    }
+
+    /// Binds the socket, loads the state dir, starts the actors and begins
+    /// bootstrapping. Returns at once; requests made before bootstrap
+    /// completes wait for it.
+    pub fn start(self) -> Result<DhtHandle, StartError> {
+        let runtime = match self.runtime {
+            Some(rt) => rt,
+            None => Runtime::new().map_err(StartError::Runtime)?,
+        };
+        let started = supervisor::start(self.config, &runtime)?;
+        Ok(DhtHandle {
+            inner: Arc::new(Inner {
+                supervisor: started.supervisor,
+                local_addr: started.local_addr,
+                own_id: started.own_id,
+                bootstrapped: started.bootstrapped,
+                actors: started.actors,
+                _runtime: runtime,
+            }),
+        })
+    }
+}
+
+struct Inner {
+    supervisor: Addr<SupervisorActor>,
+    local_addr: SocketAddr,
+    own_id: NodeId,
+    bootstrapped: watch::Receiver<bool>,
+    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
+    actors: supervisor::Actors,
+    _runtime: Runtime,
+}
+
+/// A running node. Cheap to clone; `Send + Sync`; usable from any executor.
+#[derive(Clone)]
+pub struct DhtHandle {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for DhtHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DhtHandle")
+            .field("local_addr", &self.inner.local_addr)
+            .field("own_id", &self.inner.own_id)
+            .finish()
+    }
+}
+
+impl DhtHandle {
+    /// The bound UDP address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// Our node id.
+    pub fn id(&self) -> NodeId {
+        self.inner.own_id
+    }
+
+    /// Whether bootstrap has completed.
+    pub fn is_bootstrapped(&self) -> bool {
+        *self.inner.bootstrapped.borrow()
+    }
+
+    /// Waits until bootstrap completes (or the node shuts down).
+    pub async fn wait_bootstrapped(&self) {
+        let mut rx = self.inner.bootstrapped.clone();
+        let _ = rx.wait_for(|done| *done).await;
+    }
+
+    fn lookup(&self, target: NodeId, kind: LookupKind, announce: Option<AnnounceSpec>) -> PeerStream {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let request = supervisor::Lookup {
+            target,
+            kind,
+            announce,
+            sink: LookupSink::Caller(tx),
+        };
+        // If the node is gone the sender is dropped and the stream ends at once.
+        let _ = self.inner.supervisor.try_send(request);
+        PeerStream { rx, summary: None }
+    }
+
+    /// Looks up the peers of `info_hash`: they stream in as found, then the
+    /// summary. The DHT is sloppy: a lookup finds most peers, not always all.
+    pub fn get_peers(&self, info_hash: InfoHash) -> PeerStream {
+        self.lookup(NodeId::from(info_hash), LookupKind::GetPeers, None)
+    }
+
+    /// Looks up `info_hash` and announces us to the k closest nodes that gave
+    /// a token. The peers found on the way are in the returned summary's count.
+    pub async fn announce(&self, info_hash: InfoHash, port: PortChoice) -> Result<AnnounceReport, Error> {
+        let mut stream = self.lookup(NodeId::from(info_hash), LookupKind::GetPeers, Some(port.spec()));
+        let summary = stream.finish().await.ok_or(Error::Shutdown)?;
+        Ok(summary.announce.unwrap_or_default())
+    }
+
+    /// Re-announces `info_hash` every `every` until [`DhtHandle::stop_announcing`]:
+    /// stored announces expire, so a peer that wants to stay findable repeats.
+    pub async fn announce_every(&self, info_hash: InfoHash, port: PortChoice, every: Duration) -> Result<(), Error> {
+        self.send(supervisor::Reannounce {
+            info_hash,
+            spec: port.spec(),
+            every: Some(every),
+        })
+        .await
+    }
+
+    /// Stops the repeated announce of `info_hash`.
+    pub async fn stop_announcing(&self, info_hash: InfoHash) -> Result<(), Error> {
+        self.send(supervisor::Reannounce {
+            info_hash,
+            spec: PortChoice::Implied.spec(),
+            every: None,
+        })
+        .await
+    }
+
+    /// Looks up the nodes closest to `target`.
+    pub async fn find_node(&self, target: NodeId) -> Result<LookupSummary, Error> {
+        self.lookup(target, LookupKind::FindNode, None)
+            .finish()
+            .await
+            .ok_or(Error::Shutdown)
+    }
+
+    /// Pings one node.
+    pub async fn ping(&self, addr: SocketAddr) -> Result<Pong, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.send(supervisor::Ping { to: addr, reply }).await?;
+        let (reply, rtt) = rx.await.map_err(|_| Error::Shutdown)??;
+        Ok(Pong {
+            id: reply.id,
+            version: reply.version,
+            rtt,
+        })
+    }
+
+    /// Adds a node by `host:port`, as rTorrent's `dht_add_node`: for nodes
+    /// typed by hand, a .torrent's `nodes` and BitTorrent peers' PORT
+    /// messages. It is pinged, joins the table when it answers, and seeds
+    /// bootstrap if that has not succeeded yet. Names are resolved on a
+    /// separate thread.
+    pub async fn add_node(&self, host_port: &str) -> Result<(), Error> {
+        let addrs = match host_port.parse::<SocketAddr>() {
+            Ok(a) => vec![a],
+            Err(_) => {
+                let (tx, rx) = oneshot::channel();
+                let source = host_port.to_owned();
+                std::thread::spawn(move || {
+                    let _ = tx.send(bootstrap::resolve(&[source]));
+                });
+                rx.await.unwrap_or_default()
+            }
+        };
+        if addrs.is_empty() {
+            return Err(Error::Resolve(host_port.to_owned()));
+        }
+        self.send(bootstrap::AddNodes(addrs)).await
+    }
+
+    /// Adds every node of a .torrent's `nodes` list (see [`torrent`]).
+    pub async fn add_nodes(&self, nodes: &[String]) -> Result<usize, Error> {
+        let mut added = 0;
+        for n in nodes {
+            if self.add_node(n).await.is_ok() {
+                added += 1;
+            }
+        }
+        Ok(added)
+    }
+
+    /// Statistics: the table per bucket and state, the estimated DHT size,
+    /// the store, traffic counters, restarts and warnings.
+    pub async fn stats(&self) -> Result<Stats, Error> {
+        self.inner
+            .supervisor
+            .send(supervisor::GetStats)
+            .await
+            .map_err(|_| Error::Shutdown)
+    }
+
+    /// Saves the routing table and stops the node. Other handles' requests
+    /// fail with [`Error::Shutdown`] afterwards.
+    pub async fn shutdown(&self) {
+        let _ = self.inner.supervisor.send(supervisor::Shutdown).await;
+    }
+
+    /// Test hook: makes `actor` panic inside a handler. The node must carry
+    /// on with its state.
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_panic(&self, actor: ActorKind) {
+        use dhtd_actors::supervision::InjectPanic;
+        let a = &self.inner.actors;
+        match actor {
+            ActorKind::Socket => a.socket.do_send(InjectPanic),
+            ActorKind::RateLimiter => a.rate_limiter.do_send(InjectPanic),
+            ActorKind::RoutingTable => a.routing.do_send(InjectPanic),
+            ActorKind::Transactions => a.transactions.do_send(InjectPanic),
+            ActorKind::AnnounceStore => a.announce.do_send(InjectPanic),
+            ActorKind::Lookups => a.lookups.do_send(InjectPanic),
+            _ => {}
+        }
+    }
+
+    async fn send<M>(&self, msg: M) -> Result<(), Error>
+    where
+        M: actix::Message<Result = ()> + Send + 'static,
+        SupervisorActor: actix::Handler<M>,
+    {
+        self.inner.supervisor.send(msg).await.map_err(|_| Error::Shutdown)
+    }
+}
+
+/// The peers of a lookup as they are found, then its summary.
+#[derive(Debug)]
+pub struct PeerStream {
+    rx: mpsc::UnboundedReceiver<LookupEvent>,
+    summary: Option<LookupSummary>,
+}
+
+impl PeerStream {
+    /// The next peer; `None` once the lookup has ended (see [`PeerStream::summary`]).
+    pub async fn next_peer(&mut self) -> Option<SocketAddr> {
+        loop {
+            match self.rx.recv().await? {
+                LookupEvent::Peer(p) => return Some(p),
+                LookupEvent::Finished(s) => self.summary = Some(s),
+            }
+        }
+    }
+
+    /// The summary, once the stream has ended.
+    pub fn summary(&self) -> Option<&LookupSummary> {
+        self.summary.as_ref()
+    }
+
+    /// Runs the lookup to its end, dropping peers, and returns the summary
+    /// (`None` if the node shut down first).
+    pub async fn finish(&mut self) -> Option<LookupSummary> {
+        while self.next_peer().await.is_some() {}
+        self.summary.clone()
+    }
+
+    /// Collects every peer and the summary.
+    pub async fn collect(mut self) -> (Vec<SocketAddr>, Option<LookupSummary>) {
+        let mut peers = Vec::new();
+        while let Some(p) = self.next_peer().await {
+            peers.push(p);
+        }
+        (peers, self.summary)
+    }
+}
+
+impl futures_core::Stream for PeerStream {
+    type Item = LookupEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<LookupEvent>> {
+        self.rx.poll_recv(cx)
+    }
+}

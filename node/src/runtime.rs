@@ -1,0 +1,99 @@
+//! The threads a node runs on: an actix `System` and three Arbiters.
+//!
+//! | thread | actors | why there |
+//! | --- | --- | --- |
+//! | `net` | Socket, RateLimiter | the receive loop hands each datagram to the rate limiter on the same thread: no cross-thread hop before admission and decoding |
+//! | `state` | RoutingTable, AnnounceStore | the two actors that answer queries; one hop from `net`, then the answer goes straight to the socket |
+//! | `work` | Transactions, Lookups | our own queries and their answers stay on one thread, off the serving path |
+//! | system | Supervisor | API requests, bootstrap, saving; file writes and DNS go to a blocking pool |
+//!
+//! One [`Runtime`] can carry many nodes (a test swarm of hundreds of nodes
+//! uses one); a node started without one gets its own.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use actix_rt::{Arbiter, ArbiterHandle, System};
+use parking_lot::Mutex;
+
+/// An actix system with its Arbiters, running on its own threads so that an
+/// application with its own async runtime (or none) can embed nodes.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    system: System,
+    net: ArbiterHandle,
+    state: ArbiterHandle,
+    work: ArbiterHandle,
+    control: ArbiterHandle,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Starts the system thread and its three Arbiters.
+    pub fn new() -> std::io::Result<Runtime> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("dhtd-system".into())
+            .spawn(move || {
+                let system = System::new();
+                let handles = system.block_on(async {
+                    let arbiters = [Arbiter::new(), Arbiter::new(), Arbiter::new()];
+                    let handles = arbiters.map(|a| a.handle());
+                    (System::current(), handles, System::current().arbiter().clone())
+                });
+                if tx.send(handles).is_ok() {
+                    // Returns when `System::stop` is called.
+                    let _ = system.run();
+                }
+            })?;
+        let (system, [net, state, work], control) = rx
+            .recv()
+            .map_err(|_| std::io::Error::other("the actix system thread did not start"))?;
+        Ok(Runtime {
+            inner: Arc::new(Inner {
+                system,
+                net,
+                state,
+                work,
+                control,
+                thread: Mutex::new(Some(thread)),
+            }),
+        })
+    }
+
+    pub(crate) fn net(&self) -> &ArbiterHandle {
+        &self.inner.net
+    }
+    pub(crate) fn state(&self) -> &ArbiterHandle {
+        &self.inner.state
+    }
+    pub(crate) fn work(&self) -> &ArbiterHandle {
+        &self.inner.work
+    }
+    pub(crate) fn control(&self) -> &ArbiterHandle {
+        &self.inner.control
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.system.stop();
+        if let Some(t) = self.thread.lock().take() {
+            // The system thread may be the one dropping us (a node's last
+            // handle dropped inside an actor); never join ourselves.
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
+        }
+    }
+}
