@@ -1,0 +1,6 @@
+//! End-to-end tests of dhtd on loopback: one binary, one module per concern.
+//! No test resolves a name or sends to anything outside 127.0.0.0/8.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod swarm;

@@ -1,0 +1,68 @@
+//! A swarm of 200 real nodes: announce, then look up.
+
+use std::time::Instant;
+
+use dhtd::{InfoHash, PortChoice};
+use dhtd_tests::{median_p90, Swarm};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const NODES: usize = 200;
+const LOOKUPS: usize = 20;
+
+/// Each node announces its own info hash on port 10000 + i; lookups from 20
+/// random nodes for 20 random announced info hashes must find the announcer.
+async fn announce_all(swarm: &Swarm, rng: &mut StdRng) -> Vec<InfoHash> {
+    let hashes: Vec<InfoHash> = (0..swarm.nodes.len()).map(|_| InfoHash::random(rng)).collect();
+    let mut tasks = Vec::new();
+    for (i, node) in swarm.nodes.iter().enumerate() {
+        let (node, ih) = (node.clone(), hashes[i]);
+        tasks.push(tokio::spawn(async move { node.announce(ih, PortChoice::Port(10_000 + i as u16)).await }));
+    }
+    let mut accepted = Vec::new();
+    for t in tasks {
+        let report = t.await.unwrap().unwrap();
+        accepted.push(report.accepted);
+    }
+    let none = accepted.iter().filter(|a| **a == 0).count();
+    assert_eq!(none, 0, "{none} announces were accepted by no node");
+    hashes
+}
+
+async fn look_up_sample(swarm: &Swarm, hashes: &[InfoHash], rng: &mut StdRng, live: impl Fn(usize) -> bool) {
+    let mut times = Vec::new();
+    let mut queries = Vec::new();
+    let mut missed = Vec::new();
+    let mut done = 0;
+    while done < LOOKUPS {
+        let from = rng.random_range(0..swarm.nodes.len());
+        let target = rng.random_range(0..swarm.nodes.len());
+        if from == target || !live(from) || !live(target) {
+            continue;
+        }
+        done += 1;
+        let announcer = swarm.nodes[target].local_addr();
+        let expected = std::net::SocketAddr::new(announcer.ip(), 10_000 + target as u16);
+        let started = Instant::now();
+        let (peers, summary) = swarm.nodes[from].get_peers(hashes[target]).collect().await;
+        times.push(started.elapsed());
+        let summary = summary.expect("a summary");
+        queries.push(summary.queries);
+        if !peers.contains(&expected) {
+            missed.push((from, target, peers, summary));
+        }
+    }
+    let (t50, t90) = median_p90(&mut times).unwrap();
+    let (q50, q90) = median_p90(&mut queries).unwrap();
+    println!("{LOOKUPS} lookups: time median {t50:?} p90 {t90:?}; queries median {q50} p90 {q90}");
+    assert!(missed.is_empty(), "lookups that missed the announcer: {missed:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_nodes_find_every_announcer() {
+    let swarm = Swarm::start(NODES, 7, |_, _| {}).await;
+    let mut rng = StdRng::seed_from_u64(99);
+    let hashes = announce_all(&swarm, &mut rng).await;
+    look_up_sample(&swarm, &hashes, &mut rng, |_| true).await;
+    swarm.shutdown().await;
+}
