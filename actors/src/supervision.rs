@@ -84,7 +84,11 @@ macro_rules! lifecycle {
     ($actor:ty) => {
         impl actix::Handler<$crate::supervision::StopActor> for $actor {
             type Result = ();
-            fn handle(&mut self, _: $crate::supervision::StopActor, ctx: &mut actix::Context<Self>) {
+            fn handle(
+                &mut self,
+                _: $crate::supervision::StopActor,
+                ctx: &mut actix::Context<Self>,
+            ) {
                 actix::ActorContext::stop(ctx);
             }
         }
@@ -98,7 +102,11 @@ macro_rules! fault_hook {
     ($actor:ty) => {
         impl actix::Handler<$crate::supervision::InjectPanic> for $actor {
             type Result = ();
-            fn handle(&mut self, _: $crate::supervision::InjectPanic, ctx: &mut actix::Context<Self>) {
+            fn handle(
+                &mut self,
+                _: $crate::supervision::InjectPanic,
+                ctx: &mut actix::Context<Self>,
+            ) {
                 $crate::supervision::guarded(self, ctx, |_, _| {
                     panic!("injected fault");
                 })

@@ -31,7 +31,10 @@ enum State {
     Resolving,
     OwnIdLookup,
     /// `started` is known once the routing table answers; refreshes may finish before that.
-    Refreshing { started: Option<usize>, finished: usize },
+    Refreshing {
+        started: Option<usize>,
+        finished: usize,
+    },
     Waiting,
     Complete,
 }
@@ -77,7 +80,9 @@ pub(crate) fn resolve(sources: &[String]) -> Vec<SocketAddr> {
         }
         match s.to_socket_addrs() {
             Ok(addrs) => out.extend(addrs),
-            Err(e) => tracing::warn!(target: "dht::bootstrap", source = %s, error = %e, "cannot resolve bootstrap node"),
+            Err(e) => {
+                tracing::warn!(target: "dht::bootstrap", source = %s, error = %e, "cannot resolve bootstrap node")
+            }
         }
     }
     out
@@ -116,7 +121,9 @@ impl SupervisorActor {
         self.actors.routing.do_send(SetRouters(routers));
         if self.boot.attempts == 1 && !self.boot.cached.is_empty() {
             // Saved nodes are pinged into the table, and seed the lookup.
-            self.actors.routing.do_send(ConsiderNodes(self.boot.cached.clone()));
+            self.actors
+                .routing
+                .do_send(ConsiderNodes(self.boot.cached.clone()));
         }
         self.actors.routing.do_send(LookupFromTable(StartLookup {
             id: OWN_ID_LOOKUP,

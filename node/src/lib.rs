@@ -54,7 +54,9 @@ use dhtd_protocol::lookup::LookupKind;
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use config::{Config, NodeIdChoice, DEFAULT_ROUTERS};
-pub use dhtd_actors::counters::{ActorKind, CountersSnapshot, DropReason, Method, Refusal};
+pub use dhtd_actors::counters::{
+    ActorKind, AnnounceRejection, CountersSnapshot, DropReason, Method, Refusal,
+};
 pub use dhtd_actors::messages::{AnnounceReport, LookupEvent, LookupSummary, StoreSummary};
 pub use dhtd_protocol::lookup::LookupEnd;
 pub use dhtd_protocol::routing::{BucketStats, RoutingStats};
@@ -244,7 +246,12 @@ impl DhtHandle {
         let _ = rx.wait_for(|done| *done).await;
     }
 
-    fn lookup(&self, target: NodeId, kind: LookupKind, announce: Option<AnnounceSpec>) -> PeerStream {
+    fn lookup(
+        &self,
+        target: NodeId,
+        kind: LookupKind,
+        announce: Option<AnnounceSpec>,
+    ) -> PeerStream {
         let (tx, rx) = mpsc::unbounded_channel();
         let request = supervisor::Lookup {
             target,
@@ -265,15 +272,28 @@ impl DhtHandle {
 
     /// Looks up `info_hash` and announces us to the k closest nodes that gave
     /// a token. The peers found on the way are in the returned summary's count.
-    pub async fn announce(&self, info_hash: InfoHash, port: PortChoice) -> Result<AnnounceReport, Error> {
-        let mut stream = self.lookup(NodeId::from(info_hash), LookupKind::GetPeers, Some(port.spec()));
+    pub async fn announce(
+        &self,
+        info_hash: InfoHash,
+        port: PortChoice,
+    ) -> Result<AnnounceReport, Error> {
+        let mut stream = self.lookup(
+            NodeId::from(info_hash),
+            LookupKind::GetPeers,
+            Some(port.spec()),
+        );
         let summary = stream.finish().await.ok_or(Error::Shutdown)?;
         Ok(summary.announce.unwrap_or_default())
     }
 
     /// Re-announces `info_hash` every `every` until [`DhtHandle::stop_announcing`]:
     /// stored announces expire, so a peer that wants to stay findable repeats.
-    pub async fn announce_every(&self, info_hash: InfoHash, port: PortChoice, every: Duration) -> Result<(), Error> {
+    pub async fn announce_every(
+        &self,
+        info_hash: InfoHash,
+        port: PortChoice,
+        every: Duration,
+    ) -> Result<(), Error> {
         self.send(supervisor::Reannounce {
             info_hash,
             spec: port.spec(),
@@ -384,7 +404,11 @@ impl DhtHandle {
         M: actix::Message<Result = ()> + Send + 'static,
         SupervisorActor: actix::Handler<M>,
     {
-        self.inner.supervisor.send(msg).await.map_err(|_| Error::Shutdown)
+        self.inner
+            .supervisor
+            .send(msg)
+            .await
+            .map_err(|_| Error::Shutdown)
     }
 }
 

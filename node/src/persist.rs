@@ -72,10 +72,13 @@ pub fn load_node_id(dir: &Path) -> Result<Option<NodeId>, StateError> {
         return Ok(None);
     };
     let text = String::from_utf8_lossy(&bytes);
-    text.trim().parse::<NodeId>().map(Some).map_err(|_| StateError::Corrupt {
-        path,
-        why: "not 40 hex digits",
-    })
+    text.trim()
+        .parse::<NodeId>()
+        .map(Some)
+        .map_err(|_| StateError::Corrupt {
+            path,
+            why: "not 40 hex digits",
+        })
 }
 
 /// Saves the node id.
@@ -107,7 +110,7 @@ pub fn encode_table(own_id: &NodeId, nodes: &[NodeInfo]) -> Vec<u8> {
 pub fn decode_table(bytes: &[u8]) -> Result<(NodeId, Vec<NodeInfo>), &'static str> {
     let value = Value::decode(bytes, Limits::KRPC).map_err(|_| "not bencode")?;
     let id = match value.get(b"id") {
-        Some(Value::Bytes(b)) if b.len() == 20 => NodeId::from_slice(b).ok_or("bad id")?,
+        Some(Value::Bytes(b)) => NodeId::from_slice(b).ok_or("bad id")?,
         _ => return Err("no id"),
     };
     let mut nodes = Vec::new();
@@ -169,7 +172,10 @@ mod tests {
         let dir = temp_dir("roundtrip");
         save_table(&dir, &NodeId([9; 20]), &nodes).unwrap();
         assert_eq!(load_table(&dir).unwrap(), Some((NodeId([9; 20]), nodes)));
-        assert!(!dir.join("routing_table.tmp").exists(), "the temporary file was renamed");
+        assert!(
+            !dir.join("routing_table.tmp").exists(),
+            "the temporary file was renamed"
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -182,9 +188,15 @@ mod tests {
         fs::write(dir.join(TABLE_FILE), b"d2:id3:abce").unwrap();
         fs::write(dir.join(NODE_ID_FILE), b"xyz").unwrap();
         let table_err = load_table(&dir).unwrap_err().to_string();
-        assert!(table_err.contains("routing_table.dat") && table_err.contains("bad id"), "{table_err}");
+        assert!(
+            table_err.contains("routing_table.dat") && table_err.contains("bad id"),
+            "{table_err}"
+        );
         let id_err = load_node_id(&dir).unwrap_err().to_string();
-        assert!(id_err.contains("node_id") && id_err.contains("hex"), "{id_err}");
+        assert!(
+            id_err.contains("node_id") && id_err.contains("hex"),
+            "{id_err}"
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 

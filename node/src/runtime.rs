@@ -49,7 +49,11 @@ impl Runtime {
                 let handles = system.block_on(async {
                     let arbiters = [Arbiter::new(), Arbiter::new(), Arbiter::new()];
                     let handles = arbiters.map(|a| a.handle());
-                    (System::current(), handles, System::current().arbiter().clone())
+                    (
+                        System::current(),
+                        handles,
+                        System::current().arbiter().clone(),
+                    )
                 });
                 if tx.send(handles).is_ok() {
                     // Returns when `System::stop` is called.

@@ -69,12 +69,23 @@ impl Stats {
         if self.bootstrap_complete && self.nodes() == 0 {
             w.push(Warning::NoNodes);
         }
-        let queries_in: u64 = Method::ALL.iter().map(|m| self.traffic.queries_in_of(*m)).sum();
+        let queries_in: u64 = Method::ALL
+            .iter()
+            .map(|m| self.traffic.queries_in_of(*m))
+            .sum();
         let queries_out: u64 = self.traffic.queries_out.iter().map(|(_, n)| n).sum();
-        if self.traffic.responses_in > 0 && queries_in == 0 && self.uptime >= UNREACHABLE_AFTER && !self.read_only {
+        if self.traffic.responses_in > 0
+            && queries_in == 0
+            && self.uptime >= UNREACHABLE_AFTER
+            && !self.read_only
+        {
             w.push(Warning::PortUnreachable);
         }
-        if queries_out > 0 && self.traffic.responses_in == 0 && queries_in == 0 && self.uptime >= FIREWALLED_AFTER {
+        if queries_out > 0
+            && self.traffic.responses_in == 0
+            && queries_in == 0
+            && self.uptime >= FIREWALLED_AFTER
+        {
             w.push(Warning::PortFirewalled);
         }
         w

@@ -42,6 +42,9 @@ use crate::runtime::Runtime;
 use crate::stats::Stats;
 use crate::{persist, StartError};
 
+/// Where a ping's answer and round-trip time go.
+pub(crate) type PingReply = oneshot::Sender<Result<(Reply, Duration), QueryFailure>>;
+
 /// The addresses of a node's actors.
 #[derive(Clone)]
 pub(crate) struct Actors {
@@ -65,7 +68,7 @@ pub(crate) struct SupervisorActor {
     pub(crate) bootstrapped: watch::Sender<bool>,
     /// Lookups asked for before bootstrap completed; they run when it does.
     pub(crate) queued: Vec<StartLookup>,
-    pings: HashMap<u64, oneshot::Sender<Result<(Reply, Duration), QueryFailure>>>,
+    pings: HashMap<u64, PingReply>,
     next_tag: u64,
     reannounces: HashMap<InfoHash, SpawnHandle>,
     shutting_down: bool,
@@ -92,7 +95,9 @@ fn choose_id(config: &Config, rng: &mut StdRng) -> NodeId {
             match persist::load_node_id(dir) {
                 Ok(Some(id)) => return id,
                 Ok(None) => {}
-                Err(e) => tracing::warn!(target: "dht::state", error = %e, "ignoring the saved node id"),
+                Err(e) => {
+                    tracing::warn!(target: "dht::state", error = %e, "ignoring the saved node id")
+                }
             }
             let id = NodeId::random(rng);
             if let Err(e) = persist::save_node_id(dir, &id) {
@@ -139,10 +144,11 @@ pub(crate) fn start(config: Config, runtime: &Runtime) -> Result<Started, StartE
     let own_id = choose_id(&config, &mut rng);
     let cached = load_cache(&config.state_dir);
     let counters = Arc::new(Counters::default());
-    let sender = DatagramSender::new(&socket, counters.clone()).map_err(|source| StartError::Bind {
-        addr: config.listen,
-        source,
-    })?;
+    let sender =
+        DatagramSender::new(&socket, counters.clone()).map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
     let mut fork = || StdRng::seed_from_u64(rng.next_u64());
 
     // Mailboxes first, so that actors that talk to each other can hold each other's addresses.
@@ -163,7 +169,11 @@ pub(crate) fn start(config: Config, runtime: &Runtime) -> Result<Started, StartE
         lookups: lookups_addr,
     };
 
-    let socket_actor = SocketActor::new(socket, actors.rate_limiter.clone().recipient(), counters.clone());
+    let socket_actor = SocketActor::new(
+        socket,
+        actors.rate_limiter.clone().recipient(),
+        counters.clone(),
+    );
     let limiter = RateLimiterActor::new(
         config.limits,
         config.read_only,
@@ -293,11 +303,20 @@ impl SupervisorActor {
         actix_rt::spawn(async move {
             if let Ok(nodes) = routing.send(TableSnapshot).await {
                 let count = nodes.len();
-                let written = actix_rt::task::spawn_blocking(move || persist::save_table(&dir, &own_id, &nodes)).await;
+                let written = actix_rt::task::spawn_blocking(move || {
+                    persist::save_table(&dir, &own_id, &nodes)
+                })
+                .await;
                 match written {
-                    Ok(Ok(())) => tracing::debug!(target: "dht::state", nodes = count, "routing table saved"),
-                    Ok(Err(e)) => tracing::warn!(target: "dht::state", error = %e, "cannot save the routing table"),
-                    Err(e) => tracing::warn!(target: "dht::state", error = %e, "saving the routing table failed"),
+                    Ok(Ok(())) => {
+                        tracing::debug!(target: "dht::state", nodes = count, "routing table saved")
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(target: "dht::state", error = %e, "cannot save the routing table")
+                    }
+                    Err(e) => {
+                        tracing::warn!(target: "dht::state", error = %e, "saving the routing table failed")
+                    }
                 }
             }
             if let Some(done) = done {
@@ -370,7 +389,7 @@ impl Handler<Reannounce> for SupervisorActor {
 #[rtype(result = "()")]
 pub(crate) struct Ping {
     pub(crate) to: SocketAddr,
-    pub(crate) reply: oneshot::Sender<Result<(Reply, Duration), QueryFailure>>,
+    pub(crate) reply: PingReply,
 }
 
 impl Handler<Ping> for SupervisorActor {
@@ -405,12 +424,15 @@ impl Handler<ExternalAddressLearned> for SupervisorActor {
         if !self.config.bep42 || dhtd_protocol::id::bep42::is_valid(&self.own_id, m.0) {
             return;
         }
-        let Some(dir) = self.config.state_dir.clone() else { return };
+        let Some(dir) = self.config.state_dir.clone() else {
+            return;
+        };
         // A node id cannot change under a running table without dropping it,
         // so the BEP 42 id is saved and taken at the next start.
         let id = dhtd_protocol::id::bep42::generate(m.0, &mut StdRng::from_os_rng());
         actix_rt::spawn(async move {
-            let saved = actix_rt::task::spawn_blocking(move || persist::save_node_id(&dir, &id)).await;
+            let saved =
+                actix_rt::task::spawn_blocking(move || persist::save_node_id(&dir, &id)).await;
             if let Ok(Ok(())) = saved {
                 tracing::info!(target: "dht::node", node_id = %id, "BEP 42 node id saved for the next start");
             }

@@ -20,7 +20,8 @@ pub enum TorrentError {
 /// Entries that are not a `[string, integer]` pair are skipped; a torrent
 /// without `nodes` gives an empty list.
 pub fn nodes_from_torrent_bytes(bytes: &[u8]) -> Result<Vec<String>, TorrentError> {
-    let value = Value::decode(bytes, Limits::FILE).map_err(|e| TorrentError::NotBencode(e.offset))?;
+    let value =
+        Value::decode(bytes, Limits::FILE).map_err(|e| TorrentError::NotBencode(e.offset))?;
     let Some(Value::List(entries)) = value.get(b"nodes") else {
         return Ok(Vec::new());
     };
@@ -61,7 +62,9 @@ mod tests {
             nodes_from_torrent_bytes(torrent).unwrap(),
             ["127.0.0.2:6881", "[::1]:7"]
         );
-        assert!(nodes_from_torrent_bytes(b"d4:infod4:name1:xee").unwrap().is_empty());
+        assert!(nodes_from_torrent_bytes(b"d4:infod4:name1:xee")
+            .unwrap()
+            .is_empty());
         assert!(matches!(
             nodes_from_torrent_bytes(b"not bencode"),
             Err(TorrentError::NotBencode(_))

@@ -3,4 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod faults;
+mod limits;
+mod restart;
+mod roles;
 mod swarm;
+mod wire;

@@ -13,11 +13,15 @@ const LOOKUPS: usize = 20;
 /// Each node announces its own info hash on port 10000 + i; lookups from 20
 /// random nodes for 20 random announced info hashes must find the announcer.
 async fn announce_all(swarm: &Swarm, rng: &mut StdRng) -> Vec<InfoHash> {
-    let hashes: Vec<InfoHash> = (0..swarm.nodes.len()).map(|_| InfoHash::random(rng)).collect();
+    let hashes: Vec<InfoHash> = (0..swarm.nodes.len())
+        .map(|_| InfoHash::random(rng))
+        .collect();
     let mut tasks = Vec::new();
     for (i, node) in swarm.nodes.iter().enumerate() {
         let (node, ih) = (node.clone(), hashes[i]);
-        tasks.push(tokio::spawn(async move { node.announce(ih, PortChoice::Port(10_000 + i as u16)).await }));
+        tasks.push(tokio::spawn(async move {
+            node.announce(ih, PortChoice::Port(10_000 + i as u16)).await
+        }));
     }
     let mut accepted = Vec::new();
     for t in tasks {
@@ -29,7 +33,12 @@ async fn announce_all(swarm: &Swarm, rng: &mut StdRng) -> Vec<InfoHash> {
     hashes
 }
 
-async fn look_up_sample(swarm: &Swarm, hashes: &[InfoHash], rng: &mut StdRng, live: impl Fn(usize) -> bool) {
+async fn look_up_sample(
+    swarm: &Swarm,
+    hashes: &[InfoHash],
+    rng: &mut StdRng,
+    live: impl Fn(usize) -> bool,
+) {
     let mut times = Vec::new();
     let mut queries = Vec::new();
     let mut missed = Vec::new();
@@ -55,7 +64,10 @@ async fn look_up_sample(swarm: &Swarm, hashes: &[InfoHash], rng: &mut StdRng, li
     let (t50, t90) = median_p90(&mut times).unwrap();
     let (q50, q90) = median_p90(&mut queries).unwrap();
     println!("{LOOKUPS} lookups: time median {t50:?} p90 {t90:?}; queries median {q50} p90 {q90}");
-    assert!(missed.is_empty(), "lookups that missed the announcer: {missed:#?}");
+    assert!(
+        missed.is_empty(),
+        "lookups that missed the announcer: {missed:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,5 +76,21 @@ async fn two_hundred_nodes_find_every_announcer() {
     let mut rng = StdRng::seed_from_u64(99);
     let hashes = announce_all(&swarm, &mut rng).await;
     look_up_sample(&swarm, &hashes, &mut rng, |_| true).await;
+    swarm.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_succeed_with_a_tenth_of_the_nodes_stopped() {
+    let swarm = Swarm::start(NODES, 8, |_, _| {}).await;
+    let mut rng = StdRng::seed_from_u64(100);
+    let hashes = announce_all(&swarm, &mut rng).await;
+    // Stop every tenth node midway, after the announces.
+    let stopped = |i: usize| i % 10 == 5;
+    for (i, n) in swarm.nodes.iter().enumerate() {
+        if stopped(i) {
+            n.shutdown().await;
+        }
+    }
+    look_up_sample(&swarm, &hashes, &mut rng, |i| !stopped(i)).await;
     swarm.shutdown().await;
 }

@@ -96,7 +96,10 @@ impl Swarm {
         })
         .await;
         let behind = nodes.iter().filter(|n| !n.is_bootstrapped()).count();
-        assert!(all_up, "{behind} of {n} nodes did not bootstrap within 60 s");
+        assert!(
+            all_up,
+            "{behind} of {n} nodes did not bootstrap within 60 s"
+        );
         Swarm { runtime, nodes }
     }
 
@@ -116,4 +119,74 @@ pub fn median_p90<T: Copy + Ord>(values: &mut [T]) -> Option<(T, T)> {
     values.sort_unstable();
     let at = |p: f64| values[((values.len() - 1) as f64 * p).round() as usize];
     Some((at(0.5), at(0.9)))
+}
+
+/// A bare UDP socket speaking KRPC by hand, for wire-level checks.
+pub struct RawPeer {
+    /// The socket, with a short read timeout.
+    pub socket: std::net::UdpSocket,
+}
+
+impl RawPeer {
+    /// Binds `ip`:0 with a 1 s read timeout.
+    pub fn bind(ip: IpAddr) -> RawPeer {
+        let socket = std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
+        RawPeer { socket }
+    }
+
+    /// Sends `datagram` to `to` and returns the first response or error from
+    /// `to`, if one arrives within the timeout. Queries the node sends us
+    /// meanwhile (it pings nodes that query it) are skipped.
+    pub fn ask(&self, to: SocketAddr, datagram: &[u8]) -> Option<Vec<u8>> {
+        self.socket.send_to(datagram, to).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < deadline {
+            let reply = self.receive_from(to)?;
+            let is_query = matches!(
+                dhtd_protocol::krpc::Message::decode(&reply),
+                Ok(dhtd_protocol::krpc::Message {
+                    body: dhtd_protocol::krpc::Body::Query { .. },
+                    ..
+                })
+            );
+            if !is_query {
+                return Some(reply);
+            }
+        }
+        None
+    }
+
+    /// The next datagram from `from`, if one arrives within the timeout.
+    pub fn receive_from(&self, from: SocketAddr) -> Option<Vec<u8>> {
+        let mut buf = [0u8; 2048];
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < deadline {
+            match self.socket.recv_from(&mut buf) {
+                Ok((n, src)) if src == from => return Some(buf[..n].to_vec()),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    /// A query from this peer (id `sender`), encoded.
+    pub fn query(
+        tid: &[u8],
+        sender: dhtd::NodeId,
+        query: dhtd_protocol::krpc::Query<'_>,
+        read_only: bool,
+    ) -> Vec<u8> {
+        dhtd_protocol::krpc::Message {
+            transaction_id: tid,
+            version: None,
+            requester_ip: None,
+            read_only,
+            body: dhtd_protocol::krpc::Body::Query { sender, query },
+        }
+        .to_bytes()
+    }
 }

@@ -37,6 +37,8 @@ impl Handler<SendQuery> for RateLimiterActor {
 impl RateLimiterActor {
     fn on_send_query(&mut self, query: SendQuery, ctx: &mut Context<Self>) {
         let now = Instant::now();
+        // Pings count too (target zero): a stranger's every query must not
+        // make us ping it again.
         let key = (query.to, query.query.target(), query.query.method() as u8);
         if !self.spacing.try_use(now, key) {
             refuse(query, Refusal::Spacing, &self.counters);

@@ -1,0 +1,96 @@
+//! Restarts from the state dir, and requests made before bootstrap.
+
+use std::time::Duration;
+
+use dhtd::{Dht, InfoHash, PortChoice};
+use dhtd_tests::{node_ip, temp_state_dir, test_config, wait_until, Swarm};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarted_from_its_state_dir_rejoins_without_a_router() {
+    let swarm = Swarm::start(30, 11, |_, _| {}).await;
+    let dir = temp_state_dir("restart");
+    let bootstrap = [swarm.nodes[0].local_addr()];
+    let mut config = test_config(node_ip(950), &bootstrap);
+    config.state_dir = Some(dir.clone());
+    let node = Dht::builder(config.clone())
+        .runtime(&swarm.runtime)
+        .start()
+        .unwrap();
+    node.wait_bootstrapped().await;
+    let first_id = node.id();
+    let known = node.stats().await.unwrap().nodes();
+    assert!(known >= 8, "joined with {known} nodes");
+    node.shutdown().await;
+    assert!(dir.join(dhtd::persist::TABLE_FILE).exists());
+
+    // Same state dir, no bootstrap node at all.
+    config.bootstrap.clear();
+    let again = Dht::builder(config)
+        .runtime(&swarm.runtime)
+        .start()
+        .unwrap();
+    assert_eq!(again.id(), first_id, "the node id is kept");
+    let joined = wait_until(Duration::from_secs(20), || {
+        let again = again.clone();
+        async move { again.is_bootstrapped() && again.stats().await.is_ok_and(|s| s.nodes() >= 8) }
+    })
+    .await;
+    assert!(
+        joined,
+        "rejoined from the cache: {:?}",
+        again.stats().await.map(|s| s.nodes())
+    );
+    // And it works: an announce from a swarm node is found through it.
+    let ih = InfoHash([7; 20]);
+    swarm.nodes[3]
+        .announce(ih, PortChoice::Port(4321))
+        .await
+        .unwrap();
+    let (peers, _) = again.get_peers(ih).collect().await;
+    assert_eq!(peers.len(), 1);
+    again.shutdown().await;
+    swarm.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_made_before_bootstrap_run_when_it_completes() {
+    let swarm = Swarm::start(20, 12, |_, _| {}).await;
+    let ih = InfoHash([9; 20]);
+    swarm.nodes[4]
+        .announce(ih, PortChoice::Port(5555))
+        .await
+        .unwrap();
+
+    // A node with nowhere to bootstrap from: it keeps retrying.
+    let late = Dht::builder(test_config(node_ip(951), &[]))
+        .runtime(&swarm.runtime)
+        .start()
+        .unwrap();
+    let lookup = {
+        let late = late.clone();
+        tokio::spawn(async move { late.get_peers(ih).collect().await })
+    };
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(!late.is_bootstrapped());
+    assert!(!lookup.is_finished(), "the lookup waits, it is not failed");
+    // A node handed over by hand (as rTorrent's dht_add_node) lets it join.
+    late.add_node(&swarm.nodes[0].local_addr().to_string())
+        .await
+        .unwrap();
+    let (peers, summary) = tokio::time::timeout(Duration::from_secs(20), lookup)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(late.is_bootstrapped());
+    assert_eq!(
+        peers,
+        vec![std::net::SocketAddr::new(
+            swarm.nodes[4].local_addr().ip(),
+            5555
+        )],
+        "{summary:?}"
+    );
+    late.shutdown().await;
+    swarm.shutdown().await;
+}

@@ -1,0 +1,64 @@
+//! Read-only nodes (BEP 43) and implied ports.
+
+use dhtd::{InfoHash, NodeId, PortChoice};
+use dhtd_protocol::krpc::{Body, Message, Query};
+use dhtd_tests::{node_ip, RawPeer, Swarm};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_nodes_stay_out_of_tables_and_implied_port_stores_the_source_port() {
+    // Nodes 30..40 are read-only.
+    let swarm = Swarm::start(40, 3, |i, c| c.read_only = i >= 30).await;
+    let readers: Vec<_> = swarm.nodes[30..].to_vec();
+    // Read-only nodes look up like anyone else, and announce with implied_port.
+    let info_hash = InfoHash([0x42; 20]);
+    let report = swarm.nodes[5]
+        .announce(info_hash, PortChoice::Implied)
+        .await
+        .unwrap();
+    assert!(report.accepted > 0);
+    let (peers, _) = readers[0].get_peers(info_hash).collect().await;
+    assert_eq!(
+        peers,
+        vec![swarm.nodes[5].local_addr()],
+        "the announcer's UDP source port was stored"
+    );
+    let mut rng = StdRng::seed_from_u64(5);
+    for r in &readers {
+        r.find_node(NodeId::random(&mut rng)).await.unwrap();
+    }
+
+    let probe = RawPeer::bind(node_ip(990));
+    // A read-only node answers nothing.
+    let ping = RawPeer::query(b"p0", NodeId([1; 20]), Query::Ping, false);
+    assert!(probe.ask(readers[0].local_addr(), &ping).is_none());
+    // No writable node hands out a read-only node, even when asked for its id.
+    let reader_addrs: Vec<_> = readers.iter().map(|r| r.local_addr()).collect();
+    for node in &swarm.nodes[..30] {
+        for r in &readers {
+            let q = Query::FindNode {
+                target: r.id(),
+                want: None,
+            };
+            let reply = probe
+                .ask(
+                    node.local_addr(),
+                    &RawPeer::query(b"f0", NodeId([1; 20]), q, false),
+                )
+                .unwrap();
+            let Body::Response(resp) = Message::decode(&reply).unwrap().body else {
+                panic!()
+            };
+            for n in resp.nodes.iter().flat_map(|n| n.iter()) {
+                assert!(
+                    !reader_addrs.contains(&n.addr),
+                    "{} handed out read-only {}",
+                    node.local_addr(),
+                    n.addr
+                );
+            }
+        }
+    }
+    swarm.shutdown().await;
+}
