@@ -77,11 +77,12 @@ async fn a_panicking_actor_is_restarted_with_its_state() {
     );
     assert_eq!(after.store.peers, before.store.peers, "store kept");
     // Still answering, and still finding peers.
-    let other = swarm.nodes.iter().find(|n| n.id() != victim.id()).unwrap();
-    other
-        .ping(victim.local_addr())
-        .await
-        .expect("the victim still answers");
+    let probe = RawPeer::bind(node_ip(980));
+    let ping = RawPeer::query(b"p1", NodeId([1; 20]), Query::Ping, false);
+    assert!(
+        probe.ask(victim.local_addr(), &ping).is_some(),
+        "the victim still answers"
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
     for (i, ih) in hashes.iter().enumerate() {
         let (peers, summary) = victim.get_peers(*ih).collect().await;
