@@ -65,7 +65,9 @@ labelled!(
 labelled!(
     /// Why an outbound query was not sent.
     Refusal {
-        /// The same target was asked of the same node too recently.
+        /// The same target was asked of the same node too recently: the
+        /// query was held back until the spacing passed (or refused when too
+        /// many recent queries are remembered).
         Spacing => "spacing",
         /// The outbound queue is full (the query budget is exhausted).
         QueueFull => "queue_full",

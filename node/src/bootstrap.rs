@@ -42,7 +42,8 @@ enum State {
 /// Bootstrap progress, kept by the supervisor.
 pub(crate) struct Bootstrap {
     cached: Vec<NodeInfo>,
-    sources: Vec<String>,
+    routers: Vec<String>,
+    nodes: Vec<String>,
     added: Vec<SocketAddr>,
     state: State,
     attempts: u32,
@@ -55,7 +56,8 @@ impl Bootstrap {
     pub(crate) fn new(cached: Vec<NodeInfo>, config: &Config) -> Self {
         Bootstrap {
             cached,
-            sources: config.bootstrap.clone(),
+            routers: config.routers.clone(),
+            nodes: config.bootstrap_nodes.clone(),
             added: Vec::new(),
             state: State::Resolving,
             attempts: 0,
@@ -91,7 +93,10 @@ pub(crate) fn resolve(sources: &[String]) -> Vec<SocketAddr> {
 /// The bootstrap sources, resolved.
 #[derive(Message)]
 #[rtype(result = "()")]
-struct SourcesResolved(Vec<SocketAddr>);
+struct SourcesResolved {
+    routers: Vec<SocketAddr>,
+    nodes: Vec<SocketAddr>,
+}
 
 /// Nodes handed to us at run time (`add_node`, a .torrent's `nodes`, PORT messages).
 #[derive(Message)]
@@ -102,21 +107,23 @@ impl SupervisorActor {
     pub(crate) fn begin_bootstrap(&mut self, ctx: &mut Context<Self>) {
         self.boot.state = State::Resolving;
         self.boot.retry = None;
-        let sources = self.boot.sources.clone();
+        let (routers, nodes) = (self.boot.routers.clone(), self.boot.nodes.clone());
         let resolving = async move {
-            actix_rt::task::spawn_blocking(move || resolve(&sources))
+            actix_rt::task::spawn_blocking(move || (resolve(&routers), resolve(&nodes)))
                 .await
                 .unwrap_or_default()
         };
-        ctx.spawn(resolving.into_actor(self).map(|routers, _, ctx| {
-            ctx.notify(SourcesResolved(routers));
+        ctx.spawn(resolving.into_actor(self).map(|(routers, nodes), _, ctx| {
+            ctx.notify(SourcesResolved { routers, nodes });
         }));
     }
 
-    fn look_up_own_id(&mut self, routers: Vec<SocketAddr>, ctx: &mut Context<Self>) {
+    fn look_up_own_id(&mut self, sources: SourcesResolved, ctx: &mut Context<Self>) {
         self.boot.attempts += 1;
         self.boot.state = State::OwnIdLookup;
+        let SourcesResolved { routers, nodes } = sources;
         let mut addr_seeds = routers.clone();
+        addr_seeds.extend(nodes);
         addr_seeds.extend(self.boot.added.iter().copied());
         self.actors.routing.do_send(SetRouters(routers));
         if self.boot.attempts == 1 && !self.boot.cached.is_empty() {
@@ -198,7 +205,7 @@ impl Handler<SourcesResolved> for SupervisorActor {
     type Result = ();
     fn handle(&mut self, m: SourcesResolved, ctx: &mut Context<Self>) {
         if self.boot.state == State::Resolving {
-            self.look_up_own_id(m.0, ctx);
+            self.look_up_own_id(m, ctx);
         }
     }
 }

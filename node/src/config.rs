@@ -13,8 +13,7 @@ use dhtd_protocol::token::TokenConfig;
 use dhtd_protocol::transactions::TransactionConfig;
 use dhtd_protocol::NodeId;
 
-/// The routers of the real network, used only when no bootstrap list is
-/// given. Tests and demos always pass their own (numeric, loopback) list.
+/// The routers of the real network, the default [`Config::routers`]. Tests and demos always pass their own (numeric, loopback) list.
 pub const DEFAULT_ROUTERS: [&str; 4] = [
     "router.bittorrent.com:6881",
     "router.utorrent.com:6881",
@@ -41,9 +40,14 @@ pub enum NodeIdChoice {
 pub struct Config {
     /// UDP address to bind. Default `0.0.0.0:6881`.
     pub listen: SocketAddr,
-    /// Routers and other bootstrap nodes as `host:port`; routers are asked
-    /// at bootstrap and never added to the table. Default [`DEFAULT_ROUTERS`].
-    pub bootstrap: Vec<String>,
+    /// Routers as `host:port`: asked at bootstrap and never added to the
+    /// routing table (they answer everyone and would crowd out real nodes).
+    /// Default [`DEFAULT_ROUTERS`].
+    pub routers: Vec<String>,
+    /// Ordinary nodes to bootstrap from as `host:port` (a private swarm's
+    /// members, a known peer): asked at bootstrap and kept in the table
+    /// when they answer, like any node. Default none.
+    pub bootstrap_nodes: Vec<String>,
     /// Where the node id and the routing-table cache are kept. Default none:
     /// nothing is read or written.
     pub state_dir: Option<PathBuf>,
@@ -88,7 +92,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([0, 0, 0, 0], 6881)),
-            bootstrap: DEFAULT_ROUTERS.iter().map(|s| (*s).to_owned()).collect(),
+            routers: DEFAULT_ROUTERS.iter().map(|s| (*s).to_owned()).collect(),
+            bootstrap_nodes: Vec::new(),
             state_dir: None,
             node_id: NodeIdChoice::Persisted,
             bep42: false,
@@ -110,12 +115,14 @@ impl Default for Config {
 }
 
 impl Config {
-    /// A node on `listen` that bootstraps from `bootstrap` only (use an empty
-    /// list for the first node of a private swarm).
+    /// A node on `listen` with no routers that bootstraps from the ordinary
+    /// nodes `bootstrap` only (an empty list for the first node of a
+    /// private swarm).
     pub fn local(listen: SocketAddr, bootstrap: &[SocketAddr]) -> Self {
         Config {
             listen,
-            bootstrap: bootstrap.iter().map(ToString::to_string).collect(),
+            routers: Vec::new(),
+            bootstrap_nodes: bootstrap.iter().map(ToString::to_string).collect(),
             ..Config::default()
         }
     }

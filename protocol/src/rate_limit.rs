@@ -154,16 +154,17 @@ impl<Key: Eq + Hash + Copy> Spacing<Key> {
         }
     }
 
-    /// Records `key` if it was not used within the spacing; `false` if it was.
-    /// When the memory is full of recent keys, the key is refused: sending
-    /// less is the safe side.
-    pub fn try_use(&mut self, now: Instant, key: Key) -> bool {
+    /// Records a use of `key` now if it was not used within the spacing.
+    /// Otherwise says when it may be used. When the memory is full of
+    /// recent keys, the key is refused: sending less is the safe side.
+    pub fn try_use(&mut self, now: Instant, key: Key) -> SpacingVerdict {
         if self.spacing.is_zero() {
-            return true;
+            return SpacingVerdict::Go;
         }
         if let Some(&at) = self.last.get(&key) {
-            if now.saturating_duration_since(at) < self.spacing {
-                return false;
+            let ready = at + self.spacing;
+            if now < ready {
+                return SpacingVerdict::WaitUntil(ready);
             }
         }
         if self.last.len() >= self.max_tracked && !self.last.contains_key(&key) {
@@ -171,17 +172,28 @@ impl<Key: Eq + Hash + Copy> Spacing<Key> {
             self.last
                 .retain(|_, at| now.saturating_duration_since(*at) < spacing);
             if self.last.len() >= self.max_tracked {
-                return false;
+                return SpacingVerdict::Full;
             }
         }
         self.last.insert(key, now);
-        true
+        SpacingVerdict::Go
     }
 
     /// Keys remembered now.
     pub fn tracked(&self) -> usize {
         self.last.len()
     }
+}
+
+/// What [`Spacing::try_use`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpacingVerdict {
+    /// Use it now (recorded).
+    Go,
+    /// Used too recently: not before this time.
+    WaitUntil(Instant),
+    /// Too many recent keys are remembered to take another.
+    Full,
 }
 
 /// The key of [`Spacing`] for outbound queries: node, target and method.
@@ -251,19 +263,23 @@ mod tests {
     }
 
     #[test]
-    fn spacing_refuses_a_repeat_within_the_interval() {
+    fn spacing_delays_a_repeat_within_the_interval() {
         let t0 = crate::test_epoch();
         let mut s = Spacing::new(Duration::from_secs(5), 2);
         let a: QueryKey = ("127.0.0.1:1".parse().unwrap(), [1; 20], 0);
         let b: QueryKey = ("127.0.0.1:1".parse().unwrap(), [2; 20], 0);
         let c: QueryKey = ("127.0.0.1:2".parse().unwrap(), [1; 20], 0);
-        assert!(s.try_use(t0, a));
-        assert!(!s.try_use(t0 + Duration::from_secs(4), a));
-        assert!(s.try_use(t0, b));
+        let go = SpacingVerdict::Go;
+        assert_eq!(s.try_use(t0, a), go);
+        assert_eq!(
+            s.try_use(t0 + Duration::from_secs(4), a),
+            SpacingVerdict::WaitUntil(t0 + Duration::from_secs(5))
+        );
+        assert_eq!(s.try_use(t0, b), go);
         // Full of recent keys: refused rather than forgetting a recent one.
-        assert!(!s.try_use(t0, c));
-        assert!(s.try_use(t0 + Duration::from_secs(5), a));
-        assert!(s.try_use(t0 + Duration::from_secs(6), c));
+        assert_eq!(s.try_use(t0, c), SpacingVerdict::Full);
+        assert_eq!(s.try_use(t0 + Duration::from_secs(5), a), go);
+        assert_eq!(s.try_use(t0 + Duration::from_secs(6), c), go);
         assert!(s.tracked() <= 2);
     }
 }

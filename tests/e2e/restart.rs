@@ -24,7 +24,7 @@ async fn a_node_restarted_from_its_state_dir_rejoins_without_a_router() {
     assert!(dir.join(dhtd::persist::TABLE_FILE).exists());
 
     // Same state dir, no bootstrap node at all.
-    config.bootstrap.clear();
+    config.bootstrap_nodes.clear();
     let again = Dht::builder(config)
         .runtime(&swarm.runtime)
         .start()

@@ -62,3 +62,42 @@ async fn read_only_nodes_stay_out_of_tables_and_implied_port_stores_the_source_p
     }
     swarm.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routers_are_asked_but_never_added() {
+    let swarm = Swarm::start(20, 4, |_, _| {}).await;
+    let router = &swarm.nodes[0];
+    let mut config = dhtd_tests::test_config(node_ip(991), &[]);
+    config.routers = vec![router.local_addr().to_string()];
+    let node = dhtd::Dht::builder(config)
+        .runtime(&swarm.runtime)
+        .start()
+        .unwrap();
+    node.wait_bootstrapped().await;
+    assert!(
+        node.stats().await.unwrap().nodes() >= 8,
+        "bootstrapped through the router"
+    );
+    // Asked for the router's own id, the node does not hand the router out.
+    let probe = RawPeer::bind(node_ip(992));
+    let q = Query::FindNode {
+        target: router.id(),
+        want: None,
+    };
+    let reply = probe
+        .ask(
+            node.local_addr(),
+            &RawPeer::query(b"f0", NodeId([1; 20]), q, false),
+        )
+        .unwrap();
+    let Body::Response(resp) = Message::decode(&reply).unwrap().body else {
+        panic!()
+    };
+    assert!(resp
+        .nodes
+        .iter()
+        .flat_map(|n| n.iter())
+        .all(|n| n.addr != router.local_addr()));
+    node.shutdown().await;
+    swarm.shutdown().await;
+}

@@ -6,7 +6,7 @@
 //! transaction table. Outbound, it holds the node's query budget: queries
 //! beyond the budget wait in a bounded queue instead of going out in a
 //! burst, and the same target is never asked of the same node twice within
-//! the configured spacing.
+//! the configured spacing: a repeat waits until the spacing has passed.
 //!
 //! It runs on the socket's Arbiter, so the first hop of the hot path
 //! (receive loop to here) never crosses threads.
@@ -16,7 +16,7 @@ mod outbound;
 
 pub(crate) use outbound::refuse;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -49,7 +49,7 @@ pub struct RateLimits {
     /// Default 4,096.
     pub max_queued_queries: usize,
     /// Minimum time between two queries of the same method for the same
-    /// target to the same node. Default 5 s.
+    /// target to the same node; a repeat waits until then. Default 1 s.
     pub query_spacing: Duration,
 }
 
@@ -70,7 +70,7 @@ impl Default for RateLimits {
                 burst: 100.0,
             },
             max_queued_queries: 4096,
-            query_spacing: Duration::from_secs(5),
+            query_spacing: Duration::from_secs(1),
         }
     }
 }
@@ -96,6 +96,9 @@ pub struct RateLimiterActor {
     outbound: TokenBucket,
     spacing: Spacing<QueryKey>,
     queue: VecDeque<SendQuery>,
+    /// Repeats waiting for their spacing, by the time they may go.
+    spaced: BTreeMap<(Instant, u64), SendQuery>,
+    next_seq: u64,
     links: RateLimiterLinks,
     sender: DatagramSender,
     counters: Arc<Counters>,
@@ -119,6 +122,8 @@ impl RateLimiterActor {
             outbound: TokenBucket::new(Instant::now(), limits.outbound_queries),
             spacing: Spacing::new(limits.query_spacing, limits.max_queued_queries * 16),
             queue: VecDeque::new(),
+            spaced: BTreeMap::new(),
+            next_seq: 0,
             limits,
             read_only,
             links,

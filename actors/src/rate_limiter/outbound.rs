@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use actix::{AsyncContext, Context, Handler};
+use dhtd_protocol::rate_limit::SpacingVerdict;
 
 use super::RateLimiterActor;
 use crate::counters::Refusal;
@@ -40,15 +41,30 @@ impl RateLimiterActor {
         // Pings count too (target zero): a stranger's every query must not
         // make us ping it again.
         let key = (query.to, query.query.target(), query.query.method() as u8);
-        if !self.spacing.try_use(now, key) {
-            refuse(query, Refusal::Spacing, &self.counters);
-            return;
+        match self.spacing.try_use(now, key) {
+            SpacingVerdict::Go => {}
+            SpacingVerdict::WaitUntil(ready) => {
+                // A repeat waits for its spacing; it is not sent early.
+                if self.queued() >= self.limits.max_queued_queries {
+                    refuse(query, Refusal::QueueFull, &self.counters);
+                    return;
+                }
+                self.counters.refused(Refusal::Spacing);
+                self.spaced.insert((ready, self.next_seq), query);
+                self.next_seq += 1;
+                self.arm(ctx);
+                return;
+            }
+            SpacingVerdict::Full => {
+                refuse(query, Refusal::Spacing, &self.counters);
+                return;
+            }
         }
         if self.queue.is_empty() && self.outbound.try_take(now, self.limits.outbound_queries) {
             self.links.transactions.do_send(query);
             return;
         }
-        if self.queue.len() >= self.limits.max_queued_queries {
+        if self.queued() >= self.limits.max_queued_queries {
             refuse(query, Refusal::QueueFull, &self.counters);
             return;
         }
@@ -58,8 +74,19 @@ impl RateLimiterActor {
         }
     }
 
+    fn queued(&self) -> usize {
+        self.queue.len() + self.spaced.len()
+    }
+
     fn on_timer(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
+        while let Some(entry) = self.spaced.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let query = entry.remove();
+            self.on_send_query(query, ctx);
+        }
         while !self.queue.is_empty() && self.outbound.try_take(now, self.limits.outbound_queries) {
             if let Some(q) = self.queue.pop_front() {
                 self.links.transactions.do_send(q);
@@ -77,13 +104,17 @@ impl RateLimiterActor {
         if let Some(h) = self.timer.take() {
             ctx.cancel_future(h);
         }
-        let wait = if self.queue.is_empty() {
+        let now = Instant::now();
+        let mut wait = if self.queue.is_empty() {
             SWEEP_EVERY
         } else {
             self.outbound
-                .wait_time(Instant::now(), self.limits.outbound_queries)
+                .wait_time(now, self.limits.outbound_queries)
                 .max(Duration::from_millis(1))
         };
+        if let Some((ready, _)) = self.spaced.keys().next() {
+            wait = wait.min(ready.saturating_duration_since(now));
+        }
         self.timer = Some(ctx.run_later(wait, |this, ctx| {
             guarded(this, ctx, |this, ctx| this.on_timer(ctx));
         }));
