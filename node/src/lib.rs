@@ -11,7 +11,7 @@
 //! can use it.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), dhtd::Error> {
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use dhtd::{Config, Dht, InfoHash, PortChoice};
 //!
 //! // A node on loopback that bootstraps from one other node.
