@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix::{Actor, AsyncContext, Context, Handler, MessageResult, Recipient, SpawnHandle};
+use actix::{Actor, Context, Handler, MessageResult, Recipient};
 use dhtd_protocol::krpc::ErrorCode;
 use dhtd_protocol::routing::closest_among;
 use dhtd_protocol::server::{self, Answer, Needs};
@@ -25,6 +25,7 @@ use crate::messages::{
 };
 use crate::socket::DatagramSender;
 use crate::supervision::{guarded, lifecycle, Supervised};
+use crate::wakeup::{self, wake_at, Arm, Timed, Wakeup};
 
 /// The announce store's actor.
 pub struct AnnounceActor {
@@ -36,7 +37,7 @@ pub struct AnnounceActor {
     sender: DatagramSender,
     routing: Recipient<NodeQueried>,
     counters: Arc<Counters>,
-    timer: Option<SpawnHandle>,
+    wakeup: Wakeup,
     buf: Vec<u8>,
 }
 
@@ -61,7 +62,7 @@ impl AnnounceActor {
             sender,
             routing,
             counters,
-            timer: None,
+            wakeup: Wakeup::default(),
             buf: Vec::with_capacity(1024),
         }
     }
@@ -166,14 +167,8 @@ impl AnnounceActor {
     }
 
     fn arm(&mut self, ctx: &mut Context<Self>) {
-        if let Some(h) = self.timer.take() {
-            ctx.cancel_future(h);
-        }
         let next = self.store.poll_timeout().min(self.tokens.poll_timeout());
-        let wait = next.saturating_duration_since(Instant::now());
-        self.timer = Some(ctx.run_later(wait, |this, ctx| {
-            guarded(this, ctx, |this, ctx| this.on_timer(ctx));
-        }));
+        wake_at(self, ctx, next, Arm::Replace);
     }
 }
 
@@ -193,7 +188,17 @@ impl Supervised for AnnounceActor {
     }
 
     fn restart(&mut self, ctx: &mut Context<Self>) {
-        self.arm(ctx);
+        wakeup::restart(self, ctx);
+    }
+}
+
+impl Timed for AnnounceActor {
+    fn wakeup(&mut self) -> &mut Wakeup {
+        &mut self.wakeup
+    }
+
+    fn on_wakeup(&mut self, ctx: &mut Context<Self>) {
+        self.on_timer(ctx);
     }
 }
 

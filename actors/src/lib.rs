@@ -29,3 +29,4 @@ pub mod routing;
 pub mod socket;
 pub mod supervision;
 pub mod transactions;
+mod wakeup;

@@ -15,7 +15,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix::{Actor, AsyncContext, Context, Handler, Recipient, SpawnHandle};
+use actix::{Actor, AsyncContext, Context, Handler, Recipient};
 use dhtd_protocol::lookup::{Lookup, LookupConfig, LookupKind, LookupStep};
 use dhtd_protocol::{InfoHash, NodeId, NodeInfo, K};
 
@@ -25,6 +25,7 @@ use crate::messages::{
     QueryDone, SendQuery, StartLookup,
 };
 use crate::supervision::{guarded, lifecycle, Supervised};
+use crate::wakeup::{self, wake_at, Arm, Timed, Wakeup};
 
 /// Limits of the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +74,7 @@ pub struct LookupsActor {
     waiting: VecDeque<StartLookup>,
     next_id: u64,
     counters: Arc<Counters>,
-    timer: Option<(SpawnHandle, Instant)>,
+    wakeup: Wakeup,
 }
 
 fn query_for(kind: LookupKind, target: NodeId) -> OutQuery {
@@ -101,7 +102,7 @@ impl LookupsActor {
             waiting: VecDeque::new(),
             next_id: 1,
             counters,
-            timer: None,
+            wakeup: Wakeup::default(),
         }
     }
 
@@ -336,15 +337,6 @@ impl LookupsActor {
         }
     }
 
-    fn on_timer(&mut self, ctx: &mut Context<Self>) {
-        self.timer = None;
-        let ids: Vec<u64> = self.running.keys().copied().collect();
-        for id in ids {
-            self.drive(id, ctx);
-        }
-        self.arm(ctx);
-    }
-
     /// One timer, at the earliest deadline of any searching lookup.
     fn arm(&mut self, ctx: &mut Context<Self>) {
         let next = self
@@ -353,18 +345,9 @@ impl LookupsActor {
             .filter(|r| matches!(r.phase, Phase::Searching))
             .filter_map(|r| r.lookup.poll_timeout())
             .min();
-        let Some(deadline) = next else { return };
-        if let Some((handle, at)) = self.timer {
-            if at <= deadline {
-                return;
-            }
-            ctx.cancel_future(handle);
+        if let Some(deadline) = next {
+            wake_at(self, ctx, deadline, Arm::KeepEarlier);
         }
-        let wait = deadline.saturating_duration_since(Instant::now());
-        let handle = ctx.run_later(wait, |this, ctx| {
-            guarded(this, ctx, |this, ctx| this.on_timer(ctx));
-        });
-        self.timer = Some((handle, deadline));
     }
 }
 
@@ -393,8 +376,19 @@ impl Supervised for LookupsActor {
     }
 
     fn restart(&mut self, ctx: &mut Context<Self>) {
-        if let Some((h, _)) = self.timer.take() {
-            ctx.cancel_future(h);
+        wakeup::restart(self, ctx);
+    }
+}
+
+impl Timed for LookupsActor {
+    fn wakeup(&mut self) -> &mut Wakeup {
+        &mut self.wakeup
+    }
+
+    fn on_wakeup(&mut self, ctx: &mut Context<Self>) {
+        let ids: Vec<u64> = self.running.keys().copied().collect();
+        for id in ids {
+            self.drive(id, ctx);
         }
         self.arm(ctx);
     }

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, Addr, AsyncContext, Context, Handler, MessageResult, Recipient, SpawnHandle};
+use actix::{Actor, Addr, Context, Handler, MessageResult, Recipient};
 use dhtd_protocol::krpc::ErrorCode;
 use dhtd_protocol::lookup::LookupKind;
 use dhtd_protocol::routing::{
@@ -32,6 +32,7 @@ use crate::messages::{
 };
 use crate::socket::DatagramSender;
 use crate::supervision::{guarded, lifecycle, Supervised};
+use crate::wakeup::{self, wake_at, Arm, Timed, Wakeup};
 
 /// How often a changed table is published to the announce store.
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
@@ -56,7 +57,7 @@ pub struct RoutingActor {
     links: RoutingLinks,
     sender: DatagramSender,
     counters: Arc<Counters>,
-    timer: Option<SpawnHandle>,
+    wakeup: Wakeup,
     changed: bool,
     buf: Vec<u8>,
 }
@@ -78,7 +79,7 @@ impl RoutingActor {
             links,
             sender,
             counters,
-            timer: None,
+            wakeup: Wakeup::default(),
             changed: true,
             buf: Vec::with_capacity(512),
         }
@@ -195,18 +196,12 @@ impl RoutingActor {
     }
 
     fn arm(&mut self, ctx: &mut Context<Self>) {
-        if let Some(h) = self.timer.take() {
-            ctx.cancel_future(h);
-        }
-        let now = Instant::now();
+        let publish = Instant::now() + PUBLISH_EVERY;
         let next = self
             .table
             .poll_timeout()
-            .map_or(PUBLISH_EVERY, |t| t.saturating_duration_since(now))
-            .min(PUBLISH_EVERY);
-        self.timer = Some(ctx.run_later(next, |this, ctx| {
-            guarded(this, ctx, |this, ctx| this.on_timer(ctx));
-        }));
+            .map_or(publish, |t| t.min(publish));
+        wake_at(self, ctx, next, Arm::Replace);
     }
 }
 
@@ -226,7 +221,17 @@ impl Supervised for RoutingActor {
     }
 
     fn restart(&mut self, ctx: &mut Context<Self>) {
-        self.arm(ctx);
+        wakeup::restart(self, ctx);
+    }
+}
+
+impl Timed for RoutingActor {
+    fn wakeup(&mut self) -> &mut Wakeup {
+        &mut self.wakeup
+    }
+
+    fn on_wakeup(&mut self, ctx: &mut Context<Self>) {
+        self.on_timer(ctx);
     }
 }
 

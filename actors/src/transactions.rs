@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix::{Actor, AsyncContext, Context, Handler, Recipient, SpawnHandle};
+use actix::{Actor, Context, Handler, Recipient};
 use dhtd_protocol::ip_vote::ExternalIpVotes;
 use dhtd_protocol::krpc::{Body, Message, Query};
 use dhtd_protocol::server::VERSION;
@@ -24,6 +24,7 @@ use crate::messages::{
 };
 use crate::rate_limiter::refuse;
 use crate::supervision::{guarded, lifecycle, Supervised};
+use crate::wakeup::{self, wake_at, Arm, Timed, Wakeup};
 
 struct Pending {
     reply_to: Option<Recipient<QueryDone>>,
@@ -51,7 +52,7 @@ pub struct TransactionsActor {
     links: TransactionLinks,
     votes: ExternalIpVotes,
     counters: Arc<Counters>,
-    timer: Option<(SpawnHandle, Instant)>,
+    wakeup: Wakeup,
     buf: Vec<u8>,
 }
 
@@ -75,7 +76,7 @@ impl TransactionsActor {
             links,
             votes: ExternalIpVotes::new(),
             counters,
-            timer: None,
+            wakeup: Wakeup::default(),
             buf: Vec::with_capacity(256),
         }
     }
@@ -186,8 +187,35 @@ impl TransactionsActor {
         }
     }
 
-    fn on_timer(&mut self, ctx: &mut Context<Self>) {
-        self.timer = None;
+    fn arm(&mut self, ctx: &mut Context<Self>) {
+        if let Some(deadline) = self.table.poll_timeout() {
+            wake_at(self, ctx, deadline, Arm::KeepEarlier);
+        }
+    }
+}
+
+impl Actor for TransactionsActor {
+    type Context = Context<Self>;
+}
+
+impl Supervised for TransactionsActor {
+    const KIND: ActorKind = ActorKind::Transactions;
+
+    fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    fn restart(&mut self, ctx: &mut Context<Self>) {
+        wakeup::restart(self, ctx);
+    }
+}
+
+impl Timed for TransactionsActor {
+    fn wakeup(&mut self) -> &mut Wakeup {
+        &mut self.wakeup
+    }
+
+    fn on_wakeup(&mut self, ctx: &mut Context<Self>) {
         for expired in self.table.expire(Instant::now()) {
             // Retransmission is off (one attempt): a lookup asks another node instead.
             let Expired::TimedOut { to, payload, .. } = expired else {
@@ -208,43 +236,6 @@ impl TransactionsActor {
                     result: Err(QueryFailure::Timeout),
                 });
             }
-        }
-        self.arm(ctx);
-    }
-
-    /// Keeps one timer, at the earliest deadline.
-    fn arm(&mut self, ctx: &mut Context<Self>) {
-        let Some(deadline) = self.table.poll_timeout() else {
-            return;
-        };
-        if let Some((handle, at)) = self.timer {
-            if at <= deadline {
-                return;
-            }
-            ctx.cancel_future(handle);
-        }
-        let wait = deadline.saturating_duration_since(Instant::now());
-        let handle = ctx.run_later(wait, |this, ctx| {
-            guarded(this, ctx, |this, ctx| this.on_timer(ctx));
-        });
-        self.timer = Some((handle, deadline));
-    }
-}
-
-impl Actor for TransactionsActor {
-    type Context = Context<Self>;
-}
-
-impl Supervised for TransactionsActor {
-    const KIND: ActorKind = ActorKind::Transactions;
-
-    fn counters(&self) -> &Arc<Counters> {
-        &self.counters
-    }
-
-    fn restart(&mut self, ctx: &mut Context<Self>) {
-        if let Some((h, _)) = self.timer.take() {
-            ctx.cancel_future(h);
         }
         self.arm(ctx);
     }

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, Addr, AsyncContext, Context, Recipient, SpawnHandle};
+use actix::{Actor, Addr, Context, Recipient};
 use dhtd_protocol::rate_limit::{IpRateLimiter, QueryKey, Rate, Spacing, TokenBucket};
 
 use crate::announce::AnnounceActor;
@@ -29,6 +29,7 @@ use crate::messages::{InboundQuery, InboundResponse, SendQuery};
 use crate::routing::RoutingActor;
 use crate::socket::DatagramSender;
 use crate::supervision::{lifecycle, Supervised};
+use crate::wakeup::{self, Timed, Wakeup};
 
 /// Limits, each with the reason it exists.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -102,7 +103,7 @@ pub struct RateLimiterActor {
     links: RateLimiterLinks,
     sender: DatagramSender,
     counters: Arc<Counters>,
-    timer: Option<SpawnHandle>,
+    wakeup: Wakeup,
     mailbox_capacity: usize,
 }
 
@@ -129,7 +130,7 @@ impl RateLimiterActor {
             links,
             sender,
             counters,
-            timer: None,
+            wakeup: Wakeup::default(),
             mailbox_capacity,
         }
     }
@@ -164,10 +165,17 @@ impl Supervised for RateLimiterActor {
     }
 
     fn restart(&mut self, ctx: &mut Context<Self>) {
-        if let Some(h) = self.timer.take() {
-            ctx.cancel_future(h);
-        }
-        self.arm(ctx);
+        wakeup::restart(self, ctx);
+    }
+}
+
+impl Timed for RateLimiterActor {
+    fn wakeup(&mut self) -> &mut Wakeup {
+        &mut self.wakeup
+    }
+
+    fn on_wakeup(&mut self, ctx: &mut Context<Self>) {
+        self.on_timer(ctx);
     }
 }
 

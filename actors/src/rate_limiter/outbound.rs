@@ -2,7 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use actix::{AsyncContext, Context, Handler};
+use actix::{Context, Handler};
+
+use crate::wakeup::{wake_at, Arm};
 use dhtd_protocol::rate_limit::SpacingVerdict;
 
 use super::RateLimiterActor;
@@ -78,7 +80,7 @@ impl RateLimiterActor {
         self.queue.len() + self.spaced.len()
     }
 
-    fn on_timer(&mut self, ctx: &mut Context<Self>) {
+    pub(super) fn on_timer(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
         while let Some(entry) = self.spaced.first_entry() {
             if entry.key().0 > now {
@@ -101,9 +103,6 @@ impl RateLimiterActor {
 
     /// One timer: the next budget token while queries wait, else the sweep.
     pub(super) fn arm(&mut self, ctx: &mut Context<Self>) {
-        if let Some(h) = self.timer.take() {
-            ctx.cancel_future(h);
-        }
         let now = Instant::now();
         let mut wait = if self.queue.is_empty() {
             SWEEP_EVERY
@@ -115,8 +114,6 @@ impl RateLimiterActor {
         if let Some((ready, _)) = self.spaced.keys().next() {
             wait = wait.min(ready.saturating_duration_since(now));
         }
-        self.timer = Some(ctx.run_later(wait, |this, ctx| {
-            guarded(this, ctx, |this, ctx| this.on_timer(ctx));
-        }));
+        wake_at(self, ctx, now + wait, Arm::Replace);
     }
 }
