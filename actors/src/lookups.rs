@@ -324,6 +324,18 @@ impl LookupsActor {
         } else {
             self.counters.add(&self.counters.lookups_failed);
         }
+        // rTorrent's warnings, for the searches someone asked for.
+        if !matches!(r.request.sink, LookupSink::Discard) {
+            let target = summary.target;
+            if summary.queries == 0 {
+                tracing::warn!(target: "dht::lookup", %target, "no DHT nodes available for a search");
+            } else if summary.responses == 0 {
+                tracing::warn!(target: "dht::lookup", %target, queries = summary.queries, "search unsuccessful (no replies)");
+            }
+            if let Some(a) = summary.announce.filter(|a| a.accepted == 0) {
+                tracing::warn!(target: "dht::lookup", %target, tried = a.tried, "announce failed: no node accepted it");
+            }
+        }
         report(&r.request, summary);
         self.start_waiting(ctx);
     }

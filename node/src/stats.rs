@@ -51,6 +51,9 @@ pub struct Stats {
     pub bootstrap_complete: bool,
     /// BEP 43 read-only.
     pub read_only: bool,
+    /// Our IP as other nodes see it, once a majority of responders agree
+    /// (the `ip` key of their responses, BEP 42).
+    pub external_ip: Option<std::net::IpAddr>,
     /// Nodes per bucket and state.
     pub routing: RoutingStats,
     /// Estimated nodes in the whole DHT.

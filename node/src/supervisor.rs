@@ -72,6 +72,8 @@ pub(crate) struct SupervisorActor {
     next_tag: u64,
     reannounces: HashMap<InfoHash, SpawnHandle>,
     shutting_down: bool,
+    /// Our address as most responders see it (BEP 42 `ip`).
+    external_ip: Option<std::net::IpAddr>,
 }
 
 /// What `start` hands back to the public handle.
@@ -243,6 +245,7 @@ pub(crate) fn start(config: Config, runtime: &Runtime) -> Result<Started, StartE
         next_tag: 1,
         reannounces: HashMap::new(),
         shutting_down: false,
+        external_ip: None,
     };
 
     let spawned = runtime.net().spawn(async move {
@@ -283,6 +286,9 @@ impl Actor for SupervisorActor {
 impl SupervisorActor {
     /// Runs a lookup now, or queues it until bootstrap completes.
     pub(crate) fn run_lookup(&mut self, start: StartLookup) {
+        if self.shutting_down {
+            return; // dropping the request ends the caller's stream
+        }
         if self.boot.is_complete() {
             self.actors.routing.do_send(LookupFromTable(start));
         } else {
@@ -421,6 +427,7 @@ impl Handler<ExternalAddressLearned> for SupervisorActor {
     type Result = ();
     fn handle(&mut self, m: ExternalAddressLearned, _: &mut Context<Self>) {
         tracing::info!(target: "dht::node", ip = %m.0, "external address learned from other nodes");
+        self.external_ip = Some(m.0);
         if !self.config.bep42 || dhtd_protocol::id::bep42::is_valid(&self.own_id, m.0) {
             return;
         }
@@ -456,6 +463,7 @@ impl Handler<GetStats> for SupervisorActor {
             uptime: self.started.elapsed(),
             bootstrap_complete: self.boot.is_complete(),
             read_only: self.config.read_only,
+            external_ip: self.external_ip,
             traffic: self.counters.snapshot(),
             ..Stats::default()
         };

@@ -76,6 +76,16 @@ async fn two_hundred_nodes_find_every_announcer() {
     let mut rng = StdRng::seed_from_u64(99);
     let hashes = announce_all(&swarm, &mut rng).await;
     look_up_sample(&swarm, &hashes, &mut rng, |_| true).await;
+    // Every node learned its address from the `ip` key of the answers (BEP 42).
+    for n in &swarm.nodes[..20] {
+        let stats = n.stats().await.unwrap();
+        assert_eq!(stats.external_ip, Some(n.local_addr().ip()));
+        assert!(
+            stats.bootstrap_complete && stats.nodes() >= 8,
+            "{} nodes",
+            stats.nodes()
+        );
+    }
     swarm.shutdown().await;
 }
 
