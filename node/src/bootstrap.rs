@@ -176,6 +176,23 @@ impl SupervisorActor {
         }));
     }
 
+    /// A node that lost every node (a long network outage) bootstraps again
+    /// from its sources; lookups wait for it as at the start.
+    pub(crate) fn rejoin_if_alone(&mut self, ctx: &mut Context<Self>) {
+        if !self.boot.is_complete() {
+            return;
+        }
+        let summary = self.actors.routing.send(RoutingSummaryQuery);
+        ctx.spawn(summary.into_actor(self).map(|summary, this, ctx| {
+            let alone = summary.is_ok_and(|s| s.stats.total.good + s.stats.total.questionable == 0);
+            if alone && this.boot.is_complete() {
+                tracing::warn!(target: "dht::bootstrap", "no DHT nodes available; bootstrapping again");
+                let _ = this.bootstrapped.send(false);
+                this.begin_bootstrap(ctx);
+            }
+        }));
+    }
+
     fn complete_bootstrap(&mut self, ctx: &mut Context<Self>) {
         self.boot.state = State::Complete;
         self.boot.wait = self.config.bootstrap_retry;

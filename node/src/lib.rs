@@ -259,8 +259,10 @@ impl DhtHandle {
             announce,
             sink: LookupSink::Caller(tx),
         };
-        // If the node is gone the sender is dropped and the stream ends at once.
-        let _ = self.inner.supervisor.try_send(request);
+        // `do_send`, not `try_send`: a burst of API calls must not be dropped
+        // (the lookup workers bound how many run). If the node is gone the
+        // request is dropped with its sender and the stream ends at once.
+        self.inner.supervisor.do_send(request);
         PeerStream { rx, summary: None }
     }
 

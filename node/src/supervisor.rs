@@ -280,6 +280,7 @@ impl Actor for SupervisorActor {
         self.begin_bootstrap(ctx);
         let every = self.config.save_interval;
         ctx.run_interval(every, |this, _| this.save_table(None));
+        ctx.run_interval(REJOIN_CHECK, |this, ctx| this.rejoin_if_alone(ctx));
     }
 }
 
@@ -331,6 +332,9 @@ impl SupervisorActor {
         });
     }
 }
+
+/// How often a bootstrapped node checks that its table is not empty.
+const REJOIN_CHECK: Duration = Duration::from_secs(60);
 
 /// Look up (and optionally announce) an info hash, or find a node id.
 #[derive(Message)]

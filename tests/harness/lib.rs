@@ -16,6 +16,12 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 /// The loopback address of swarm node `i` (127.0.0.1 is left to other tests).
+///
+/// ```
+/// use std::net::IpAddr;
+/// assert_eq!(dhtd_tests::node_ip(0), "127.0.0.3".parse::<IpAddr>().unwrap());
+/// assert_eq!(dhtd_tests::node_ip(248), "127.0.1.1".parse::<IpAddr>().unwrap());
+/// ```
 pub fn node_ip(i: usize) -> IpAddr {
     let i = i + 2;
     IpAddr::V4(Ipv4Addr::new(127, 0, (i / 250) as u8, (i % 250) as u8 + 1))
