@@ -94,3 +94,31 @@ async fn requests_made_before_bootstrap_run_when_it_completes() {
     late.shutdown().await;
     swarm.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_announce_outlives_the_store_expiry_until_stopped() {
+    // Stored announces expire after 1.5 s here; the announcer repeats every 0.5 s.
+    let swarm = Swarm::start(20, 13, |_, c| {
+        c.store.peer_ttl = Duration::from_millis(1500);
+        c.store.sweep_interval = Duration::from_millis(100);
+        c.limits.query_spacing = Duration::from_millis(100);
+    })
+    .await;
+    let ih = InfoHash([0x33; 20]);
+    let (announcer, seeker) = (&swarm.nodes[3], &swarm.nodes[15]);
+    let expected = std::net::SocketAddr::new(announcer.local_addr().ip(), 7777);
+    announcer
+        .announce_every(ih, PortChoice::Port(7777), Duration::from_millis(500))
+        .await
+        .unwrap();
+    let found = |peers: &[std::net::SocketAddr]| peers.contains(&expected);
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let (peers, _) = seeker.get_peers(ih).collect().await;
+    assert!(found(&peers), "still stored after twice the expiry: {peers:?}");
+
+    announcer.stop_announcing(ih).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (peers, _) = seeker.get_peers(ih).collect().await;
+    assert!(!found(&peers), "expired once no longer repeated: {peers:?}");
+    swarm.shutdown().await;
+}
