@@ -127,6 +127,7 @@ impl LookupsActor {
         if self.running.len() >= self.limits.max_running {
             if self.waiting.len() >= self.limits.max_waiting {
                 tracing::warn!(target: "dht::lookup", "too many lookups waiting; one ends unstarted");
+                self.counters.add(&self.counters.lookups_failed);
                 let summary = LookupSummary {
                     target: request.target,
                     ..LookupSummary::default()
