@@ -114,7 +114,10 @@ async fn a_repeated_announce_outlives_the_store_expiry_until_stopped() {
     let found = |peers: &[std::net::SocketAddr]| peers.contains(&expected);
     tokio::time::sleep(Duration::from_millis(3000)).await;
     let (peers, _) = seeker.get_peers(ih).collect().await;
-    assert!(found(&peers), "still stored after twice the expiry: {peers:?}");
+    assert!(
+        found(&peers),
+        "still stored after twice the expiry: {peers:?}"
+    );
 
     announcer.stop_announcing(ih).await.unwrap();
     tokio::time::sleep(Duration::from_millis(2500)).await;
