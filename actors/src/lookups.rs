@@ -226,8 +226,14 @@ impl LookupsActor {
             }
         }
         if let LookupSink::Caller(tx) = &r.request.sink {
-            for p in fresh {
-                if tx.send(LookupEvent::Peer(p)).is_err() {
+            let (queries, responses, closest) = r.lookup.progress();
+            let progress = LookupEvent::Progress {
+                queries,
+                responses,
+                common_bits: closest.map_or(0, |d| d.leading_zeros()),
+            };
+            for event in fresh.into_iter().map(LookupEvent::Peer).chain([progress]) {
+                if tx.send(event).is_err() {
                     // The caller stopped listening: stop working for it.
                     self.running.remove(&id);
                     self.start_waiting(ctx);

@@ -308,6 +308,16 @@ pub enum LookupSink {
 pub enum LookupEvent {
     /// A peer not reported before.
     Peer(SocketAddr),
+    /// A node answered: how far the lookup has come.
+    Progress {
+        /// Queries sent so far.
+        queries: usize,
+        /// Answers so far.
+        responses: usize,
+        /// Leading bits shared by the target and the closest node that
+        /// answered (160 would be the target itself).
+        common_bits: u32,
+    },
     /// The end, with its summary.
     Finished(LookupSummary),
 }

@@ -34,8 +34,12 @@ use crate::socket::DatagramSender;
 use crate::supervision::{guarded, lifecycle, Supervised};
 use crate::wakeup::{self, wake_at, Arm, Timed, Wakeup};
 
-/// How often a changed table is published to the announce store.
-const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+/// How soon a changed table is published to the announce store: soon
+/// enough that get_peers answers carry the nodes just learned (a fresh
+/// node's table changes fast), late enough to publish a burst of changes once.
+const PUBLISH_DELAY: Duration = Duration::from_millis(50);
+/// The longest the timer sleeps when the table asks for nothing sooner.
+const IDLE_WAKEUP: Duration = Duration::from_secs(60);
 /// Seeds handed to a lookup started from the table.
 const SEEDS: usize = 2 * K;
 
@@ -196,12 +200,19 @@ impl RoutingActor {
     }
 
     fn arm(&mut self, ctx: &mut Context<Self>) {
-        let publish = Instant::now() + PUBLISH_EVERY;
-        let next = self
-            .table
-            .poll_timeout()
-            .map_or(publish, |t| t.min(publish));
+        let now = Instant::now();
+        let mut next = self.table.poll_timeout().unwrap_or(now + IDLE_WAKEUP);
+        if self.changed {
+            next = next.min(now + PUBLISH_DELAY);
+        }
         wake_at(self, ctx, next, Arm::Replace);
+    }
+
+    /// After a change to the table: publish it soon.
+    fn publish_soon(&mut self, ctx: &mut Context<Self>) {
+        if self.changed {
+            wake_at(self, ctx, Instant::now() + PUBLISH_DELAY, Arm::KeepEarlier);
+        }
     }
 }
 
@@ -254,7 +265,10 @@ impl Handler<NodeQueried> for RoutingActor {
 impl Handler<NodeResponded> for RoutingActor {
     type Result = ();
     fn handle(&mut self, m: NodeResponded, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |this, _| this.responded(m));
+        guarded(self, ctx, |this, ctx| {
+            this.responded(m);
+            this.publish_soon(ctx);
+        });
     }
 }
 

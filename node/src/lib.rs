@@ -40,6 +40,7 @@ pub mod persist;
 mod runtime;
 mod stats;
 mod supervisor;
+pub mod swarm;
 pub mod torrent;
 
 use std::net::SocketAddr;
@@ -427,9 +428,19 @@ impl PeerStream {
         loop {
             match self.rx.recv().await? {
                 LookupEvent::Peer(p) => return Some(p),
+                LookupEvent::Progress { .. } => {}
                 LookupEvent::Finished(s) => self.summary = Some(s),
             }
         }
+    }
+
+    /// The next event: a peer, progress, or the summary (then `None`).
+    pub async fn next_event(&mut self) -> Option<LookupEvent> {
+        let event = self.rx.recv().await?;
+        if let LookupEvent::Finished(s) = &event {
+            self.summary = Some(s.clone());
+        }
+        Some(event)
     }
 
     /// The summary, once the stream has ended.

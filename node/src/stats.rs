@@ -100,3 +100,126 @@ impl Stats {
         t.good + t.questionable + t.bad
     }
 }
+
+fn duration_text(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{}s", s / 60, s % 60),
+        _ => format!("{}h{}m", s / 3600, s % 3600 / 60),
+    }
+}
+
+/// rTorrent's `dht_statistics`, as text for operators.
+impl std::fmt::Display for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = &self.routing.total;
+        let addr = self
+            .local_addr
+            .map_or_else(|| "-".to_owned(), |a| a.to_string());
+        writeln!(
+            f,
+            "node {} on {addr}, up {}{}",
+            self.own_id,
+            duration_text(self.uptime),
+            if self.read_only { ", read-only" } else { "" }
+        )?;
+        writeln!(
+            f,
+            "bootstrap {}; external address {}",
+            if self.bootstrap_complete {
+                "complete"
+            } else {
+                "in progress"
+            },
+            self.external_ip
+                .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+        )?;
+        writeln!(
+            f,
+            "routing table: {} nodes ({} good, {} questionable, {} bad) in {} buckets, about {} nodes in the DHT",
+            self.nodes(),
+            t.good,
+            t.questionable,
+            t.bad,
+            self.routing.buckets.len(),
+            self.estimated_dht_size.unwrap_or(0)
+        )?;
+        for (i, b) in self.routing.buckets.iter().enumerate() {
+            writeln!(
+                f,
+                "  bucket {i:>3}: {} good, {} questionable, {} bad, {} cached",
+                b.good, b.questionable, b.bad, b.replacements
+            )?;
+        }
+        writeln!(
+            f,
+            "store: {} info hashes, {} peers",
+            self.store.info_hashes, self.store.peers
+        )?;
+        let tr = &self.traffic;
+        writeln!(
+            f,
+            "traffic: in {} packets / {} bytes, out {} packets / {} bytes",
+            tr.packets_in, tr.bytes_in, tr.packets_out, tr.bytes_out
+        )?;
+        let list = |pairs: Vec<(&str, u64)>| {
+            pairs
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        writeln!(
+            f,
+            "queries in: {}",
+            list(tr.queries_in.iter().map(|(m, n)| (m.label(), *n)).collect())
+        )?;
+        writeln!(
+            f,
+            "queries out: {}",
+            list(
+                tr.queries_out
+                    .iter()
+                    .map(|(m, n)| (m.label(), *n))
+                    .collect()
+            )
+        )?;
+        writeln!(
+            f,
+            "responses in {}, errors in {}, errors out {}, timeouts {}",
+            tr.responses_in, tr.errors_in, tr.errors_out, tr.timeouts
+        )?;
+        writeln!(
+            f,
+            "dropped: {}",
+            list(tr.dropped.iter().map(|(r, n)| (r.label(), *n)).collect())
+        )?;
+        writeln!(
+            f,
+            "not sent: {}",
+            list(tr.refused.iter().map(|(r, n)| (r.label(), *n)).collect())
+        )?;
+        writeln!(
+            f,
+            "lookups: {} started, {} reached nodes, {} reached none; tokens issued {}; announces stored {}, refused: {}",
+            tr.lookups_started,
+            tr.lookups_succeeded,
+            tr.lookups_failed,
+            tr.tokens_issued,
+            tr.announces_stored,
+            list(tr.announces_rejected.iter().map(|(r, n)| (r.label(), *n)).collect())
+        )?;
+        writeln!(
+            f,
+            "actor restarts: {}",
+            list(tr.restarts.iter().map(|(a, n)| (a.label(), *n)).collect())
+        )?;
+        if self.warnings.is_empty() {
+            write!(f, "warnings: none")
+        } else {
+            let w: Vec<String> = self.warnings.iter().map(ToString::to_string).collect();
+            write!(f, "warnings: {}", w.join("; "))
+        }
+    }
+}

@@ -383,6 +383,17 @@ impl Lookup {
             .min()
     }
 
+    /// Progress so far: queries sent, answers received, and the distance of
+    /// the closest node that answered (for a progress display).
+    pub fn progress(&self) -> (usize, usize, Option<Distance>) {
+        let closest = self
+            .candidates
+            .iter()
+            .find(|(_, c)| c.state == State::Succeeded)
+            .map(|(d, _)| *d);
+        (self.queries, self.responses, closest)
+    }
+
     /// Nodes every query so far was sent to, for tests and diagnostics.
     pub fn queried(&self) -> impl Iterator<Item = &NodeInfo> {
         self.candidates

@@ -5,7 +5,7 @@ use std::time::Duration;
 use dhtd::NodeId;
 use dhtd::{ActorKind, InfoHash, PortChoice};
 use dhtd_protocol::krpc::Query;
-use dhtd_tests::{node_ip, RawPeer, Swarm};
+use dhtd_tests::{node_ip, start_swarm, RawPeer};
 
 const ACTORS: [ActorKind; 6] = [
     ActorKind::Socket,
@@ -20,7 +20,7 @@ const ACTORS: [ActorKind; 6] = [
 async fn a_panicking_actor_is_restarted_with_its_state() {
     // The same lookups repeat every round: shorten the per-node spacing rule
     // so that they are not refused as repeats.
-    let swarm = Swarm::start(40, 21, |_, c| {
+    let swarm = start_swarm(40, 21, |_, c| {
         c.limits.query_spacing = Duration::from_millis(100)
     })
     .await;

@@ -3,11 +3,11 @@
 use std::time::Duration;
 
 use dhtd::{Dht, InfoHash, PortChoice};
-use dhtd_tests::{node_ip, temp_state_dir, test_config, wait_until, Swarm};
+use dhtd_tests::{node_ip, start_swarm, temp_state_dir, test_config, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_restarted_from_its_state_dir_rejoins_without_a_router() {
-    let swarm = Swarm::start(30, 11, |_, _| {}).await;
+    let swarm = start_swarm(30, 11, |_, _| {}).await;
     let dir = temp_state_dir("restart");
     let bootstrap = [swarm.nodes[0].local_addr()];
     let mut config = test_config(node_ip(950), &bootstrap);
@@ -55,7 +55,7 @@ async fn a_node_restarted_from_its_state_dir_rejoins_without_a_router() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_made_before_bootstrap_run_when_it_completes() {
-    let swarm = Swarm::start(20, 12, |_, _| {}).await;
+    let swarm = start_swarm(20, 12, |_, _| {}).await;
     let ih = InfoHash([9; 20]);
     swarm.nodes[4]
         .announce(ih, PortChoice::Port(5555))
@@ -98,7 +98,7 @@ async fn requests_made_before_bootstrap_run_when_it_completes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repeated_announce_outlives_the_store_expiry_until_stopped() {
     // Stored announces expire after 1.5 s here; the announcer repeats every 0.5 s.
-    let swarm = Swarm::start(20, 13, |_, c| {
+    let swarm = start_swarm(20, 13, |_, c| {
         c.store.peer_ttl = Duration::from_millis(1500);
         c.store.sweep_interval = Duration::from_millis(100);
         c.limits.query_spacing = Duration::from_millis(100);

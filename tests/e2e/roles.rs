@@ -2,14 +2,14 @@
 
 use dhtd::{InfoHash, NodeId, PortChoice};
 use dhtd_protocol::krpc::{Body, Message, Query};
-use dhtd_tests::{node_ip, RawPeer, Swarm};
+use dhtd_tests::{node_ip, start_swarm, RawPeer};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_nodes_stay_out_of_tables_and_implied_port_stores_the_source_port() {
     // Nodes 30..40 are read-only.
-    let swarm = Swarm::start(40, 3, |i, c| c.read_only = i >= 30).await;
+    let swarm = start_swarm(40, 3, |i, c| c.read_only = i >= 30).await;
     let readers: Vec<_> = swarm.nodes[30..].to_vec();
     // Read-only nodes look up like anyone else, and announce with implied_port.
     let info_hash = InfoHash([0x42; 20]);
@@ -65,7 +65,7 @@ async fn read_only_nodes_stay_out_of_tables_and_implied_port_stores_the_source_p
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routers_are_asked_but_never_added() {
-    let swarm = Swarm::start(20, 4, |_, _| {}).await;
+    let swarm = start_swarm(20, 4, |_, _| {}).await;
     let router = &swarm.nodes[0];
     let mut config = dhtd_tests::test_config(node_ip(991), &[]);
     config.routers = vec![router.local_addr().to_string()];

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use dhtd::{InfoHash, PortChoice};
-use dhtd_tests::{median_p90, Swarm};
+use dhtd_tests::{median_p90, start_swarm, Swarm};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -72,7 +72,7 @@ async fn look_up_sample(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_nodes_find_every_announcer() {
-    let swarm = Swarm::start(NODES, 7, |_, _| {}).await;
+    let swarm = start_swarm(NODES, 7, |_, _| {}).await;
     let mut rng = StdRng::seed_from_u64(99);
     let hashes = announce_all(&swarm, &mut rng).await;
     look_up_sample(&swarm, &hashes, &mut rng, |_| true).await;
@@ -91,7 +91,7 @@ async fn two_hundred_nodes_find_every_announcer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lookups_succeed_with_a_tenth_of_the_nodes_stopped() {
-    let swarm = Swarm::start(NODES, 8, |_, _| {}).await;
+    let swarm = start_swarm(NODES, 8, |_, _| {}).await;
     let mut rng = StdRng::seed_from_u64(100);
     let hashes = announce_all(&swarm, &mut rng).await;
     // Stop every tenth node midway, after the announces.

@@ -7,33 +7,24 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use dhtd::{Config, Dht, DhtHandle, Runtime};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use dhtd::Config;
 
-/// The loopback address of swarm node `i` (127.0.0.1 is left to other tests).
-///
-/// ```
-/// use std::net::IpAddr;
-/// assert_eq!(dhtd_tests::node_ip(0), "127.0.0.3".parse::<IpAddr>().unwrap());
-/// assert_eq!(dhtd_tests::node_ip(248), "127.0.1.1".parse::<IpAddr>().unwrap());
-/// ```
-pub fn node_ip(i: usize) -> IpAddr {
-    let i = i + 2;
-    IpAddr::V4(Ipv4Addr::new(127, 0, (i / 250) as u8, (i % 250) as u8 + 1))
-}
+pub use dhtd::swarm::{node_ip, swarm_config as test_config, LocalSwarm as Swarm};
 
-/// A config for a test node at `ip` bootstrapping from `bootstrap`.
-pub fn test_config(ip: IpAddr, bootstrap: &[SocketAddr]) -> Config {
-    let mut config = Config::local(SocketAddr::new(ip, 0), bootstrap);
-    // Tests should not wait long for a lone first node's retry.
-    config.bootstrap_retry = Duration::from_millis(500);
-    config.bootstrap_retry_max = Duration::from_secs(2);
-    config
+/// Starts a swarm (see [`dhtd::swarm::LocalSwarm::start`]) and waits until
+/// every node has bootstrapped.
+pub async fn start_swarm(n: usize, seed: u64, tweak: impl Fn(usize, &mut Config)) -> Swarm {
+    let swarm = Swarm::start(n, seed, tweak).await.unwrap();
+    let behind = swarm.wait_bootstrapped(Duration::from_secs(60)).await;
+    assert_eq!(
+        behind, 0,
+        "{behind} of {n} nodes did not bootstrap within 60 s"
+    );
+    swarm
 }
 
 /// Polls `check` every 50 ms until it returns true or `timeout` passes.
@@ -59,62 +50,6 @@ pub fn temp_state_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("dhtd-e2e-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
-}
-
-/// Running swarm nodes on one shared runtime.
-pub struct Swarm {
-    /// The shared actor threads.
-    pub runtime: Runtime,
-    /// The nodes, in start order.
-    pub nodes: Vec<DhtHandle>,
-}
-
-impl Swarm {
-    /// Starts `n` nodes; node 0 starts alone, each later node bootstraps
-    /// from node 0 and two random earlier nodes. `tweak` adjusts each
-    /// node's config. Waits until every node has bootstrapped.
-    pub async fn start(n: usize, seed: u64, tweak: impl Fn(usize, &mut Config)) -> Swarm {
-        let runtime = Runtime::new().unwrap();
-        let mut rng = StdRng::seed_from_u64(seed);
-        let mut nodes: Vec<DhtHandle> = Vec::with_capacity(n);
-        for i in 0..n {
-            let mut bootstrap = Vec::new();
-            if i > 0 {
-                bootstrap.push(nodes[0].local_addr());
-                for _ in 0..2 {
-                    bootstrap.push(nodes[rng.random_range(0..i)].local_addr());
-                }
-                bootstrap.dedup();
-            }
-            let mut config = test_config(node_ip(i), &bootstrap);
-            config.rng_seed = Some(seed.wrapping_mul(1000).wrapping_add(i as u64));
-            tweak(i, &mut config);
-            let node = Dht::builder(config).runtime(&runtime).start().unwrap();
-            nodes.push(node);
-            if i % 20 == 19 {
-                // Let a batch settle so later nodes find a populated network.
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-        let all_up = wait_until(Duration::from_secs(60), || {
-            let done = nodes.iter().all(|n| n.is_bootstrapped());
-            async move { done }
-        })
-        .await;
-        let behind = nodes.iter().filter(|n| !n.is_bootstrapped()).count();
-        assert!(
-            all_up,
-            "{behind} of {n} nodes did not bootstrap within 60 s"
-        );
-        Swarm { runtime, nodes }
-    }
-
-    /// Shuts every node down.
-    pub async fn shutdown(self) {
-        for n in &self.nodes {
-            n.shutdown().await;
-        }
-    }
 }
 
 /// The median and 90th percentile of `values`.

@@ -1,0 +1,205 @@
+//! The daemon's local HTTP listener: `/stats` (text), `/stats.json`, and
+//! `POST /add-node?addr=HOST:PORT`; and the client side of `dhtd stats` and
+//! `dhtd add-node`. It is meant for loopback (the default address is
+//! 127.0.0.1:9464); it has no authentication.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use dhtd::{DhtHandle, Stats};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::Failure;
+
+const MAX_REQUEST: usize = 8192;
+
+/// Binds the listener.
+pub(crate) async fn bind(addr: SocketAddr) -> Result<TcpListener, Failure> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| Failure::Failed(format!("cannot listen for HTTP on {addr}: {e}")))
+}
+
+/// Serves requests for `nodes` (the first is the one `/stats` describes).
+pub(crate) fn spawn(listener: TcpListener, nodes: Vec<DhtHandle>) {
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let nodes = nodes.clone();
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(10), handle(stream, nodes)).await;
+            });
+        }
+    });
+}
+
+async fn handle(mut stream: tokio::net::TcpStream, nodes: Vec<DhtHandle>) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < MAX_REQUEST {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let head = String::from_utf8_lossy(&buf);
+    let mut parts = head.lines().next().unwrap_or_default().split_whitespace();
+    let (method, target) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let (status, content_type, body) = route(method, path, query, &nodes).await;
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+async fn route(
+    method: &str,
+    path: &str,
+    query: &str,
+    nodes: &[DhtHandle],
+) -> (&'static str, &'static str, String) {
+    const TEXT: &str = "text/plain; charset=utf-8";
+    let Some(node) = nodes.first() else {
+        return ("503 Service Unavailable", TEXT, "no node\n".into());
+    };
+    match (method, path) {
+        ("GET", "/stats") => match node.stats().await {
+            Ok(s) => ("200 OK", TEXT, format!("{s}\n")),
+            Err(e) => ("503 Service Unavailable", TEXT, format!("{e}\n")),
+        },
+        ("GET", "/stats.json") => match node.stats().await {
+            Ok(s) => (
+                "200 OK",
+                "application/json",
+                format!("{}\n", stats_json(&s)),
+            ),
+            Err(e) => ("503 Service Unavailable", TEXT, format!("{e}\n")),
+        },
+        ("POST", "/add-node") => {
+            let Some(addr) = query.split('&').find_map(|kv| kv.strip_prefix("addr=")) else {
+                return ("400 Bad Request", TEXT, "missing addr=HOST:PORT\n".into());
+            };
+            match node.add_node(addr).await {
+                Ok(()) => ("200 OK", TEXT, format!("added {addr}\n")),
+                Err(e) => ("400 Bad Request", TEXT, format!("{e}\n")),
+            }
+        }
+        _ => (
+            "404 Not Found",
+            TEXT,
+            "try /stats, /stats.json or POST /add-node?addr=HOST:PORT\n".into(),
+        ),
+    }
+}
+
+/// The statistics as JSON.
+pub(crate) fn stats_json(s: &Stats) -> serde_json::Value {
+    let pairs = |v: Vec<(&'static str, u64)>| {
+        serde_json::Value::Object(
+            v.into_iter()
+                .map(|(k, n)| (k.to_owned(), json!(n)))
+                .collect(),
+        )
+    };
+    let t = &s.traffic;
+    json!({
+        "node_id": s.own_id.to_string(),
+        "listen": s.local_addr.map(|a| a.to_string()),
+        "uptime_secs": s.uptime.as_secs(),
+        "bootstrap_complete": s.bootstrap_complete,
+        "read_only": s.read_only,
+        "external_ip": s.external_ip.map(|ip| ip.to_string()),
+        "nodes": s.nodes(),
+        "estimated_dht_size": s.estimated_dht_size,
+        "buckets": s.routing.buckets.iter().map(|b| json!({
+            "good": b.good, "questionable": b.questionable, "bad": b.bad, "cached": b.replacements,
+        })).collect::<Vec<_>>(),
+        "store": {"info_hashes": s.store.info_hashes, "peers": s.store.peers},
+        "traffic": {
+            "packets_in": t.packets_in, "bytes_in": t.bytes_in,
+            "packets_out": t.packets_out, "bytes_out": t.bytes_out,
+            "responses_in": t.responses_in, "errors_in": t.errors_in, "errors_out": t.errors_out,
+            "timeouts": t.timeouts,
+            "queries_in": pairs(t.queries_in.iter().map(|(m, n)| (m.label(), *n)).collect()),
+            "queries_out": pairs(t.queries_out.iter().map(|(m, n)| (m.label(), *n)).collect()),
+            "dropped": pairs(t.dropped.iter().map(|(r, n)| (r.label(), *n)).collect()),
+            "not_sent": pairs(t.refused.iter().map(|(r, n)| (r.label(), *n)).collect()),
+            "announces_refused": pairs(t.announces_rejected.iter().map(|(r, n)| (r.label(), *n)).collect()),
+            "restarts": pairs(t.restarts.iter().map(|(a, n)| (a.label(), *n)).collect()),
+            "lookups_started": t.lookups_started,
+            "lookups_succeeded": t.lookups_succeeded,
+            "lookups_failed": t.lookups_failed,
+            "tokens_issued": t.tokens_issued,
+            "announces_stored": t.announces_stored,
+        },
+        "warnings": s.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+    })
+}
+
+/// One HTTP request to a local daemon; the status code and the body.
+fn request(listen: &str, method: &str, path: &str) -> Result<(u16, String), Failure> {
+    let addr: SocketAddr = listen.parse().map_err(|_| {
+        Failure::Usage(format!(
+            "--metrics-listen: `{listen}` is not an address (IP:PORT)"
+        ))
+    })?;
+    let unreachable =
+        |e: std::io::Error| Failure::Failed(format!("no dhtd daemon answering on {addr}: {e}"));
+    let mut stream =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(3)).map_err(unreachable)?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(unreachable)?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(unreachable)?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).map_err(unreachable)?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    Ok((status, body.to_owned()))
+}
+
+/// `dhtd stats`.
+pub(crate) fn print_stats(listen: &str, json: bool) -> Result<(), Failure> {
+    let (status, body) = request(listen, "GET", if json { "/stats.json" } else { "/stats" })?;
+    if status != 200 {
+        return Err(Failure::Failed(format!(
+            "the daemon answered {status}: {}",
+            body.trim()
+        )));
+    }
+    print!("{body}");
+    Ok(())
+}
+
+/// `dhtd add-node`.
+pub(crate) fn add_node(listen: &str, node: &str) -> Result<(), Failure> {
+    let (status, body) = request(listen, "POST", &format!("/add-node?addr={node}"))?;
+    if status != 200 {
+        return Err(Failure::Failed(format!(
+            "the daemon refused: {}",
+            body.trim()
+        )));
+    }
+    print!("{body}");
+    Ok(())
+}

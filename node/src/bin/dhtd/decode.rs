@@ -1,0 +1,133 @@
+//! `dhtd decode`: a raw KRPC datagram as readable JSON, for operators
+//! reading captures. Ids, tokens and transaction ids are hex; compact nodes
+//! and peers are expanded; `v` is shown as text where printable.
+
+use std::io::Read;
+use std::path::Path;
+
+use dhtd_protocol::krpc::{Body, Message, Query};
+use serde_json::{json, Map, Value};
+
+use crate::Failure;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn text_or_hex(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) if s.chars().all(|c| !c.is_control()) => s.to_owned(),
+        _ => format!("hex:{}", hex(bytes)),
+    }
+}
+
+/// The JSON form of a decoded message.
+pub(crate) fn to_json(m: &Message<'_>) -> Value {
+    let mut out = Map::new();
+    out.insert("t".into(), json!(hex(m.transaction_id)));
+    if let Some(v) = m.version {
+        out.insert("v".into(), json!(text_or_hex(v)));
+    }
+    if let Some(ip) = m.requester_ip {
+        out.insert("ip".into(), json!(ip.to_string()));
+    }
+    if m.read_only {
+        out.insert("ro".into(), json!(1));
+    }
+    match &m.body {
+        Body::Query { sender, query } => {
+            out.insert("y".into(), json!("q"));
+            out.insert("q".into(), json!(text_or_hex(query.method())));
+            let mut a = Map::new();
+            a.insert("id".into(), json!(sender.to_string()));
+            match query {
+                Query::Ping => {}
+                Query::FindNode { target, want } => {
+                    a.insert("target".into(), json!(target.to_string()));
+                    if let Some(w) = want {
+                        a.insert("want".into(), json!({"n4": w.v4, "n6": w.v6}));
+                    }
+                }
+                Query::GetPeers { info_hash, want } => {
+                    a.insert("info_hash".into(), json!(info_hash.to_string()));
+                    if let Some(w) = want {
+                        a.insert("want".into(), json!({"n4": w.v4, "n6": w.v6}));
+                    }
+                }
+                Query::AnnouncePeer {
+                    info_hash,
+                    port,
+                    implied_port,
+                    token,
+                } => {
+                    a.insert("info_hash".into(), json!(info_hash.to_string()));
+                    a.insert("port".into(), json!(port));
+                    a.insert("implied_port".into(), json!(implied_port));
+                    a.insert("token".into(), json!(hex(token)));
+                }
+                Query::Unknown {
+                    target, info_hash, ..
+                } => {
+                    if let Some(t) = target {
+                        a.insert("target".into(), json!(t.to_string()));
+                    }
+                    if let Some(ih) = info_hash {
+                        a.insert("info_hash".into(), json!(ih.to_string()));
+                    }
+                }
+            }
+            out.insert("a".into(), Value::Object(a));
+        }
+        Body::Response(r) => {
+            out.insert("y".into(), json!("r"));
+            let mut body = Map::new();
+            body.insert("id".into(), json!(r.id.to_string()));
+            let nodes = |n: &dhtd_protocol::compact::CompactNodes<'_>| {
+                n.iter()
+                    .map(|n| json!({"id": n.id.to_string(), "addr": n.addr.to_string()}))
+                    .collect::<Vec<_>>()
+            };
+            if let Some(n) = &r.nodes {
+                body.insert("nodes".into(), json!(nodes(n)));
+            }
+            if let Some(n) = &r.nodes6 {
+                body.insert("nodes6".into(), json!(nodes(n)));
+            }
+            if let Some(v) = &r.values {
+                let peers: Vec<String> = v.iter().map(|p| p.to_string()).collect();
+                body.insert("values".into(), json!(peers));
+            }
+            if let Some(t) = r.token {
+                body.insert("token".into(), json!(hex(t)));
+            }
+            out.insert("r".into(), Value::Object(body));
+        }
+        Body::Error(e) => {
+            out.insert("y".into(), json!("e"));
+            out.insert("e".into(), json!([e.code.code(), text_or_hex(e.message)]));
+        }
+    }
+    Value::Object(out)
+}
+
+pub(crate) fn decode(file: Option<&Path>) -> Result<(), Failure> {
+    let mut bytes = Vec::new();
+    let read = match file {
+        Some(p) if p != Path::new("-") => std::fs::read(p).map(|b| bytes = b),
+        _ => std::io::stdin().read_to_end(&mut bytes).map(|_| ()),
+    };
+    read.map_err(|e| Failure::Failed(format!("cannot read the datagram: {e}")))?;
+    match Message::decode(&bytes) {
+        Ok(m) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&to_json(&m)).unwrap_or_default()
+            );
+            Ok(())
+        }
+        Err(e) => Err(Failure::Failed(format!(
+            "not a KRPC message ({} bytes): {e}",
+            bytes.len()
+        ))),
+    }
+}

@@ -1,0 +1,135 @@
+//! `dhtd lookup` and `dhtd announce`: a node of our own for one job.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use dhtd::{Dht, DhtHandle, LookupEvent, LookupSummary, PortChoice};
+use serde_json::json;
+
+use crate::settings::{self, Defaults, NodeArgs};
+use crate::{parse_info_hash, run, Failure};
+
+/// How long a one-off job may wait for bootstrap and the lookup.
+const JOB_TIMEOUT: Duration = Duration::from_secs(90);
+
+fn start(args: &NodeArgs) -> Result<DhtHandle, Failure> {
+    let settings = settings::resolve(args, Defaults::TOOL)?;
+    Ok(Dht::builder(settings.config).start()?)
+}
+
+fn summary_line(s: &LookupSummary, peers: usize) -> String {
+    format!(
+        "{peers} peers; {} nodes queried, {} answered, {} failed; {} closest responders; {:?}",
+        s.queries,
+        s.responses,
+        s.failures,
+        s.closest.len(),
+        s.duration
+    )
+}
+
+pub(crate) async fn lookup(target: &str, json: bool, args: &NodeArgs) -> Result<(), Failure> {
+    let info_hash = parse_info_hash(target)?;
+    let dht = start(args)?;
+    let started = Instant::now();
+    let progress = std::io::stderr().is_terminal() && !json;
+    let mut stream = dht.get_peers(info_hash);
+    let mut peers = 0;
+    let mut summary = None;
+    let job = async {
+        while let Some(event) = stream.next_event().await {
+            match event {
+                LookupEvent::Peer(p) => {
+                    peers += 1;
+                    if progress {
+                        eprint!("\r\x1b[K");
+                    }
+                    if json {
+                        println!("{}", json!({ "peer": p.to_string() }));
+                    } else {
+                        println!("{p}");
+                    }
+                }
+                LookupEvent::Progress {
+                    queries,
+                    common_bits,
+                    ..
+                } if progress => {
+                    eprint!(
+                        "\r\x1b[K{queries} nodes queried, closest shares {common_bits} bits, {peers} peers, {:.1}s",
+                        started.elapsed().as_secs_f64()
+                    );
+                }
+                LookupEvent::Progress { .. } => {}
+                LookupEvent::Finished(s) => summary = Some(s),
+            }
+        }
+    };
+    let finished = tokio::time::timeout(JOB_TIMEOUT, job).await.is_ok();
+    if progress {
+        eprint!("\r\x1b[K");
+    }
+    dht.shutdown().await;
+    let Some(summary) = summary.filter(|_| finished) else {
+        return Err(Failure::Failed(format!(
+            "no DHT nodes available: bootstrap did not complete within {JOB_TIMEOUT:?}"
+        )));
+    };
+    if json {
+        println!(
+            "{}",
+            json!({ "summary": {
+                "peers": peers, "queries": summary.queries, "responses": summary.responses,
+                "failures": summary.failures, "duration_ms": summary.duration.as_millis() as u64,
+                "closest": summary.closest.iter().map(|n| json!({"id": n.id.to_string(), "addr": n.addr.to_string()})).collect::<Vec<_>>(),
+            }})
+        );
+    } else {
+        eprintln!("{}", summary_line(&summary, peers));
+    }
+    if summary.responses == 0 {
+        return Err(Failure::Failed(
+            "search unsuccessful: no node answered".into(),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) async fn announce(
+    target: &str,
+    port: Option<u16>,
+    every: Option<Duration>,
+    args: &NodeArgs,
+) -> Result<(), Failure> {
+    let info_hash = parse_info_hash(target)?;
+    let how = port.map_or(PortChoice::Implied, PortChoice::Port);
+    let dht = start(args)?;
+    let report = match tokio::time::timeout(JOB_TIMEOUT, dht.announce(info_hash, how)).await {
+        Ok(Ok(report)) => report,
+        Ok(Err(e)) => return Err(Failure::Failed(e.to_string())),
+        Err(_) => {
+            return Err(Failure::Failed(format!(
+                "no DHT nodes available: bootstrap did not complete within {JOB_TIMEOUT:?}"
+            )))
+        }
+    };
+    println!(
+        "announced {info_hash}: {} of {} nodes accepted",
+        report.accepted, report.tried
+    );
+    if report.accepted == 0 {
+        dht.shutdown().await;
+        return Err(Failure::Failed(
+            "announce failed: no node accepted it".into(),
+        ));
+    }
+    if let Some(every) = every {
+        dht.announce_every(info_hash, how, every)
+            .await
+            .map_err(|e| Failure::Failed(e.to_string()))?;
+        eprintln!("re-announcing every {every:?}; Ctrl-C to stop");
+        run::wait_for_signal().await;
+    }
+    dht.shutdown().await;
+    Ok(())
+}

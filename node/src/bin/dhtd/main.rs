@@ -1,0 +1,302 @@
+//! `dhtd`: the daemon and the command-line tools.
+//!
+//! Exit status: 0 success, 1 failure, 2 a usage or configuration error.
+
+mod control;
+mod decode;
+mod diag;
+mod lookup;
+mod run;
+mod settings;
+mod swarm;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use settings::NodeArgs;
+
+/// A BitTorrent mainline DHT node (BEP 5).
+#[derive(Parser, Debug)]
+#[command(name = "dhtd", version, about, propagate_version = true)]
+struct Cli {
+    /// Log format.
+    #[arg(long, global = true, env = "DHTD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum LogFormat {
+    /// Readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the node until SIGINT or SIGTERM.
+    Run {
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Look up the peers of an info hash (or a magnet link's).
+    Lookup {
+        /// 40 hex digits, or a magnet link with `xt=urn:btih:`.
+        target: String,
+        /// JSON lines instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Announce that we have an info hash.
+    Announce {
+        /// 40 hex digits, or a magnet link.
+        info_hash: String,
+        /// The port our BitTorrent client listens on.
+        #[arg(
+            long,
+            conflicts_with = "implied_port",
+            required_unless_present = "implied_port"
+        )]
+        port: Option<u16>,
+        /// Let the receivers store our UDP source port (behind NAT).
+        #[arg(long)]
+        implied_port: bool,
+        /// Repeat the announce this often until interrupted (e.g. `30m`).
+        #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+        every: Option<Duration>,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Ping one node: its id, version and round-trip time.
+    Ping {
+        /// The node.
+        addr: String,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Ask one node for the nodes closest to a target (default: a random id).
+    FindNode {
+        /// The node.
+        addr: String,
+        /// 40 hex digits.
+        target: Option<String>,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Ask one node for the peers of an info hash.
+    GetPeers {
+        /// The node.
+        addr: String,
+        /// 40 hex digits, or a magnet link.
+        info_hash: String,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Statistics of a running daemon, read over its HTTP listener.
+    Stats {
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// The daemon's metrics listener.
+        #[arg(long, env = "DHTD_METRICS_LISTEN", default_value = settings::DEFAULT_METRICS_LISTEN, value_name = "ADDR")]
+        metrics_listen: String,
+    },
+    /// Hand a node to a running daemon (rTorrent's dht_add_node).
+    AddNode {
+        /// The node to add.
+        addr: String,
+        /// The daemon's metrics listener.
+        #[arg(long, env = "DHTD_METRICS_LISTEN", default_value = settings::DEFAULT_METRICS_LISTEN, value_name = "ADDR")]
+        metrics_listen: String,
+    },
+    /// Print a raw KRPC datagram as JSON.
+    Decode {
+        /// The datagram's file; `-` or nothing for standard input.
+        file: Option<std::path::PathBuf>,
+    },
+    /// A local DHT of dhtd nodes on loopback: bootstrap, announce, look up.
+    Swarm {
+        /// How many nodes.
+        #[arg(long, default_value_t = 64)]
+        nodes: usize,
+        /// Keep the swarm running (and its metrics served) this long after
+        /// the round, e.g. `10m`; without it, one round and exit.
+        #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+        duration: Option<Duration>,
+        /// Where the swarm's metrics are served, or `off`.
+        #[arg(long, env = "DHTD_METRICS_LISTEN", default_value = settings::DEFAULT_METRICS_LISTEN, value_name = "ADDR|off")]
+        metrics_listen: String,
+        /// Seed for the swarm's ids and choices.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+/// `90s`, `15m`, `2h`, `1d`, or plain seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 90s, 15m or 2h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        "ms" => return Ok(Duration::from_millis(n)),
+        _ => {
+            return Err(format!(
+                "`{text}`: unknown unit `{unit}` (use ms, s, m, h or d)"
+            ))
+        }
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+/// A failure and how the process should end.
+pub(crate) enum Failure {
+    /// Exit 1.
+    Failed(String),
+    /// Exit 2.
+    Usage(String),
+}
+
+impl From<settings::SettingsError> for Failure {
+    fn from(e: settings::SettingsError) -> Self {
+        Failure::Usage(e.to_string())
+    }
+}
+
+impl From<dhtd::StartError> for Failure {
+    fn from(e: dhtd::StartError) -> Self {
+        Failure::Failed(e.to_string())
+    }
+}
+
+/// `DHTD_LOG` (e.g. `debug`, `dht::bootstrap=debug`) overrides `default`.
+fn init_logging(format: LogFormat, default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DHTD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // A swarm's hundreds of nodes would each log their start and bootstrap;
+    // it prints its own progress instead.
+    let default_level = if matches!(cli.command, Command::Swarm { .. }) {
+        "warn"
+    } else {
+        "info"
+    };
+    init_logging(cli.log_format, default_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("dhtd: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Run { node } => run::run(&node).await,
+            Command::Lookup { target, json, node } => lookup::lookup(&target, json, &node).await,
+            Command::Announce {
+                info_hash,
+                port,
+                implied_port: _,
+                every,
+                node,
+            } => lookup::announce(&info_hash, port, every, &node).await,
+            Command::Ping { addr, node } => diag::ping(&addr, &node).await,
+            Command::FindNode { addr, target, node } => {
+                diag::find_node(&addr, target.as_deref(), &node).await
+            }
+            Command::GetPeers {
+                addr,
+                info_hash,
+                node,
+            } => diag::get_peers(&addr, &info_hash, &node).await,
+            Command::Stats {
+                json,
+                metrics_listen,
+            } => control::print_stats(&metrics_listen, json),
+            Command::AddNode {
+                addr,
+                metrics_listen,
+            } => control::add_node(&metrics_listen, &addr),
+            Command::Decode { file } => decode::decode(file.as_deref()),
+            Command::Swarm {
+                nodes,
+                duration,
+                metrics_listen,
+                seed,
+            } => swarm::swarm(nodes, duration, &metrics_listen, seed).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Failed(why)) => {
+            eprintln!("dhtd: {why}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Usage(why)) => {
+            eprintln!("dhtd: {why}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// An info hash from 40 hex digits or a magnet link.
+pub(crate) fn parse_info_hash(text: &str) -> Result<dhtd::InfoHash, Failure> {
+    let hex = match text.strip_prefix("magnet:?") {
+        Some(query) => query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("xt=urn:btih:"))
+            .ok_or_else(|| {
+                Failure::Usage(format!("no `xt=urn:btih:` in the magnet link `{text}`"))
+            })?,
+        None => text,
+    };
+    hex.parse()
+        .map_err(|_| Failure::Usage(format!("`{hex}` is not an info hash (40 hex digits)")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_info_hashes_parse() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert!(parse_duration("2 weeks")
+            .unwrap_err()
+            .contains("unknown unit"));
+        let hex = "c9e15763f722f23e98a29decdfae341b98d53056";
+        let magnet = format!("magnet:?xt=urn:btih:{hex}&dn=x");
+        assert_eq!(parse_info_hash(&magnet).ok(), parse_info_hash(hex).ok());
+        assert!(matches!(parse_info_hash("xyz"), Err(Failure::Usage(_))));
+    }
+}

@@ -1,0 +1,98 @@
+//! `dhtd run`: the daemon.
+
+use std::time::Duration;
+
+use dhtd::{Dht, DhtHandle, Warning};
+
+use crate::settings::{self, Defaults, NodeArgs};
+use crate::{control, Failure};
+
+/// How often the warnings are re-evaluated.
+const WARNING_CHECK: Duration = Duration::from_secs(60);
+/// The longest a shutdown may take before the process exits anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+pub(crate) async fn run(args: &NodeArgs) -> Result<(), Failure> {
+    let settings = settings::resolve(args, Defaults::DAEMON)?;
+    let listener = match settings.metrics_listen {
+        Some(addr) => Some((addr, control::bind(addr).await?)),
+        None => None,
+    };
+    let dht = Dht::builder(settings.config.clone()).start()?;
+    if let Some((addr, listener)) = listener {
+        control::spawn(listener, vec![dht.clone()]);
+        tracing::info!(target: "dht::node", "statistics and control on http://{addr}/stats");
+    }
+    tokio::spawn(log_statistics(
+        dht.clone(),
+        settings.stats_first,
+        settings.stats_every,
+    ));
+    tokio::spawn(log_warnings(dht.clone()));
+    wait_for_signal().await;
+    tracing::info!(target: "dht::node", "stopping: saving the routing table");
+    if tokio::time::timeout(SHUTDOWN_GRACE, dht.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(target: "dht::node", "shutdown took longer than {SHUTDOWN_GRACE:?}; exiting anyway");
+    }
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub(crate) async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        // Without signal handlers, Ctrl-C still ends the process by default.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn log_statistics(dht: DhtHandle, first: Duration, every: Duration) {
+    tokio::time::sleep(first).await;
+    loop {
+        if let Ok(s) = dht.stats().await {
+            tracing::info!(
+                target: "dht::stats",
+                nodes = s.nodes(),
+                buckets = s.routing.buckets.len(),
+                estimated_dht_size = s.estimated_dht_size.unwrap_or(0),
+                info_hashes = s.store.info_hashes,
+                peers = s.store.peers,
+                packets_in = s.traffic.packets_in,
+                packets_out = s.traffic.packets_out,
+                "statistics: {} nodes in {} buckets, about {} in the DHT; storing {} peers for {} info hashes",
+                s.nodes(),
+                s.routing.buckets.len(),
+                s.estimated_dht_size.unwrap_or(0),
+                s.store.peers,
+                s.store.info_hashes
+            );
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// Logs each warning when it becomes true.
+async fn log_warnings(dht: DhtHandle) {
+    let mut shown: Vec<Warning> = Vec::new();
+    loop {
+        tokio::time::sleep(WARNING_CHECK).await;
+        let Ok(s) = dht.stats().await else { return };
+        for w in &s.warnings {
+            if !shown.contains(w) {
+                tracing::warn!(target: "dht::node", "{w}");
+            }
+        }
+        shown = s.warnings;
+    }
+}

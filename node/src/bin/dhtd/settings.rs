@@ -1,0 +1,294 @@
+//! Settings: flags, then the environment (clap reads both), then a TOML
+//! file, then the defaults. The file is parsed strictly: an unknown key or
+//! a bad value is refused with a message naming the key and the line.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use dhtd::{Config, NodeId, NodeIdChoice};
+use dhtd_protocol::rate_limit::Rate;
+use serde::Deserialize;
+
+/// The settings every node-starting command takes.
+#[derive(Args, Debug, Clone, Default)]
+pub(crate) struct NodeArgs {
+    /// TOML config file (see the README for its keys).
+    #[arg(long, env = "DHTD_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// UDP address to listen on.
+    #[arg(long, env = "DHTD_LISTEN", value_name = "ADDR")]
+    pub(crate) listen: Option<SocketAddr>,
+    /// Router to bootstrap from (repeatable; replaces the default routers); `none` to start alone.
+    #[arg(
+        long = "bootstrap",
+        env = "DHTD_BOOTSTRAP",
+        value_name = "HOST:PORT",
+        value_delimiter = ','
+    )]
+    pub(crate) bootstrap: Vec<String>,
+    /// An ordinary node to bootstrap from, kept in the table when it answers (repeatable).
+    #[arg(
+        long = "node",
+        env = "DHTD_NODES",
+        value_name = "HOST:PORT",
+        value_delimiter = ','
+    )]
+    pub(crate) nodes: Vec<String>,
+    /// Directory for the node id and the routing-table cache.
+    #[arg(long, env = "DHTD_STATE_DIR", value_name = "DIR")]
+    pub(crate) state_dir: Option<PathBuf>,
+    /// Prometheus and control endpoint (HTTP), or `off`.
+    #[arg(long, env = "DHTD_METRICS_LISTEN", value_name = "ADDR|off")]
+    pub(crate) metrics_listen: Option<String>,
+    /// BEP 43 read-only: query, never answer.
+    #[arg(long, env = "DHTD_READ_ONLY", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub(crate) read_only: Option<bool>,
+    /// Node id: 40 hex digits, or `random` for a fresh one on every start.
+    #[arg(long, env = "DHTD_NODE_ID", value_name = "HEX|random")]
+    pub(crate) node_id: Option<String>,
+    /// Cap on info hashes stored for others.
+    #[arg(long, env = "DHTD_MAX_INFO_HASHES", value_name = "N")]
+    pub(crate) max_info_hashes: Option<usize>,
+    /// Cap on peers stored per info hash.
+    #[arg(long, env = "DHTD_MAX_PEERS_PER_INFO_HASH", value_name = "N")]
+    pub(crate) max_peers_per_info_hash: Option<usize>,
+    /// Queries answered per second per source IP.
+    #[arg(long, env = "DHTD_QUERIES_PER_IP", value_name = "N")]
+    pub(crate) queries_per_ip: Option<f64>,
+    /// Queries sent per second.
+    #[arg(long, env = "DHTD_OUTBOUND_QUERIES", value_name = "N")]
+    pub(crate) outbound_queries: Option<f64>,
+    /// Cap on our queries awaiting an answer.
+    #[arg(long, env = "DHTD_MAX_PENDING_QUERIES", value_name = "N")]
+    pub(crate) max_pending_queries: Option<usize>,
+}
+
+/// The keys of a config file; each is optional.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileSettings {
+    listen: Option<SocketAddr>,
+    bootstrap: Option<Vec<String>>,
+    nodes: Option<Vec<String>>,
+    state_dir: Option<PathBuf>,
+    metrics_listen: Option<String>,
+    read_only: Option<bool>,
+    node_id: Option<String>,
+    max_info_hashes: Option<usize>,
+    max_peers_per_info_hash: Option<usize>,
+    peer_ttl_secs: Option<u64>,
+    queries_per_ip: Option<f64>,
+    outbound_queries: Option<f64>,
+    max_pending_queries: Option<usize>,
+    query_spacing_ms: Option<u64>,
+    stats_first_secs: Option<u64>,
+    stats_every_secs: Option<u64>,
+}
+
+/// A setting that cannot be used; exit status 2.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SettingsError {
+    /// The config file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The config file is not valid (the TOML message names the key and line).
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
+    /// A value is out of range or malformed.
+    #[error("{key}: {message}")]
+    Value { key: &'static str, message: String },
+}
+
+/// What a command runs with.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) config: Config,
+    pub(crate) metrics_listen: Option<SocketAddr>,
+    pub(crate) stats_first: Duration,
+    pub(crate) stats_every: Duration,
+}
+
+/// Defaults that differ between the daemon and the one-off tools.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Defaults {
+    pub(crate) listen: SocketAddr,
+    pub(crate) use_state_dir: bool,
+    pub(crate) metrics: bool,
+}
+
+impl Defaults {
+    /// `dhtd run`.
+    pub(crate) const DAEMON: Defaults = Defaults {
+        listen: SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 6881),
+        use_state_dir: true,
+        metrics: true,
+    };
+    /// `lookup`, `announce`: an ephemeral port, so they run beside a daemon.
+    pub(crate) const TOOL: Defaults = Defaults {
+        listen: SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0),
+        use_state_dir: false,
+        metrics: false,
+    };
+}
+
+/// Where the daemon keeps its state unless told otherwise.
+pub(crate) fn default_state_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir).join("dhtd"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state/dhtd"))
+}
+
+/// The default metrics and control endpoint.
+pub(crate) const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
+
+pub(crate) fn read_file(path: &Path) -> Result<FileSettings, SettingsError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse_file(&text).map_err(|message| SettingsError::File {
+        path: path.to_owned(),
+        message,
+    })
+}
+
+/// Parses a config file's text; the error names the key and the line.
+pub(crate) fn parse_file(text: &str) -> Result<FileSettings, String> {
+    toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())
+}
+
+fn metrics_addr(value: &str) -> Result<Option<SocketAddr>, SettingsError> {
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    value.parse().map(Some).map_err(|_| SettingsError::Value {
+        key: "metrics_listen",
+        message: format!("`{value}` is not an address (IP:PORT) or `off`"),
+    })
+}
+
+fn positive(key: &'static str, value: f64) -> Result<f64, SettingsError> {
+    if value.is_finite() && value > 0.0 {
+        Ok(value)
+    } else {
+        Err(SettingsError::Value {
+            key,
+            message: format!("must be a positive number, not {value}"),
+        })
+    }
+}
+
+fn at_least_one(key: &'static str, value: usize) -> Result<usize, SettingsError> {
+    if value >= 1 {
+        Ok(value)
+    } else {
+        Err(SettingsError::Value {
+            key,
+            message: "must be at least 1".into(),
+        })
+    }
+}
+
+/// Merges flags and environment (`args`), the file, and the defaults.
+pub(crate) fn resolve(args: &NodeArgs, defaults: Defaults) -> Result<Settings, SettingsError> {
+    let file = match &args.config {
+        Some(path) => read_file(path)?,
+        None => FileSettings::default(),
+    };
+    resolve_with(args, file, defaults)
+}
+
+pub(crate) fn resolve_with(
+    args: &NodeArgs,
+    file: FileSettings,
+    defaults: Defaults,
+) -> Result<Settings, SettingsError> {
+    let mut config = Config {
+        listen: args.listen.or(file.listen).unwrap_or(defaults.listen),
+        ..Config::default()
+    };
+    let routers = if args.bootstrap.is_empty() {
+        file.bootstrap
+    } else {
+        Some(args.bootstrap.clone())
+    };
+    if let Some(routers) = routers {
+        config.routers = routers
+            .into_iter()
+            .filter(|r| !r.eq_ignore_ascii_case("none"))
+            .collect();
+    }
+    config.bootstrap_nodes = if args.nodes.is_empty() {
+        file.nodes.unwrap_or_default()
+    } else {
+        args.nodes.clone()
+    };
+    config.state_dir = args
+        .state_dir
+        .clone()
+        .or(file.state_dir)
+        .or_else(|| defaults.use_state_dir.then(default_state_dir).flatten());
+    config.read_only = args.read_only.or(file.read_only).unwrap_or(false);
+    if let Some(id) = args.node_id.clone().or(file.node_id) {
+        config.node_id = if id.eq_ignore_ascii_case("random") {
+            NodeIdChoice::Random
+        } else {
+            NodeIdChoice::Fixed(id.parse::<NodeId>().map_err(|_| SettingsError::Value {
+                key: "node_id",
+                message: format!("`{id}` is not 40 hex digits or `random`"),
+            })?)
+        };
+    }
+    if let Some(n) = args.max_info_hashes.or(file.max_info_hashes) {
+        config.store.max_info_hashes = at_least_one("max_info_hashes", n)?;
+    }
+    if let Some(n) = args
+        .max_peers_per_info_hash
+        .or(file.max_peers_per_info_hash)
+    {
+        config.store.max_peers_per_info_hash = at_least_one("max_peers_per_info_hash", n)?;
+    }
+    if let Some(secs) = file.peer_ttl_secs {
+        config.store.peer_ttl =
+            Duration::from_secs(at_least_one("peer_ttl_secs", secs as usize)? as u64);
+    }
+    if let Some(rate) = args.queries_per_ip.or(file.queries_per_ip) {
+        let rate = positive("queries_per_ip", rate)?;
+        config.limits.queries_per_ip = Rate {
+            per_second: rate,
+            burst: (rate * 2.0).max(1.0),
+        };
+    }
+    if let Some(rate) = args.outbound_queries.or(file.outbound_queries) {
+        let rate = positive("outbound_queries", rate)?;
+        config.limits.outbound_queries = Rate {
+            per_second: rate,
+            burst: (rate / 2.0).max(1.0),
+        };
+    }
+    if let Some(n) = args.max_pending_queries.or(file.max_pending_queries) {
+        config.transactions.max_pending = at_least_one("max_pending_queries", n)?;
+    }
+    if let Some(ms) = file.query_spacing_ms {
+        config.limits.query_spacing = Duration::from_millis(ms);
+    }
+    let metrics = args.metrics_listen.clone().or(file.metrics_listen);
+    let metrics_listen = match metrics {
+        Some(value) => metrics_addr(&value)?,
+        None if defaults.metrics => metrics_addr(DEFAULT_METRICS_LISTEN)?,
+        None => None,
+    };
+    Ok(Settings {
+        config,
+        metrics_listen,
+        stats_first: Duration::from_secs(file.stats_first_secs.unwrap_or(15 * 60)),
+        stats_every: Duration::from_secs(file.stats_every_secs.unwrap_or(2 * 60 * 60)),
+    })
+}

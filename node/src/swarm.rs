@@ -1,0 +1,108 @@
+//! A local DHT of dhtd nodes on loopback, in one process: for `dhtd swarm`,
+//! load tests and end-to-end tests.
+//!
+//! Node `i` binds its own 127.0.x.y address (so per-IP rules apply as on
+//! the real network) with an OS-chosen port, and bootstraps only from
+//! earlier swarm nodes, given by number: no name is resolved and nothing
+//! leaves the machine. All nodes share one [`Runtime`].
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::{Config, Dht, DhtHandle, Runtime, StartError};
+
+/// Nodes started before the swarm pauses for them to settle, so later
+/// nodes join a network that already knows itself.
+const BATCH: usize = 20;
+
+/// The loopback address of swarm node `i`: 127.0.0.3, 127.0.0.4, … (127.0.0.1
+/// and .2 are left to whatever else runs on the machine).
+///
+/// ```
+/// use std::net::IpAddr;
+/// assert_eq!(dhtd::swarm::node_ip(0), "127.0.0.3".parse::<IpAddr>().unwrap());
+/// assert_eq!(dhtd::swarm::node_ip(248), "127.0.1.1".parse::<IpAddr>().unwrap());
+/// ```
+pub fn node_ip(i: usize) -> IpAddr {
+    let i = i + 2;
+    IpAddr::V4(Ipv4Addr::new(
+        127,
+        (i / 62_500) as u8,
+        (i / 250 % 250) as u8,
+        (i % 250) as u8 + 1,
+    ))
+}
+
+/// A config for a swarm node at `ip` bootstrapping from `bootstrap`, with
+/// short bootstrap retries (a lone first node retries quickly).
+pub fn swarm_config(ip: IpAddr, bootstrap: &[SocketAddr]) -> Config {
+    let mut config = Config::local(SocketAddr::new(ip, 0), bootstrap);
+    config.bootstrap_retry = Duration::from_millis(500);
+    config.bootstrap_retry_max = Duration::from_secs(2);
+    config
+}
+
+/// Running swarm nodes.
+pub struct LocalSwarm {
+    /// The shared actor threads.
+    pub runtime: Runtime,
+    /// The nodes, in start order.
+    pub nodes: Vec<DhtHandle>,
+}
+
+impl LocalSwarm {
+    /// Starts `n` nodes: node 0 alone, each later one from node 0 and two
+    /// random earlier nodes. `tweak` adjusts each node's config. Does not
+    /// wait for bootstrap; see [`LocalSwarm::wait_bootstrapped`].
+    pub async fn start(
+        n: usize,
+        seed: u64,
+        tweak: impl Fn(usize, &mut Config),
+    ) -> Result<LocalSwarm, StartError> {
+        let runtime = Runtime::new().map_err(StartError::Runtime)?;
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut nodes: Vec<DhtHandle> = Vec::with_capacity(n);
+        for i in 0..n {
+            let mut bootstrap = Vec::new();
+            if i > 0 {
+                bootstrap.push(nodes[0].local_addr());
+                for _ in 0..2 {
+                    bootstrap.push(nodes[rng.random_range(0..i)].local_addr());
+                }
+                bootstrap.sort();
+                bootstrap.dedup();
+            }
+            let mut config = swarm_config(node_ip(i), &bootstrap);
+            config.rng_seed = Some(seed.wrapping_mul(1_000_003).wrapping_add(i as u64));
+            tweak(i, &mut config);
+            nodes.push(Dht::builder(config).runtime(&runtime).start()?);
+            if i % BATCH == BATCH - 1 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Ok(LocalSwarm { runtime, nodes })
+    }
+
+    /// Waits until every node has bootstrapped or `timeout` passes; returns
+    /// how many have not.
+    pub async fn wait_bootstrapped(&self, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let behind = self.nodes.iter().filter(|n| !n.is_bootstrapped()).count();
+            if behind == 0 || Instant::now() >= deadline {
+                return behind;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Shuts every node down.
+    pub async fn shutdown(&self) {
+        for n in &self.nodes {
+            n.shutdown().await;
+        }
+    }
+}
