@@ -292,3 +292,60 @@ pub(crate) fn resolve_with(
         stats_every: Duration::from_secs(file.stats_every_secs.unwrap_or(2 * 60 * 60)),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(listen: Option<&str>) -> NodeArgs {
+        NodeArgs {
+            listen: listen.map(|l| l.parse().unwrap()),
+            ..NodeArgs::default()
+        }
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let file = parse_file("listen = \"127.0.0.9:7000\"\nmax_info_hashes = 10\nmetrics_listen = \"off\"\n").unwrap();
+        let s = resolve_with(&args(Some("127.0.0.8:7001")), file, Defaults::DAEMON).unwrap();
+        assert_eq!(s.config.listen, "127.0.0.8:7001".parse().unwrap());
+        assert_eq!(s.config.store.max_info_hashes, 10);
+        assert_eq!(s.metrics_listen, None);
+
+        let file = parse_file("listen = \"127.0.0.9:7000\"\n").unwrap();
+        let s = resolve_with(&args(None), file, Defaults::DAEMON).unwrap();
+        assert_eq!(s.config.listen, "127.0.0.9:7000".parse().unwrap());
+        assert_eq!(s.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
+
+        let s = resolve_with(&args(None), FileSettings::default(), Defaults::DAEMON).unwrap();
+        assert_eq!(s.config.listen, "0.0.0.0:6881".parse().unwrap());
+        assert_eq!(s.config.routers.len(), 4, "the default routers");
+    }
+
+    #[test]
+    fn bootstrap_none_starts_alone() {
+        let a = NodeArgs {
+            bootstrap: vec!["none".into()],
+            ..NodeArgs::default()
+        };
+        let s = resolve_with(&a, FileSettings::default(), Defaults::TOOL).unwrap();
+        assert!(s.config.routers.is_empty() && s.config.bootstrap_nodes.is_empty());
+    }
+
+    #[test]
+    fn file_errors_name_the_key_and_the_line() {
+        let e = parse_file("listen = \"127.0.0.1:1\"\n\nlisen = 3\n").unwrap_err();
+        assert!(e.contains("line 3") && e.contains("lisen"), "{e}");
+        let e = parse_file("read_only = true\nlisten = \"nowhere\"\n").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("listen = \"nowhere\""), "{e}");
+        let a = NodeArgs {
+            node_id: Some("xyz".into()),
+            ..NodeArgs::default()
+        };
+        let e = resolve_with(&a, FileSettings::default(), Defaults::TOOL).unwrap_err().to_string();
+        assert!(e.starts_with("node_id:"), "{e}");
+        let file = parse_file("max_info_hashes = 0\n").unwrap();
+        let e = resolve_with(&args(None), file, Defaults::TOOL).unwrap_err().to_string();
+        assert!(e.starts_with("max_info_hashes:"), "{e}");
+    }
+}
