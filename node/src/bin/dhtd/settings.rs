@@ -306,7 +306,10 @@ mod tests {
 
     #[test]
     fn flags_win_over_the_file_and_the_file_over_defaults() {
-        let file = parse_file("listen = \"127.0.0.9:7000\"\nmax_info_hashes = 10\nmetrics_listen = \"off\"\n").unwrap();
+        let file = parse_file(
+            "listen = \"127.0.0.9:7000\"\nmax_info_hashes = 10\nmetrics_listen = \"off\"\n",
+        )
+        .unwrap();
         let s = resolve_with(&args(Some("127.0.0.8:7001")), file, Defaults::DAEMON).unwrap();
         assert_eq!(s.config.listen, "127.0.0.8:7001".parse().unwrap());
         assert_eq!(s.config.store.max_info_hashes, 10);
@@ -337,15 +340,22 @@ mod tests {
         let e = parse_file("listen = \"127.0.0.1:1\"\n\nlisen = 3\n").unwrap_err();
         assert!(e.contains("line 3") && e.contains("lisen"), "{e}");
         let e = parse_file("read_only = true\nlisten = \"nowhere\"\n").unwrap_err();
-        assert!(e.contains("line 2") && e.contains("listen = \"nowhere\""), "{e}");
+        assert!(
+            e.contains("line 2") && e.contains("listen = \"nowhere\""),
+            "{e}"
+        );
         let a = NodeArgs {
             node_id: Some("xyz".into()),
             ..NodeArgs::default()
         };
-        let e = resolve_with(&a, FileSettings::default(), Defaults::TOOL).unwrap_err().to_string();
+        let e = resolve_with(&a, FileSettings::default(), Defaults::TOOL)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("node_id:"), "{e}");
         let file = parse_file("max_info_hashes = 0\n").unwrap();
-        let e = resolve_with(&args(None), file, Defaults::TOOL).unwrap_err().to_string();
+        let e = resolve_with(&args(None), file, Defaults::TOOL)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("max_info_hashes:"), "{e}");
     }
 }

@@ -1,0 +1,466 @@
+//! The `dhtd` program, run as a process: every command on loopback.
+//! Every process started here is stopped by its PID (see `Proc`); nodes
+//! bootstrap only from numeric loopback addresses (`--bootstrap none`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A child process, killed and reaped when dropped.
+struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Proc {
+    /// Waits for a line containing `needle` (stdout or stderr) and returns it.
+    fn wait_for(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        panic!("no line containing {needle:?} within {timeout:?}");
+    }
+
+    /// SIGTERM, then the exit status.
+    fn terminate(mut self) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("dhtd-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The program with a clean environment: no DHTD_* from the caller, and a
+/// home of its own so that no default state dir is touched.
+fn dhtd(home: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dhtd"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("DHTD_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("HOME", home)
+        .env("XDG_STATE_HOME", home.join("state"));
+    cmd
+}
+
+fn spawn(mut cmd: Command) -> Proc {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = mpsc::channel();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    Proc { child, lines }
+}
+
+fn run(mut cmd: Command) -> Output {
+    cmd.output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn free_local_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+/// A swarm process that keeps running; returns it and one node's address.
+fn background_swarm(home: &Path, nodes: usize) -> (Proc, SocketAddr) {
+    let mut cmd = dhtd(home);
+    cmd.args([
+        "swarm",
+        "--nodes",
+        &nodes.to_string(),
+        "--duration",
+        "120s",
+        "--metrics-listen",
+        "off",
+    ]);
+    let p = spawn(cmd);
+    let started = p.wait_for("dhtd nodes on", Duration::from_secs(30));
+    let addr = started
+        .split(" on ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    p.wait_for("summary:", Duration::from_secs(60));
+    (p, addr)
+}
+
+#[test]
+fn swarm_finishes_with_every_lookup_successful() {
+    let home = scratch("swarm");
+    let out = run({
+        let mut c = dhtd(&home);
+        c.args(["swarm", "--nodes", "40", "--metrics-listen", "off"]);
+        c
+    });
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("bootstrap: 40 of 40 nodes complete"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("40 of 40 info hashes accepted"), "{stdout}");
+    assert!(
+        stdout.contains("40 of 40 lookups found the announcer"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn decode_prints_every_fixture_the_decoder_accepts_and_refuses_the_rest() {
+    let home = scratch("decode");
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/krpc");
+    let root = if shared.is_dir() {
+        shared
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../protocol/tests/vectors/krpc")
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).into_iter().flatten())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "bin"))
+        .collect();
+    files.sort();
+    assert!(
+        files.len() > 300,
+        "{} fixtures under {}",
+        files.len(),
+        root.display()
+    );
+    let (mut ok, mut refused) = (0, 0);
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        let out = run({
+            let mut c = dhtd(&home);
+            c.arg("decode").arg(f);
+            c
+        });
+        match dhtd_protocol::krpc::Message::decode(&bytes) {
+            Ok(m) => {
+                assert_eq!(
+                    out.status.code(),
+                    Some(0),
+                    "{}: {}",
+                    f.display(),
+                    text(&out.stderr)
+                );
+                let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                let tid: String = m
+                    .transaction_id
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                assert_eq!(json["t"], tid, "{}", f.display());
+                assert!(["q", "r", "e"].contains(&json["y"].as_str().unwrap()));
+                ok += 1;
+            }
+            Err(_) => {
+                assert_eq!(out.status.code(), Some(1), "{}", f.display());
+                assert!(
+                    text(&out.stderr).contains("not a KRPC message"),
+                    "{}",
+                    text(&out.stderr)
+                );
+                refused += 1;
+            }
+        }
+    }
+    assert!(ok > 250 && refused > 5, "{ok} decoded, {refused} refused");
+    // From standard input too.
+    let mut c = dhtd(&home);
+    let mut child = c
+        .args(["decode", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe",
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["q"], "ping");
+}
+
+#[test]
+fn config_precedence_is_flag_then_env_then_file() {
+    let home = scratch("precedence");
+    let file = home.join("dhtd.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.61:0\"\nbootstrap = [\"none\"]\nmetrics_listen = \"off\"\n",
+    )
+    .unwrap();
+    let started_on = |env: Option<&str>, flag: Option<&str>| {
+        let mut c = dhtd(&home);
+        c.args(["run", "--config"]).arg(&file);
+        if let Some(e) = env {
+            c.env("DHTD_LISTEN", e);
+        }
+        if let Some(f) = flag {
+            c.args(["--listen", f]);
+        }
+        c.args(["--state-dir"]).arg(home.join("st"));
+        let p = spawn(c);
+        let line = p.wait_for("DHT server started on", Duration::from_secs(10));
+        assert_eq!(
+            p.terminate(),
+            Some(0),
+            "SIGTERM ends the daemon with status 0"
+        );
+        line
+    };
+    assert!(started_on(None, None).contains("127.0.0.61:"));
+    assert!(started_on(Some("127.0.0.62:0"), None).contains("127.0.0.62:"));
+    assert!(started_on(Some("127.0.0.62:0"), Some("127.0.0.63:0")).contains("127.0.0.63:"));
+}
+
+#[test]
+fn config_errors_name_the_problem_and_exit_2() {
+    let home = scratch("config-errors");
+    let file = home.join("bad.toml");
+    std::fs::write(&file, "listen = \"127.0.0.1:0\"\n\nlisen = 3\n").unwrap();
+    let out = run({
+        let mut c = dhtd(&home);
+        c.args(["run", "--config"]).arg(&file);
+        c
+    });
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("line 3") && err.contains("lisen"), "{err}");
+
+    std::fs::write(&file, "max_peers_per_info_hash = \"many\"\n").unwrap();
+    let out = run({
+        let mut c = dhtd(&home);
+        c.args(["run", "--config"]).arg(&file);
+        c
+    });
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("max_peers_per_info_hash"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = run({
+        let mut c = dhtd(&home);
+        c.args([
+            "run",
+            "--node-id",
+            "xyz",
+            "--bootstrap",
+            "none",
+            "--metrics-listen",
+            "off",
+        ]);
+        c
+    });
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("node_id"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A usage error is 2 as well.
+    let out = run({
+        let mut c = dhtd(&home);
+        c.args(["lookup"]);
+        c
+    });
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn sigterm_saves_the_cache_and_a_restart_loads_it_and_the_daemon_answers_stats_and_add_node() {
+    let home = scratch("daemon");
+    let (_swarm, swarm_node) = background_swarm(&home, 30);
+    let state = home.join("state-dir");
+    let metrics = free_local_addr().to_string();
+    let daemon = |extra: &[&str]| {
+        let mut c = dhtd(&home);
+        c.args([
+            "run",
+            "--listen",
+            "127.0.0.70:0",
+            "--bootstrap",
+            "none",
+            "--metrics-listen",
+            &metrics,
+        ]);
+        c.arg("--state-dir").arg(&state).args(extra);
+        spawn(c)
+    };
+    let stats = || {
+        let out = run({
+            let mut c = dhtd(&home);
+            c.args(["stats", "--json", "--metrics-listen", &metrics]);
+            c
+        });
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default()
+    };
+    let wait_nodes = |at_least: u64| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let s = stats();
+            if s["bootstrap_complete"] == true && s["nodes"].as_u64().unwrap_or(0) >= at_least {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the daemon did not reach {at_least} nodes: {}", stats());
+    };
+
+    // Alone at first; `add-node` hands it a swarm node, and it joins.
+    let first = daemon(&[]);
+    first.wait_for("DHT server started", Duration::from_secs(10));
+    let add = run({
+        let mut c = dhtd(&home);
+        c.args([
+            "add-node",
+            &swarm_node.to_string(),
+            "--metrics-listen",
+            &metrics,
+        ]);
+        c
+    });
+    assert_eq!(add.status.code(), Some(0), "{}", text(&add.stderr));
+    let joined = wait_nodes(8);
+    let id = joined["node_id"].clone();
+    let text_stats = run({
+        let mut c = dhtd(&home);
+        c.args(["stats", "--metrics-listen", &metrics]);
+        c
+    });
+    assert!(
+        text(&text_stats.stdout).contains("routing table:"),
+        "{}",
+        text(&text_stats.stdout)
+    );
+    assert_eq!(first.terminate(), Some(0));
+    assert!(
+        state.join("routing_table.dat").exists(),
+        "SIGTERM saved the cache"
+    );
+
+    // Restarted with no bootstrap source at all: the cache is enough.
+    let second = daemon(&[]);
+    let rejoined = wait_nodes(8);
+    assert_eq!(rejoined["node_id"], id, "the node id is kept");
+    assert_eq!(second.terminate(), Some(0));
+}
+
+#[test]
+fn one_off_commands_against_a_swarm() {
+    let home = scratch("tools");
+    let (_swarm, node) = background_swarm(&home, 30);
+    let node_s = node.to_string();
+    let tool = |args: &[&str]| {
+        run({
+            let mut c = dhtd(&home);
+            c.args(args).args([
+                "--listen",
+                "127.0.0.71:0",
+                "--bootstrap",
+                "none",
+                "--node",
+                &node_s,
+            ]);
+            c
+        })
+    };
+    let ih = "0123456789abcdef0123456789abcdef01234567";
+
+    let out = tool(&["announce", ih, "--port", "4567"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("nodes accepted"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let out = tool(&["lookup", &format!("magnet:?xt=urn:btih:{ih}&dn=demo")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).lines().any(|l| l == "127.0.0.71:4567"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = tool(&["lookup", ih, "--json"]);
+    let last: serde_json::Value =
+        serde_json::from_str(text(&out.stdout).lines().last().unwrap()).unwrap();
+    assert!(last["summary"]["responses"].as_u64().unwrap() > 0);
+
+    let out = tool(&["ping", &node_s]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("id "),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = tool(&["find-node", &node_s]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("node "), "{}", text(&out.stdout));
+    let out = tool(&["get-peers", &node_s, ih]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stdout).contains("token "),
+        "{}",
+        text(&out.stdout)
+    );
+    // Nobody listens there: failure, exit 1.
+    let out = tool(&["ping", "127.0.0.72:9"]);
+    assert_eq!(out.status.code(), Some(1));
+}
