@@ -331,8 +331,8 @@ impl LookupsActor {
         } else {
             self.counters.add(&self.counters.lookups_failed);
         }
-        // rTorrent's warnings, for the searches someone asked for.
-        if !matches!(r.request.sink, LookupSink::Discard) {
+        // rTorrent's warnings, for the searches a caller asked for.
+        if matches!(r.request.sink, LookupSink::Caller(_)) {
             let target = summary.target;
             if summary.queries == 0 {
                 tracing::warn!(target: "dht::lookup", %target, "no DHT nodes available for a search");
