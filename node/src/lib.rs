@@ -38,6 +38,7 @@ mod bootstrap;
 pub mod config;
 pub mod persist;
 mod runtime;
+mod service;
 mod stats;
 mod supervisor;
 pub mod swarm;
@@ -63,6 +64,7 @@ pub use dhtd_protocol::lookup::LookupEnd;
 pub use dhtd_protocol::routing::{BucketStats, RoutingStats};
 pub use dhtd_protocol::{InfoHash, NodeId};
 pub use runtime::Runtime;
+pub use service::{DhtService, Mode};
 pub use stats::{Stats, Warning};
 
 use supervisor::SupervisorActor;

@@ -125,3 +125,50 @@ async fn a_repeated_announce_outlives_the_store_expiry_until_stopped() {
     assert!(!found(&peers), "expired once no longer repeated: {peers:?}");
     swarm.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modes_start_and_stop_the_dht_at_run_time() {
+    use dhtd::{DhtService, Mode};
+    let swarm = start_swarm(10, 14, |_, _| {}).await;
+    let config = test_config(node_ip(960), &[swarm.nodes[0].local_addr()]);
+
+    // Off: nothing runs until started; stop ends it.
+    let off = DhtService::new(config.clone(), Mode::Off, Some(&swarm.runtime)).unwrap();
+    assert!(!off.is_running() && off.handle().unwrap().is_none());
+    let h = off.start().unwrap();
+    h.wait_bootstrapped().await;
+    off.stop().await;
+    assert!(!off.is_running());
+    assert!(
+        h.stats().await.is_err(),
+        "the stopped node no longer answers its handle"
+    );
+
+    // Auto: the first request starts it; idleness stops it; the next starts it again.
+    let mut config = config;
+    config.listen = std::net::SocketAddr::new(node_ip(961), 0);
+    let auto = DhtService::new(
+        config,
+        Mode::Auto {
+            idle: Duration::from_millis(1500),
+        },
+        Some(&swarm.runtime),
+    )
+    .unwrap();
+    assert!(!auto.is_running());
+    let h = auto.handle().unwrap().unwrap();
+    assert!(auto.is_running());
+    h.wait_bootstrapped().await;
+    let stopped = wait_until(Duration::from_secs(5), || {
+        let running = auto.is_running();
+        async move { !running }
+    })
+    .await;
+    assert!(stopped, "stopped after the idle time");
+    assert!(
+        auto.handle().unwrap().is_some() && auto.is_running(),
+        "started again on use"
+    );
+    auto.stop().await;
+    swarm.shutdown().await;
+}

@@ -14,6 +14,11 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 pub(crate) async fn run(args: &NodeArgs) -> Result<(), Failure> {
     let settings = settings::resolve(args, Defaults::DAEMON)?;
+    if !settings.enabled {
+        tracing::info!(target: "dht::node", "the DHT is off (mode = off); waiting for a signal");
+        wait_for_signal().await;
+        return Ok(());
+    }
     let listener = match settings.metrics_listen {
         Some(addr) => Some((addr, control::bind(addr).await?)),
         None => None,

@@ -63,6 +63,9 @@ pub(crate) struct NodeArgs {
     /// Cap on our queries awaiting an answer.
     #[arg(long, env = "DHTD_MAX_PENDING_QUERIES", value_name = "N")]
     pub(crate) max_pending_queries: Option<usize>,
+    /// `on` (the default) or `off`, as rTorrent's `dht` setting.
+    #[arg(long, env = "DHTD_MODE", value_name = "on|off")]
+    pub(crate) mode: Option<String>,
 }
 
 /// The keys of a config file; each is optional.
@@ -85,6 +88,7 @@ pub(crate) struct FileSettings {
     query_spacing_ms: Option<u64>,
     stats_first_secs: Option<u64>,
     stats_every_secs: Option<u64>,
+    mode: Option<String>,
 }
 
 /// A setting that cannot be used; exit status 2.
@@ -112,6 +116,8 @@ pub(crate) struct Settings {
     pub(crate) metrics_listen: Option<SocketAddr>,
     pub(crate) stats_first: Duration,
     pub(crate) stats_every: Duration,
+    /// `mode = "off"`: the daemon starts no node.
+    pub(crate) enabled: bool,
 }
 
 /// Defaults that differ between the daemon and the one-off tools.
@@ -285,7 +291,18 @@ pub(crate) fn resolve_with(
         None if defaults.metrics => metrics_addr(DEFAULT_METRICS_LISTEN)?,
         None => None,
     };
+    let enabled = match args.mode.clone().or(file.mode).as_deref() {
+        None | Some("on") => true,
+        Some("off") => false,
+        Some(other) => {
+            return Err(SettingsError::Value {
+                key: "mode",
+                message: format!("`{other}` is not `on` or `off`"),
+            })
+        }
+    };
     Ok(Settings {
+        enabled,
         config,
         metrics_listen,
         stats_first: Duration::from_secs(file.stats_first_secs.unwrap_or(15 * 60)),
