@@ -53,6 +53,11 @@ pub fn temp_state_dir(name: &str) -> PathBuf {
 }
 
 /// The median and 90th percentile of `values`.
+///
+/// ```
+/// let mut v = [5, 1, 4, 2, 3];
+/// assert_eq!(dhtd_tests::median_p90(&mut v), Some((3, 5)));
+/// ```
 pub fn median_p90<T: Copy + Ord>(values: &mut [T]) -> Option<(T, T)> {
     if values.is_empty() {
         return None;
