@@ -73,7 +73,7 @@ impl AnnounceActor {
             (Needs::Peers(info_hash), _) => {
                 let nodes = closest_among(self.nodes.iter().copied(), &NodeId::from(info_hash), K);
                 let token = self.tokens.issue(now, q.from.ip());
-                self.counters.add(&self.counters.tokens_issued);
+                self.counters.token_issued();
                 let budget = server::values_budget_for(&q.tid, self.own_id, q.from, &nodes, &token);
                 let values = self.store.sample(now, &mut self.rng, &info_hash, budget);
                 let answer = Answer {
@@ -110,7 +110,7 @@ impl AnnounceActor {
                 let peer = SocketAddr::new(q.from.ip(), port);
                 match self.store.announce(now, args.info_hash, peer) {
                     AnnounceOutcome::Stored | AnnounceOutcome::Refreshed => {
-                        self.counters.add(&self.counters.announces_stored);
+                        self.counters.announce_stored();
                         server::encode_answer(
                             &mut self.buf,
                             &q.tid,
@@ -139,7 +139,7 @@ impl AnnounceActor {
                     ErrorCode::Protocol,
                     b"bad query",
                 );
-                self.counters.add(&self.counters.errors_out);
+                self.counters.error_out(ErrorCode::Protocol.code());
             }
         }
         self.sender.send(q.from, &self.buf);
@@ -154,7 +154,7 @@ impl AnnounceActor {
 
     fn reject(&mut self, q: &InboundQuery, why: AnnounceRejection, code: ErrorCode, text: &[u8]) {
         self.counters.announce_rejected(why);
-        self.counters.add(&self.counters.errors_out);
+        self.counters.error_out(code.code());
         server::encode_error(&mut self.buf, &q.tid, q.from, code, text);
         self.sender.send(q.from, &self.buf);
     }

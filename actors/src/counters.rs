@@ -1,10 +1,14 @@
 //! Traffic and event counters shared by one node's actors.
 //!
 //! Plain atomics: every actor increments them without a message hop, and
-//! the supervisor reads them for `stats()` and for the metrics exporter.
+//! the supervisor reads them for `stats()`. Each event also goes to the
+//! metrics recorder through handles kept in [`NodeMetrics`].
 //! Each index is a small enum, so a label never takes an unbounded value.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use crate::metrics::{error_code_index, NodeMetrics};
 
 macro_rules! labelled {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $label:literal,)+ }) => {
@@ -114,81 +118,164 @@ labelled!(
 #[derive(Debug, Default)]
 pub struct Counters {
     /// Datagrams received.
-    pub packets_in: AtomicU64,
+    packets_in: AtomicU64,
     /// Bytes received.
-    pub bytes_in: AtomicU64,
+    bytes_in: AtomicU64,
     /// Datagrams sent.
-    pub packets_out: AtomicU64,
+    packets_out: AtomicU64,
     /// Bytes sent.
-    pub bytes_out: AtomicU64,
+    bytes_out: AtomicU64,
     dropped: [AtomicU64; DropReason::COUNT],
     queries_in: [AtomicU64; Method::COUNT],
     queries_out: [AtomicU64; Method::COUNT],
     refused: [AtomicU64; Refusal::COUNT],
     restarts: [AtomicU64; ActorKind::COUNT],
     announces_rejected: [AtomicU64; AnnounceRejection::COUNT],
+    search_failed: AtomicBool,
+    announce_failed: AtomicBool,
+    /// The same events, for the installed metrics recorder.
+    metrics: NodeMetrics,
     /// Responses received that matched a query.
-    pub responses_in: AtomicU64,
+    responses_in: AtomicU64,
     /// KRPC errors received in answer to our queries.
-    pub errors_in: AtomicU64,
+    errors_in: AtomicU64,
     /// KRPC errors we sent (203 for malformed queries and bad tokens, 204, 202).
-    pub errors_out: AtomicU64,
+    errors_out: AtomicU64,
     /// Our queries that timed out.
-    pub timeouts: AtomicU64,
+    timeouts: AtomicU64,
     /// Tokens handed out in get_peers replies.
-    pub tokens_issued: AtomicU64,
+    tokens_issued: AtomicU64,
     /// Announces stored or refreshed.
-    pub announces_stored: AtomicU64,
+    announces_stored: AtomicU64,
     /// Lookups started.
-    pub lookups_started: AtomicU64,
+    lookups_started: AtomicU64,
     /// Lookups that found at least one responding node.
-    pub lookups_succeeded: AtomicU64,
+    lookups_succeeded: AtomicU64,
     /// Lookups that reached no node at all.
-    pub lookups_failed: AtomicU64,
+    lookups_failed: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Relaxed);
 }
 
+/// What a lookup was for, as counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookupLabel {
+    /// get_peers without an announce.
+    GetPeers = 0,
+    /// find_node (refreshes, bootstrap, callers).
+    FindNode = 1,
+    /// get_peers followed by announce_peer.
+    Announce = 2,
+}
+
 impl Counters {
     /// Counts a dropped datagram.
     pub fn dropped(&self, reason: DropReason) {
         bump(&self.dropped[reason as usize]);
+        self.metrics.dropped[reason as usize].increment(1);
     }
     /// Counts a query received.
     pub fn query_in(&self, method: Method) {
         bump(&self.queries_in[method as usize]);
+        self.metrics.queries_in[method as usize].increment(1);
     }
     /// Counts a query sent.
     pub fn query_out(&self, method: Method) {
         bump(&self.queries_out[method as usize]);
+        self.metrics.queries_out[method as usize].increment(1);
     }
     /// Counts an outbound query not sent.
     pub fn refused(&self, why: Refusal) {
         bump(&self.refused[why as usize]);
+        self.metrics.held[why as usize].increment(1);
     }
     /// Counts an actor restart.
     pub fn restarted(&self, actor: ActorKind) {
         bump(&self.restarts[actor as usize]);
+        self.metrics.restarts[actor as usize].increment(1);
     }
     /// Counts an announce_peer refused.
     pub fn announce_rejected(&self, why: AnnounceRejection) {
         bump(&self.announces_rejected[why as usize]);
-    }
-    /// Counts one event on a plain counter.
-    pub fn add(&self, counter: &AtomicU64) {
-        bump(counter);
+        self.metrics.announces_refused[why as usize].increment(1);
     }
     /// Counts a datagram sent.
     pub fn sent(&self, bytes: usize) {
         bump(&self.packets_out);
         self.bytes_out.fetch_add(bytes as u64, Relaxed);
+        self.metrics.packets_out.increment(1);
+        self.metrics.bytes_out.increment(bytes as u64);
     }
     /// Counts a datagram received.
     pub fn received(&self, bytes: usize) {
         bump(&self.packets_in);
         self.bytes_in.fetch_add(bytes as u64, Relaxed);
+        self.metrics.packets_in.increment(1);
+        self.metrics.bytes_in.increment(bytes as u64);
+    }
+    /// Counts a response that matched one of our queries.
+    pub fn response_in(&self) {
+        bump(&self.responses_in);
+        self.metrics.responses_in.increment(1);
+    }
+    /// Counts a KRPC error received, by code.
+    pub fn error_in(&self, code: i64) {
+        bump(&self.errors_in);
+        self.metrics.errors_in[error_code_index(code)].increment(1);
+    }
+    /// Counts a KRPC error sent, by code.
+    pub fn error_out(&self, code: i64) {
+        bump(&self.errors_out);
+        self.metrics.errors_out[error_code_index(code)].increment(1);
+    }
+    /// Counts a query of ours that timed out.
+    pub fn timeout(&self) {
+        bump(&self.timeouts);
+        self.metrics.timeouts.increment(1);
+    }
+    /// Counts a token issued.
+    pub fn token_issued(&self) {
+        bump(&self.tokens_issued);
+        self.metrics.tokens_issued.increment(1);
+    }
+    /// Counts an announce stored or refreshed.
+    pub fn announce_stored(&self) {
+        bump(&self.announces_stored);
+        self.metrics.announces_stored.increment(1);
+    }
+    /// Remembers whether a caller's latest search reached any node.
+    pub fn search_result(&self, answered: bool) {
+        self.search_failed.store(!answered, Relaxed);
+    }
+    /// Remembers whether a caller's latest announce was accepted anywhere.
+    pub fn announce_result(&self, accepted: bool) {
+        self.announce_failed.store(!accepted, Relaxed);
+    }
+    /// Counts a lookup started.
+    pub fn lookup_started(&self, kind: LookupLabel) {
+        bump(&self.lookups_started);
+        self.metrics.lookups_started[kind as usize].increment(1);
+    }
+    /// Counts a finished lookup: whether any node answered, how long it
+    /// took and how many queries it sent.
+    pub fn lookup_finished(
+        &self,
+        kind: LookupLabel,
+        answered: bool,
+        duration: Duration,
+        queries: usize,
+    ) {
+        bump(if answered {
+            &self.lookups_succeeded
+        } else {
+            &self.lookups_failed
+        });
+        let m = &self.metrics;
+        m.lookups_finished[kind as usize][usize::from(!answered)].increment(1);
+        m.lookup_duration[kind as usize].record(duration.as_secs_f64());
+        m.lookup_queries[kind as usize].record(queries as f64);
     }
 
     /// A consistent-enough copy for reporting.
@@ -232,6 +319,8 @@ impl Counters {
             lookups_started: read(&self.lookups_started),
             lookups_succeeded: read(&self.lookups_succeeded),
             lookups_failed: read(&self.lookups_failed),
+            last_search_failed: self.search_failed.load(Relaxed),
+            last_announce_failed: self.announce_failed.load(Relaxed),
         }
     }
 }
@@ -259,6 +348,8 @@ pub struct CountersSnapshot {
     pub lookups_started: u64,
     pub lookups_succeeded: u64,
     pub lookups_failed: u64,
+    pub last_search_failed: bool,
+    pub last_announce_failed: bool,
 }
 
 impl CountersSnapshot {

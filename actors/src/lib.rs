@@ -24,6 +24,7 @@ pub mod announce;
 pub mod counters;
 pub mod lookups;
 pub mod messages;
+pub mod metrics;
 pub mod rate_limiter;
 pub mod routing;
 pub mod socket;

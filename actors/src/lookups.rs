@@ -13,13 +13,13 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::{Actor, AsyncContext, Context, Handler, Recipient};
 use dhtd_protocol::lookup::{Lookup, LookupConfig, LookupKind, LookupStep};
 use dhtd_protocol::{InfoHash, NodeId, NodeInfo, K};
 
-use crate::counters::{ActorKind, Counters};
+use crate::counters::{ActorKind, Counters, LookupLabel};
 use crate::messages::{
     AnnounceReport, AnnounceSpec, LookupEvent, LookupFinished, LookupSink, LookupSummary, OutQuery,
     QueryDone, SendQuery, StartLookup,
@@ -127,7 +127,8 @@ impl LookupsActor {
         if self.running.len() >= self.limits.max_running {
             if self.waiting.len() >= self.limits.max_waiting {
                 tracing::warn!(target: "dht::lookup", "too many lookups waiting; one ends unstarted");
-                self.counters.add(&self.counters.lookups_failed);
+                self.counters
+                    .lookup_finished(label(&request), false, Duration::ZERO, 0);
                 let summary = LookupSummary {
                     target: request.target,
                     ..LookupSummary::default()
@@ -138,7 +139,7 @@ impl LookupsActor {
             self.waiting.push_back(request);
             return;
         }
-        self.counters.add(&self.counters.lookups_started);
+        self.counters.lookup_started(label(&request));
         let id = self.next_id;
         self.next_id += 1;
         let now = Instant::now();
@@ -326,13 +327,18 @@ impl LookupsActor {
                 _ => None,
             },
         };
-        if summary.responses > 0 {
-            self.counters.add(&self.counters.lookups_succeeded);
-        } else {
-            self.counters.add(&self.counters.lookups_failed);
-        }
+        self.counters.lookup_finished(
+            label(&r.request),
+            summary.responses > 0,
+            summary.duration,
+            summary.queries,
+        );
         // rTorrent's warnings, for the searches a caller asked for.
         if matches!(r.request.sink, LookupSink::Caller(_)) {
+            self.counters.search_result(summary.responses > 0);
+            if let Some(a) = summary.announce {
+                self.counters.announce_result(a.accepted > 0);
+            }
             let target = summary.target;
             if summary.queries == 0 {
                 tracing::warn!(target: "dht::lookup", %target, "no DHT nodes available for a search");
@@ -367,6 +373,14 @@ impl LookupsActor {
         if let Some(deadline) = next {
             wake_at(self, ctx, deadline, Arm::KeepEarlier);
         }
+    }
+}
+
+fn label(request: &StartLookup) -> LookupLabel {
+    match (request.kind, request.announce) {
+        (LookupKind::FindNode, _) => LookupLabel::FindNode,
+        (LookupKind::GetPeers, None) => LookupLabel::GetPeers,
+        (LookupKind::GetPeers, Some(_)) => LookupLabel::Announce,
     }
 }
 

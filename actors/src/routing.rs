@@ -134,7 +134,7 @@ impl RoutingActor {
                     ErrorCode::MethodUnknown,
                     b"method unknown",
                 );
-                self.counters.add(&self.counters.errors_out);
+                self.counters.error_out(ErrorCode::MethodUnknown.code());
             }
         }
         self.sender.send(q.from, &self.buf);

@@ -148,7 +148,7 @@ impl TransactionsActor {
         } = done.payload;
         let result = match r.result {
             Ok(reply) => {
-                self.counters.add(&self.counters.responses_in);
+                self.counters.response_in();
                 if let Some(seen) = r.requester_ip {
                     if let Some(ip) = self.votes.vote(r.from.ip(), seen.ip()) {
                         if let Some(to) = &self.links.external_address {
@@ -167,7 +167,7 @@ impl TransactionsActor {
                 Ok(reply)
             }
             Err(code) => {
-                self.counters.add(&self.counters.errors_in);
+                self.counters.error_in(code);
                 if let Some(id) = node {
                     self.links.failed.do_send(NodeFailed {
                         info: NodeInfo { id, addr: r.from },
@@ -221,7 +221,7 @@ impl Timed for TransactionsActor {
             let Expired::TimedOut { to, payload, .. } = expired else {
                 continue;
             };
-            self.counters.add(&self.counters.timeouts);
+            self.counters.timeout();
             if let Some(id) = payload.node {
                 self.links.failed.do_send(NodeFailed {
                     info: NodeInfo { id, addr: to },

@@ -36,6 +36,7 @@
 
 mod bootstrap;
 pub mod config;
+pub mod metrics;
 pub mod persist;
 mod runtime;
 mod service;

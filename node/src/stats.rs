@@ -21,6 +21,10 @@ pub(crate) const FIREWALLED_AFTER: Duration = Duration::from_secs(60);
 pub enum Warning {
     /// The routing table is empty: no DHT nodes available for a search.
     NoNodes,
+    /// The latest search a caller asked for reached no node.
+    SearchUnsuccessful,
+    /// The latest announce a caller asked for was accepted by no node.
+    AnnounceFailed,
     /// Replies arrive but nobody queries us: the port appears unreachable
     /// (forward the UDP port).
     PortUnreachable,
@@ -32,6 +36,8 @@ impl std::fmt::Display for Warning {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Warning::NoNodes => "no DHT nodes available",
+            Warning::SearchUnsuccessful => "search unsuccessful (no replies)",
+            Warning::AnnounceFailed => "announce failed (no node accepted it)",
             Warning::PortUnreachable => "port appears unreachable (replies arrive but no queries)",
             Warning::PortFirewalled => "port appears firewalled (no replies and no queries)",
         })
@@ -66,11 +72,49 @@ pub struct Stats {
     pub warnings: Vec<Warning>,
 }
 
+impl Warning {
+    /// Its position in the `dht_warning{warning}` gauge's labels.
+    pub(crate) fn gauge_index(self) -> usize {
+        match self {
+            Warning::NoNodes => 0,
+            Warning::SearchUnsuccessful => 1,
+            Warning::AnnounceFailed => 2,
+            Warning::PortUnreachable => 3,
+            Warning::PortFirewalled => 4,
+        }
+    }
+}
+
 impl Stats {
+    /// The values this node reports to the process's gauges.
+    pub(crate) fn gauge_values(&self) -> dhtd_actors::metrics::GaugeValues {
+        let t = &self.routing.total;
+        let mut warnings = [0.0; 5];
+        for w in &self.warnings {
+            warnings[w.gauge_index()] = 1.0;
+        }
+        dhtd_actors::metrics::GaugeValues {
+            nodes: [t.good as f64, t.questionable as f64, t.bad as f64],
+            buckets: self.routing.buckets.len() as f64,
+            estimated_size: self.estimated_dht_size.unwrap_or(0) as f64,
+            info_hashes: self.store.info_hashes as f64,
+            peers: self.store.peers as f64,
+            bootstrapped: if self.bootstrap_complete { 1.0 } else { 0.0 },
+            running: 1.0,
+            warnings,
+        }
+    }
+
     pub(crate) fn derive_warnings(&self) -> Vec<Warning> {
         let mut w = Vec::new();
         if self.bootstrap_complete && self.nodes() == 0 {
             w.push(Warning::NoNodes);
+        }
+        if self.traffic.last_search_failed {
+            w.push(Warning::SearchUnsuccessful);
+        }
+        if self.traffic.last_announce_failed {
+            w.push(Warning::AnnounceFailed);
         }
         let queries_in: u64 = Method::ALL
             .iter()

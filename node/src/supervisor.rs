@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use actix::dev::channel::{channel, AddressReceiver};
 use actix::{
-    Actor, ActorContext, Addr, AsyncContext, Context, Handler, Message, ResponseFuture, SpawnHandle,
+    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message,
+    ResponseFuture, SpawnHandle, WrapFuture,
 };
 use dhtd_actors::announce::AnnounceActor;
 use dhtd_actors::counters::Counters;
@@ -25,6 +26,7 @@ use dhtd_actors::messages::{
     QueryFailure, Reply, RoutingSummaryQuery, SendQuery, StartLookup, StoreSummaryQuery,
     TableSnapshot,
 };
+use dhtd_actors::metrics::NodeGauges;
 use dhtd_actors::rate_limiter::{RateLimiterActor, RateLimiterLinks};
 use dhtd_actors::routing::{RoutingActor, RoutingLinks};
 use dhtd_actors::socket::{DatagramSender, SocketActor};
@@ -74,6 +76,8 @@ pub(crate) struct SupervisorActor {
     shutting_down: bool,
     /// Our address as most responders see it (BEP 42 `ip`).
     external_ip: Option<std::net::IpAddr>,
+    /// This node's share of the process's gauges.
+    gauges: NodeGauges,
 }
 
 /// What `start` hands back to the public handle.
@@ -246,6 +250,7 @@ pub(crate) fn start(config: Config, runtime: &Runtime) -> Result<Started, StartE
         reannounces: HashMap::new(),
         shutting_down: false,
         external_ip: None,
+        gauges: NodeGauges::default(),
     };
 
     let spawned = runtime.net().spawn(async move {
@@ -281,10 +286,23 @@ impl Actor for SupervisorActor {
         let every = self.config.save_interval;
         ctx.run_interval(every, |this, _| this.save_table(None));
         ctx.run_interval(REJOIN_CHECK, |this, ctx| this.rejoin_if_alone(ctx));
+        ctx.run_interval(GAUGES_EVERY, |this, ctx| this.refresh_gauges(ctx));
     }
 }
 
 impl SupervisorActor {
+    fn refresh_gauges(&mut self, ctx: &mut Context<Self>) {
+        if self.shutting_down {
+            return;
+        }
+        let stats = ctx.address().send(GetStats);
+        ctx.spawn(stats.into_actor(self).map(|stats, this, _| {
+            if let (Ok(s), false) = (stats, this.shutting_down) {
+                this.gauges.report(&s.gauge_values());
+            }
+        }));
+    }
+
     /// Runs a lookup now, or queues it until bootstrap completes.
     pub(crate) fn run_lookup(&mut self, start: StartLookup) {
         if self.shutting_down {
@@ -332,6 +350,9 @@ impl SupervisorActor {
         });
     }
 }
+
+/// How often the node's gauges (table, store, warnings) are brought up to date.
+const GAUGES_EVERY: Duration = Duration::from_secs(2);
 
 /// How often a bootstrapped node checks that its table is not empty.
 const REJOIN_CHECK: Duration = Duration::from_secs(60);
@@ -494,6 +515,7 @@ impl Handler<Shutdown> for SupervisorActor {
     type Result = ResponseFuture<()>;
     fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) -> Self::Result {
         self.shutting_down = true;
+        self.gauges.withdraw();
         let (done_tx, done_rx) = oneshot::channel();
         self.save_table(Some(done_tx));
         let actors = self.actors.clone();

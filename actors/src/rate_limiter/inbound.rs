@@ -71,7 +71,7 @@ impl RateLimiterActor {
                             ErrorCode::Protocol,
                             text.as_bytes(),
                         );
-                        self.counters.add(&self.counters.errors_out);
+                        self.counters.error_out(ErrorCode::Protocol.code());
                         self.sender.send(from, &out);
                     }
                     _ => self.counters.dropped(DropReason::DecodeError),

@@ -1,5 +1,6 @@
-//! The daemon's local HTTP listener: `/stats` (text), `/stats.json`, and
-//! `POST /add-node?addr=HOST:PORT`; and the client side of `dhtd stats` and
+//! The daemon's local HTTP listener: `/metrics` (Prometheus), `/health`,
+//! `/stats` (text), `/stats.json`, and `POST /add-node?addr=HOST:PORT`; and
+//! the client side of `dhtd stats` and
 //! `dhtd add-node`. It is meant for loopback (the default address is
 //! 127.0.0.1:9464); it has no authentication.
 
@@ -7,6 +8,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use dhtd::metrics::Exporter;
 use dhtd::{DhtHandle, Stats};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -23,22 +25,41 @@ pub(crate) async fn bind(addr: SocketAddr) -> Result<TcpListener, Failure> {
         .map_err(|e| Failure::Failed(format!("cannot listen for HTTP on {addr}: {e}")))
 }
 
-/// Serves requests for `nodes` (the first is the one `/stats` describes).
-pub(crate) fn spawn(listener: TcpListener, nodes: Vec<DhtHandle>) {
+/// What the listener serves.
+#[derive(Clone)]
+struct Served {
+    /// The first is the one `/stats` describes.
+    nodes: Vec<DhtHandle>,
+    exporter: Exporter,
+}
+
+/// How often the exporter's housekeeping runs.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Serves `/metrics` from `exporter` and the other paths for `nodes`.
+pub(crate) fn spawn(listener: TcpListener, nodes: Vec<DhtHandle>, exporter: Exporter) {
+    let upkeep = exporter.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(UPKEEP_EVERY).await;
+            upkeep.upkeep();
+        }
+    });
+    let served = Served { nodes, exporter };
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
-            let nodes = nodes.clone();
+            let served = served.clone();
             tokio::spawn(async move {
-                let _ = tokio::time::timeout(Duration::from_secs(10), handle(stream, nodes)).await;
+                let _ = tokio::time::timeout(Duration::from_secs(10), handle(stream, served)).await;
             });
         }
     });
 }
 
-async fn handle(mut stream: tokio::net::TcpStream, nodes: Vec<DhtHandle>) -> std::io::Result<()> {
+async fn handle(mut stream: tokio::net::TcpStream, served: Served) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < MAX_REQUEST {
@@ -55,7 +76,7 @@ async fn handle(mut stream: tokio::net::TcpStream, nodes: Vec<DhtHandle>) -> std
         parts.next().unwrap_or_default(),
     );
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let (status, content_type, body) = route(method, path, query, &nodes).await;
+    let (status, content_type, body) = route(method, path, query, &served).await;
     let response = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
@@ -68,13 +89,27 @@ async fn route(
     method: &str,
     path: &str,
     query: &str,
-    nodes: &[DhtHandle],
+    served: &Served,
 ) -> (&'static str, &'static str, String) {
     const TEXT: &str = "text/plain; charset=utf-8";
-    let Some(node) = nodes.first() else {
+    const PROMETHEUS: &str = "text/plain; version=0.0.4; charset=utf-8";
+    let Some(node) = served.nodes.first() else {
         return ("503 Service Unavailable", TEXT, "no node\n".into());
     };
     match (method, path) {
+        ("GET", "/metrics") => ("200 OK", PROMETHEUS, served.exporter.render()),
+        // Alive and answering is what a health check asks; bootstrap is in the body.
+        ("GET", "/health") => match node.stats().await {
+            Ok(_) => {
+                let up = served.nodes.iter().filter(|n| n.is_bootstrapped()).count();
+                (
+                    "200 OK",
+                    TEXT,
+                    format!("ok: {up} of {} nodes bootstrapped\n", served.nodes.len()),
+                )
+            }
+            Err(e) => ("503 Service Unavailable", TEXT, format!("{e}\n")),
+        },
         ("GET", "/stats") => match node.stats().await {
             Ok(s) => ("200 OK", TEXT, format!("{s}\n")),
             Err(e) => ("503 Service Unavailable", TEXT, format!("{e}\n")),
@@ -99,7 +134,7 @@ async fn route(
         _ => (
             "404 Not Found",
             TEXT,
-            "try /stats, /stats.json or POST /add-node?addr=HOST:PORT\n".into(),
+            "try /metrics, /health, /stats, /stats.json or POST /add-node?addr=HOST:PORT\n".into(),
         ),
     }
 }
@@ -202,4 +237,11 @@ pub(crate) fn add_node(listen: &str, node: &str) -> Result<(), Failure> {
     }
     print!("{body}");
     Ok(())
+}
+
+/// Installs the Prometheus recorder; before any node starts, so that their
+/// metric handles reach it.
+pub(crate) fn exporter() -> Result<Exporter, Failure> {
+    Exporter::install()
+        .map_err(|e| Failure::Failed(format!("cannot install the metrics exporter: {e}")))
 }

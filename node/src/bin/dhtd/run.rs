@@ -20,13 +20,13 @@ pub(crate) async fn run(args: &NodeArgs) -> Result<(), Failure> {
         return Ok(());
     }
     let listener = match settings.metrics_listen {
-        Some(addr) => Some((addr, control::bind(addr).await?)),
+        Some(addr) => Some((addr, control::bind(addr).await?, control::exporter()?)),
         None => None,
     };
     let dht = Dht::builder(settings.config.clone()).start()?;
-    if let Some((addr, listener)) = listener {
-        control::spawn(listener, vec![dht.clone()]);
-        tracing::info!(target: "dht::node", "statistics and control on http://{addr}/stats");
+    if let Some((addr, listener, exporter)) = listener {
+        control::spawn(listener, vec![dht.clone()], exporter);
+        tracing::info!(target: "dht::node", "metrics on http://{addr}/metrics, statistics on http://{addr}/stats");
     }
     tokio::spawn(log_statistics(
         dht.clone(),

@@ -41,7 +41,7 @@ pub(crate) async fn swarm(
                 "--metrics-listen: `{metrics_listen}` is not IP:PORT or `off`"
             ))
         })?;
-        Some((addr, control::bind(addr).await?))
+        Some((addr, control::bind(addr).await?, control::exporter()?))
     };
     let started = Instant::now();
     let swarm = LocalSwarm::start(n, seed, |_, _| {}).await?;
@@ -50,9 +50,9 @@ pub(crate) async fn swarm(
         swarm.nodes[0].local_addr(),
         swarm.nodes[n - 1].local_addr()
     );
-    if let Some((addr, listener)) = listener {
-        control::spawn(listener, swarm.nodes.clone());
-        println!("statistics of node 0 on http://{addr}/stats");
+    if let Some((addr, listener, exporter)) = listener {
+        control::spawn(listener, swarm.nodes.clone(), exporter);
+        println!("metrics of the swarm on http://{addr}/metrics, statistics of node 0 on http://{addr}/stats");
     }
 
     // Bootstrap, with progress.
