@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use actix::{Actor, Addr, Context, Handler, MessageResult, Recipient};
 use dhtd_protocol::krpc::ErrorCode;
 use dhtd_protocol::lookup::LookupKind;
+use dhtd_protocol::rate_limit::{Spacing, SpacingVerdict};
 use dhtd_protocol::routing::{
     HeardOutcome, InsertOutcome, Maintenance, NodeFilter, RoutingConfig, RoutingTable,
 };
@@ -38,6 +39,11 @@ use crate::wakeup::{self, wake_at, Arm, Timed, Wakeup};
 /// enough that get_peers answers carry the nodes just learned (a fresh
 /// node's table changes fast), late enough to publish a burst of changes once.
 const PUBLISH_DELAY: Duration = Duration::from_millis(50);
+/// A node is pinged at most once in this long (a lost ping is retried by
+/// the table's own upkeep).
+const PING_SPACING: Duration = Duration::from_secs(10);
+/// Addresses remembered for `PING_SPACING`; beyond, pings are skipped.
+const PINGS_TRACKED: usize = 8192;
 /// The longest the timer sleeps when the table asks for nothing sooner.
 const IDLE_WAKEUP: Duration = Duration::from_secs(60);
 /// Seeds handed to a lookup started from the table.
@@ -63,6 +69,7 @@ pub struct RoutingActor {
     counters: Arc<Counters>,
     wakeup: Wakeup,
     changed: bool,
+    recently_pinged: Spacing<SocketAddr>,
     buf: Vec<u8>,
 }
 
@@ -85,11 +92,17 @@ impl RoutingActor {
             counters,
             wakeup: Wakeup::default(),
             changed: true,
+            recently_pinged: Spacing::new(PING_SPACING, PINGS_TRACKED),
             buf: Vec::with_capacity(512),
         }
     }
 
-    fn ping(&self, info: NodeInfo) {
+    /// Pings `info` unless we did within `PING_SPACING`: many answers name
+    /// the same new node, and one ping is enough to learn whether it lives.
+    fn ping(&mut self, info: NodeInfo) {
+        if self.recently_pinged.try_use(Instant::now(), info.addr) != SpacingVerdict::Go {
+            return;
+        }
         self.links.outbound.do_send(SendQuery {
             to: info.addr,
             node: Some(info.id),

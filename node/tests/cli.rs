@@ -464,3 +464,127 @@ fn one_off_commands_against_a_swarm() {
     let out = tool(&["ping", "127.0.0.72:9"]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    (
+        head.split_whitespace().nth(1).unwrap().parse().unwrap(),
+        body.to_owned(),
+    )
+}
+
+/// The value of the sample `series` (name with its labels, as exported).
+fn sample(scrape: &str, series: &str) -> f64 {
+    scrape
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
+        .unwrap_or_else(|| panic!("no {series} in the scrape"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn the_swarm_serves_prometheus_metrics_that_move_with_traffic() {
+    let home = scratch("metrics");
+    let metrics = free_local_addr().to_string();
+    let mut c = dhtd(&home);
+    c.args([
+        "swarm",
+        "--nodes",
+        "30",
+        "--duration",
+        "120s",
+        "--metrics-listen",
+        &metrics,
+    ]);
+    let swarm = spawn(c);
+    let started = swarm.wait_for("dhtd nodes on", Duration::from_secs(30));
+    let node: SocketAddr = started
+        .split(" on ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    swarm.wait_for("summary:", Duration::from_secs(60));
+
+    let (status, health) = http_get(&metrics, "/health");
+    assert_eq!(
+        (status, health.trim()),
+        (200, "ok: 30 of 30 nodes bootstrapped")
+    );
+    // Gauges are refreshed every 2 s; wait for the first refresh.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let before = loop {
+        let (status, scrape) = http_get(&metrics, "/metrics");
+        assert_eq!(status, 200);
+        if scrape.contains("dht_nodes_running 30") || Instant::now() > deadline {
+            break scrape;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // Every family of the catalogue is there, with its help text.
+    for family in [
+        "dht_packets_received_total",
+        "dht_packets_sent_total",
+        "dht_queries_received_total",
+        "dht_queries_sent_total",
+        "dht_responses_received_total",
+        "dht_errors_sent_total",
+        "dht_packets_dropped_total",
+        "dht_routing_nodes",
+        "dht_store_peers",
+        "dht_lookups_finished_total",
+        "dht_lookup_duration_seconds",
+        "dht_lookup_queries",
+        "dht_warning",
+        "dht_actor_restarts_total",
+        "dht_build_info",
+    ] {
+        assert!(
+            before.contains(&format!("# HELP {family} ")),
+            "no help for {family}"
+        );
+    }
+    assert_eq!(sample(&before, "dht_nodes_running"), 30.0);
+    assert_eq!(sample(&before, "dht_bootstrapped_nodes"), 30.0);
+    assert!(sample(&before, "dht_routing_nodes{state=\"good\"}") >= 30.0 * 8.0);
+    assert!(sample(&before, "dht_announces_stored_total") >= 30.0);
+    let finished = sample(
+        &before,
+        "dht_lookups_finished_total{kind=\"get_peers\",outcome=\"answered\"}",
+    );
+    assert!(finished >= 30.0, "{finished}");
+    assert!(before.contains("dht_lookup_duration_seconds_bucket{kind=\"get_peers\",le=\"0.005\"}"));
+
+    // Traffic from outside: the swarm's counters move.
+    let pings_before = sample(&before, "dht_queries_received_total{method=\"ping\"}");
+    for _ in 0..5 {
+        let out = run({
+            let mut c = dhtd(&home);
+            c.args(["ping", &node.to_string(), "--listen", "127.0.0.73:0"]);
+            c
+        });
+        assert_eq!(out.status.code(), Some(0));
+    }
+    let (_, after) = http_get(&metrics, "/metrics");
+    assert!(sample(&after, "dht_queries_received_total{method=\"ping\"}") >= pings_before + 5.0);
+    assert!(
+        sample(&after, "dht_packets_received_total")
+            > sample(&before, "dht_packets_received_total")
+    );
+}
