@@ -34,6 +34,7 @@ pub mod names {
     pub const ESTIMATED_SIZE: &str = "dht_estimated_network_nodes";
     pub const STORE_INFO_HASHES: &str = "dht_store_info_hashes";
     pub const STORE_PEERS: &str = "dht_store_peers";
+    pub const STORE_INFO_HASHES_LIMIT: &str = "dht_store_info_hashes_limit";
     pub const ANNOUNCES_STORED: &str = "dht_announces_stored_total";
     pub const ANNOUNCES_REFUSED: &str = "dht_announces_refused_total";
     pub const TOKENS_ISSUED: &str = "dht_tokens_issued_total";
@@ -142,6 +143,11 @@ pub fn describe() {
         STORE_PEERS,
         Unit::Count,
         "Stored peers over all info hashes"
+    );
+    describe_gauge!(
+        STORE_INFO_HASHES_LIMIT,
+        Unit::Count,
+        "The cap on stored info hashes (max_info_hashes)"
     );
     describe_counter!(
         ANNOUNCES_STORED,
@@ -305,6 +311,8 @@ pub struct GaugeValues {
     pub info_hashes: f64,
     /// Stored peers.
     pub peers: f64,
+    /// The cap on stored info hashes.
+    pub info_hashes_limit: f64,
     /// 1 once bootstrapped.
     pub bootstrapped: f64,
     /// 1 while running.
@@ -326,6 +334,7 @@ impl Default for NodeGauges {
             gauge!(ESTIMATED_SIZE),
             gauge!(STORE_INFO_HASHES),
             gauge!(STORE_PEERS),
+            gauge!(STORE_INFO_HASHES_LIMIT),
             gauge!(BOOTSTRAPPED),
             gauge!(NODES_RUNNING),
         ]);
@@ -352,6 +361,7 @@ impl NodeGauges {
                 v.estimated_size,
                 v.info_hashes,
                 v.peers,
+                v.info_hashes_limit,
                 v.bootstrapped,
                 v.running,
             ])

@@ -66,6 +66,8 @@ pub struct Stats {
     pub estimated_dht_size: Option<u64>,
     /// Stored info hashes and peers.
     pub store: StoreSummary,
+    /// The cap on stored info hashes (`max_info_hashes`).
+    pub store_info_hashes_limit: usize,
     /// Traffic and event counters.
     pub traffic: CountersSnapshot,
     /// Current warnings.
@@ -99,6 +101,7 @@ impl Stats {
             estimated_size: self.estimated_dht_size.unwrap_or(0) as f64,
             info_hashes: self.store.info_hashes as f64,
             peers: self.store.peers as f64,
+            info_hashes_limit: self.store_info_hashes_limit as f64,
             bootstrapped: if self.bootstrap_complete { 1.0 } else { 0.0 },
             running: 1.0,
             warnings,
@@ -198,8 +201,8 @@ impl std::fmt::Display for Stats {
         }
         writeln!(
             f,
-            "store: {} info hashes, {} peers",
-            self.store.info_hashes, self.store.peers
+            "store: {} info hashes (cap {}), {} peers",
+            self.store.info_hashes, self.store_info_hashes_limit, self.store.peers
         )?;
         let tr = &self.traffic;
         writeln!(

@@ -489,6 +489,7 @@ impl Handler<GetStats> for SupervisorActor {
             bootstrap_complete: self.boot.is_complete(),
             read_only: self.config.read_only,
             external_ip: self.external_ip,
+            store_info_hashes_limit: self.config.store.max_info_hashes,
             traffic: self.counters.snapshot(),
             ..Stats::default()
         };

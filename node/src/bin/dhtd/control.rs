@@ -161,7 +161,7 @@ pub(crate) fn stats_json(s: &Stats) -> serde_json::Value {
         "buckets": s.routing.buckets.iter().map(|b| json!({
             "good": b.good, "questionable": b.questionable, "bad": b.bad, "cached": b.replacements,
         })).collect::<Vec<_>>(),
-        "store": {"info_hashes": s.store.info_hashes, "peers": s.store.peers},
+        "store": {"info_hashes": s.store.info_hashes, "peers": s.store.peers, "info_hashes_limit": s.store_info_hashes_limit},
         "traffic": {
             "packets_in": t.packets_in, "bytes_in": t.bytes_in,
             "packets_out": t.packets_out, "bytes_out": t.bytes_out,
