@@ -279,3 +279,61 @@ fn every_dashboard_and_alert_expression_reads_exported_metrics_through_a_real_pr
     assert_eq!(loaded.len(), rule_list.len());
     assert!(loaded.iter().all(|r| r["health"] == "ok"), "{body}");
 }
+
+/// Type-checks `dashboard_json` against `Dashboard` from @grafana/schema:
+/// the JSON becomes an object literal assigned to a `Dashboard` variable,
+/// so TypeScript checks every field's type and refuses unknown keys.
+fn schema_check(tsc: &Path, dashboard_json: &str, name: &str) -> std::process::Output {
+    let work = scratch(name);
+    std::os::unix::fs::symlink(
+        dashboards_dir().join("schema-check/node_modules"),
+        work.join("node_modules"),
+    )
+    .unwrap();
+    std::fs::write(
+        work.join("check.ts"),
+        format!("import type {{ Dashboard }} from '@grafana/schema';\nexport const dashboard: Dashboard = {dashboard_json};\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        work.join("tsconfig.json"),
+        r#"{ "compilerOptions": { "strict": true, "noEmit": true, "moduleResolution": "bundler", "module": "esnext", "target": "es2020", "skipLibCheck": true }, "files": ["check.ts"] }"#,
+    )
+    .unwrap();
+    Command::new(tsc).arg("-p").arg(&work).output().unwrap()
+}
+
+#[test]
+fn the_dashboard_matches_grafanas_published_schema() {
+    let tsc = dashboards_dir().join("schema-check/node_modules/.bin/tsc");
+    if !tsc.exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "dashboards/schema-check is not installed; .ci/run runs `npm ci` there"
+        );
+        eprintln!("skipped: run `npm ci --prefix dashboards/schema-check` (CI does)");
+        return;
+    }
+    let dashboard = std::fs::read_to_string(dashboards_dir().join("dhtd.json")).unwrap();
+    let out = schema_check(&tsc, &dashboard, "schema");
+    assert!(
+        out.status.success(),
+        "dhtd.json does not match Grafana's schema:\n{}",
+        text(&out.stdout)
+    );
+
+    // The check can fail: a panel with a key Grafana does not know is refused.
+    let broken = dashboard.replacen(
+        "\"title\": \"Traffic\",",
+        "\"title\": \"Traffic\", \"colour\": \"blue\",",
+        1,
+    );
+    assert_ne!(broken, dashboard);
+    let out = schema_check(&tsc, &broken, "schema-broken");
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stdout).contains("colour"),
+        "{}",
+        text(&out.stdout)
+    );
+}
