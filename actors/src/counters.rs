@@ -5,7 +5,7 @@
 //! metrics recorder through handles kept in [`NodeMetrics`].
 //! Each index is a small enum, so a label never takes an unbounded value.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use crate::metrics::{error_code_index, NodeMetrics};
@@ -131,6 +131,9 @@ pub struct Counters {
     refused: [AtomicU64; Refusal::COUNT],
     restarts: [AtomicU64; ActorKind::COUNT],
     announces_rejected: [AtomicU64; AnnounceRejection::COUNT],
+    /// Datagrams handed to the rate limiter and not yet handled: its
+    /// mailbox backlog, which actix does not expose.
+    inbound_backlog: AtomicI64,
     search_failed: AtomicBool,
     announce_failed: AtomicBool,
     /// The same events, for the installed metrics recorder.
@@ -245,6 +248,14 @@ impl Counters {
         bump(&self.announces_stored);
         self.metrics.announces_stored.increment(1);
     }
+    /// A datagram entered the rate limiter's mailbox.
+    pub fn queued_inbound(&self) {
+        self.inbound_backlog.fetch_add(1, Relaxed);
+    }
+    /// The rate limiter took a datagram from its mailbox.
+    pub fn dequeued_inbound(&self) {
+        self.inbound_backlog.fetch_sub(1, Relaxed);
+    }
     /// Remembers whether a caller's latest search reached any node.
     pub fn search_result(&self, answered: bool) {
         self.search_failed.store(!answered, Relaxed);
@@ -319,6 +330,7 @@ impl Counters {
             lookups_started: read(&self.lookups_started),
             lookups_succeeded: read(&self.lookups_succeeded),
             lookups_failed: read(&self.lookups_failed),
+            inbound_backlog: self.inbound_backlog.load(Relaxed).max(0) as u64,
             last_search_failed: self.search_failed.load(Relaxed),
             last_announce_failed: self.announce_failed.load(Relaxed),
         }
@@ -348,6 +360,7 @@ pub struct CountersSnapshot {
     pub lookups_started: u64,
     pub lookups_succeeded: u64,
     pub lookups_failed: u64,
+    pub inbound_backlog: u64,
     pub last_search_failed: bool,
     pub last_announce_failed: bool,
 }

@@ -45,6 +45,7 @@ pub mod names {
     pub const BOOTSTRAPPED: &str = "dht_bootstrapped_nodes";
     pub const WARNINGS: &str = "dht_warning";
     pub const RESTARTS: &str = "dht_actor_restarts_total";
+    pub const INBOUND_BACKLOG: &str = "dht_inbound_backlog";
     pub const NODES_RUNNING: &str = "dht_nodes_running";
     pub const BUILD_INFO: &str = "dht_build_info";
 }
@@ -192,6 +193,11 @@ pub fn describe() {
         "Actor restarts after a caught panic, by actor and reason"
     );
     describe_gauge!(
+        INBOUND_BACKLOG,
+        Unit::Count,
+        "Received datagrams waiting in the rate limiter's mailbox (its capacity is inbound_queue)"
+    );
+    describe_gauge!(
         NODES_RUNNING,
         Unit::Count,
         "DHT nodes running in this process"
@@ -317,6 +323,8 @@ pub struct GaugeValues {
     pub bootstrapped: f64,
     /// 1 while running.
     pub running: f64,
+    /// Datagrams waiting in the rate limiter's mailbox.
+    pub inbound_backlog: f64,
     /// Each warning, 1 when true.
     pub warnings: [f64; 5],
 }
@@ -337,6 +345,7 @@ impl Default for NodeGauges {
             gauge!(STORE_INFO_HASHES_LIMIT),
             gauge!(BOOTSTRAPPED),
             gauge!(NODES_RUNNING),
+            gauge!(INBOUND_BACKLOG),
         ]);
         gauges.extend(
             WARNING_LABELS
@@ -364,6 +373,7 @@ impl NodeGauges {
                 v.info_hashes_limit,
                 v.bootstrapped,
                 v.running,
+                v.inbound_backlog,
             ])
             .chain(v.warnings.iter().copied());
         for ((gauge, last), value) in self.gauges.iter_mut().zip(values) {

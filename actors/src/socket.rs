@@ -106,7 +106,9 @@ impl SocketActor {
                     Ok((len, from)) => {
                         counters.received(len);
                         let bytes = Bytes::copy_from_slice(&buf[..len]);
-                        if inbound.try_send(DatagramReceived { from, bytes }).is_err() {
+                        if inbound.try_send(DatagramReceived { from, bytes }).is_ok() {
+                            counters.queued_inbound();
+                        } else {
                             counters.dropped(DropReason::MailboxFull);
                         }
                     }

@@ -104,6 +104,7 @@ impl Stats {
             info_hashes_limit: self.store_info_hashes_limit as f64,
             bootstrapped: if self.bootstrap_complete { 1.0 } else { 0.0 },
             running: 1.0,
+            inbound_backlog: self.traffic.inbound_backlog as f64,
             warnings,
         }
     }

@@ -37,6 +37,7 @@ impl Handler<DatagramReceived> for RateLimiterActor {
     type Result = ();
 
     fn handle(&mut self, msg: DatagramReceived, ctx: &mut Context<Self>) {
+        self.counters.dequeued_inbound();
         guarded(self, ctx, |this, _| this.on_datagram(msg));
     }
 }
