@@ -136,3 +136,130 @@ impl RawPeer {
         .to_bytes()
     }
 }
+
+/// A third-party DHT node in a child process, driven by a small script
+/// that speaks one command per line on stdin and one JSON object per line
+/// on stdout (`tests/interop/*`): `info`, `nodes`, `get_peers HEX`,
+/// `announce HEX`, `quit`. The process is killed by its PID when dropped.
+pub struct ScriptNode {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    lines: std::sync::mpsc::Receiver<String>,
+    /// Its node id.
+    pub id: dhtd::NodeId,
+    /// Its DHT address.
+    pub addr: SocketAddr,
+    /// What it says it is.
+    pub version: String,
+}
+
+impl ScriptNode {
+    /// Starts `program args…` and reads its `info`.
+    pub fn start(program: &str, args: &[String], ip: IpAddr) -> ScriptNode {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(program)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut node = ScriptNode {
+            child,
+            stdin,
+            lines,
+            id: dhtd::NodeId([0; 20]),
+            addr: SocketAddr::new(ip, 0),
+            version: String::new(),
+        };
+        let info = node.ask("info", Duration::from_secs(20));
+        node.id = info["id"].as_str().unwrap().parse().unwrap();
+        node.addr = SocketAddr::new(ip, u16::try_from(info["port"].as_u64().unwrap()).unwrap());
+        node.version = info["version"].as_str().unwrap_or_default().to_owned();
+        node
+    }
+
+    /// Sends one command and waits for its answer.
+    pub fn ask(&mut self, command: &str, timeout: Duration) -> serde_json::Value {
+        use std::io::Write;
+        writeln!(self.stdin, "{command}").unwrap();
+        self.stdin.flush().unwrap();
+        let line = self
+            .lines
+            .recv_timeout(timeout)
+            .unwrap_or_else(|_| panic!("no answer to `{command}` within {timeout:?}"));
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("`{command}` answered {line:?}: {e}"))
+    }
+
+    /// The addresses in its routing table.
+    pub fn table(&mut self) -> Vec<SocketAddr> {
+        let v = self.ask("nodes", Duration::from_secs(10));
+        v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n[1].as_str().unwrap().parse().unwrap())
+            .collect()
+    }
+
+    /// Runs a DHT lookup for `info_hash`; the peers it found.
+    pub fn get_peers(&mut self, info_hash: &dhtd::InfoHash) -> Vec<SocketAddr> {
+        let v = self.ask(&format!("get_peers {info_hash}"), Duration::from_secs(40));
+        v["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap().parse().unwrap())
+            .collect()
+    }
+
+    /// Announces `info_hash`; the port it announces.
+    pub fn announce(&mut self, info_hash: &dhtd::InfoHash) -> u16 {
+        let v = self.ask(&format!("announce {info_hash}"), Duration::from_secs(40));
+        u16::try_from(v["port"].as_u64().unwrap()).unwrap()
+    }
+}
+
+impl Drop for ScriptNode {
+    fn drop(&mut self) {
+        use std::io::Write;
+        let _ = writeln!(self.stdin, "quit");
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` (a blocking closure) every 200 ms until it holds or
+/// `timeout` passes.
+pub fn poll_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -1,0 +1,114 @@
+#!/usr/bin/python3
+"""A libtorrent-rasterbar DHT node for dhtd's interop tests, driven over
+stdin/stdout: one command per line in, one JSON object per line out.
+
+    libtorrent_node.py LISTEN_IP BOOTSTRAP_IP:PORT [...]
+
+Commands: `info` (node id and port), `nodes` (its routing table),
+`get_peers HEX` (a DHT lookup; the peers found), `announce HEX` (adds a
+magnet for the info hash, which makes the torrent run get_peers and then
+announce_peer with the session's port), `quit`.
+
+Everything stays on loopback: the built-in routers are replaced by the
+given bootstrap nodes, and LSD, UPnP, NAT-PMP and the default plugins
+(peer exchange among them) are off. The limits libtorrent applies per IP
+are lifted, because on loopback every node of the test is "close".
+"""
+
+import json
+import sys
+import tempfile
+import time
+import warnings
+
+import libtorrent as lt
+
+
+# dht_state() is deprecated in 2.0 but still the way to read our node id.
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+def out(obj):
+    print(json.dumps(obj), flush=True)
+
+
+def main():
+    listen_ip = sys.argv[1]
+    bootstrap = sys.argv[2:]
+    settings = {
+        "listen_interfaces": f"{listen_ip}:0",
+        "outgoing_interfaces": listen_ip,
+        "enable_dht": True,
+        "enable_lsd": False,
+        "enable_upnp": False,
+        "enable_natpmp": False,
+        "dht_bootstrap_nodes": ",".join(bootstrap),
+        "dht_restrict_routing_ips": False,
+        "dht_restrict_search_ips": False,
+        "dht_block_ratelimit": 1_000_000,
+        "dht_upload_rate_limit": 100_000_000,
+        "alert_mask": lt.alert.category_t.all_categories,
+    }
+    # flags=0: no default plugins (no ut_pex, ut_metadata, smart_ban).
+    ses = lt.session(settings, 0)
+    save_dir = tempfile.mkdtemp(prefix="dhtd-interop-lt-")
+    pending = []
+
+    def alerts(seconds):
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            ses.wait_for_alert(100)
+            for a in ses.pop_alerts():
+                pending.append(a)
+            yield from list(pending)
+            pending.clear()
+
+    def node_id():
+        # The id exists once the DHT has started: wait for it (bounded).
+        for _ in range(100):
+            ids = (ses.dht_state() or {}).get(b"node-id")
+            if ids:
+                return ids[0][:20]
+            time.sleep(0.05)
+        return bytes(20)
+
+    for line in sys.stdin:
+        words = line.split()
+        if not words:
+            continue
+        cmd = words[0]
+        if cmd == "info":
+            out({"id": node_id().hex(), "port": ses.listen_port(), "version": lt.__version__})
+        elif cmd == "nodes":
+            ses.dht_live_nodes(lt.sha1_hash(node_id()))
+            nodes = None
+            for a in alerts(5):
+                if isinstance(a, lt.dht_live_nodes_alert):
+                    nodes = [[str(n["nid"]), f"{n['endpoint'][0]}:{n['endpoint'][1]}"] for n in a.nodes]
+                    break
+            out({"nodes": nodes or []})
+        elif cmd == "get_peers":
+            target = lt.sha1_hash(bytes.fromhex(words[1]))
+            ses.dht_get_peers(target)
+            peers = None
+            for a in alerts(30):
+                if isinstance(a, lt.dht_get_peers_reply_alert) and a.info_hash == target:
+                    peers = [f"{p[0]}:{p[1]}" for p in a.peers()]
+                    break
+            out({"peers": peers if peers is not None else [], "timeout": peers is None})
+        elif cmd == "announce":
+            atp = lt.add_torrent_params()
+            atp.info_hashes = lt.info_hash_t(lt.sha1_hash(bytes.fromhex(words[1])))
+            atp.save_path = save_dir
+            atp.flags &= ~lt.torrent_flags.auto_managed
+            atp.flags &= ~lt.torrent_flags.paused
+            ses.add_torrent(atp)
+            out({"ok": True, "port": ses.listen_port()})
+        elif cmd == "quit":
+            break
+        else:
+            out({"error": f"unknown command {cmd}"})
+
+
+if __name__ == "__main__":
+    main()
