@@ -23,16 +23,22 @@ async fn libtorrent_and_dhtd_serve_each_other() {
         return;
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/libtorrent_node.py");
-    super::check_client("libtorrent", 71, 700, |ip, bootstrap| {
-        ScriptNode::start(
-            PYTHON,
-            &[
-                script.display().to_string(),
-                ip.to_string(),
-                bootstrap.to_string(),
-            ],
-            ip,
-        )
-    })
+    super::check_client(
+        "libtorrent",
+        71,
+        700,
+        super::ReadOnly::Honoured,
+        |ip, bootstrap| {
+            ScriptNode::start(
+                PYTHON,
+                &[
+                    script.display().to_string(),
+                    ip.to_string(),
+                    bootstrap.to_string(),
+                ],
+                ip,
+            )
+        },
+    )
     .await;
 }

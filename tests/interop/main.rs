@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bittorrent_dht;
 mod libtorrent;
 
 use std::net::SocketAddr;
@@ -28,6 +29,15 @@ pub fn available(client: &str, present: bool) -> bool {
     present
 }
 
+/// What a client does about BEP 43's `ro` flag.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum ReadOnly {
+    /// It never adds a node whose queries carry `ro = 1`.
+    Honoured,
+    /// It adds every node that queries it (no BEP 43 support).
+    Ignored,
+}
+
 /// Everything that must hold between dhtd and one client, in both
 /// directions. `start` starts the client at an address, bootstrapping from
 /// the given node.
@@ -35,6 +45,7 @@ pub async fn check_client(
     name: &str,
     seed: u64,
     ip_base: usize,
+    read_only: ReadOnly,
     start: impl Fn(std::net::IpAddr, SocketAddr) -> ScriptNode,
 ) {
     let swarm: Swarm = start_swarm(12, seed, |_, _| {}).await;
@@ -137,10 +148,12 @@ pub async fn check_client(
         kept,
         "{name} did not keep the writable dhtd node that queried it"
     );
-    assert!(
-        !client.table().contains(&reader.local_addr()),
-        "{name} keeps a read-only node"
-    );
+    let keeps_reader = client.table().contains(&reader.local_addr());
+    match read_only {
+        ReadOnly::Honoured => assert!(!keeps_reader, "{name} keeps a read-only node"),
+        // Pinned, so that a client that starts honouring BEP 43 is noticed.
+        ReadOnly::Ignored => assert!(keeps_reader, "{name} now leaves read-only nodes out"),
+    }
 
     alone.shutdown().await;
     reader.shutdown().await;
