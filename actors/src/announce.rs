@@ -2,7 +2,7 @@
 //!
 //! It answers `get_peers` (stored peers within BEP 32's reply budget, the
 //! closest nodes from the routing table's latest snapshot, and always a
-//! token) and `announce_peer` (token checked against the querier's IP;
+//! token), BEP 44 `get` (nodes and a token, no value: we store no items) and `announce_peer` (token checked against the querier's IP;
 //! `implied_port` stores the UDP source port), expires stale announces and
 //! rotates the token secret on its one timer.
 
@@ -79,6 +79,17 @@ impl AnnounceActor {
                 let answer = Answer {
                     nodes: &nodes,
                     values: &values,
+                    token: Some(&token),
+                };
+                server::encode_answer(&mut self.buf, &q.tid, self.own_id, q.from, answer);
+            }
+            (Needs::NodesAndToken(target), _) => {
+                let nodes = closest_among(self.nodes.iter().copied(), &target, K);
+                let token = self.tokens.issue(now, q.from.ip());
+                self.counters.token_issued();
+                let answer = Answer {
+                    nodes: &nodes,
+                    values: &[],
                     token: Some(&token),
                 };
                 server::encode_answer(&mut self.buf, &q.tid, self.own_id, q.from, answer);

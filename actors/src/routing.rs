@@ -139,7 +139,7 @@ impl RoutingActor {
                 };
                 server::encode_answer(&mut self.buf, &q.tid, own, q.from, answer);
             }
-            Needs::MethodUnknown | Needs::Peers(_) | Needs::Store => {
+            Needs::MethodUnknown | Needs::Peers(_) | Needs::Store | Needs::NodesAndToken(_) => {
                 server::encode_error(
                     &mut self.buf,
                     &q.tid,

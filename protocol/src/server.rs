@@ -23,6 +23,10 @@ pub enum Needs {
     Nodes(NodeId),
     /// Stored peers, the closest nodes and a token (`get_peers`).
     Peers(InfoHash),
+    /// The closest nodes and a token, no value (BEP 44 `get`: we store no
+    /// items, but a token lets the querier go on to `announce_peer`, which
+    /// is how the mainline crate collects tokens for its announces).
+    NodesAndToken(NodeId),
     /// A token check and a store (`announce_peer`).
     Store,
     /// Nothing: the reply is error 204.
@@ -36,6 +40,11 @@ pub fn needs(query: &Query<'_>) -> Needs {
         Query::FindNode { target, .. } => Needs::Nodes(*target),
         Query::GetPeers { info_hash, .. } => Needs::Peers(*info_hash),
         Query::AnnouncePeer { .. } => Needs::Store,
+        Query::Unknown {
+            method: b"get",
+            target: Some(t),
+            ..
+        } => Needs::NodesAndToken(*t),
         Query::Unknown {
             target, info_hash, ..
         } => match (target, info_hash) {
@@ -165,6 +174,13 @@ mod tests {
             want: None,
         };
         assert_eq!(needs(&q), Needs::MethodUnknown);
+        let q = Query::Unknown {
+            method: b"get",
+            target: Some(NodeId([5; 20])),
+            info_hash: None,
+            want: None,
+        };
+        assert_eq!(needs(&q), Needs::NodesAndToken(NodeId([5; 20])));
     }
 
     #[test]

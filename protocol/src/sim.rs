@@ -596,7 +596,7 @@ impl Simulation {
         let node = &self.nodes[i];
         let target = match server::needs(query) {
             Needs::Id => None,
-            Needs::Nodes(target) => Some(target),
+            Needs::Nodes(target) | Needs::NodesAndToken(target) => Some(target),
             Needs::Peers(info_hash) => Some(NodeId::from(info_hash)),
             // The simulated nodes store nothing.
             Needs::Store | Needs::MethodUnknown => {

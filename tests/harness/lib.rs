@@ -137,6 +137,20 @@ impl RawPeer {
     }
 }
 
+/// A third-party DHT node, as the interop tests drive it.
+pub trait Client {
+    /// Its DHT address.
+    fn addr(&self) -> SocketAddr;
+    /// Its name and version.
+    fn version(&self) -> String;
+    /// The addresses in its routing table.
+    fn table(&mut self) -> Vec<SocketAddr>;
+    /// Runs a DHT lookup for `info_hash`; the peers it found.
+    fn get_peers(&mut self, info_hash: &dhtd::InfoHash) -> Vec<SocketAddr>;
+    /// Announces `info_hash`; the port other nodes should store for it.
+    fn announce(&mut self, info_hash: &dhtd::InfoHash) -> u16;
+}
+
 /// A third-party DHT node in a child process, driven by a small script
 /// that speaks one command per line on stdin and one JSON object per line
 /// on stdout (`tests/interop/*`): `info`, `nodes`, `get_peers HEX`,
@@ -203,9 +217,18 @@ impl ScriptNode {
             .unwrap_or_else(|_| panic!("no answer to `{command}` within {timeout:?}"));
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("`{command}` answered {line:?}: {e}"))
     }
+}
 
-    /// The addresses in its routing table.
-    pub fn table(&mut self) -> Vec<SocketAddr> {
+impl Client for ScriptNode {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn version(&self) -> String {
+        self.version.clone()
+    }
+
+    fn table(&mut self) -> Vec<SocketAddr> {
         let v = self.ask("nodes", Duration::from_secs(10));
         v["nodes"]
             .as_array()
@@ -215,8 +238,7 @@ impl ScriptNode {
             .collect()
     }
 
-    /// Runs a DHT lookup for `info_hash`; the peers it found.
-    pub fn get_peers(&mut self, info_hash: &dhtd::InfoHash) -> Vec<SocketAddr> {
+    fn get_peers(&mut self, info_hash: &dhtd::InfoHash) -> Vec<SocketAddr> {
         let v = self.ask(&format!("get_peers {info_hash}"), Duration::from_secs(40));
         v["peers"]
             .as_array()
@@ -226,8 +248,7 @@ impl ScriptNode {
             .collect()
     }
 
-    /// Announces `info_hash`; the port it announces.
-    pub fn announce(&mut self, info_hash: &dhtd::InfoHash) -> u16 {
+    fn announce(&mut self, info_hash: &dhtd::InfoHash) -> u16 {
         let v = self.ask(&format!("announce {info_hash}"), Duration::from_secs(40));
         u16::try_from(v["port"].as_u64().unwrap()).unwrap()
     }

@@ -32,9 +32,9 @@ async fn bittorrent_dht_and_dhtd_serve_each_other() {
         "bittorrent-dht",
         72,
         710,
-        super::ReadOnly::Ignored,
+        super::Queriers::All,
         |ip, bootstrap| {
-            ScriptNode::start(
+            Box::new(ScriptNode::start(
                 "node",
                 &[
                     script.display().to_string(),
@@ -42,7 +42,7 @@ async fn bittorrent_dht_and_dhtd_serve_each_other() {
                     bootstrap.to_string(),
                 ],
                 ip,
-            )
+            ))
         },
     )
     .await;

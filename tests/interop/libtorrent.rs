@@ -27,9 +27,9 @@ async fn libtorrent_and_dhtd_serve_each_other() {
         "libtorrent",
         71,
         700,
-        super::ReadOnly::Honoured,
+        super::Queriers::Writable,
         |ip, bootstrap| {
-            ScriptNode::start(
+            Box::new(ScriptNode::start(
                 PYTHON,
                 &[
                     script.display().to_string(),
@@ -37,7 +37,7 @@ async fn libtorrent_and_dhtd_serve_each_other() {
                     bootstrap.to_string(),
                 ],
                 ip,
-            )
+            ))
         },
     )
     .await;

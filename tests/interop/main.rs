@@ -8,12 +8,13 @@
 
 mod bittorrent_dht;
 mod libtorrent;
+mod mainline_crate;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use dhtd::{Dht, InfoHash, PortChoice};
-use dhtd_tests::{node_ip, poll_until, start_swarm, test_config, ScriptNode, Swarm};
+use dhtd_tests::{node_ip, poll_until, start_swarm, test_config, Client, Swarm};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -29,13 +30,15 @@ pub fn available(client: &str, present: bool) -> bool {
     present
 }
 
-/// What a client does about BEP 43's `ro` flag.
+/// Which nodes that query it a client puts in its routing table.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum ReadOnly {
-    /// It never adds a node whose queries carry `ro = 1`.
-    Honoured,
-    /// It adds every node that queries it (no BEP 43 support).
-    Ignored,
+pub enum Queriers {
+    /// Writable ones, never those whose queries carry `ro = 1` (BEP 43).
+    Writable,
+    /// All of them: it does not read `ro`.
+    All,
+    /// None: only nodes that answer its own queries (a strict reading of BEP 5).
+    None,
 }
 
 /// Everything that must hold between dhtd and one client, in both
@@ -45,16 +48,13 @@ pub async fn check_client(
     name: &str,
     seed: u64,
     ip_base: usize,
-    read_only: ReadOnly,
-    start: impl Fn(std::net::IpAddr, SocketAddr) -> ScriptNode,
+    queriers: Queriers,
+    start: impl Fn(std::net::IpAddr, SocketAddr) -> Box<dyn Client>,
 ) {
     let swarm: Swarm = start_swarm(12, seed, |_, _| {}).await;
     let mut rng = StdRng::seed_from_u64(seed);
     let mut client = start(node_ip(ip_base), swarm.nodes[0].local_addr());
-    eprintln!(
-        "{name} {} at {}, id {}",
-        client.version, client.addr, client.id
-    );
+    eprintln!("{name}: {} at {}", client.version(), client.addr());
 
     // It bootstraps from dhtd and keeps dhtd nodes in its table (they
     // answered its find_node and ping).
@@ -76,7 +76,7 @@ pub async fn check_client(
     // Its announce is stored by dhtd with its port and handed to others.
     let theirs = InfoHash::random(&mut rng);
     let their_port = client.announce(&theirs);
-    let their_peer = SocketAddr::new(client.addr.ip(), their_port);
+    let their_peer = SocketAddr::new(client.addr().ip(), their_port);
     let mut found = Vec::new();
     for _ in 0..30 {
         found = swarm.nodes[5].get_peers(theirs).collect().await.0;
@@ -104,7 +104,7 @@ pub async fn check_client(
     assert!(found, "{name} did not find the peer announced through dhtd");
 
     // dhtd bootstraps from it alone.
-    let mut config = test_config(node_ip(ip_base + 1), &[client.addr]);
+    let mut config = test_config(node_ip(ip_base + 1), &[client.addr()]);
     config.bootstrap_retry_max = Duration::from_secs(1);
     let alone = Dht::builder(config)
         .runtime(&swarm.runtime)
@@ -126,7 +126,7 @@ pub async fn check_client(
     );
 
     // A read-only dhtd node finds its peers and stays out of its table.
-    let mut config = test_config(node_ip(ip_base + 2), &[client.addr]);
+    let mut config = test_config(node_ip(ip_base + 2), &[client.addr()]);
     config.read_only = true;
     let reader = Dht::builder(config)
         .runtime(&swarm.runtime)
@@ -140,19 +140,37 @@ pub async fn check_client(
         peers.contains(&their_peer),
         "read-only dhtd finds {name}'s peer"
     );
-    // The control: the writable node that bootstrapped from it is kept.
-    let kept = poll_until(Duration::from_secs(20), || {
-        client.table().contains(&alone.local_addr())
-    });
-    assert!(
-        kept,
-        "{name} did not keep the writable dhtd node that queried it"
-    );
-    let keeps_reader = client.table().contains(&reader.local_addr());
-    match read_only {
-        ReadOnly::Honoured => assert!(!keeps_reader, "{name} keeps a read-only node"),
-        // Pinned, so that a client that starts honouring BEP 43 is noticed.
-        ReadOnly::Ignored => assert!(keeps_reader, "{name} now leaves read-only nodes out"),
+    // Compared with the writable node that bootstrapped from it.
+    let keeps = |client: &mut Box<dyn Client>, node: &dhtd::DhtHandle| {
+        client.table().contains(&node.local_addr())
+    };
+    match queriers {
+        Queriers::Writable => {
+            let kept = poll_until(Duration::from_secs(20), || keeps(&mut client, &alone));
+            assert!(
+                kept,
+                "{name} did not keep the writable dhtd node that queried it"
+            );
+            assert!(
+                !keeps(&mut client, &reader),
+                "{name} keeps a read-only node"
+            );
+        }
+        // Pinned, so that a change in the client is noticed.
+        Queriers::All => {
+            let kept = poll_until(Duration::from_secs(20), || keeps(&mut client, &reader));
+            assert!(kept, "{name} now leaves read-only nodes out");
+        }
+        Queriers::None => {
+            assert!(
+                !keeps(&mut client, &reader),
+                "{name} keeps a read-only node"
+            );
+            assert!(
+                !keeps(&mut client, &alone),
+                "{name} now adds nodes that query it"
+            );
+        }
     }
 
     alone.shutdown().await;

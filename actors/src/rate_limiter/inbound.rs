@@ -103,7 +103,11 @@ impl RateLimiterActor {
                     }),
                     _ => None,
                 };
-                let to_store = matches!(needs, Needs::Peers(_) | Needs::Store);
+                // Whatever needs a token goes to the store, which holds the secrets.
+                let to_store = matches!(
+                    needs,
+                    Needs::Peers(_) | Needs::Store | Needs::NodesAndToken(_)
+                );
                 let query = InboundQuery {
                     from,
                     tid,
