@@ -134,6 +134,7 @@ pub struct Counters {
     /// Datagrams handed to the rate limiter and not yet handled: its
     /// mailbox backlog, which actix does not expose.
     inbound_backlog: AtomicI64,
+    peers_ignored: AtomicU64,
     search_failed: AtomicBool,
     announce_failed: AtomicBool,
     /// The same events, for the installed metrics recorder.
@@ -264,6 +265,13 @@ impl Counters {
     pub fn announce_result(&self, accepted: bool) {
         self.announce_failed.store(!accepted, Relaxed);
     }
+    /// Counts peers in answers that could not be used (port 0).
+    pub fn peers_ignored(&self, n: usize) {
+        if n > 0 {
+            self.peers_ignored.fetch_add(n as u64, Relaxed);
+            self.metrics.peers_ignored.increment(n as u64);
+        }
+    }
     /// Counts a lookup started.
     pub fn lookup_started(&self, kind: LookupLabel) {
         bump(&self.lookups_started);
@@ -331,6 +339,7 @@ impl Counters {
             lookups_succeeded: read(&self.lookups_succeeded),
             lookups_failed: read(&self.lookups_failed),
             inbound_backlog: self.inbound_backlog.load(Relaxed).max(0) as u64,
+            peers_ignored: read(&self.peers_ignored),
             last_search_failed: self.search_failed.load(Relaxed),
             last_announce_failed: self.announce_failed.load(Relaxed),
         }
@@ -361,6 +370,7 @@ pub struct CountersSnapshot {
     pub lookups_succeeded: u64,
     pub lookups_failed: u64,
     pub inbound_backlog: u64,
+    pub peers_ignored: u64,
     pub last_search_failed: bool,
     pub last_announce_failed: bool,
 }

@@ -320,6 +320,7 @@ impl LookupsActor {
             failures: outcome.failures,
             closest: outcome.closest.iter().map(|(n, _)| *n).collect(),
             peers: outcome.peers.len(),
+            ignored_peers: outcome.ignored_peers,
             end: outcome.end,
             duration: r.started.elapsed(),
             announce: match r.phase {
@@ -327,6 +328,7 @@ impl LookupsActor {
                 _ => None,
             },
         };
+        self.counters.peers_ignored(summary.ignored_peers);
         self.counters.lookup_finished(
             label(&r.request),
             summary.responses > 0,

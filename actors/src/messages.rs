@@ -347,6 +347,8 @@ pub struct LookupSummary {
     pub closest: Vec<NodeInfo>,
     /// Peers found (get_peers).
     pub peers: usize,
+    /// Peers in answers that could not be used (port 0), ignored.
+    pub ignored_peers: usize,
     /// Why it ended.
     pub end: LookupEnd,
     /// Wall time.

@@ -46,6 +46,7 @@ pub mod names {
     pub const WARNINGS: &str = "dht_warning";
     pub const RESTARTS: &str = "dht_actor_restarts_total";
     pub const INBOUND_BACKLOG: &str = "dht_inbound_backlog";
+    pub const PEERS_IGNORED: &str = "dht_peers_ignored_total";
     pub const NODES_RUNNING: &str = "dht_nodes_running";
     pub const BUILD_INFO: &str = "dht_build_info";
 }
@@ -113,6 +114,11 @@ pub fn describe() {
         "KRPC errors received in answer to our queries, by code"
     );
     describe_counter!(ERRORS_SENT, Unit::Count, "KRPC errors sent, by code (203 malformed or bad token, 204 unknown method, 202 store full)");
+    describe_counter!(
+        PEERS_IGNORED,
+        Unit::Count,
+        "Peers in get_peers answers that could not be used (port 0), ignored"
+    );
     describe_counter!(
         TIMEOUTS,
         Unit::Count,
@@ -229,6 +235,7 @@ pub struct NodeMetrics {
     pub(crate) errors_in: [Counter; 5],
     pub(crate) errors_out: [Counter; 5],
     pub(crate) timeouts: Counter,
+    pub(crate) peers_ignored: Counter,
     pub(crate) tokens_issued: Counter,
     pub(crate) announces_stored: Counter,
     pub(crate) lookups_started: [Counter; 3],
@@ -285,6 +292,7 @@ impl Default for NodeMetrics {
             errors_in: each(ERROR_CODES, |c| counter!(ERRORS_RECEIVED, "code" => c)),
             errors_out: each(ERROR_CODES, |c| counter!(ERRORS_SENT, "code" => c)),
             timeouts: counter!(TIMEOUTS),
+            peers_ignored: counter!(PEERS_IGNORED),
             tokens_issued: counter!(TOKENS_ISSUED),
             announces_stored: counter!(ANNOUNCES_STORED),
             lookups_started: each(LOOKUP_KINDS, |k| counter!(LOOKUPS_STARTED, "kind" => k)),

@@ -254,6 +254,15 @@ impl Lookup {
         let hop = c.hop + 1;
         self.responses += 1;
         if !self.is_finished() {
+            // A reply should carry the k closest nodes it knows; some clients
+            // send their whole table. Only the k closest of it are taken, so
+            // that one reply cannot fill the lookup with nodes to time out on.
+            let target = self.target;
+            let mut nodes: Vec<NodeInfo> = nodes.into_iter().collect();
+            if nodes.len() > self.config.k {
+                nodes.select_nth_unstable_by_key(self.config.k - 1, |n| target.distance(&n.id));
+                nodes.truncate(self.config.k);
+            }
             self.add_candidates(nodes, hop);
         }
         let mut fresh = Vec::new();
@@ -445,6 +454,32 @@ mod tests {
             id,
             addr: SocketAddr::from(([127, 0, 0, 1], n)),
         }
+    }
+
+    #[test]
+    fn an_oversized_reply_adds_only_its_k_closest_nodes() {
+        let t0 = crate::test_epoch();
+        let mut rng = StdRng::seed_from_u64(9);
+        let seed = node(NodeId::random(&mut rng), 1);
+        let mut l = lookup(t0, &mut rng, vec![seed], LookupConfig::default());
+        assert_eq!(l.poll(t0), LookupStep::Query(seed));
+        let many: Vec<NodeInfo> = (0..150)
+            .map(|i| node(NodeId::random(&mut rng), 100 + i))
+            .collect();
+        let mut closest = many.clone();
+        closest.sort_by_key(|n| l.target().distance(&n.id));
+        l.on_response(&seed.id, many, [], None);
+        let mut asked = Vec::new();
+        while let LookupStep::Query(n) = l.poll(t0) {
+            asked.push(n);
+            l.on_failure(&n.id);
+        }
+        assert_eq!(
+            asked.len(),
+            crate::K,
+            "only the k closest of the 150 were taken"
+        );
+        assert!(asked.iter().all(|n| closest[..crate::K].contains(n)));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 mod bittorrent_dht;
 mod libtorrent;
 mod mainline_crate;
+mod quirks;
 
 use std::net::SocketAddr;
 use std::time::Duration;
