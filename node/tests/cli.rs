@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -204,7 +203,7 @@ fn config_errors_name_the_problem_and_exit_2() {
 #[test]
 fn sigterm_saves_the_cache_and_a_restart_loads_it_and_the_daemon_answers_stats_and_add_node() {
     let home = scratch("daemon");
-    let (_swarm, swarm_node) = background_swarm(&home, 30);
+    let (_swarm, swarm_node) = background_swarm(&home, 30, "off");
     let state = home.join("state-dir");
     let metrics = free_local_addr().to_string();
     let daemon = |extra: &[&str]| {
@@ -283,7 +282,7 @@ fn sigterm_saves_the_cache_and_a_restart_loads_it_and_the_daemon_answers_stats_a
 #[test]
 fn one_off_commands_against_a_swarm() {
     let home = scratch("tools");
-    let (_swarm, node) = background_swarm(&home, 30);
+    let (_swarm, node) = background_swarm(&home, 30, "off");
     let node_s = node.to_string();
     let tool = |args: &[&str]| {
         run({
@@ -347,44 +346,14 @@ fn one_off_commands_against_a_swarm() {
 fn the_swarm_serves_prometheus_metrics_that_move_with_traffic() {
     let home = scratch("metrics");
     let metrics = free_local_addr().to_string();
-    let mut c = dhtd(&home);
-    c.args([
-        "swarm",
-        "--nodes",
-        "30",
-        "--duration",
-        "120s",
-        "--metrics-listen",
-        &metrics,
-    ]);
-    let swarm = spawn(c);
-    let started = swarm.wait_for("dhtd nodes on", Duration::from_secs(30));
-    let node: SocketAddr = started
-        .split(" on ")
-        .nth(1)
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    swarm.wait_for("summary:", Duration::from_secs(60));
+    let (_swarm, node) = background_swarm(&home, 30, &metrics);
 
     let (status, health) = http_get(&metrics, "/health");
     assert_eq!(
         (status, health.trim()),
         (200, "ok: 30 of 30 nodes bootstrapped")
     );
-    // Gauges are refreshed every 2 s; wait for the first refresh.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let before = loop {
-        let (status, scrape) = http_get(&metrics, "/metrics");
-        assert_eq!(status, 200);
-        if scrape.contains("dht_nodes_running 30") || Instant::now() > deadline {
-            break scrape;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let before = scrape_when_ready(&metrics, 30);
     // Every family of the catalogue is there, with its help text.
     for family in [
         "dht_packets_received_total",

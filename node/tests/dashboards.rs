@@ -159,26 +159,8 @@ fn every_dashboard_and_alert_expression_reads_exported_metrics_through_a_real_pr
 
     // A swarm with traffic, serving its metrics.
     let metrics = free_local_addr().to_string();
-    let mut c = dhtd(&home);
-    c.args([
-        "swarm",
-        "--nodes",
-        "30",
-        "--duration",
-        "300s",
-        "--metrics-listen",
-        &metrics,
-    ]);
-    let swarm = spawn(c);
-    swarm.wait_for("summary:", Duration::from_secs(60));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let scrape = loop {
-        let (_, scrape) = http_get(&metrics, "/metrics");
-        if scrape.contains("dht_nodes_running 30") || Instant::now() > deadline {
-            break scrape;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let (_swarm, _) = background_swarm(&home, 30, &metrics);
+    let scrape = scrape_when_ready(&metrics, 30);
 
     // promtool accepts the scrape as it is served.
     let mut child = Command::new(&promtool)

@@ -1,7 +1,7 @@
 //! Read-only nodes (BEP 43) and implied ports.
 
 use dhtd::{InfoHash, NodeId, PortChoice};
-use dhtd_protocol::krpc::{Body, Message, Query};
+use dhtd_protocol::krpc::Query;
 use dhtd_tests::{node_ip, start_swarm, RawPeer};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -37,25 +37,11 @@ async fn read_only_nodes_stay_out_of_tables_and_implied_port_stores_the_source_p
     let reader_addrs: Vec<_> = readers.iter().map(|r| r.local_addr()).collect();
     for node in &swarm.nodes[..30] {
         for r in &readers {
-            let q = Query::FindNode {
-                target: r.id(),
-                want: None,
-            };
-            let reply = probe
-                .ask(
-                    node.local_addr(),
-                    &RawPeer::query(b"f0", NodeId([1; 20]), q, false),
-                )
-                .unwrap();
-            let Body::Response(resp) = Message::decode(&reply).unwrap().body else {
-                panic!()
-            };
-            for n in resp.nodes.iter().flat_map(|n| n.iter()) {
+            for addr in probe.find_node(node.local_addr(), r.id()) {
                 assert!(
-                    !reader_addrs.contains(&n.addr),
-                    "{} handed out read-only {}",
-                    node.local_addr(),
-                    n.addr
+                    !reader_addrs.contains(&addr),
+                    "{} handed out read-only {addr}",
+                    node.local_addr()
                 );
             }
         }
@@ -80,24 +66,8 @@ async fn routers_are_asked_but_never_added() {
     );
     // Asked for the router's own id, the node does not hand the router out.
     let probe = RawPeer::bind(node_ip(992));
-    let q = Query::FindNode {
-        target: router.id(),
-        want: None,
-    };
-    let reply = probe
-        .ask(
-            node.local_addr(),
-            &RawPeer::query(b"f0", NodeId([1; 20]), q, false),
-        )
-        .unwrap();
-    let Body::Response(resp) = Message::decode(&reply).unwrap().body else {
-        panic!()
-    };
-    assert!(resp
-        .nodes
-        .iter()
-        .flat_map(|n| n.iter())
-        .all(|n| n.addr != router.local_addr()));
+    let handed_out = probe.find_node(node.local_addr(), router.id());
+    assert!(!handed_out.contains(&router.local_addr()), "{handed_out:?}");
     node.shutdown().await;
     swarm.shutdown().await;
 }

@@ -119,6 +119,33 @@ impl RawPeer {
         None
     }
 
+    /// Asks `node` for the nodes it knows closest to `target`; their addresses.
+    pub fn find_node(&self, node: SocketAddr, target: dhtd::NodeId) -> Vec<SocketAddr> {
+        use dhtd_protocol::krpc::{Body, Message, Query};
+        let q = Self::query(
+            b"fn",
+            dhtd::NodeId([1; 20]),
+            Query::FindNode { target, want: None },
+            false,
+        );
+        let reply = self
+            .ask(node, &q)
+            .unwrap_or_else(|| panic!("{node} did not answer find_node"));
+        match Message::decode(&reply) {
+            Ok(Message {
+                body: Body::Response(r),
+                ..
+            }) => r
+                .nodes
+                .iter()
+                .chain(r.nodes6.iter())
+                .flat_map(|n| n.iter())
+                .map(|n| n.addr)
+                .collect(),
+            other => panic!("{node} answered find_node with {other:?}"),
+        }
+    }
+
     /// A query from this peer (id `sender`), encoded.
     pub fn query(
         tid: &[u8],

@@ -106,31 +106,45 @@ pub(crate) fn free_local_addr() -> SocketAddr {
     l.local_addr().unwrap()
 }
 
-/// A swarm process that keeps running; returns it and one node's address.
-pub(crate) fn background_swarm(home: &Path, nodes: usize) -> (Proc, SocketAddr) {
+/// A swarm process that keeps running (its metrics on `metrics`, or `off`);
+/// returns it, once its round is done, and one node's address.
+pub(crate) fn background_swarm(home: &Path, nodes: usize, metrics: &str) -> (Proc, SocketAddr) {
     let mut cmd = dhtd(home);
+    let nodes = nodes.to_string();
     cmd.args([
         "swarm",
         "--nodes",
-        &nodes.to_string(),
+        &nodes,
         "--duration",
-        "120s",
+        "300s",
         "--metrics-listen",
-        "off",
+        metrics,
     ]);
     let p = spawn(cmd);
     let started = p.wait_for("dhtd nodes on", Duration::from_secs(30));
     let addr = started
         .split(" on ")
         .nth(1)
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {started:?}"));
     p.wait_for("summary:", Duration::from_secs(60));
     (p, addr)
+}
+
+/// A scrape of `metrics` once the gauges show all `nodes` running (they
+/// are refreshed every 2 s).
+pub(crate) fn scrape_when_ready(metrics: &str, nodes: usize) -> String {
+    let ready = format!("dht_nodes_running {nodes}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, scrape) = http_get(metrics, "/metrics");
+        assert_eq!(status, 200);
+        if scrape.contains(&ready) || Instant::now() > deadline {
+            return scrape;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 pub(crate) fn http_get(addr: &str, path: &str) -> (u16, String) {
