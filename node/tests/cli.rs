@@ -14,6 +14,7 @@ use common::*;
 
 #[test]
 fn swarm_finishes_with_every_lookup_successful() {
+    let _serial = serial();
     let home = scratch("swarm");
     let out = run({
         let mut c = dhtd(&home);
@@ -35,6 +36,7 @@ fn swarm_finishes_with_every_lookup_successful() {
 
 #[test]
 fn decode_prints_every_fixture_the_decoder_accepts_and_refuses_the_rest() {
+    let _serial = serial();
     let home = scratch("decode");
     let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/krpc");
     let root = if shared.is_dir() {
@@ -114,6 +116,7 @@ fn decode_prints_every_fixture_the_decoder_accepts_and_refuses_the_rest() {
 
 #[test]
 fn config_precedence_is_flag_then_env_then_file() {
+    let _serial = serial();
     let home = scratch("precedence");
     let file = home.join("dhtd.toml");
     std::fs::write(
@@ -147,6 +150,7 @@ fn config_precedence_is_flag_then_env_then_file() {
 
 #[test]
 fn config_errors_name_the_problem_and_exit_2() {
+    let _serial = serial();
     let home = scratch("config-errors");
     let file = home.join("bad.toml");
     std::fs::write(&file, "listen = \"127.0.0.1:0\"\n\nlisen = 3\n").unwrap();
@@ -202,6 +206,7 @@ fn config_errors_name_the_problem_and_exit_2() {
 
 #[test]
 fn sigterm_saves_the_cache_and_a_restart_loads_it_and_the_daemon_answers_stats_and_add_node() {
+    let _serial = serial();
     let home = scratch("daemon");
     let (_swarm, swarm_node) = background_swarm(&home, 30, "off");
     let state = home.join("state-dir");
@@ -281,6 +286,7 @@ fn sigterm_saves_the_cache_and_a_restart_loads_it_and_the_daemon_answers_stats_a
 
 #[test]
 fn one_off_commands_against_a_swarm() {
+    let _serial = serial();
     let home = scratch("tools");
     let (_swarm, node) = background_swarm(&home, 30, "off");
     let node_s = node.to_string();
@@ -344,6 +350,7 @@ fn one_off_commands_against_a_swarm() {
 
 #[test]
 fn the_swarm_serves_prometheus_metrics_that_move_with_traffic() {
+    let _serial = serial();
     let home = scratch("metrics");
     let metrics = free_local_addr().to_string();
     let (_swarm, node) = background_swarm(&home, 30, &metrics);

@@ -125,6 +125,7 @@ fn query(prometheus: &str, q: &str) -> (String, usize, String) {
 
 #[test]
 fn every_dashboard_and_alert_expression_reads_exported_metrics_through_a_real_prometheus() {
+    let _serial = serial();
     let (Some(promtool), Some(prometheus)) = (on_path("promtool"), on_path("prometheus")) else {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -287,6 +288,7 @@ fn schema_check(tsc: &Path, dashboard_json: &str, name: &str) -> std::process::O
 
 #[test]
 fn the_dashboard_matches_grafanas_published_schema() {
+    let _serial = serial();
     let tsc = dashboards_dir().join("schema-check/node_modules/.bin/tsc");
     if !tsc.exists() {
         assert!(

@@ -172,3 +172,12 @@ pub(crate) fn sample(scrape: &str, series: &str) -> f64 {
         .parse()
         .unwrap()
 }
+
+/// Holds the process tests of one binary to one at a time: each starts a
+/// swarm of real nodes, and two at once on a 2-core machine would measure
+/// the machine, not the program.
+pub(crate) fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

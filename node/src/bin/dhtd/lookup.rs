@@ -101,6 +101,7 @@ pub(crate) async fn announce(
     every: Option<Duration>,
     args: &NodeArgs,
 ) -> Result<(), Failure> {
+    let signals = run::Signals::install();
     let info_hash = parse_info_hash(target)?;
     let how = port.map_or(PortChoice::Implied, PortChoice::Port);
     let dht = start(args)?;
@@ -128,7 +129,7 @@ pub(crate) async fn announce(
             .await
             .map_err(|e| Failure::Failed(e.to_string()))?;
         eprintln!("re-announcing every {every:?}; Ctrl-C to stop");
-        run::wait_for_signal().await;
+        signals.wait().await;
     }
     dht.shutdown().await;
     Ok(())

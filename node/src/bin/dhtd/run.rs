@@ -13,10 +13,11 @@ const WARNING_CHECK: Duration = Duration::from_secs(60);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 pub(crate) async fn run(args: &NodeArgs) -> Result<(), Failure> {
+    let signals = Signals::install();
     let settings = settings::resolve(args, Defaults::DAEMON)?;
     if !settings.enabled {
         tracing::info!(target: "dht::node", "the DHT is off (mode = off); waiting for a signal");
-        wait_for_signal().await;
+        signals.wait().await;
         return Ok(());
     }
     let listener = match settings.metrics_listen {
@@ -34,7 +35,7 @@ pub(crate) async fn run(args: &NodeArgs) -> Result<(), Failure> {
         settings.stats_every,
     ));
     tokio::spawn(log_warnings(dht.clone()));
-    wait_for_signal().await;
+    signals.wait().await;
     tracing::info!(target: "dht::node", "stopping: saving the routing table");
     if tokio::time::timeout(SHUTDOWN_GRACE, dht.shutdown())
         .await
@@ -45,20 +46,41 @@ pub(crate) async fn run(args: &NodeArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub(crate) async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        // Without signal handlers, Ctrl-C still ends the process by default.
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
+/// SIGINT and SIGTERM, caught from the moment this is made: made before
+/// anything starts, so that a signal in the first milliseconds still stops
+/// the program cleanly instead of killing it.
+pub(crate) struct Signals {
+    int: Option<tokio::signal::unix::Signal>,
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    pub(crate) fn install() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        Signals {
+            int: signal(SignalKind::interrupt()).ok(),
+            term: signal(SignalKind::terminate()).ok(),
+        }
+    }
+
+    /// Resolves on the first SIGINT or SIGTERM.
+    pub(crate) async fn wait(mut self) {
+        let int = async {
+            match &mut self.int {
+                Some(s) => drop(s.recv().await),
+                None => std::future::pending().await,
+            }
+        };
+        let term = async {
+            match &mut self.term {
+                Some(s) => drop(s.recv().await),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = int => {}
+            _ = term => {}
+        }
     }
 }
 

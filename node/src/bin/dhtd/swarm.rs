@@ -28,6 +28,7 @@ pub(crate) async fn swarm(
     metrics_listen: &str,
     seed: u64,
 ) -> Result<(), Failure> {
+    let signals = run::Signals::install();
     if n < 2 {
         return Err(Failure::Usage(
             "--nodes: a swarm needs at least 2 nodes".into(),
@@ -140,7 +141,7 @@ pub(crate) async fn swarm(
         println!("serving for {d:?} (Ctrl-C to stop)");
         tokio::select! {
             _ = tokio::time::sleep(d) => {}
-            _ = run::wait_for_signal() => {}
+            _ = signals.wait() => {}
         }
     }
     swarm.shutdown().await;
