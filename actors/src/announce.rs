@@ -80,6 +80,7 @@ impl AnnounceActor {
                     nodes: &nodes,
                     values: &values,
                     token: Some(&token),
+                    nodes_required: true,
                 };
                 server::encode_answer(&mut self.buf, &q.tid, self.own_id, q.from, answer);
             }
@@ -91,6 +92,7 @@ impl AnnounceActor {
                     nodes: &nodes,
                     values: &[],
                     token: Some(&token),
+                    nodes_required: true,
                 };
                 server::encode_answer(&mut self.buf, &q.tid, self.own_id, q.from, answer);
             }

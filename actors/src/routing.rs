@@ -135,6 +135,7 @@ impl RoutingActor {
                 let nodes = self.table.closest(now, &target, K, NodeFilter::NotBad);
                 let answer = Answer {
                     nodes: &nodes,
+                    nodes_required: true,
                     ..Answer::default()
                 };
                 server::encode_answer(&mut self.buf, &q.tid, own, q.from, answer);

@@ -412,3 +412,77 @@ fn the_swarm_serves_prometheus_metrics_that_move_with_traffic() {
             > sample(&before, "dht_packets_received_total")
     );
 }
+
+#[test]
+fn load_measures_a_node_and_the_echo_responder() {
+    let _serial = serial();
+    let home = scratch("load");
+    let load = |target: &str| {
+        let out = run({
+            let mut c = dhtd(&home);
+            c.args([
+                "load",
+                "--target",
+                target,
+                "--duration",
+                "2s",
+                "--bind",
+                "127.0.0.75",
+                "--json",
+            ]);
+            c
+        });
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        serde_json::from_str::<serde_json::Value>(text(&out.stdout).trim()).unwrap()
+    };
+    // The echo responder: every reply valid, none an error.
+    let mut c = dhtd(&home);
+    c.args(["echo", "--listen", "127.0.0.76:0"]);
+    let echo = spawn(c);
+    let line = echo.wait_for("echo responder on", Duration::from_secs(10));
+    let echo_addr = line.rsplit(' ').next().unwrap().to_owned();
+    let r = load(&echo_addr);
+    assert!(r["replies"].as_u64().unwrap() > 1000, "{r}");
+    assert_eq!(
+        (r["invalid"].as_u64(), r["errors"].as_u64()),
+        (Some(0), Some(0)),
+        "{r}"
+    );
+
+    // A lone dhtd node: every method answered and valid (an empty table
+    // still sends the required `nodes` key).
+    let mut c = dhtd(&home);
+    c.args([
+        "run",
+        "--listen",
+        "127.0.0.77:0",
+        "--bootstrap",
+        "none",
+        "--metrics-listen",
+        "off",
+    ]);
+    c.args(["--queries-per-ip", "1000000000", "--state-dir"])
+        .arg(home.join("st"));
+    let node = spawn(c);
+    let line = node.wait_for("DHT server started on", Duration::from_secs(10));
+    let addr = line
+        .split("started on ")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .trim()
+        .to_owned();
+    let r = load(&addr);
+    assert!(r["replies"].as_u64().unwrap() > 1000, "{r}");
+    assert_eq!(r["invalid"].as_u64(), Some(0), "{r}");
+    assert!(r["latency_us"]["p99"].as_u64().unwrap() >= r["latency_us"]["p50"].as_u64().unwrap());
+    // A mix that names an unknown kind is a usage error.
+    let out = run({
+        let mut c = dhtd(&home);
+        c.args(["load", "--target", &addr, "--mix", "ping=1,store=1"]);
+        c
+    });
+    assert_eq!(out.status.code(), Some(2));
+}

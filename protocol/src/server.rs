@@ -64,6 +64,10 @@ pub struct Answer<'a> {
     pub values: &'a [SocketAddr],
     /// Write token (`get_peers`).
     pub token: Option<&'a [u8]>,
+    /// Send `nodes` even when there are none: BEP 5 makes it a required key
+    /// of `find_node` and `get_peers` replies (a node with an empty table
+    /// sends an empty string).
+    pub nodes_required: bool,
 }
 
 /// Encodes our reply to transaction `tid` from `requester` into `out`.
@@ -88,7 +92,7 @@ pub fn encode_answer(
     let values = (!answer.values.is_empty())
         .then(|| CompactPeers::encode_list(answer.values.iter().copied(), &mut values_buf));
     let response = Response {
-        nodes: (!v4.is_empty())
+        nodes: (answer.nodes_required || !v4.is_empty())
             .then(|| CompactNodes::v4(&v4).ok())
             .flatten(),
         nodes6: (!v6.is_empty())
@@ -123,6 +127,7 @@ pub fn values_budget_for(
         nodes,
         values: &[],
         token: Some(token),
+        nodes_required: true,
     };
     encode_answer(&mut probe, tid, own_id, requester, answer);
     values_budget(probe.len())
@@ -193,6 +198,7 @@ mod tests {
             nodes: &nodes,
             values: &peers,
             token: Some(b"tok"),
+            nodes_required: true,
         };
         encode_answer(&mut out, b"xy", NodeId([9; 20]), requester, answer);
         let m = Message::decode(&out).unwrap();
@@ -203,6 +209,33 @@ mod tests {
         assert_eq!(r.nodes6.unwrap().iter().collect::<Vec<_>>(), [nodes[1]]);
         assert_eq!(r.values.unwrap().iter().collect::<Vec<_>>(), peers);
         assert_eq!(r.token, Some(&b"tok"[..]));
+    }
+
+    #[test]
+    fn a_node_with_no_nodes_still_sends_the_required_nodes_key() {
+        let requester: SocketAddr = "192.0.2.7:4000".parse().unwrap();
+        let mut out = Vec::new();
+        let answer = Answer {
+            nodes_required: true,
+            ..Answer::default()
+        };
+        encode_answer(&mut out, b"e1", NodeId([9; 20]), requester, answer);
+        let Body::Response(r) = Message::decode(&out).unwrap().body else {
+            panic!()
+        };
+        assert_eq!(r.nodes.map(|n| n.len()), Some(0));
+        // A ping reply carries no nodes at all.
+        encode_answer(
+            &mut out,
+            b"e2",
+            NodeId([9; 20]),
+            requester,
+            Answer::default(),
+        );
+        let Body::Response(r) = Message::decode(&out).unwrap().body else {
+            panic!()
+        };
+        assert!(r.nodes.is_none());
     }
 
     #[test]
@@ -218,6 +251,7 @@ mod tests {
             nodes: &nodes,
             values: &peers,
             token: Some(&[7; 8]),
+            nodes_required: true,
         };
         encode_answer(&mut out, b"abcd", NodeId([9; 20]), requester, answer);
         assert!(out.len() <= crate::krpc::MAX_REPLY_LEN, "{}", out.len());

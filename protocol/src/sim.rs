@@ -618,6 +618,7 @@ impl Simulation {
         let mut out = Vec::new();
         let answer = server::Answer {
             nodes: &nodes,
+            nodes_required: true,
             ..server::Answer::default()
         };
         server::encode_answer(&mut out, tid, node.id, from, answer);
