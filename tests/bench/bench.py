@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""One benchmark run, side by side, on this machine, with `dhtd load` and the
+same settings for every target:
+
+- the physical limit: `dhtd echo`, one fixed pre-encoded reply per query;
+- `dhtd run`;
+- the `mainline` crate 8.0.1 as a server (tests/bench/mainline_server.rs);
+- libtorrent-rasterbar (Debian python3-libtorrent) with its per-IP limits and
+  upload quota lifted (tests/bench/libtorrent_server.py).
+
+For each: replies/s for ping, find_node, get_peers, announce and a mix; p50
+and p99 latency; CPU µs per reply (the target's utime + stime from /proc);
+RSS; and the ratios dhtd/limit and dhtd/peer. Then the RSS per stored peer
+after 100,000 announces of distinct info hashes.
+
+    python3 tests/bench/bench.py [--seconds 10] [--skip-build]
+
+Everything runs on loopback; every process started is stopped by its PID.
+Prints a Markdown table (for the README) and a JSON line.
+"""
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DHTD = os.path.join(ROOT, "target/release/dhtd")
+MAINLINE = os.path.join(ROOT, "target/release/mainline-server")
+LIBTORRENT = os.path.join(ROOT, "tests/bench/libtorrent_server.py")
+TICKS = os.sysconf("SC_CLK_TCK")
+MIXES = {
+    "ping": "ping=1",
+    "find_node": "find_node=1",
+    "get_peers": "get_peers=1",
+    "announce": "announce=1",
+    "mix": "ping=1,find_node=1,get_peers=1,announce=1",
+}
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def start(cmd):
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    if proc.poll() is not None:
+        sys.exit(f"{cmd[0]} did not start")
+    return proc
+
+
+def stop(proc):
+    os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def load(target, mix, seconds):
+    out = subprocess.run(
+        [DHTD, "load", "--target", target, "--duration", f"{seconds}s", "--sockets", "2",
+         "--concurrency", "32", "--mix", mix, "--bind", "127.0.0.90", "--json"],
+        capture_output=True, text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1]) if out.stdout.strip() else None
+
+
+def measure(name, proc, target, seconds):
+    rows = {}
+    for kind, mix in MIXES.items():
+        before = cpu_seconds(proc.pid)
+        r = load(target, mix, seconds)
+        cpu = cpu_seconds(proc.pid) - before
+        replies = r["replies"] if r else 0
+        rows[kind] = {
+            "replies_per_s": r["replies_per_s"] if r else 0.0,
+            "p50_us": r["latency_us"]["p50"] if r else None,
+            "p99_us": r["latency_us"]["p99"] if r else None,
+            "cpu_us_per_reply": (cpu * 1e6 / replies) if replies else None,
+            "errors": r["errors"] if r else None,
+            "timeouts": r["timeouts"] if r else None,
+        }
+        print(f"  {name:<11} {kind:<10} {rows[kind]['replies_per_s']:>9.0f}/s", file=sys.stderr)
+    rows["rss_kb"] = rss_kb(proc.pid)
+    return rows
+
+
+def store_cost(proc, target, announces=100_000):
+    """RSS growth per stored peer over `announces` distinct info hashes
+    (each announce is a get_peers for the token, then announce_peer)."""
+    before = rss_kb(proc.pid)
+    done = 0
+    while done < announces:
+        r = load(target, "announce=1", 2)
+        done += (r["replies"] // 2) if r else 0
+        if not r or r["replies"] == 0:
+            break
+    after = rss_kb(proc.pid)
+    return {"announces": done, "rss_growth_kb": after - before,
+            "bytes_per_peer": (after - before) * 1024 / done if done else None}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--skip-build", action="store_true")
+    ap.add_argument("--no-store", action="store_true", help="skip the 100,000-announce store run")
+    args = ap.parse_args()
+    if not args.skip_build:
+        subprocess.run(["cargo", "build", "--release", "-p", "dhtd", "--bin", "dhtd",
+                        "-p", "dhtd-tests", "--bin", "mainline-server"], cwd=ROOT, check=True)
+    state = "/tmp/dhtd-bench-state"
+    # Every store is given room for all the announces of the run (about
+    # 100,000 per 10 s row): a full store would answer errors, not replies.
+    targets = [
+        ("echo", [DHTD, "echo", "--listen", "127.0.0.91:7001"], "127.0.0.91:7001"),
+        ("dhtd", [DHTD, "run", "--listen", "127.0.0.92:7002", "--bootstrap", "none",
+                  "--metrics-listen", "off", "--state-dir", state, "--queries-per-ip", "1000000000",
+                  "--max-info-hashes", "2000000"], "127.0.0.92:7002"),
+        ("mainline", [MAINLINE, "127.0.0.93", "7003"], "127.0.0.93:7003"),
+        ("libtorrent", ["/usr/bin/python3", LIBTORRENT, "127.0.0.94", "7004"], "127.0.0.94:7004"),
+    ]
+    results = {}
+    for name, cmd, target in targets:
+        if name == "libtorrent" and subprocess.run(["/usr/bin/python3", "-c", "import libtorrent"],
+                                                  capture_output=True).returncode != 0:
+            print("  libtorrent: python3-libtorrent not installed, skipped", file=sys.stderr)
+            continue
+        proc = start(cmd)
+        try:
+            results[name] = measure(name, proc, target, args.seconds)
+            if name != "echo" and not args.no_store:
+                results[name]["store"] = store_cost(proc, target)
+        finally:
+            stop(proc)
+
+    def ratio(a, b, kind):
+        x, y = results.get(a, {}).get(kind, {}), results.get(b, {}).get(kind, {})
+        return x.get("replies_per_s", 0) / y["replies_per_s"] if y.get("replies_per_s") else None
+
+    print(f"\n{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, {args.seconds} s per row, "
+          "2 sockets x 32 in flight\n")
+    print("| target | query | replies/s | p50 µs | p99 µs | CPU µs/reply | RSS MB |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name, rows in results.items():
+        for kind in MIXES:
+            r = rows[kind]
+            cpu = f"{r['cpu_us_per_reply']:.1f}" if r["cpu_us_per_reply"] else "-"
+            print(f"| {name} | {kind} | {r['replies_per_s']:.0f} | {r['p50_us']} | {r['p99_us']} | {cpu} | "
+                  f"{rows['rss_kb'] / 1024:.0f} |")
+    print("\n| ratio | " + " | ".join(MIXES) + " |")
+    print("| --- |" + " --- |" * len(MIXES))
+    for a, b in [("dhtd", "echo"), ("dhtd", "libtorrent"), ("dhtd", "mainline")]:
+        if a in results and b in results:
+            cells = [f"{ratio(a, b, k):.2f}x" if ratio(a, b, k) else "-" for k in MIXES]
+            print(f"| {a}/{b} | " + " | ".join(cells) + " |")
+    print("\n| target | announces | RSS growth | bytes per stored peer |")
+    print("| --- | --- | --- | --- |")
+    for name, rows in results.items():
+        s = rows.get("store")
+        if s:
+            per = f"{s['bytes_per_peer']:.0f}" if s["bytes_per_peer"] is not None else "-"
+            print(f"| {name} | {s['announces']} | {s['rss_growth_kb'] / 1024:.1f} MB | {per} |")
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
