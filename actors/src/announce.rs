@@ -8,10 +8,11 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::{Actor, Context, Handler, MessageResult, Recipient};
 use dhtd_protocol::krpc::ErrorCode;
+use dhtd_protocol::rate_limit::{Spacing, SpacingVerdict};
 use dhtd_protocol::routing::closest_among;
 use dhtd_protocol::server::{self, Answer, Needs};
 use dhtd_protocol::store::{AnnounceOutcome, PeerStore, PeerStoreConfig};
@@ -27,6 +28,11 @@ use crate::socket::DatagramSender;
 use crate::supervision::{guarded, lifecycle, Supervised};
 use crate::wakeup::{self, wake_at, Arm, Timed, Wakeup};
 
+/// A querier is reported to the routing table at most this often.
+const REPORT_QUERIER_EVERY: Duration = Duration::from_secs(10);
+/// Queriers remembered for that; beyond, reports are skipped.
+const QUERIERS_TRACKED: usize = 8192;
+
 /// The announce store's actor.
 pub struct AnnounceActor {
     store: PeerStore,
@@ -38,6 +44,7 @@ pub struct AnnounceActor {
     routing: Recipient<NodeQueried>,
     counters: Arc<Counters>,
     wakeup: Wakeup,
+    reported: Spacing<SocketAddr>,
     buf: Vec<u8>,
 }
 
@@ -63,6 +70,7 @@ impl AnnounceActor {
             routing,
             counters,
             wakeup: Wakeup::default(),
+            reported: Spacing::new(REPORT_QUERIER_EVERY, QUERIERS_TRACKED),
             buf: Vec::with_capacity(1024),
         }
     }
@@ -156,13 +164,17 @@ impl AnnounceActor {
             }
         }
         self.sender.send(q.from, &self.buf);
-        self.routing.do_send(NodeQueried {
-            info: NodeInfo {
-                id: q.sender,
-                addr: q.from,
-            },
-            read_only: q.read_only,
-        });
+        // The routing table needs to hear of a querier now and then, not for
+        // every query it sends (a busy peer sends many).
+        if self.reported.try_use(now, q.from) == SpacingVerdict::Go {
+            self.routing.do_send(NodeQueried {
+                info: NodeInfo {
+                    id: q.sender,
+                    addr: q.from,
+                },
+                read_only: q.read_only,
+            });
+        }
     }
 
     fn reject(&mut self, q: &InboundQuery, why: AnnounceRejection, code: ErrorCode, text: &[u8]) {

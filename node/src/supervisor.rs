@@ -253,10 +253,10 @@ pub(crate) fn start(config: Config, runtime: &Runtime) -> Result<Started, StartE
         gauges: NodeGauges::default(),
     };
 
+    // The serving path on one thread; our own queries on another (see runtime.rs).
     let spawned = runtime.net().spawn(async move {
         Context::with_receiver(limiter_rx).run(limiter);
         Context::with_receiver(socket_rx).run(socket_actor);
-    }) && runtime.state().spawn(async move {
         Context::with_receiver(routing_rx).run(routing);
         Context::with_receiver(announce_rx).run(announce);
     }) && runtime.work().spawn(async move {
