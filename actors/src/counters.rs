@@ -297,6 +297,11 @@ impl Counters {
         m.lookup_queries[kind as usize].record(queries as f64);
     }
 
+    /// Datagrams sent so far (one atomic read, for tight loops).
+    pub fn packets_sent(&self) -> u64 {
+        self.packets_out.load(Relaxed)
+    }
+
     /// A consistent-enough copy for reporting.
     pub fn snapshot(&self) -> CountersSnapshot {
         let read = |c: &AtomicU64| c.load(Relaxed);

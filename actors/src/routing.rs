@@ -70,6 +70,7 @@ pub struct RoutingActor {
     wakeup: Wakeup,
     changed: bool,
     recently_pinged: Spacing<SocketAddr>,
+    recently_queried: Spacing<SocketAddr>,
     buf: Vec<u8>,
 }
 
@@ -93,6 +94,7 @@ impl RoutingActor {
             wakeup: Wakeup::default(),
             changed: true,
             recently_pinged: Spacing::new(PING_SPACING, PINGS_TRACKED),
+            recently_queried: Spacing::new(PING_SPACING, PINGS_TRACKED),
             buf: Vec::with_capacity(512),
         }
     }
@@ -152,7 +154,10 @@ impl RoutingActor {
             }
         }
         self.sender.send(q.from, &self.buf);
-        self.queried(now, &info, q.read_only);
+        // A busy querier need not be looked up in the table on every query.
+        if self.recently_queried.try_use(now, q.from) == SpacingVerdict::Go {
+            self.queried(now, &info, q.read_only);
+        }
     }
 
     fn queried(&mut self, now: Instant, info: &NodeInfo, read_only: bool) {

@@ -25,7 +25,9 @@ use crate::supervision::{lifecycle, Supervised};
 /// Sends datagrams on the node's socket without blocking.
 #[derive(Debug, Clone)]
 pub struct DatagramSender {
-    socket: Arc<UdpSocket>,
+    /// `None`: datagrams are counted and dropped (a benchmark of the actor
+    /// pipeline without a socket).
+    socket: Option<Arc<UdpSocket>>,
     counters: Arc<Counters>,
 }
 
@@ -35,15 +37,28 @@ impl DatagramSender {
         let socket = socket.try_clone()?;
         socket.set_nonblocking(true)?;
         Ok(DatagramSender {
-            socket: Arc::new(socket),
+            socket: Some(Arc::new(socket)),
             counters,
         })
+    }
+
+    /// A sender with no socket: each datagram is counted as sent and
+    /// dropped. For measuring the actors alone.
+    pub fn discarding(counters: Arc<Counters>) -> Self {
+        DatagramSender {
+            socket: None,
+            counters,
+        }
     }
 
     /// Sends one datagram; a full socket buffer drops it (counted), since
     /// UDP may lose it anyway and blocking would stall the actor.
     pub fn send(&self, to: SocketAddr, datagram: &[u8]) -> bool {
-        match self.socket.send_to(datagram, to) {
+        let Some(socket) = &self.socket else {
+            self.counters.sent(datagram.len());
+            return true;
+        };
+        match socket.send_to(datagram, to) {
             Ok(_) => {
                 self.counters.sent(datagram.len());
                 true
@@ -58,7 +73,10 @@ impl DatagramSender {
 
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.socket.local_addr()
+        match &self.socket {
+            Some(s) => s.local_addr(),
+            None => Err(io::Error::other("a discarding sender has no socket")),
+        }
     }
 }
 

@@ -1,0 +1,195 @@
+//! The serving pipeline without sockets: a query handed to the rate
+//! limiter (as the receive loop does) goes through admission, decoding,
+//! dispatch and the answering actor to a sender that counts and drops the
+//! answer. All actors sit on one Arbiter, as in a node. A slower hot path
+//! shows here before the end-to-end benchmark.
+//!
+//! `cargo bench -p dhtd-actors --bench pipeline`
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::dev::channel::channel;
+use actix::{Actor, Addr, Context};
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, Criterion};
+use dhtd_actors::announce::AnnounceActor;
+use dhtd_actors::counters::Counters;
+use dhtd_actors::lookups::{LookupLimits, LookupsActor};
+use dhtd_actors::messages::DatagramReceived;
+use dhtd_actors::rate_limiter::{RateLimiterActor, RateLimiterLinks, RateLimits};
+use dhtd_actors::routing::{RoutingActor, RoutingLinks};
+use dhtd_actors::socket::DatagramSender;
+use dhtd_actors::transactions::{TransactionLinks, TransactionsActor};
+use dhtd_protocol::krpc::{Body, Message, Query};
+use dhtd_protocol::rate_limit::Rate;
+use dhtd_protocol::{InfoHash, NodeId};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+fn mailbox<A: Actor<Context = Context<A>>>() -> (Addr<A>, actix::dev::channel::AddressReceiver<A>) {
+    let (tx, rx) = channel::<A>(1 << 16);
+    (Addr::new(tx), rx)
+}
+
+/// Starts the serving actors on an Arbiter of their own System thread.
+fn pipeline() -> (Addr<RateLimiterActor>, Arc<Counters>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let system = actix_rt::System::new();
+        system.block_on(async move {
+            let counters = Arc::new(Counters::default());
+            let sender = DatagramSender::discarding(counters.clone());
+            let own = NodeId([1; 20]);
+            let (limiter, limiter_rx) = mailbox::<RateLimiterActor>();
+            let (routing, routing_rx) = mailbox::<RoutingActor>();
+            let (announce, announce_rx) = mailbox::<AnnounceActor>();
+            let (transactions, tx_rx) = mailbox::<TransactionsActor>();
+            let (lookups, lookups_rx) = mailbox::<LookupsActor>();
+            let limits = RateLimits {
+                queries_per_ip: Rate {
+                    per_second: 1e12,
+                    burst: 1e12,
+                },
+                ..RateLimits::default()
+            };
+            let links = RateLimiterLinks {
+                routing: routing.clone(),
+                announce: announce.clone(),
+                responses: transactions.clone().recipient(),
+                transactions: transactions.clone().recipient(),
+            };
+            let rl = RateLimiterActor::new(
+                limits,
+                false,
+                links,
+                sender.clone(),
+                counters.clone(),
+                1 << 16,
+            );
+            let rt = RoutingActor::new(
+                own,
+                Default::default(),
+                StdRng::seed_from_u64(1),
+                RoutingLinks {
+                    outbound: limiter.clone().recipient(),
+                    lookups: lookups.clone(),
+                    snapshot: announce.clone().recipient(),
+                },
+                sender.clone(),
+                counters.clone(),
+            );
+            let an = AnnounceActor::new(
+                own,
+                Default::default(),
+                Default::default(),
+                StdRng::seed_from_u64(2),
+                sender.clone(),
+                routing.clone().recipient(),
+                counters.clone(),
+            );
+            let tr = TransactionsActor::new(
+                Default::default(),
+                own,
+                false,
+                StdRng::seed_from_u64(3),
+                sender.clone(),
+                TransactionLinks {
+                    responded: routing.clone().recipient(),
+                    failed: routing.clone().recipient(),
+                    external_address: None,
+                },
+                counters.clone(),
+            );
+            let lk = LookupsActor::new(
+                own,
+                Default::default(),
+                LookupLimits::default(),
+                limiter.clone().recipient(),
+                counters.clone(),
+            );
+            Context::with_receiver(limiter_rx).run(rl);
+            Context::with_receiver(routing_rx).run(rt);
+            Context::with_receiver(announce_rx).run(an);
+            Context::with_receiver(tx_rx).run(tr);
+            Context::with_receiver(lookups_rx).run(lk);
+            tx.send((limiter, counters)).unwrap();
+            std::future::pending::<()>().await;
+        });
+    });
+    rx.recv().unwrap()
+}
+
+/// Queries in flight at most.
+const WINDOW: u64 = 256;
+
+fn query(q: Query<'_>) -> Bytes {
+    Bytes::from(
+        Message {
+            transaction_id: b"bnch",
+            version: None,
+            requester_ip: None,
+            read_only: false,
+            body: Body::Query {
+                sender: NodeId([9; 20]),
+                query: q,
+            },
+        }
+        .to_bytes(),
+    )
+}
+
+fn bench(c: &mut Criterion) {
+    let (limiter, counters) = pipeline();
+    let from: SocketAddr = "127.0.0.99:6881".parse().unwrap();
+    let queries = [
+        ("ping", query(Query::Ping)),
+        (
+            "find_node",
+            query(Query::FindNode {
+                target: NodeId([3; 20]),
+                want: None,
+            }),
+        ),
+        (
+            "get_peers",
+            query(Query::GetPeers {
+                info_hash: InfoHash([4; 20]),
+                want: None,
+            }),
+        ),
+    ];
+    let mut group = c.benchmark_group("pipeline");
+    group.measurement_time(Duration::from_secs(3));
+    for (name, datagram) in queries {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let start = counters.packets_sent();
+                let t = Instant::now();
+                for i in 0..iters {
+                    // At most WINDOW queries waiting, as a socket's buffer would
+                    // hold: beyond the mailboxes' capacity they would be dropped.
+                    while start + i - counters.packets_sent().min(start + i) > WINDOW {
+                        std::hint::spin_loop();
+                    }
+                    limiter.do_send(DatagramReceived {
+                        from,
+                        bytes: datagram.clone(),
+                    });
+                }
+                // Every query answered (a stray ping to the querier at most adds one).
+                while counters.packets_sent() < start + iters {
+                    std::hint::spin_loop();
+                }
+                t.elapsed()
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
