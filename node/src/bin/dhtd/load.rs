@@ -22,18 +22,38 @@ use serde_json::json;
 
 use crate::Failure;
 
-/// What a load run asks, and how.
-#[derive(Debug, Clone)]
+/// What a load run asks, and how: the flags of `dhtd load`.
+#[derive(clap::Args, Debug, Clone)]
 pub(crate) struct LoadArgs {
+    /// The node to load.
+    #[arg(long, value_name = "HOST:PORT")]
     pub(crate) target: SocketAddr,
+    /// How long.
+    #[arg(long, value_parser = crate::parse_duration, default_value = "10s", value_name = "DURATION")]
     pub(crate) duration: Duration,
+    /// Queries in flight per socket (closed loop).
+    #[arg(long, default_value_t = 32)]
     pub(crate) concurrency: usize,
+    /// Sockets, each on its own thread.
+    #[arg(long, default_value_t = 2)]
     pub(crate) sockets: usize,
+    /// Query mix by weight.
+    #[arg(long, default_value = "ping=1,find_node=1,get_peers=1,announce=1")]
     pub(crate) mix: Mix,
+    /// Open loop: this many queries per second in all, whatever comes back.
+    #[arg(long)]
     pub(crate) rate: Option<f64>,
+    /// Fraction of get_peers (and announces) on one hot info hash.
+    #[arg(long, default_value_t = 0.0)]
     pub(crate) hot: f64,
+    /// A query unanswered this long is a timeout.
+    #[arg(long, value_parser = crate::parse_duration, default_value = "1s", value_name = "DURATION")]
     pub(crate) timeout: Duration,
+    /// Local address to send from (a distinct 127.x keeps per-IP limits apart).
+    #[arg(long, default_value = "127.0.0.1")]
     pub(crate) bind: std::net::IpAddr,
+    /// Only the final JSON line.
+    #[arg(long)]
     pub(crate) json: bool,
 }
 

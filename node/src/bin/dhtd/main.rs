@@ -123,38 +123,7 @@ enum Command {
         file: Option<std::path::PathBuf>,
     },
     /// Load-test a DHT node (dhtd or any other) with KRPC queries.
-    Load {
-        /// The node to load.
-        #[arg(long, value_name = "HOST:PORT")]
-        target: SocketAddr,
-        /// How long.
-        #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
-        duration: Duration,
-        /// Queries in flight per socket (closed loop).
-        #[arg(long, default_value_t = 32)]
-        concurrency: usize,
-        /// Sockets, each on its own thread.
-        #[arg(long, default_value_t = 2)]
-        sockets: usize,
-        /// Query mix by weight.
-        #[arg(long, default_value = "ping=1,find_node=1,get_peers=1,announce=1")]
-        mix: load::Mix,
-        /// Open loop: this many queries per second in all, whatever comes back.
-        #[arg(long)]
-        rate: Option<f64>,
-        /// Fraction of get_peers (and announces) on one hot info hash.
-        #[arg(long, default_value_t = 0.0)]
-        hot: f64,
-        /// A query unanswered this long is a timeout.
-        #[arg(long, value_parser = parse_duration, default_value = "1s", value_name = "DURATION")]
-        timeout: Duration,
-        /// Local address to send from (a distinct 127.x keeps per-IP limits apart).
-        #[arg(long, default_value = "127.0.0.1")]
-        bind: std::net::IpAddr,
-        /// Only the final JSON line.
-        #[arg(long)]
-        json: bool,
-    },
+    Load(load::LoadArgs),
     /// The benchmarks' physical limit: answers every query with one fixed reply.
     Echo {
         /// Where to listen.
@@ -180,7 +149,7 @@ enum Command {
 }
 
 /// `90s`, `15m`, `2h`, `1d`, or plain seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
@@ -287,29 +256,7 @@ fn main() -> ExitCode {
                 metrics_listen,
             } => control::add_node(&metrics_listen, &addr),
             Command::Decode { file } => decode::decode(file.as_deref()),
-            Command::Load {
-                target,
-                duration,
-                concurrency,
-                sockets,
-                mix,
-                rate,
-                hot,
-                timeout,
-                bind,
-                json,
-            } => load::load(load::LoadArgs {
-                target,
-                duration,
-                concurrency,
-                sockets,
-                mix,
-                rate,
-                hot,
-                timeout,
-                bind,
-                json,
-            }),
+            Command::Load(args) => load::load(args),
             Command::Echo { listen } => load::echo(listen),
             Command::Swarm {
                 nodes,
