@@ -238,10 +238,16 @@ impl ScriptNode {
         use std::io::Write;
         writeln!(self.stdin, "{command}").unwrap();
         self.stdin.flush().unwrap();
-        let line = self
-            .lines
-            .recv_timeout(timeout)
-            .unwrap_or_else(|_| panic!("no answer to `{command}` within {timeout:?}"));
+        let line = match self.lines.recv_timeout(timeout) {
+            Ok(line) => line,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                panic!("no answer to `{command}` within {timeout:?}")
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                let status = self.child.wait();
+                panic!("the client exited while answering `{command}`: {status:?} (its stderr is above)")
+            }
+        };
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("`{command}` answered {line:?}: {e}"))
     }
 }
@@ -256,7 +262,7 @@ impl Client for ScriptNode {
     }
 
     fn table(&mut self) -> Vec<SocketAddr> {
-        let v = self.ask("nodes", Duration::from_secs(10));
+        let v = self.ask("nodes", Duration::from_secs(20));
         v["nodes"]
             .as_array()
             .unwrap()

@@ -47,28 +47,44 @@ def main():
         "dht_restrict_search_ips": False,
         "dht_block_ratelimit": 1_000_000,
         "dht_upload_rate_limit": 100_000_000,
-        "alert_mask": lt.alert.category_t.all_categories,
+        # Only what the commands read: with every category on (packet and
+        # log alerts), a busy node overflows the alert queue and the alert
+        # a command waits for can be dropped.
+        "alert_mask": lt.alert.category_t.dht_notification
+        | lt.alert.category_t.dht_operation_notification
+        | lt.alert.category_t.error_notification
+        | lt.alert.category_t.status_notification,
     }
     # flags=0: no default plugins (no ut_pex, ut_metadata, smart_ban).
     ses = lt.session(settings, 0)
     save_dir = tempfile.mkdtemp(prefix="dhtd-interop-lt-")
-    pending = []
 
-    def alerts(seconds):
+    def first(read, seconds):
+        """The first non-None `read(alert)` within `seconds`, or None.
+
+        An alert is valid only until the next pop_alerts() (libtorrent 2.0
+        frees it then), so each one is read at once and never kept."""
         deadline = time.time() + seconds
         while time.time() < deadline:
             ses.wait_for_alert(100)
             for a in ses.pop_alerts():
-                pending.append(a)
-            yield from list(pending)
-            pending.clear()
+                found = read(a)
+                if found is not None:
+                    return found
+        return None
+
+    known_id = []
 
     def node_id():
-        # The id exists once the DHT has started: wait for it (bounded).
+        # The id exists once the DHT has started: wait for it (bounded), and
+        # keep it, since dht_state() is a round trip to the network thread.
+        if known_id:
+            return known_id[0]
         for _ in range(100):
             ids = (ses.dht_state() or {}).get(b"node-id")
             if ids:
-                return ids[0][:20]
+                known_id.append(ids[0][:20])
+                return known_id[0]
             time.sleep(0.05)
         return bytes(20)
 
@@ -80,21 +96,30 @@ def main():
         if cmd == "info":
             out({"id": node_id().hex(), "port": ses.listen_port(), "version": lt.__version__})
         elif cmd == "nodes":
-            ses.dht_live_nodes(lt.sha1_hash(node_id()))
-            nodes = None
-            for a in alerts(5):
+            # Asked again each second: a request can go unanswered while the
+            # DHT is still starting.
+            def live_nodes(a):
                 if isinstance(a, lt.dht_live_nodes_alert):
-                    nodes = [[str(n["nid"]), f"{n['endpoint'][0]}:{n['endpoint'][1]}"] for n in a.nodes]
+                    return [[str(n["nid"]), f"{n['endpoint'][0]}:{n['endpoint'][1]}"] for n in a.nodes]
+                return None
+
+            nodes = None
+            for _ in range(5):
+                ses.dht_live_nodes(lt.sha1_hash(node_id()))
+                nodes = first(live_nodes, 1)
+                if nodes is not None:
                     break
-            out({"nodes": nodes or []})
+            out({"nodes": nodes or [], "timeout": nodes is None})
         elif cmd == "get_peers":
             target = lt.sha1_hash(bytes.fromhex(words[1]))
             ses.dht_get_peers(target)
-            peers = None
-            for a in alerts(30):
+
+            def peers_of_target(a):
                 if isinstance(a, lt.dht_get_peers_reply_alert) and a.info_hash == target:
-                    peers = [f"{p[0]}:{p[1]}" for p in a.peers()]
-                    break
+                    return [f"{p[0]}:{p[1]}" for p in a.peers()]
+                return None
+
+            peers = first(peers_of_target, 30)
             out({"peers": peers if peers is not None else [], "timeout": peers is None})
         elif cmd == "announce":
             atp = lt.add_torrent_params()
