@@ -22,7 +22,7 @@ use rand::rngs::StdRng;
 
 use crate::counters::{ActorKind, AnnounceRejection, Counters};
 use crate::messages::{
-    InboundQuery, NodeQueried, RoutingSnapshot, StoreSummary, StoreSummaryQuery,
+    InboundQueries, InboundQuery, NodeQueried, RoutingSnapshot, StoreSummary, StoreSummaryQuery,
 };
 use crate::socket::DatagramSender;
 use crate::supervision::{guarded, lifecycle, Supervised};
@@ -75,14 +75,13 @@ impl AnnounceActor {
         }
     }
 
-    fn answer(&mut self, q: InboundQuery) {
-        let now = Instant::now();
+    fn answer(&mut self, now: Instant, q: InboundQuery) {
         match (q.needs, &q.announce) {
             (Needs::Peers(info_hash), _) => {
                 let nodes = closest_among(self.nodes.iter().copied(), &NodeId::from(info_hash), K);
                 let token = self.tokens.issue(now, q.from.ip());
                 self.counters.token_issued();
-                let budget = server::values_budget_for(&q.tid, self.own_id, q.from, &nodes, &token);
+                let budget = server::values_budget_for(&q.tid, q.from, &nodes, &token);
                 let values = self.store.sample(now, &mut self.rng, &info_hash, budget);
                 let answer = Answer {
                     nodes: &nodes,
@@ -227,10 +226,15 @@ impl Timed for AnnounceActor {
     }
 }
 
-impl Handler<InboundQuery> for AnnounceActor {
+impl Handler<InboundQueries> for AnnounceActor {
     type Result = ();
-    fn handle(&mut self, q: InboundQuery, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |this, _| this.answer(q));
+    fn handle(&mut self, batch: InboundQueries, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |this, _| {
+            let now = Instant::now();
+            for q in batch.0 {
+                this.answer(now, q);
+            }
+        });
     }
 }
 

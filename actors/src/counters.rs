@@ -177,8 +177,12 @@ pub enum LookupLabel {
 impl Counters {
     /// Counts a dropped datagram.
     pub fn dropped(&self, reason: DropReason) {
-        bump(&self.dropped[reason as usize]);
-        self.metrics.dropped[reason as usize].increment(1);
+        self.dropped_many(reason, 1);
+    }
+    /// Counts `n` inbound datagrams (or messages) dropped for one reason.
+    pub fn dropped_many(&self, reason: DropReason, n: usize) {
+        self.dropped[reason as usize].fetch_add(n as u64, Relaxed);
+        self.metrics.dropped[reason as usize].increment(n as u64);
     }
     /// Counts a query received.
     pub fn query_in(&self, method: Method) {
@@ -249,13 +253,17 @@ impl Counters {
         bump(&self.announces_stored);
         self.metrics.announces_stored.increment(1);
     }
-    /// A datagram entered the rate limiter's mailbox.
-    pub fn queued_inbound(&self) {
-        self.inbound_backlog.fetch_add(1, Relaxed);
+    /// Datagrams entered the rate limiter's mailbox.
+    pub fn queued_inbound(&self, datagrams: usize) {
+        self.inbound_backlog.fetch_add(datagrams as i64, Relaxed);
     }
-    /// The rate limiter took a datagram from its mailbox.
-    pub fn dequeued_inbound(&self) {
-        self.inbound_backlog.fetch_sub(1, Relaxed);
+    /// The rate limiter took datagrams from its mailbox.
+    pub fn dequeued_inbound(&self, datagrams: usize) {
+        self.inbound_backlog.fetch_sub(datagrams as i64, Relaxed);
+    }
+    /// Datagrams waiting for the rate limiter now.
+    pub fn inbound_backlog(&self) -> usize {
+        self.inbound_backlog.load(Relaxed).max(0) as usize
     }
     /// Remembers whether a caller's latest search reached any node.
     pub fn search_result(&self, answered: bool) {

@@ -17,19 +17,34 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::counters::Method;
 
-/// A datagram as read from the socket, copied into an exact-size buffer.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
+/// A datagram as read from the socket.
+#[derive(Debug)]
 pub struct DatagramReceived {
     /// Sender.
     pub from: SocketAddr,
-    /// The datagram.
+    /// The datagram: a slice of its batch's one exact-size buffer.
     pub bytes: Bytes,
 }
 
-/// A decoded inbound query, admitted by the rate limiter.
-#[derive(Message, Debug, Clone)]
+/// The datagrams one wake-up of the receive loop found waiting: one message
+/// (and one allocation for their bytes) for all of them, so that under load
+/// the cost of a hop is shared by many datagrams.
+#[derive(Message, Debug)]
 #[rtype(result = "()")]
+pub struct DatagramsReceived(pub Vec<DatagramReceived>);
+
+/// The queries admitted from one batch for one answering actor.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct InboundQueries(pub Vec<InboundQuery>);
+
+/// The responses and errors from one batch, for the transaction table.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct InboundResponses(pub Vec<InboundResponse>);
+
+/// A decoded inbound query, admitted by the rate limiter.
+#[derive(Debug, Clone)]
 pub struct InboundQuery {
     /// Sender's address (where the answer goes).
     pub from: SocketAddr,
@@ -59,8 +74,7 @@ pub struct AnnounceArgs {
 }
 
 /// A decoded response or error, for the transaction table.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
+#[derive(Debug)]
 pub struct InboundResponse {
     /// Responder's address.
     pub from: SocketAddr,

@@ -27,9 +27,9 @@ use rand::rngs::StdRng;
 use crate::counters::{ActorKind, Counters};
 use crate::lookups::LookupsActor;
 use crate::messages::{
-    ClosestNodes, ConsiderNodes, InboundQuery, LookupFromTable, LookupSink, NodeFailed,
-    NodeQueried, NodeResponded, OutQuery, RefreshAllBuckets, RoutingSnapshot, RoutingSummary,
-    RoutingSummaryQuery, SendQuery, SetRouters, StartLookup, TableSnapshot,
+    ClosestNodes, ConsiderNodes, InboundQueries, InboundQuery, LookupFromTable, LookupSink,
+    NodeFailed, NodeQueried, NodeResponded, OutQuery, RefreshAllBuckets, RoutingSnapshot,
+    RoutingSummary, RoutingSummaryQuery, SendQuery, SetRouters, StartLookup, TableSnapshot,
 };
 use crate::socket::DatagramSender;
 use crate::supervision::{guarded, lifecycle, Supervised};
@@ -122,8 +122,7 @@ impl RoutingActor {
         }
     }
 
-    fn answer(&mut self, q: InboundQuery) {
-        let now = Instant::now();
+    fn answer(&mut self, now: Instant, q: InboundQuery) {
         let info = NodeInfo {
             id: q.sender,
             addr: q.from,
@@ -265,10 +264,15 @@ impl Timed for RoutingActor {
     }
 }
 
-impl Handler<InboundQuery> for RoutingActor {
+impl Handler<InboundQueries> for RoutingActor {
     type Result = ();
-    fn handle(&mut self, q: InboundQuery, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |this, _| this.answer(q));
+    fn handle(&mut self, batch: InboundQueries, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |this, _| {
+            let now = Instant::now();
+            for q in batch.0 {
+                this.answer(now, q);
+            }
+        });
     }
 }
 

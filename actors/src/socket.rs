@@ -1,10 +1,11 @@
 //! SocketActor: owns the UDP socket's receive side.
 //!
-//! A receive loop reads each datagram into one reusable 64 KiB buffer and
-//! copies it into an exact-size `Bytes` before handing it on, so a queued
-//! datagram holds only its own bytes (`UdpFramed` kept a 64 KiB buffer alive
-//! per queued datagram). The hand-off is `try_send`: when the rate
-//! limiter's mailbox is full the datagram is dropped and counted, because
+//! A receive loop waits for the socket, then reads every datagram already
+//! waiting (up to [`MAX_BATCH`]) and hands them on in one message, their
+//! bytes copied into one exact-size `Bytes`: under load one hop and one
+//! allocation serve many datagrams. The hand-off is `try_send`, and the
+//! datagrams waiting at the rate limiter are capped: beyond the cap, or
+//! when its mailbox is full, they are dropped and counted, because
 //! `do_send` would queue past the mailbox's capacity.
 //!
 //! Sending does not go through this actor: [`DatagramSender`] is a cloned,
@@ -19,7 +20,7 @@ use actix::{Actor, AsyncContext, Context, Recipient, SpawnHandle, WrapFuture};
 use bytes::Bytes;
 
 use crate::counters::{ActorKind, Counters, DropReason};
-use crate::messages::DatagramReceived;
+use crate::messages::{DatagramReceived, DatagramsReceived};
 use crate::supervision::{lifecycle, Supervised};
 
 /// Sends datagrams on the node's socket without blocking.
@@ -80,24 +81,33 @@ impl DatagramSender {
     }
 }
 
+/// Datagrams handed on in one message at most; a full batch also lets the
+/// rest of the Arbiter run before the loop reads on.
+const MAX_BATCH: usize = 64;
+
 /// Owns the receive side of the node's socket.
 pub struct SocketActor {
     socket: UdpSocket,
-    inbound: Recipient<DatagramReceived>,
+    inbound: Recipient<DatagramsReceived>,
+    max_backlog: usize,
     counters: Arc<Counters>,
     recv_loop: Option<SpawnHandle>,
 }
 
 impl SocketActor {
-    /// Reads from `socket` (bound by the caller) and hands datagrams to `inbound`.
+    /// Reads from `socket` (bound by the caller) and hands datagrams to
+    /// `inbound`; beyond `max_backlog` datagrams waiting there, new ones are
+    /// dropped and counted.
     pub fn new(
         socket: UdpSocket,
-        inbound: Recipient<DatagramReceived>,
+        inbound: Recipient<DatagramsReceived>,
+        max_backlog: usize,
         counters: Arc<Counters>,
     ) -> Self {
         SocketActor {
             socket,
             inbound,
+            max_backlog,
             counters,
             recv_loop: None,
         }
@@ -117,26 +127,88 @@ impl SocketActor {
         };
         let inbound = self.inbound.clone();
         let counters = self.counters.clone();
+        let max_backlog = self.max_backlog;
         let recv = async move {
-            let mut buf = vec![0u8; 65536];
+            let mut batch = Batch::default();
             loop {
-                match socket.recv_from(&mut buf).await {
-                    Ok((len, from)) => {
-                        counters.received(len);
-                        let bytes = Bytes::copy_from_slice(&buf[..len]);
-                        if inbound.try_send(DatagramReceived { from, bytes }).is_ok() {
-                            counters.queued_inbound();
-                        } else {
-                            counters.dropped(DropReason::MailboxFull);
-                        }
-                    }
+                match socket.recv_from(&mut batch.buf).await {
+                    Ok((len, from)) => batch.keep(len, from, &counters),
                     // ICMP port-unreachable surfaces here on some systems; it
                     // says nothing about our socket, so keep reading.
-                    Err(e) => tracing::debug!(target: "dht::socket", error = %e, "recv error"),
+                    Err(e) => {
+                        tracing::debug!(target: "dht::socket", error = %e, "recv error");
+                        continue;
+                    }
+                }
+                // Whatever else is waiting joins the same batch.
+                for _ in 1..MAX_BATCH {
+                    match socket.try_recv_from(&mut batch.buf) {
+                        Ok((len, from)) => batch.keep(len, from, &counters),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => {
+                            tracing::debug!(target: "dht::socket", error = %e, "recv error")
+                        }
+                    }
+                }
+                let full = batch.spans.len() == MAX_BATCH;
+                let datagrams = batch.take();
+                let n = datagrams.len();
+                if counters.inbound_backlog() + n > max_backlog {
+                    counters.dropped_many(DropReason::MailboxFull, n);
+                } else if inbound.try_send(DatagramsReceived(datagrams)).is_ok() {
+                    counters.queued_inbound(n);
+                } else {
+                    counters.dropped_many(DropReason::MailboxFull, n);
+                }
+                if full {
+                    tokio::task::yield_now().await;
                 }
             }
         };
         self.recv_loop = Some(ctx.spawn(recv.into_actor(self)));
+    }
+}
+
+/// The datagrams of one batch, gathered in a reused staging buffer and
+/// handed on as slices of one exact-size [`Bytes`]: a queued datagram holds
+/// only its own bytes (`UdpFramed` kept a 64 KiB buffer alive per queued
+/// datagram), and a batch costs one allocation however many it holds.
+struct Batch {
+    /// Receives one datagram at a time (the largest UDP payload fits).
+    buf: Vec<u8>,
+    staging: Vec<u8>,
+    spans: Vec<(SocketAddr, usize, usize)>,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Batch {
+            buf: vec![0; 65536],
+            staging: Vec::new(),
+            spans: Vec::with_capacity(MAX_BATCH),
+        }
+    }
+}
+
+impl Batch {
+    fn keep(&mut self, len: usize, from: SocketAddr, counters: &Counters) {
+        counters.received(len);
+        self.spans.push((from, self.staging.len(), len));
+        self.staging.extend_from_slice(&self.buf[..len]);
+    }
+
+    fn take(&mut self) -> Vec<DatagramReceived> {
+        let shared = Bytes::copy_from_slice(&self.staging);
+        self.staging.clear();
+        // A burst of large datagrams should not pin a large staging buffer.
+        self.staging.shrink_to(64 * 1024);
+        self.spans
+            .drain(..)
+            .map(|(from, start, len)| DatagramReceived {
+                from,
+                bytes: shared.slice(start..start + len),
+            })
+            .collect()
     }
 }
 

@@ -19,8 +19,8 @@ use rand::rngs::StdRng;
 
 use crate::counters::{ActorKind, Counters, DropReason, Refusal};
 use crate::messages::{
-    ExternalAddressLearned, InboundResponse, NodeFailed, NodeResponded, OutQuery, QueryDone,
-    QueryFailure, SendQuery,
+    ExternalAddressLearned, InboundResponse, InboundResponses, NodeFailed, NodeResponded, OutQuery,
+    QueryDone, QueryFailure, SendQuery,
 };
 use crate::rate_limiter::refuse;
 use crate::supervision::{guarded, lifecycle, Supervised};
@@ -135,8 +135,7 @@ impl TransactionsActor {
         self.arm(ctx);
     }
 
-    fn on_response(&mut self, r: InboundResponse) {
-        let now = Instant::now();
+    fn on_response(&mut self, now: Instant, r: InboundResponse) {
         let Ok(done) = self.table.on_response(now, &r.tid, r.from) else {
             self.counters.dropped(DropReason::UnknownTransaction);
             return;
@@ -249,11 +248,16 @@ impl Handler<SendQuery> for TransactionsActor {
     }
 }
 
-impl Handler<InboundResponse> for TransactionsActor {
+impl Handler<InboundResponses> for TransactionsActor {
     type Result = ();
 
-    fn handle(&mut self, r: InboundResponse, ctx: &mut Context<Self>) {
-        guarded(self, ctx, |this, _| this.on_response(r));
+    fn handle(&mut self, batch: InboundResponses, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |this, _| {
+            let now = Instant::now();
+            for r in batch.0 {
+                this.on_response(now, r);
+            }
+        });
     }
 }
 

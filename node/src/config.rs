@@ -73,8 +73,9 @@ pub struct Config {
     pub transactions: TransactionConfig,
     /// Inbound per-IP budgets, outbound query budget and spacing.
     pub limits: RateLimits,
-    /// Capacity of the inbound mailbox; datagrams beyond it are dropped and
-    /// counted. Default 4,096.
+    /// Datagrams waiting for the rate limiter at most (they travel in
+    /// batches); beyond it they are dropped and counted. Also the capacity,
+    /// in messages, of every actor's mailbox. Default 4,096.
     pub inbound_queue: usize,
     /// How often the routing table is saved. Default 5 minutes.
     pub save_interval: Duration,

@@ -178,6 +178,7 @@ pub(crate) fn start(config: Config, runtime: &Runtime) -> Result<Started, StartE
     let socket_actor = SocketActor::new(
         socket,
         actors.rate_limiter.clone().recipient(),
+        config.inbound_queue,
         counters.clone(),
     );
     let limiter = RateLimiterActor::new(

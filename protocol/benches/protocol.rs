@@ -147,6 +147,27 @@ fn store(c: &mut Criterion) {
     c.bench_function("peer store sample (300 peers, 1 KiB budget)", |b| {
         b.iter(|| store.sample(now, &mut rng, &hot, 800).len())
     });
+
+    // A node under load holds many info hashes of a peer or two each; a
+    // get_peers for one of them is a lookup in a large map.
+    let mut big = PeerStore::new(
+        now,
+        PeerStoreConfig {
+            max_info_hashes: 1_000_000,
+            ..Default::default()
+        },
+    );
+    let many: Vec<InfoHash> = (0..250_000).map(|_| InfoHash::random(&mut rng)).collect();
+    for (i, h) in many.iter().enumerate() {
+        big.announce(now, *h, SocketAddr::from(((i as u32).to_be_bytes(), 6881)));
+    }
+    let mut i = 0usize;
+    c.bench_function("peer store sample (250k info hashes, 1 peer each)", |b| {
+        b.iter(|| {
+            i = (i + 7919) % many.len();
+            big.sample(now, &mut rng, &many[i], 800).len()
+        })
+    });
 }
 
 fn tokens(c: &mut Criterion) {

@@ -104,18 +104,24 @@ impl IpRateLimiter {
 
     /// Whether a datagram from `ip` may be processed now.
     pub fn admit(&mut self, now: Instant, ip: IpAddr) -> Result<(), Limited> {
-        if !self.buckets.contains_key(&ip) && self.buckets.len() >= self.max_tracked {
-            self.forget_idle(now);
-            if self.buckets.len() >= self.max_tracked {
-                return Err(Limited::TooManySources);
-            }
-        }
         let rate = self.rate;
-        let bucket = self
-            .buckets
-            .entry(ip)
-            .or_insert_with(|| TokenBucket::new(now, rate));
-        if bucket.try_take(now, rate) {
+        // One hash for a known source, the common case under load.
+        let taken = match self.buckets.get_mut(&ip) {
+            Some(bucket) => bucket.try_take(now, rate),
+            None => {
+                if self.buckets.len() >= self.max_tracked {
+                    self.forget_idle(now);
+                    if self.buckets.len() >= self.max_tracked {
+                        return Err(Limited::TooManySources);
+                    }
+                }
+                let mut bucket = TokenBucket::new(now, rate);
+                let taken = bucket.try_take(now, rate);
+                self.buckets.insert(ip, bucket);
+                taken
+            }
+        };
+        if taken {
             Ok(())
         } else {
             Err(Limited::OverRate)
@@ -161,13 +167,16 @@ impl<Key: Eq + Hash + Copy> Spacing<Key> {
         if self.spacing.is_zero() {
             return SpacingVerdict::Go;
         }
-        if let Some(&at) = self.last.get(&key) {
-            let ready = at + self.spacing;
+        // One hash for a key seen before, the common case.
+        if let Some(at) = self.last.get_mut(&key) {
+            let ready = *at + self.spacing;
             if now < ready {
                 return SpacingVerdict::WaitUntil(ready);
             }
+            *at = now;
+            return SpacingVerdict::Go;
         }
-        if self.last.len() >= self.max_tracked && !self.last.contains_key(&key) {
+        if self.last.len() >= self.max_tracked {
             let spacing = self.spacing;
             self.last
                 .retain(|_, at| now.saturating_duration_since(*at) < spacing);

@@ -6,9 +6,10 @@
 
 use std::net::SocketAddr;
 
-use crate::compact::{encode_node, CompactNodes, CompactPeers, NodeInfo};
+use crate::bencode::Encoder;
+use crate::compact::{peer_bytes, NodeInfo, NODE_V4_LEN, NODE_V6_LEN};
 use crate::id::{InfoHash, NodeId};
-use crate::krpc::{values_budget, Body, ErrorCode, KrpcError, Message, Query, Response};
+use crate::krpc::{values_budget, Body, ErrorCode, KrpcError, Message, Query, MAX_REPLY_LEN};
 
 /// The `v` key we send: client "DH", version 0.1.
 pub const VERSION: &[u8; 4] = b"DH\x00\x01";
@@ -72,6 +73,11 @@ pub struct Answer<'a> {
 
 /// Encodes our reply to transaction `tid` from `requester` into `out`.
 /// `ip` always carries the requester's address (BEP 42).
+///
+/// Written straight into `out` (keys in sorted order, as
+/// [`Message::encode`] writes them) rather than through a [`Response`],
+/// which would need the node and peer lists encoded into buffers of their
+/// own first: this runs once per query answered.
 pub fn encode_answer(
     out: &mut Vec<u8>,
     tid: &[u8],
@@ -79,58 +85,85 @@ pub fn encode_answer(
     requester: SocketAddr,
     answer: Answer<'_>,
 ) {
-    let mut v4 = Vec::new();
-    let mut v6 = Vec::new();
-    for n in answer.nodes {
-        if n.addr.is_ipv4() {
-            encode_node(n, &mut v4);
-        } else {
-            encode_node(n, &mut v6);
+    out.clear();
+    out.reserve(MAX_REPLY_LEN);
+    let v4 = answer.nodes.iter().filter(|n| n.addr.is_ipv4());
+    let v6 = answer.nodes.iter().filter(|n| !n.addr.is_ipv4());
+    let n4 = v4.clone().count();
+    let n6 = answer.nodes.len() - n4;
+    let mut enc = Encoder::new(out);
+    let (ip, ip_len) = peer_bytes(&requester);
+    enc.begin_dict().bytes(b"ip").bytes(&ip[..ip_len]);
+    enc.bytes(b"r")
+        .begin_dict()
+        .bytes(b"id")
+        .bytes(own_id.as_bytes());
+    if answer.nodes_required || n4 > 0 {
+        enc.bytes(b"nodes").bytes_header(n4 * NODE_V4_LEN);
+        for n in v4 {
+            compact_node(&mut enc, n);
         }
     }
-    let mut values_buf = Vec::new();
-    let values = (!answer.values.is_empty())
-        .then(|| CompactPeers::encode_list(answer.values.iter().copied(), &mut values_buf));
-    let response = Response {
-        nodes: (answer.nodes_required || !v4.is_empty())
-            .then(|| CompactNodes::v4(&v4).ok())
-            .flatten(),
-        nodes6: (!v6.is_empty())
-            .then(|| CompactNodes::v6(&v6).ok())
-            .flatten(),
-        values,
-        token: answer.token,
-        ..Response::bare(own_id)
-    };
-    out.clear();
-    Message {
-        transaction_id: tid,
-        version: Some(VERSION),
-        requester_ip: Some(requester),
-        read_only: false,
-        body: Body::Response(response),
+    if n6 > 0 {
+        enc.bytes(b"nodes6").bytes_header(n6 * NODE_V6_LEN);
+        for n in v6 {
+            compact_node(&mut enc, n);
+        }
     }
-    .encode(out);
+    if let Some(token) = answer.token {
+        enc.bytes(b"token").bytes(token);
+    }
+    if !answer.values.is_empty() {
+        enc.bytes(b"values").begin_list();
+        for p in answer.values {
+            let (peer, len) = peer_bytes(p);
+            enc.bytes(&peer[..len]);
+        }
+        enc.end();
+    }
+    enc.end();
+    enc.bytes(b"t")
+        .bytes(tid)
+        .bytes(b"v")
+        .bytes(VERSION)
+        .bytes(b"y")
+        .bytes(b"r")
+        .end();
+}
+
+fn compact_node(enc: &mut Encoder<'_>, node: &NodeInfo) {
+    let (addr, len) = peer_bytes(&node.addr);
+    enc.raw(node.id.as_bytes()).raw(&addr[..len]);
 }
 
 /// The byte budget left for `values` in a `get_peers` reply carrying
 /// `nodes` and `token`, so that the whole stays within BEP 32's 1,024 bytes.
+/// Counted, not encoded: it is the length [`encode_answer`] would write
+/// without values, key by key.
 pub fn values_budget_for(
     tid: &[u8],
-    own_id: NodeId,
     requester: SocketAddr,
     nodes: &[NodeInfo],
     token: &[u8],
 ) -> usize {
-    let mut probe = Vec::new();
-    let answer = Answer {
-        nodes,
-        values: &[],
-        token: Some(token),
-        nodes_required: true,
-    };
-    encode_answer(&mut probe, tid, own_id, requester, answer);
-    values_budget(probe.len())
+    /// `N:` and the N bytes.
+    fn string(len: usize) -> usize {
+        let digits = len.checked_ilog10().unwrap_or(0) as usize + 1;
+        digits + 1 + len
+    }
+    let n4 = nodes.iter().filter(|n| n.addr.is_ipv4()).count();
+    let n6 = nodes.len() - n4;
+    let ip_len = if requester.is_ipv4() { 6 } else { 18 };
+    let mut len = 1 + string(2) + string(ip_len); // d, ip
+    len += string(1) + 1 + string(2) + string(20); // r, d, id
+    len += string(5) + string(n4 * NODE_V4_LEN); // nodes: required here
+    if n6 > 0 {
+        len += string(6) + string(n6 * NODE_V6_LEN);
+    }
+    len += string(5) + string(token.len()) + 1; // token, the end of r
+    len += string(1) + string(tid.len()) + string(1) + string(VERSION.len());
+    len += string(1) + string(1) + 1; // y, r, the end
+    values_budget(len)
 }
 
 /// Encodes a KRPC error reply into `out`.
@@ -242,7 +275,7 @@ mod tests {
     fn values_budget_keeps_a_full_reply_under_the_limit() {
         let nodes: Vec<NodeInfo> = (0..8).map(|i| node(i, "10.0.0.1:1")).collect();
         let requester: SocketAddr = "192.0.2.7:4000".parse().unwrap();
-        let budget = values_budget_for(b"abcd", NodeId([9; 20]), requester, &nodes, &[7; 8]);
+        let budget = values_budget_for(b"abcd", requester, &nodes, &[7; 8]);
         let peers: Vec<SocketAddr> = (0..budget / 8)
             .map(|i| SocketAddr::from(([10, 1, (i / 256) as u8, i as u8], 80)))
             .collect();
@@ -256,5 +289,74 @@ mod tests {
         encode_answer(&mut out, b"abcd", NodeId([9; 20]), requester, answer);
         assert!(out.len() <= crate::krpc::MAX_REPLY_LEN, "{}", out.len());
         assert!(out.len() > crate::krpc::MAX_REPLY_LEN - 8);
+    }
+
+    /// The direct writer and the budget count agree with the general
+    /// encoder, for every shape a reply takes.
+    #[test]
+    fn answers_match_the_message_encoder_and_the_budget_counts_right() {
+        use crate::compact::{encode_node, CompactNodes, CompactPeers};
+        use crate::krpc::Response;
+        let v4 = |i: u8| node(i, "10.0.0.1:6881");
+        let v6 = |i: u8| node(i, "[2001:db8::1]:6881");
+        let peers: Vec<SocketAddr> = vec![
+            "10.0.0.9:6881".parse().unwrap(),
+            "[2001:db8::9]:1".parse().unwrap(),
+        ];
+        for requester in ["192.0.2.7:4000", "[2001:db8::7]:4000"] {
+            let requester: SocketAddr = requester.parse().unwrap();
+            for tid in [&b""[..], b"a", b"abcd", &[0xff; 12]] {
+                for (n4, n6) in [(0, 0), (1, 0), (8, 0), (0, 3), (4, 4)] {
+                    let nodes: Vec<NodeInfo> = (0..n4).map(v4).chain((0..n6).map(v6)).collect();
+                    for token in [None, Some(&b"tok"[..]), Some(&[7; 20][..])] {
+                        for values in [&peers[..0], &peers[..1], &peers[..]] {
+                            for nodes_required in [false, true] {
+                                let answer = Answer {
+                                    nodes: &nodes,
+                                    values,
+                                    token,
+                                    nodes_required,
+                                };
+                                let mut fast = Vec::new();
+                                encode_answer(&mut fast, tid, NodeId([9; 20]), requester, answer);
+                                let (mut b4, mut b6, mut bv) = (Vec::new(), Vec::new(), Vec::new());
+                                for n in &nodes {
+                                    encode_node(
+                                        n,
+                                        if n.addr.is_ipv4() { &mut b4 } else { &mut b6 },
+                                    );
+                                }
+                                let response = Response {
+                                    nodes: (nodes_required || n4 > 0)
+                                        .then(|| CompactNodes::v4(&b4).unwrap()),
+                                    nodes6: (n6 > 0).then(|| CompactNodes::v6(&b6).unwrap()),
+                                    values: (!values.is_empty()).then(|| {
+                                        CompactPeers::encode_list(values.iter().copied(), &mut bv)
+                                    }),
+                                    token,
+                                    ..Response::bare(NodeId([9; 20]))
+                                };
+                                let mut general = Vec::new();
+                                Message {
+                                    transaction_id: tid,
+                                    version: Some(VERSION),
+                                    requester_ip: Some(requester),
+                                    read_only: false,
+                                    body: Body::Response(response),
+                                }
+                                .encode(&mut general);
+                                assert_eq!(fast, general);
+                                if let (Some(token), true, true) =
+                                    (token, values.is_empty(), nodes_required)
+                                {
+                                    let budget = values_budget_for(tid, requester, &nodes, token);
+                                    assert_eq!(budget, values_budget(fast.len()));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }

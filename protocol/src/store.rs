@@ -8,7 +8,7 @@
 //! [`PeerStoreConfig::peer_ttl`]; BEP 5's 24 hours is an upper bound, and
 //! clients re-announce every 15 to 30 minutes.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -91,9 +91,12 @@ impl StoredPeer {
 /// Info hash → announced peers.
 #[derive(Debug, Clone)]
 pub struct PeerStore {
-    /// Ordered, so that iteration (and so a seeded simulation) replays
-    /// exactly, and so that attacker-chosen keys cannot degrade it.
-    swarms: BTreeMap<InfoHash, Vec<StoredPeer>>,
+    /// Hashed with std's randomly keyed SipHash, so that attacker-chosen
+    /// info hashes cannot be made to collide; nothing observable depends on
+    /// its order (a sweep only counts), so a seeded simulation still replays
+    /// exactly. A `BTreeMap` cost 2.5 times as much per lookup at 250,000
+    /// info hashes (`cargo bench -p dhtd-protocol -- "peer store"`).
+    swarms: HashMap<InfoHash, Vec<StoredPeer>>,
     peers: usize,
     epoch: Instant,
     last_sweep: Instant,
@@ -104,7 +107,7 @@ impl PeerStore {
     /// An empty store.
     pub fn new(now: Instant, config: PeerStoreConfig) -> Self {
         PeerStore {
-            swarms: BTreeMap::new(),
+            swarms: HashMap::new(),
             peers: 0,
             epoch: now,
             last_sweep: now,
@@ -182,26 +185,33 @@ impl PeerStore {
         let Some(peers) = self.swarms.get(info_hash) else {
             return Vec::new();
         };
-        let mut live: Vec<SocketAddr> = peers
-            .iter()
-            .filter(|p| p.expires > now_s)
-            .filter_map(StoredPeer::addr)
-            .collect();
-        // Partial Fisher-Yates: the first `taken` entries are a uniform sample.
+        // Visit every index once, from a random start with a random stride
+        // coprime to the length: each peer is as likely as any other to be
+        // picked, and a sample costs what it takes, not the swarm's size.
+        let n = peers.len();
+        if n == 0 {
+            return Vec::new();
+        }
+        let start = (rng.next_u64() % n as u64) as usize;
+        let stride = coprime_stride(rng, n);
+        let mut sample = Vec::new();
         let mut spent = 0;
-        let mut taken = 0;
-        while taken < live.len() {
-            let j = taken + (rng.next_u64() % (live.len() - taken) as u64) as usize;
-            live.swap(taken, j);
-            let cost = encoded_value_len(&live[taken]);
+        let mut at = start;
+        for _ in 0..n {
+            let p = &peers[at];
+            at = (at + stride) % n;
+            if p.expires <= now_s {
+                continue;
+            }
+            let Some(addr) = p.addr() else { continue };
+            let cost = encoded_value_len(&addr);
             if spent + cost > byte_budget {
                 break;
             }
             spent += cost;
-            taken += 1;
+            sample.push(addr);
         }
-        live.truncate(taken);
-        live
+        sample
     }
 
     /// Number of live peers for `info_hash`.
@@ -247,6 +257,27 @@ impl PeerStore {
             peers: self.peers,
         }
     }
+}
+
+/// A random step in `1..n` (1 for `n` ≤ 2) sharing no factor with `n`, so
+/// that stepping by it from any index visits all `n` indices once.
+fn coprime_stride(rng: &mut impl RngCore, n: usize) -> usize {
+    if n <= 2 {
+        return 1;
+    }
+    loop {
+        let s = 1 + (rng.next_u64() % (n as u64 - 1)) as usize;
+        if gcd(s, n) == 1 {
+            return s;
+        }
+    }
+}
+
+fn gcd(mut a: usize, mut b: usize) -> usize {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
 }
 
 /// Bytes one peer takes in a `values` list: the length prefix, the colon
@@ -382,5 +413,42 @@ mod tests {
         assert_ne!(a, b);
         assert!(s.sample(t0, &mut rng, &ih(9), 800).is_empty());
         assert_eq!(s.sample(t0, &mut rng, &ih(1), 7).len(), 0);
+    }
+
+    /// The stride walk reaches every live peer, never an expired one, and
+    /// over many samples picks each about equally often.
+    #[test]
+    fn samples_cover_live_peers_evenly() {
+        let t0 = crate::test_epoch();
+        let cfg = PeerStoreConfig {
+            peer_ttl: Duration::from_secs(60),
+            ..Default::default()
+        };
+        let mut s = PeerStore::new(t0, cfg);
+        for n in 0..30 {
+            s.announce(t0, ih(1), peer(n));
+        }
+        let later = t0 + Duration::from_secs(30);
+        for n in 30..90 {
+            s.announce(later, ih(1), peer(n));
+        }
+        let now = t0 + Duration::from_secs(61);
+        let mut rng = StdRng::seed_from_u64(8);
+        let mut all = s.sample(now, &mut rng, &ih(1), 10_000);
+        all.sort();
+        let live: Vec<SocketAddr> = (30..90).map(peer).collect();
+        assert_eq!(all, live);
+        let mut picked = std::collections::HashMap::new();
+        for _ in 0..6000 {
+            for p in s.sample(now, &mut rng, &ih(1), 80) {
+                *picked.entry(p).or_insert(0u32) += 1;
+            }
+        }
+        // 6000 samples of 10 out of 60: each peer about 1000 times.
+        assert_eq!(picked.len(), 60);
+        assert!(
+            picked.values().all(|&c| (800..1200).contains(&c)),
+            "{picked:?}"
+        );
     }
 }

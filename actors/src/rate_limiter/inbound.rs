@@ -11,7 +11,9 @@ use dhtd_protocol::token::Token;
 
 use super::RateLimiterActor;
 use crate::counters::{DropReason, Method};
-use crate::messages::{AnnounceArgs, DatagramReceived, InboundQuery, InboundResponse, Reply};
+use crate::messages::{
+    AnnounceArgs, DatagramReceived, DatagramsReceived, InboundQuery, InboundResponse, Reply,
+};
 use crate::supervision::guarded;
 
 /// Whether a datagram claims to be a query, read without decoding it.
@@ -19,7 +21,12 @@ use crate::supervision::guarded;
 /// messages; a liar only moves itself to the other budget, and responses
 /// are matched against our own queries before they can do anything.
 fn looks_like_query(datagram: &[u8]) -> bool {
-    datagram.windows(6).any(|w| w == b"1:y1:q")
+    // Searched from the end, where `y` sits: a few steps for real messages.
+    datagram
+        .windows(6)
+        .rev()
+        .find(|w| w.starts_with(b"1:y1:"))
+        .is_some_and(|w| w[5] == b'q')
 }
 
 /// The counted method of a query.
@@ -33,18 +40,23 @@ pub(crate) fn method_of(query: &Query<'_>) -> Method {
     }
 }
 
-impl Handler<DatagramReceived> for RateLimiterActor {
+impl Handler<DatagramsReceived> for RateLimiterActor {
     type Result = ();
 
-    fn handle(&mut self, msg: DatagramReceived, ctx: &mut Context<Self>) {
-        self.counters.dequeued_inbound();
-        guarded(self, ctx, |this, _| this.on_datagram(msg));
+    fn handle(&mut self, batch: DatagramsReceived, ctx: &mut Context<Self>) {
+        self.counters.dequeued_inbound(batch.0.len());
+        guarded(self, ctx, |this, _| {
+            let now = Instant::now();
+            for datagram in batch.0 {
+                this.on_datagram(now, datagram);
+            }
+            this.flush();
+        });
     }
 }
 
 impl RateLimiterActor {
-    fn on_datagram(&mut self, DatagramReceived { from, bytes }: DatagramReceived) {
-        let now = Instant::now();
+    fn on_datagram(&mut self, now: Instant, DatagramReceived { from, bytes }: DatagramReceived) {
         let limiter = if looks_like_query(&bytes) {
             &mut self.queries_in
         } else {
@@ -116,7 +128,11 @@ impl RateLimiterActor {
                     needs,
                     announce,
                 };
-                self.forward(query, to_store);
+                if to_store {
+                    self.to_store.push(query);
+                } else {
+                    self.to_routing.push(query);
+                }
             }
             Body::Response(r) => {
                 let nodes = r
@@ -140,7 +156,7 @@ impl RateLimiterActor {
     }
 
     fn respond(
-        &self,
+        &mut self,
         from: std::net::SocketAddr,
         tid: Bytes,
         requester_ip: Option<std::net::SocketAddr>,
@@ -152,9 +168,7 @@ impl RateLimiterActor {
             requester_ip,
             result,
         };
-        if self.links.responses.try_send(response).is_err() {
-            self.counters.dropped(DropReason::MailboxFull);
-        }
+        self.to_transactions.push(response);
     }
 }
 

@@ -25,7 +25,7 @@ use dhtd_protocol::rate_limit::{IpRateLimiter, QueryKey, Rate, Spacing, TokenBuc
 
 use crate::announce::AnnounceActor;
 use crate::counters::{ActorKind, Counters};
-use crate::messages::{InboundQuery, InboundResponse, SendQuery};
+use crate::messages::{InboundQueries, InboundQuery, InboundResponse, InboundResponses, SendQuery};
 use crate::routing::RoutingActor;
 use crate::socket::DatagramSender;
 use crate::supervision::{lifecycle, Supervised};
@@ -83,7 +83,7 @@ pub struct RateLimiterLinks {
     /// Answers get_peers and announce_peer.
     pub announce: Addr<AnnounceActor>,
     /// Matches responses; sends our queries.
-    pub responses: Recipient<InboundResponse>,
+    pub responses: Recipient<InboundResponses>,
     /// Sends our queries once the budget allows.
     pub transactions: Recipient<SendQuery>,
 }
@@ -101,6 +101,11 @@ pub struct RateLimiterActor {
     spaced: BTreeMap<(Instant, u64), SendQuery>,
     next_seq: u64,
     links: RateLimiterLinks,
+    /// What one batch of datagrams brought for each actor, sent on as one
+    /// message each at the end of the batch.
+    to_routing: Vec<InboundQuery>,
+    to_store: Vec<InboundQuery>,
+    to_transactions: Vec<InboundResponse>,
     sender: DatagramSender,
     counters: Arc<Counters>,
     wakeup: Wakeup,
@@ -128,6 +133,9 @@ impl RateLimiterActor {
             limits,
             read_only,
             links,
+            to_routing: Vec::new(),
+            to_store: Vec::new(),
+            to_transactions: Vec::new(),
             sender,
             counters,
             wakeup: Wakeup::default(),
@@ -135,16 +143,46 @@ impl RateLimiterActor {
         }
     }
 
-    fn forward(&self, query: InboundQuery, to_store: bool) {
-        let sent = if to_store {
-            self.links.announce.try_send(query).is_ok()
-        } else {
-            self.links.routing.try_send(query).is_ok()
-        };
-        if !sent {
-            self.counters
-                .dropped(crate::counters::DropReason::MailboxFull);
+    /// Sends what the batch brought, one message per actor; a full mailbox
+    /// drops the lot, counted per datagram.
+    fn flush(&mut self) {
+        fn send_on<M, T>(
+            pending: &mut Vec<T>,
+            to: impl FnOnce(M) -> Result<(), actix::prelude::SendError<M>>,
+            wrap: impl FnOnce(Vec<T>) -> M,
+            counters: &Counters,
+        ) {
+            if pending.is_empty() {
+                return;
+            }
+            // An exact-size copy: `pending` keeps its capacity for the next batch.
+            let mut batch = Vec::with_capacity(pending.len());
+            batch.append(pending);
+            let n = batch.len();
+            if to(wrap(batch)).is_err() {
+                counters.dropped_many(crate::counters::DropReason::MailboxFull, n);
+            }
         }
+        let links = &self.links;
+        let counters = &self.counters;
+        send_on(
+            &mut self.to_routing,
+            |m| links.routing.try_send(m),
+            InboundQueries,
+            counters,
+        );
+        send_on(
+            &mut self.to_store,
+            |m| links.announce.try_send(m),
+            InboundQueries,
+            counters,
+        );
+        send_on(
+            &mut self.to_transactions,
+            |m| links.responses.try_send(m),
+            InboundResponses,
+            counters,
+        );
     }
 }
 

@@ -15,6 +15,16 @@ impl<'b> Encoder<'b> {
     }
 
     fn decimal(&mut self, value: u64) {
+        // Most values are short string lengths: skip the loop for them.
+        if value < 10 {
+            self.out.push(b'0' + value as u8);
+            return;
+        }
+        if value < 100 {
+            self.out
+                .extend_from_slice(&[b'0' + (value / 10) as u8, b'0' + (value % 10) as u8]);
+            return;
+        }
         let mut digits = [0u8; 20];
         let mut i = digits.len();
         let mut v = value;
@@ -42,9 +52,16 @@ impl<'b> Encoder<'b> {
 
     /// `N:…`
     pub fn bytes(&mut self, value: &[u8]) -> &mut Self {
-        self.decimal(value.len() as u64);
-        self.out.push(b':');
+        self.bytes_header(value.len());
         self.out.extend_from_slice(value);
+        self
+    }
+
+    /// `N:`, the head of a string whose `len` bytes the caller appends next
+    /// with [`Encoder::raw`] (a string built in pieces, without a buffer).
+    pub fn bytes_header(&mut self, len: usize) -> &mut Self {
+        self.decimal(len as u64);
+        self.out.push(b':');
         self
     }
 
@@ -92,5 +109,18 @@ mod tests {
             .end()
             .end();
         assert_eq!(out, b"d1:ai-42e1:bli0ei-9223372036854775808e0:ee".to_vec());
+    }
+
+    #[test]
+    fn decimals_of_every_width() {
+        for v in [0i64, 9, 10, 99, 100, 101, 999, 1000, 65535, i64::MAX] {
+            let mut out = Vec::new();
+            Encoder::new(&mut out).int(v);
+            assert_eq!(out, format!("i{v}e").into_bytes());
+        }
+        let mut out = Vec::new();
+        Encoder::new(&mut out).bytes_header(123).raw(&[b'x'; 123]);
+        assert_eq!(&out[..4], b"123:");
+        assert_eq!(out.len(), 127);
     }
 }
