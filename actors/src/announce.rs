@@ -24,7 +24,7 @@ use crate::counters::{ActorKind, AnnounceRejection, Counters};
 use crate::messages::{
     InboundQueries, InboundQuery, NodeQueried, RoutingSnapshot, StoreSummary, StoreSummaryQuery,
 };
-use crate::socket::DatagramSender;
+use crate::socket::{DatagramSender, Outbox};
 use crate::supervision::{guarded, lifecycle, Supervised};
 use crate::wakeup::{self, wake_at, Arm, Timed, Wakeup};
 
@@ -46,6 +46,8 @@ pub struct AnnounceActor {
     wakeup: Wakeup,
     reported: Spacing<SocketAddr>,
     buf: Vec<u8>,
+    /// Answers to the batch being handled, sent together at its end.
+    outbox: Outbox,
 }
 
 impl AnnounceActor {
@@ -72,6 +74,7 @@ impl AnnounceActor {
             wakeup: Wakeup::default(),
             reported: Spacing::new(REPORT_QUERIER_EVERY, QUERIERS_TRACKED),
             buf: Vec::with_capacity(1024),
+            outbox: Outbox::default(),
         }
     }
 
@@ -162,7 +165,7 @@ impl AnnounceActor {
                 self.counters.error_out(ErrorCode::Protocol.code());
             }
         }
-        self.sender.send(q.from, &self.buf);
+        self.outbox.push(q.from, &self.buf);
         // The routing table needs to hear of a querier now and then, not for
         // every query it sends (a busy peer sends many).
         if self.reported.try_use(now, q.from) == SpacingVerdict::Go {
@@ -180,7 +183,7 @@ impl AnnounceActor {
         self.counters.announce_rejected(why);
         self.counters.error_out(code.code());
         server::encode_error(&mut self.buf, &q.tid, q.from, code, text);
-        self.sender.send(q.from, &self.buf);
+        self.outbox.push(q.from, &self.buf);
     }
 
     fn on_timer(&mut self, ctx: &mut Context<Self>) {
@@ -234,6 +237,7 @@ impl Handler<InboundQueries> for AnnounceActor {
             for q in batch.0 {
                 this.answer(now, q);
             }
+            this.sender.send_all(&mut this.outbox);
         });
     }
 }

@@ -31,7 +31,7 @@ use crate::messages::{
     NodeFailed, NodeQueried, NodeResponded, OutQuery, RefreshAllBuckets, RoutingSnapshot,
     RoutingSummary, RoutingSummaryQuery, SendQuery, SetRouters, StartLookup, TableSnapshot,
 };
-use crate::socket::DatagramSender;
+use crate::socket::{DatagramSender, Outbox};
 use crate::supervision::{guarded, lifecycle, Supervised};
 use crate::wakeup::{self, wake_at, Arm, Timed, Wakeup};
 
@@ -72,6 +72,8 @@ pub struct RoutingActor {
     recently_pinged: Spacing<SocketAddr>,
     recently_queried: Spacing<SocketAddr>,
     buf: Vec<u8>,
+    /// Answers to the batch being handled, sent together at its end.
+    outbox: Outbox,
 }
 
 impl RoutingActor {
@@ -96,6 +98,7 @@ impl RoutingActor {
             recently_pinged: Spacing::new(PING_SPACING, PINGS_TRACKED),
             recently_queried: Spacing::new(PING_SPACING, PINGS_TRACKED),
             buf: Vec::with_capacity(512),
+            outbox: Outbox::default(),
         }
     }
 
@@ -152,7 +155,7 @@ impl RoutingActor {
                 self.counters.error_out(ErrorCode::MethodUnknown.code());
             }
         }
-        self.sender.send(q.from, &self.buf);
+        self.outbox.push(q.from, &self.buf);
         // A busy querier need not be looked up in the table on every query.
         if self.recently_queried.try_use(now, q.from) == SpacingVerdict::Go {
             self.queried(now, &info, q.read_only);
@@ -272,6 +275,7 @@ impl Handler<InboundQueries> for RoutingActor {
             for q in batch.0 {
                 this.answer(now, q);
             }
+            this.sender.send_all(&mut this.outbox);
         });
     }
 }

@@ -23,63 +23,11 @@ use crate::counters::{ActorKind, Counters, DropReason};
 use crate::messages::{DatagramReceived, DatagramsReceived};
 use crate::supervision::{lifecycle, Supervised};
 
-/// Sends datagrams on the node's socket without blocking.
-#[derive(Debug, Clone)]
-pub struct DatagramSender {
-    /// `None`: datagrams are counted and dropped (a benchmark of the actor
-    /// pipeline without a socket).
-    socket: Option<Arc<UdpSocket>>,
-    counters: Arc<Counters>,
-}
+#[cfg(target_os = "linux")]
+mod mmsg;
+mod send;
 
-impl DatagramSender {
-    /// A sender on a clone of `socket` (set non-blocking).
-    pub fn new(socket: &UdpSocket, counters: Arc<Counters>) -> io::Result<Self> {
-        let socket = socket.try_clone()?;
-        socket.set_nonblocking(true)?;
-        Ok(DatagramSender {
-            socket: Some(Arc::new(socket)),
-            counters,
-        })
-    }
-
-    /// A sender with no socket: each datagram is counted as sent and
-    /// dropped. For measuring the actors alone.
-    pub fn discarding(counters: Arc<Counters>) -> Self {
-        DatagramSender {
-            socket: None,
-            counters,
-        }
-    }
-
-    /// Sends one datagram; a full socket buffer drops it (counted), since
-    /// UDP may lose it anyway and blocking would stall the actor.
-    pub fn send(&self, to: SocketAddr, datagram: &[u8]) -> bool {
-        let Some(socket) = &self.socket else {
-            self.counters.sent(datagram.len());
-            return true;
-        };
-        match socket.send_to(datagram, to) {
-            Ok(_) => {
-                self.counters.sent(datagram.len());
-                true
-            }
-            Err(e) => {
-                tracing::debug!(target: "dht::socket", %to, error = %e, "send failed");
-                self.counters.dropped(DropReason::SendFailed);
-                false
-            }
-        }
-    }
-
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        match &self.socket {
-            Some(s) => s.local_addr(),
-            None => Err(io::Error::other("a discarding sender has no socket")),
-        }
-    }
-}
+pub use send::{DatagramSender, Outbox};
 
 /// Datagrams handed on in one message at most; a full batch also lets the
 /// rest of the Arbiter run before the loop reads on.
