@@ -476,9 +476,21 @@ mod tests {
         let t30 = t0 + Duration::from_secs(30);
         assert_eq!(s.announce(t30, ih(1), peer(2)), AnnounceOutcome::Stored);
         assert_eq!(s.announce(t30, ih(1), peer(3)), AnnounceOutcome::Stored);
-        assert_eq!(s.stats(), StoreStats { info_hashes: 1, peers: 3 });
+        assert_eq!(
+            s.stats(),
+            StoreStats {
+                info_hashes: 1,
+                peers: 3
+            }
+        );
         let t61 = t0 + Duration::from_secs(61);
-        assert_eq!(s.expire(t61), StoreStats { info_hashes: 0, peers: 1 });
+        assert_eq!(
+            s.expire(t61),
+            StoreStats {
+                info_hashes: 0,
+                peers: 1
+            }
+        );
         let mut left = s.sample(t61, &mut rng, &ih(1), 1000);
         left.sort();
         assert_eq!(left, [peer(2), peer(3)]);
@@ -486,12 +498,30 @@ mod tests {
         let t80 = t0 + Duration::from_secs(80);
         assert_eq!(s.announce(t80, ih(1), peer(2)), AnnounceOutcome::Refreshed);
         let t91 = t0 + Duration::from_secs(91);
-        assert_eq!(s.expire(t91), StoreStats { info_hashes: 0, peers: 1 });
+        assert_eq!(
+            s.expire(t91),
+            StoreStats {
+                info_hashes: 0,
+                peers: 1
+            }
+        );
         assert_eq!(s.sample(t91, &mut rng, &ih(1), 1000), [peer(2)]);
         assert_eq!(s.announce(t91, ih(1), peer(4)), AnnounceOutcome::Stored);
-        assert_eq!(s.stats(), StoreStats { info_hashes: 1, peers: 2 });
+        assert_eq!(
+            s.stats(),
+            StoreStats {
+                info_hashes: 1,
+                peers: 2
+            }
+        );
         let t200 = t0 + Duration::from_secs(200);
-        assert_eq!(s.expire(t200), StoreStats { info_hashes: 1, peers: 2 });
+        assert_eq!(
+            s.expire(t200),
+            StoreStats {
+                info_hashes: 1,
+                peers: 2
+            }
+        );
         assert_eq!(s.stats(), StoreStats::default());
         assert!(s.sample(t200, &mut rng, &ih(1), 1000).is_empty());
     }
