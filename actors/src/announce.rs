@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use actix::{Actor, Context, Handler, MessageResult, Recipient};
 use dhtd_protocol::krpc::ErrorCode;
 use dhtd_protocol::rate_limit::{Spacing, SpacingVerdict};
-use dhtd_protocol::routing::closest_among;
+use dhtd_protocol::routing::NodeSnapshot;
 use dhtd_protocol::server::{self, Answer, Needs};
 use dhtd_protocol::store::{AnnounceOutcome, PeerStore, PeerStoreConfig};
 use dhtd_protocol::token::{TokenConfig, TokenSecrets};
@@ -39,7 +39,7 @@ pub struct AnnounceActor {
     tokens: TokenSecrets,
     rng: StdRng,
     own_id: NodeId,
-    nodes: Arc<Vec<NodeInfo>>,
+    nodes: Arc<NodeSnapshot>,
     sender: DatagramSender,
     routing: Recipient<NodeQueried>,
     counters: Arc<Counters>,
@@ -67,7 +67,7 @@ impl AnnounceActor {
             tokens: TokenSecrets::new(now, &mut rng, tokens),
             rng,
             own_id,
-            nodes: Arc::new(Vec::new()),
+            nodes: Arc::new(NodeSnapshot::empty(own_id)),
             sender,
             routing,
             counters,
@@ -81,7 +81,7 @@ impl AnnounceActor {
     fn answer(&mut self, now: Instant, q: InboundQuery) {
         match (q.needs, &q.announce) {
             (Needs::Peers(info_hash), _) => {
-                let nodes = closest_among(self.nodes.iter().copied(), &NodeId::from(info_hash), K);
+                let nodes = self.nodes.closest(&NodeId::from(info_hash), K);
                 let token = self.tokens.issue(now, q.from.ip());
                 self.counters.token_issued();
                 let budget = server::values_budget_for(&q.tid, q.from, &nodes, &token);
@@ -95,7 +95,7 @@ impl AnnounceActor {
                 server::encode_answer(&mut self.buf, &q.tid, self.own_id, q.from, answer);
             }
             (Needs::NodesAndToken(target), _) => {
-                let nodes = closest_among(self.nodes.iter().copied(), &target, K);
+                let nodes = self.nodes.closest(&target, K);
                 let token = self.tokens.issue(now, q.from.ip());
                 self.counters.token_issued();
                 let answer = Answer {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use actix::{Message, Recipient};
 use bytes::Bytes;
 use dhtd_protocol::lookup::{LookupEnd, LookupKind};
-use dhtd_protocol::routing::RoutingStats;
+use dhtd_protocol::routing::{NodeSnapshot, RoutingStats};
 use dhtd_protocol::server::Needs;
 use dhtd_protocol::token::Token;
 use dhtd_protocol::{InfoHash, NodeId, NodeInfo};
@@ -216,10 +216,11 @@ pub struct NodeQueried {
     pub read_only: bool,
 }
 
-/// The routing table's good nodes, for answering get_peers without a hop.
+/// The routing table's nodes that are not bad, grouped by bucket, for
+/// answering get_peers without a hop.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
-pub struct RoutingSnapshot(pub Arc<Vec<NodeInfo>>);
+pub struct RoutingSnapshot(pub Arc<NodeSnapshot>);
 
 /// The `n` closest nodes to a target (good or questionable).
 #[derive(Message, Debug)]

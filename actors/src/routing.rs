@@ -210,9 +210,7 @@ impl RoutingActor {
         }
         if self.changed {
             self.changed = false;
-            let nodes =
-                self.table
-                    .closest(now, &self.table.own_id(), usize::MAX, NodeFilter::NotBad);
+            let nodes = self.table.snapshot(now, NodeFilter::NotBad);
             self.links
                 .snapshot
                 .do_send(RoutingSnapshot(Arc::new(nodes)));

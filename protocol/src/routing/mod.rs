@@ -40,14 +40,16 @@
 //! - Not done: BEP 42 id checks when choosing between nodes.
 
 mod bucket;
+mod closest;
 
 use std::time::{Duration, Instant};
 
 use rand::RngCore;
 
 use crate::compact::NodeInfo;
-use crate::id::{BucketIndex, Distance, NodeId};
+use crate::id::{BucketIndex, NodeId};
 use bucket::{Bucket, Entry};
+pub use closest::{closest_among, NodeSnapshot};
 
 /// Routing-table policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,24 +198,6 @@ pub struct RoutingStats {
     pub buckets: Vec<BucketStats>,
     /// Sum over the buckets.
     pub total: BucketStats,
-}
-
-/// The `n` of `nodes` closest to `target`, closest first.
-pub fn closest_among(
-    nodes: impl IntoIterator<Item = NodeInfo>,
-    target: &NodeId,
-    n: usize,
-) -> Vec<NodeInfo> {
-    let mut all: Vec<(Distance, NodeInfo)> = nodes
-        .into_iter()
-        .map(|info| (target.distance(&info.id), info))
-        .collect();
-    if all.len() > n && n > 0 {
-        all.select_nth_unstable_by_key(n - 1, |(d, _)| *d);
-    }
-    all.truncate(n);
-    all.sort_unstable_by_key(|(d, _)| *d);
-    all.into_iter().map(|(_, info)| info).collect()
 }
 
 /// The k-bucket routing table of one node.
@@ -491,6 +475,7 @@ impl RoutingTable {
     }
 
     /// The `n` nodes closest to `target` that pass `filter`, closest first.
+    /// Sorts about `n` nodes, not the table (see [`closest`]).
     pub fn closest(
         &self,
         now: Instant,
@@ -498,16 +483,35 @@ impl RoutingTable {
         n: usize,
         filter: NodeFilter,
     ) -> Vec<NodeInfo> {
-        let candidates = self
-            .buckets
-            .iter()
-            .flat_map(|b| &b.nodes)
-            .filter(|e| match filter {
-                NodeFilter::Good => e.status(now, &self.config) == NodeStatus::Good,
-                NodeFilter::NotBad => e.status(now, &self.config) != NodeStatus::Bad,
-            })
-            .map(|e| e.info);
-        closest_among(candidates, target, n)
+        closest::closest_in_buckets(&self.own_id, target, self.buckets.len(), n, |i, g| {
+            for e in &self.buckets[i].nodes {
+                if self.passes(now, e, filter) {
+                    g.push(e.info);
+                }
+            }
+        })
+    }
+
+    /// The nodes that pass `filter`, grouped by bucket, for answering
+    /// queries elsewhere.
+    pub fn snapshot(&self, now: Instant, filter: NodeFilter) -> NodeSnapshot {
+        NodeSnapshot::from_buckets(
+            self.own_id,
+            self.buckets.iter().map(|b| {
+                b.nodes
+                    .iter()
+                    .filter(move |e| self.passes(now, e, filter))
+                    .map(|e| &e.info)
+            }),
+        )
+    }
+
+    fn passes(&self, now: Instant, e: &Entry, filter: NodeFilter) -> bool {
+        let status = e.status(now, &self.config);
+        match filter {
+            NodeFilter::Good => status == NodeStatus::Good,
+            NodeFilter::NotBad => status != NodeStatus::Bad,
+        }
     }
 
     /// The nodes in bucket `index`, for inspection and tests.

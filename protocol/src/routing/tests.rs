@@ -286,3 +286,53 @@ fn size_estimate_tracks_density() {
     let estimate = t.estimated_dht_size(t0).unwrap();
     assert!((30_000..300_000).contains(&estimate), "{estimate}");
 }
+
+/// Walking the buckets in distance order finds exactly what a full scan
+/// finds, for targets in every bucket, near and far, with bad nodes left
+/// out, and so does a snapshot of the table.
+#[test]
+fn closest_by_bucket_agrees_with_a_full_scan() {
+    let t0 = crate::test_epoch();
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut t = table(t0);
+    let mut inserted = Vec::new();
+    for prefix in 0..24u32 {
+        // Deep prefixes are sparse, as on the real network.
+        let count = if prefix < 12 { 12 } else { 3 };
+        for n in 0..count {
+            let info = NodeInfo {
+                id: own().random_at_prefix(prefix, false, &mut rng),
+                addr: SocketAddr::from(([10, prefix as u8, n, 1], 6881)),
+            };
+            if t.node_responded(t0, info) == InsertOutcome::Inserted {
+                inserted.push(info);
+            }
+        }
+    }
+    assert!(t.bucket_count() > 12, "{} buckets", t.bucket_count());
+    assert!(t.len() > 100, "{} nodes", t.len());
+    // Two failures make a node bad: it must not be returned. (A deep
+    // bucket has no replacement that would take its place.)
+    let bad = inserted[inserted.len() - 2];
+    t.node_failed(t0, &bad.id, bad.addr);
+    t.node_failed(t0, &bad.id, bad.addr);
+    let not_bad: Vec<NodeInfo> = t.nodes().into_iter().filter(|n| *n != bad).collect();
+    assert_eq!(not_bad.len(), t.len() - 1);
+    let snapshot = t.snapshot(t0, NodeFilter::NotBad);
+    assert_eq!(snapshot.len(), not_bad.len());
+
+    let mut targets = vec![own(), bad.id];
+    targets.extend(inserted.iter().step_by(7).map(|n| n.id));
+    for prefix in 0..30 {
+        targets.push(own().random_at_prefix(prefix, false, &mut rng));
+        targets.push(own().random_at_prefix(prefix, true, &mut rng));
+    }
+    for target in &targets {
+        for n in [1, 3, 8, 20, usize::MAX] {
+            let scan = closest_among(not_bad.iter().copied(), target, n);
+            assert_eq!(t.closest(t0, target, n, NodeFilter::NotBad), scan);
+            assert_eq!(snapshot.closest(target, n), scan);
+        }
+    }
+    assert!(NodeSnapshot::empty(own()).closest(&own(), 8).is_empty());
+}
