@@ -1,8 +1,9 @@
 //! The serving pipeline without sockets: queries handed to the rate
 //! limiter in batches (as the receive loop does) goes through admission, decoding,
 //! dispatch and the answering actor to a sender that counts and drops the
-//! answer. All actors sit on one Arbiter, as in a node. A slower hot path
-//! shows here before the end-to-end benchmark.
+//! answer. All actors sit on one Arbiter, as in a node, with a routing
+//! table as full as on the real network. A slower hot path shows here
+//! before the end-to-end benchmark.
 //!
 //! `cargo bench -p dhtd-actors --bench pipeline`
 
@@ -19,14 +20,14 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use dhtd_actors::announce::AnnounceActor;
 use dhtd_actors::counters::Counters;
 use dhtd_actors::lookups::{LookupLimits, LookupsActor};
-use dhtd_actors::messages::{DatagramReceived, DatagramsReceived};
+use dhtd_actors::messages::{DatagramReceived, DatagramsReceived, NodeResponded};
 use dhtd_actors::rate_limiter::{RateLimiterActor, RateLimiterLinks, RateLimits};
 use dhtd_actors::routing::{RoutingActor, RoutingLinks};
 use dhtd_actors::socket::DatagramSender;
 use dhtd_actors::transactions::{TransactionLinks, TransactionsActor};
 use dhtd_protocol::krpc::{Body, Message, Query};
 use dhtd_protocol::rate_limit::Rate;
-use dhtd_protocol::{InfoHash, NodeId};
+use dhtd_protocol::{InfoHash, NodeId, NodeInfo};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -116,11 +117,32 @@ fn pipeline() -> (Addr<RateLimiterActor>, Arc<Counters>) {
             Context::with_receiver(announce_rx).run(an);
             Context::with_receiver(tx_rx).run(tr);
             Context::with_receiver(lookups_rx).run(lk);
+            fill_table(&routing, own).await;
             tx.send((limiter, counters)).unwrap();
             std::future::pending::<()>().await;
         });
     });
     rx.recv().unwrap()
+}
+
+/// Fills the routing table as a node on the real network has it (about
+/// 20 buckets), so that answers carry 8 nodes and finding them costs what
+/// it costs there; waits for the snapshot the store answers from.
+async fn fill_table(routing: &Addr<RoutingActor>, own: NodeId) {
+    let mut rng = StdRng::seed_from_u64(4);
+    for i in 0..20_000u32 {
+        let id = if i % 2 == 0 {
+            NodeId::random(&mut rng)
+        } else {
+            own.random_at_prefix(i % 20, false, &mut rng)
+        };
+        let addr = SocketAddr::from(((0x0a00_0000u32 + i).to_be_bytes(), 6881));
+        routing.do_send(NodeResponded {
+            info: NodeInfo { id, addr },
+            heard: Vec::new(),
+        });
+    }
+    actix_rt::time::sleep(Duration::from_millis(300)).await;
 }
 
 /// Queries in flight at most.

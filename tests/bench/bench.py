@@ -8,23 +8,36 @@ same settings for every target:
 - libtorrent-rasterbar (Debian python3-libtorrent) with its per-IP limits and
   upload quota lifted (tests/bench/libtorrent_server.py).
 
+Every target but the echo first joins a local network, a `dhtd swarm` of
+500 nodes on loopback (--network-nodes), and answers from the routing table
+it built there, with 8 nodes per find_node and get_peers reply as on the
+real network (an empty table answers with none, which is cheaper and not
+what a real node does). The echo always answers with 8 fixed nodes.
+
 For each: replies/s for ping, find_node, get_peers, announce and a mix; p50
 and p99 latency; CPU µs per reply (the target's utime + stime from /proc);
-RSS; and the ratios dhtd/limit and dhtd/peer. Then, on a fresh process of
-each, the RSS per stored peer after 100,000 announces of distinct info hashes.
+RSS; nodes per find_node/get_peers reply; and the ratios dhtd/limit and
+dhtd/peer. Then, on a fresh process of each, the RSS per stored peer after
+100,000 announces of distinct info hashes.
 
-    python3 tests/bench/bench.py [--seconds 10] [--skip-build]
+    python3 tests/bench/bench.py [--seconds 10] [--skip-build] [--network-nodes 500]
 
-Everything runs on loopback; every process started is stopped by its PID.
+Everything runs on loopback (the network on 127.0.0.3 and up, targets and
+generator on 127.0.200.x); every process started is stopped by its PID.
 Prints a Markdown table (for the README) and a JSON line.
 """
 
 import argparse
 import json
 import os
+import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -32,6 +45,8 @@ DHTD = os.path.join(ROOT, "target/release/dhtd")
 MAINLINE = os.path.join(ROOT, "target/release/mainline-server")
 LIBTORRENT = os.path.join(ROOT, "tests/bench/libtorrent_server.py")
 TICKS = os.sysconf("SC_CLK_TCK")
+LOADER_IP = "127.0.200.90"
+PROBE_IP = "127.0.200.89"
 MIXES = {
     "ping": "ping=1",
     "find_node": "find_node=1",
@@ -63,6 +78,56 @@ def start(cmd):
     return proc
 
 
+def start_network(nodes):
+    """A `dhtd swarm` of `nodes` nodes that keeps serving; returns the process
+    and the address of its first node, once its own round is done."""
+    proc = subprocess.Popen(
+        [DHTD, "swarm", "--nodes", str(nodes), "--duration", "24h", "--metrics-listen", "off"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    first = None
+    for line in proc.stdout:
+        m = re.match(r"started \d+ dhtd nodes on (\S+)", line)
+        if m:
+            first = m.group(1)
+        if line.startswith("serving for"):
+            break
+    if first is None or proc.poll() is not None:
+        stop(proc)
+        sys.exit("the local network (dhtd swarm) did not start")
+    # Keep its pipe drained so that it never blocks on output.
+    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+    return proc, first
+
+
+def nodes_in_find_node(target):
+    """How many nodes `target` puts in a find_node reply (0 on no reply)."""
+    ip, port = target.rsplit(":", 1)
+    query = (b"d1:ad2:id20:" + os.urandom(20) + b"6:target20:" + os.urandom(20)
+             + b"e1:q9:find_node1:t2:pr1:y1:qe")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((PROBE_IP, 0))
+        s.settimeout(1.0)
+        s.sendto(query, (ip, int(port)))
+        try:
+            reply = s.recv(65536)
+        except OSError:
+            return 0
+    m = re.search(rb"5:nodes(\d+):", reply)
+    return int(m.group(1)) // 26 if m else 0
+
+
+def wait_for_table(name, target, want=8, timeout=60):
+    """Waits until `target` answers find_node with `want` nodes."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if nodes_in_find_node(target) >= want:
+            return True
+        time.sleep(0.5)
+    print(f"  {name}: fewer than {want} nodes in its find_node replies after {timeout} s",
+          file=sys.stderr)
+    return False
+
+
 def stop(proc):
     os.kill(proc.pid, signal.SIGTERM)
     try:
@@ -75,7 +140,7 @@ def stop(proc):
 def load(target, mix, seconds):
     out = subprocess.run(
         [DHTD, "load", "--target", target, "--duration", f"{seconds}s", "--sockets", "2",
-         "--concurrency", "32", "--mix", mix, "--bind", "127.0.0.90", "--json"],
+         "--concurrency", "32", "--mix", mix, "--bind", LOADER_IP, "--json"],
         capture_output=True, text=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1]) if out.stdout.strip() else None
@@ -95,6 +160,7 @@ def measure(name, proc, target, seconds):
             "cpu_us_per_reply": (cpu * 1e6 / replies) if replies else None,
             "errors": r["errors"] if r else None,
             "timeouts": r["timeouts"] if r else None,
+            "nodes_per_reply": r.get("nodes_per_reply") if r else None,
         }
         print(f"  {name:<11} {kind:<10} {rows[kind]['replies_per_s']:>9.0f}/s", file=sys.stderr)
     rows["rss_kb"] = rss_kb(proc.pid)
@@ -121,55 +187,80 @@ def main():
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--skip-build", action="store_true")
     ap.add_argument("--no-store", action="store_true", help="skip the 100,000-announce store run")
+    ap.add_argument("--network-nodes", type=int, default=500,
+                    help="nodes of the local network the targets join (0: none, empty tables)")
+    ap.add_argument("--only", help="comma-separated targets to run (echo,dhtd,mainline,libtorrent)")
     args = ap.parse_args()
     if not args.skip_build:
         subprocess.run(["cargo", "build", "--release", "-p", "dhtd", "--bin", "dhtd",
                         "-p", "dhtd-tests", "--bin", "mainline-server"], cwd=ROOT, check=True)
-    state = "/tmp/dhtd-bench-state"
+    network, boot = (None, None)
+    if args.network_nodes:
+        network, boot = start_network(args.network_nodes)
+        print(f"  network: {args.network_nodes} dhtd nodes, joined through {boot}", file=sys.stderr)
+    state = tempfile.mkdtemp(prefix="dhtd-bench-")
     # Every store is given room for all the announces of the run (about
     # 100,000 per 10 s row): a full store would answer errors, not replies.
+    dhtd = [DHTD, "run", "--listen", "127.0.200.92:7002", "--bootstrap", "none",
+            "--metrics-listen", "off", "--state-dir", state, "--queries-per-ip", "1000000000",
+            "--max-info-hashes", "2000000"] + (["--node", boot] if boot else [])
     targets = [
-        ("echo", [DHTD, "echo", "--listen", "127.0.0.91:7001"], "127.0.0.91:7001"),
-        ("dhtd", [DHTD, "run", "--listen", "127.0.0.92:7002", "--bootstrap", "none",
-                  "--metrics-listen", "off", "--state-dir", state, "--queries-per-ip", "1000000000",
-                  "--max-info-hashes", "2000000"], "127.0.0.92:7002"),
-        ("mainline", [MAINLINE, "127.0.0.93", "7003"], "127.0.0.93:7003"),
-        ("libtorrent", ["/usr/bin/python3", LIBTORRENT, "127.0.0.94", "7004"], "127.0.0.94:7004"),
+        ("echo", [DHTD, "echo", "--listen", "127.0.200.91:7001"], "127.0.200.91:7001"),
+        ("dhtd", dhtd, "127.0.200.92:7002"),
+        ("mainline", [MAINLINE, "127.0.200.93", "7003"] + ([boot] if boot else []),
+         "127.0.200.93:7003"),
+        ("libtorrent", ["/usr/bin/python3", LIBTORRENT, "127.0.200.94", "7004"]
+         + ([boot] if boot else []), "127.0.200.94:7004"),
     ]
+    if args.only:
+        targets = [t for t in targets if t[0] in args.only.split(",")]
     results = {}
-    for name, cmd, target in targets:
-        if name == "libtorrent" and subprocess.run(["/usr/bin/python3", "-c", "import libtorrent"],
-                                                  capture_output=True).returncode != 0:
-            print("  libtorrent: python3-libtorrent not installed, skipped", file=sys.stderr)
-            continue
-        proc = start(cmd)
-        try:
-            results[name] = measure(name, proc, target, args.seconds)
-        finally:
-            stop(proc)
-        if name != "echo" and not args.no_store:
-            # A fresh process, so that the figure is the cost of these
-            # announces alone, not of where the earlier rows left the store.
+    try:
+        for name, cmd, target in targets:
+            if name == "libtorrent" and subprocess.run(
+                    ["/usr/bin/python3", "-c", "import libtorrent"], capture_output=True).returncode != 0:
+                print("  libtorrent: python3-libtorrent not installed, skipped", file=sys.stderr)
+                continue
             proc = start(cmd)
             try:
-                results[name]["store"] = store_cost(proc, target)
+                if boot and name != "echo":
+                    wait_for_table(name, target)
+                results[name] = measure(name, proc, target, args.seconds)
             finally:
                 stop(proc)
+                shutil.rmtree(state, ignore_errors=True)
+            if name != "echo" and not args.no_store:
+                # A fresh process, so that the figure is the cost of these
+                # announces alone, not of where the earlier rows left the store.
+                proc = start(cmd)
+                try:
+                    if boot:
+                        wait_for_table(name, target)
+                    results[name]["store"] = store_cost(proc, target)
+                finally:
+                    stop(proc)
+                    shutil.rmtree(state, ignore_errors=True)
+    finally:
+        if network:
+            stop(network)
 
     def ratio(a, b, kind):
         x, y = results.get(a, {}).get(kind, {}), results.get(b, {}).get(kind, {})
         return x.get("replies_per_s", 0) / y["replies_per_s"] if y.get("replies_per_s") else None
 
+    network_text = (f"targets joined a {args.network_nodes}-node local network"
+                    if args.network_nodes else "empty routing tables")
     print(f"\n{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, {args.seconds} s per row, "
-          "2 sockets x 32 in flight\n")
-    print("| target | query | replies/s | p50 µs | p99 µs | CPU µs/reply | RSS MB |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+          f"2 sockets x 32 in flight, {network_text}\n")
+    print("| target | query | replies/s | p50 µs | p99 µs | CPU µs/reply | nodes/reply | RSS MB |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, rows in results.items():
         for kind in MIXES:
             r = rows[kind]
             cpu = f"{r['cpu_us_per_reply']:.1f}" if r["cpu_us_per_reply"] else "-"
+            nodes = f"{r['nodes_per_reply']:.1f}" if kind != "ping" and r["nodes_per_reply"] is not None else "-"
             print(f"| {name} | {kind} | {r['replies_per_s']:.0f} | {r['p50_us']} | {r['p99_us']} | {cpu} | "
-                  f"{rows['rss_kb'] / 1024:.0f} |")
+                  f"{nodes} | {rows['rss_kb'] / 1024:.0f} |")
     print("\n| ratio | " + " | ".join(MIXES) + " |")
     print("| --- |" + " --- |" * len(MIXES))
     for a, b in [("dhtd", "echo"), ("dhtd", "libtorrent"), ("dhtd", "mainline")]:

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """libtorrent-rasterbar's DHT as a server node for tests/bench/bench.py:
-`libtorrent_server.py IP PORT`. No bootstrap nodes (nothing leaves the
-machine), LSD/UPnP/NAT-PMP and the default plugins off, and its per-IP and
+`libtorrent_server.py IP PORT [BOOTSTRAP]`. Its only bootstrap node is
+BOOTSTRAP (a numeric loopback IP:PORT), or none: nothing leaves the
+machine. LSD/UPnP/NAT-PMP and the default plugins off, and its per-IP and
 upload limits lifted (by default it answers 8,000 bytes/s and ignores an
 address after 50 messages in 10 s). Runs until killed."""
 
@@ -11,6 +12,7 @@ import time
 import libtorrent as lt
 
 ip, port = sys.argv[1], int(sys.argv[2])
+bootstrap = sys.argv[3] if len(sys.argv) > 3 else ""
 ses = lt.session(
     {
         "listen_interfaces": f"{ip}:{port}",
@@ -18,7 +20,7 @@ ses = lt.session(
         "enable_lsd": False,
         "enable_upnp": False,
         "enable_natpmp": False,
-        "dht_bootstrap_nodes": "",
+        "dht_bootstrap_nodes": bootstrap,
         "dht_restrict_routing_ips": False,
         "dht_restrict_search_ips": False,
         "dht_block_ratelimit": 1_000_000_000,

@@ -1,11 +1,12 @@
 //! The `mainline` crate (8.0.1) as a server node for `tests/bench/bench.py`:
-//! `mainline-server IP PORT`, no bootstrap (nothing leaves the machine),
-//! stores up to 2,000,000 info hashes so the store benchmark fits. Runs until
-//! killed.
+//! `mainline-server IP PORT [BOOTSTRAP]`. BOOTSTRAP (a numeric loopback
+//! IP:PORT) replaces its built-in routers; without it, no bootstrap at all:
+//! nothing leaves the machine either way. Stores up to 2,000,000 info
+//! hashes so the store benchmark fits. Runs until killed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 
 use mainline::{Dht, ServerSettings};
 
@@ -17,10 +18,17 @@ fn main() {
         max_info_hashes: 2_000_000,
         ..ServerSettings::default()
     };
-    let dht = Dht::builder()
+    let bootstrap: Option<SocketAddr> = args
+        .next()
+        .map(|b| b.parse().expect("BOOTSTRAP is a numeric IP:PORT"));
+    let mut builder = Dht::builder();
+    match bootstrap {
+        Some(b) => builder.bootstrap(&[b]),
+        None => builder.no_bootstrap(),
+    };
+    let dht = builder
         .server_mode()
         .server_settings(settings)
-        .no_bootstrap()
         .bind_address(ip)
         .port(port)
         .build()

@@ -18,6 +18,8 @@ use std::sync::Arc;
 
 use actix::{Actor, AsyncContext, Context, Recipient, SpawnHandle, WrapFuture};
 use bytes::Bytes;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 use crate::counters::{ActorKind, Counters, DropReason};
 use crate::messages::{DatagramReceived, DatagramsReceived};
@@ -62,9 +64,17 @@ impl SocketActor {
     }
 
     fn start_recv_loop(&mut self, ctx: &mut Context<Self>) {
+        // Registered for readability only: a socket registered for writes
+        // too (as `tokio::net::UdpSocket` is) has the kernel run the epoll
+        // callback for every datagram we send, when its buffer space is
+        // released; we never wait to write.
         let socket = match self.socket.try_clone().and_then(|s| {
             s.set_nonblocking(true)?;
-            tokio::net::UdpSocket::from_std(s)
+            // Deprecated because a type that does not own its descriptor
+            // could close it while registered; a `UdpSocket` owns its own,
+            // and the safe form keeps this crate free of `unsafe`.
+            #[allow(deprecated)]
+            AsyncFd::with_interest(s, Interest::READABLE)
         }) {
             Ok(s) => s,
             Err(e) => {
@@ -79,24 +89,31 @@ impl SocketActor {
         let recv = async move {
             let mut batch = Batch::default();
             loop {
-                match socket.recv_from(&mut batch.buf).await {
-                    Ok((len, from)) => batch.keep(len, from, &counters),
-                    // ICMP port-unreachable surfaces here on some systems; it
-                    // says nothing about our socket, so keep reading.
+                let mut ready = match socket.readable().await {
+                    Ok(ready) => ready,
                     Err(e) => {
-                        tracing::debug!(target: "dht::socket", error = %e, "recv error");
-                        continue;
+                        tracing::error!(target: "dht::socket", error = %e, "cannot wait for the UDP socket");
+                        return;
                     }
-                }
-                // Whatever else is waiting joins the same batch.
-                for _ in 1..MAX_BATCH {
-                    match socket.try_recv_from(&mut batch.buf) {
+                };
+                // Everything already waiting joins one batch.
+                while batch.spans.len() < MAX_BATCH {
+                    match ready.get_inner().recv_from(&mut batch.buf) {
                         Ok((len, from)) => batch.keep(len, from, &counters),
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            ready.clear_ready();
+                            break;
+                        }
+                        // ICMP port-unreachable surfaces here on some
+                        // systems; it says nothing about our socket.
                         Err(e) => {
                             tracing::debug!(target: "dht::socket", error = %e, "recv error")
                         }
                     }
+                }
+                drop(ready);
+                if batch.spans.is_empty() {
+                    continue;
                 }
                 let full = batch.spans.len() == MAX_BATCH;
                 let datagrams = batch.take();
@@ -109,6 +126,7 @@ impl SocketActor {
                     counters.dropped_many(DropReason::MailboxFull, n);
                 }
                 if full {
+                    // Let the rest of the Arbiter run before reading on.
                     tokio::task::yield_now().await;
                 }
             }

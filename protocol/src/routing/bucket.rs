@@ -35,7 +35,7 @@ impl Entry {
     /// 15 minutes having answered before; bad after repeated failures;
     /// questionable otherwise.
     pub(super) fn status(&self, now: Instant, cfg: &RoutingConfig) -> NodeStatus {
-        if self.failures >= cfg.max_failures {
+        if self.is_bad(cfg) {
             return NodeStatus::Bad;
         }
         let recent = |t: Option<Instant>| {
@@ -46,6 +46,11 @@ impl Entry {
         } else {
             NodeStatus::Questionable
         }
+    }
+
+    /// Bad: failed too often in a row, whatever the time.
+    pub(super) fn is_bad(&self, cfg: &RoutingConfig) -> bool {
+        self.failures >= cfg.max_failures
     }
 
     /// Last time we heard from it in a way that keeps it good.

@@ -507,10 +507,11 @@ impl RoutingTable {
     }
 
     fn passes(&self, now: Instant, e: &Entry, filter: NodeFilter) -> bool {
-        let status = e.status(now, &self.config);
         match filter {
-            NodeFilter::Good => status == NodeStatus::Good,
-            NodeFilter::NotBad => status != NodeStatus::Bad,
+            NodeFilter::Good => e.status(now, &self.config) == NodeStatus::Good,
+            // Bad is a count of failures, not a matter of time: no clock
+            // arithmetic for each node a find_node answer looks at.
+            NodeFilter::NotBad => !e.is_bad(&self.config),
         }
     }
 

@@ -112,6 +112,10 @@ struct Tally {
     errors: AtomicU64,
     timeouts: AtomicU64,
     invalid: AtomicU64,
+    /// Nodes in find_node and get_peers replies, and how many such replies:
+    /// whether the target answered from a populated table.
+    nodes: AtomicU64,
+    node_replies: AtomicU64,
 }
 
 /// A query in flight.
@@ -234,6 +238,11 @@ impl Worker {
                 }
                 tally.replies.fetch_add(1, Relaxed);
                 self.latencies.push(micros);
+                if matches!((q.kind, q.second_step), (1 | 2, _) | (3, false)) {
+                    let nodes = r.nodes.map_or(0, |n| n.len()) + r.nodes6.map_or(0, |n| n.len());
+                    tally.nodes.fetch_add(nodes as u64, Relaxed);
+                    tally.node_replies.fetch_add(1, Relaxed);
+                }
                 if let (3, false, Some(token)) = (q.kind, q.second_step, r.token) {
                     // The announce's second step, with the token just given.
                     let token = token.to_vec();
@@ -394,6 +403,8 @@ pub(crate) fn load(args: LoadArgs) -> Result<(), Failure> {
         "timeouts": tally.timeouts.load(Relaxed),
         "invalid": tally.invalid.load(Relaxed),
         "replies_per_s": replies as f64 / elapsed,
+        "nodes_per_reply": tally.nodes.load(Relaxed) as f64
+            / tally.node_replies.load(Relaxed).max(1) as f64,
         "latency_us": {
             "p50": percentile(&latencies, 0.5),
             "p90": percentile(&latencies, 0.9),
@@ -403,7 +414,7 @@ pub(crate) fn load(args: LoadArgs) -> Result<(), Failure> {
     });
     if !args.json {
         eprintln!(
-            "{} replies in {elapsed:.1}s: {:.0}/s; {} errors, {} timeouts, {} invalid; latency p50 {} µs, p90 {} µs, p99 {} µs, max {} µs",
+            "{} replies in {elapsed:.1}s: {:.0}/s; {} errors, {} timeouts, {} invalid; latency p50 {} µs, p90 {} µs, p99 {} µs, max {} µs; {:.1} nodes per find_node/get_peers reply",
             replies,
             replies as f64 / elapsed,
             report["errors"],
@@ -412,7 +423,8 @@ pub(crate) fn load(args: LoadArgs) -> Result<(), Failure> {
             report["latency_us"]["p50"],
             report["latency_us"]["p90"],
             report["latency_us"]["p99"],
-            report["latency_us"]["max"]
+            report["latency_us"]["max"],
+            report["nodes_per_reply"].as_f64().unwrap_or(0.0)
         );
     }
     println!("{report}");
