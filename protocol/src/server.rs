@@ -77,7 +77,8 @@ pub struct Answer<'a> {
 /// Written straight into `out` (keys in sorted order, as
 /// [`Message::encode`] writes them) rather than through a [`Response`],
 /// which would need the node and peer lists encoded into buffers of their
-/// own first: this runs once per query answered.
+/// own first; the fixed keys go out as ready-made bencode. This runs once
+/// per query answered.
 pub fn encode_answer(
     out: &mut Vec<u8>,
     tid: &[u8],
@@ -92,48 +93,46 @@ pub fn encode_answer(
     let n4 = v4.clone().count();
     let n6 = answer.nodes.len() - n4;
     let mut enc = Encoder::new(out);
-    let (ip, ip_len) = peer_bytes(&requester);
-    enc.begin_dict().bytes(b"ip").bytes(&ip[..ip_len]);
-    enc.bytes(b"r")
-        .begin_dict()
-        .bytes(b"id")
-        .bytes(own_id.as_bytes());
+    enc.raw(b"d2:ip");
+    compact_address(&mut enc, &requester);
+    enc.raw(b"1:rd2:id20:").raw(own_id.as_bytes());
     if answer.nodes_required || n4 > 0 {
-        enc.bytes(b"nodes").bytes_header(n4 * NODE_V4_LEN);
+        enc.raw(b"5:nodes").bytes_header(n4 * NODE_V4_LEN);
         for n in v4 {
             compact_node(&mut enc, n);
         }
     }
     if n6 > 0 {
-        enc.bytes(b"nodes6").bytes_header(n6 * NODE_V6_LEN);
+        enc.raw(b"6:nodes6").bytes_header(n6 * NODE_V6_LEN);
         for n in v6 {
             compact_node(&mut enc, n);
         }
     }
     if let Some(token) = answer.token {
-        enc.bytes(b"token").bytes(token);
+        enc.raw(b"5:token").bytes(token);
     }
     if !answer.values.is_empty() {
-        enc.bytes(b"values").begin_list();
+        enc.raw(b"6:valuesl");
         for p in answer.values {
-            let (peer, len) = peer_bytes(p);
-            enc.bytes(&peer[..len]);
+            compact_address(&mut enc, p);
         }
-        enc.end();
+        enc.raw(b"e");
     }
-    enc.end();
-    enc.bytes(b"t")
-        .bytes(tid)
-        .bytes(b"v")
-        .bytes(VERSION)
-        .bytes(b"y")
-        .bytes(b"r")
-        .end();
+    enc.raw(b"e1:t").bytes(tid);
+    enc.raw(b"1:v4:").raw(VERSION).raw(b"1:y1:re");
 }
 
 fn compact_node(enc: &mut Encoder<'_>, node: &NodeInfo) {
     let (addr, len) = peer_bytes(&node.addr);
     enc.raw(node.id.as_bytes()).raw(&addr[..len]);
+}
+
+/// An address as a bencoded compact peer string: `6:` and 6 bytes, or
+/// `18:` and 18.
+fn compact_address(enc: &mut Encoder<'_>, addr: &SocketAddr) {
+    let (bytes, len) = peer_bytes(addr);
+    let header: &[u8] = if len == 6 { b"6:" } else { b"18:" };
+    enc.raw(header).raw(&bytes[..len]);
 }
 
 /// The byte budget left for `values` in a `get_peers` reply carrying

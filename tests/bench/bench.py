@@ -137,16 +137,21 @@ def stop(proc):
         proc.wait()
 
 
-def load(target, mix, seconds):
+def load(target, mix, seconds, rate=None):
     out = subprocess.run(
         [DHTD, "load", "--target", target, "--duration", f"{seconds}s", "--sockets", "2",
-         "--concurrency", "32", "--mix", mix, "--bind", LOADER_IP, "--json"],
+         "--concurrency", "32", "--mix", mix, "--bind", LOADER_IP, "--json"]
+        + (["--rate", str(rate)] if rate else []),
         capture_output=True, text=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1]) if out.stdout.strip() else None
 
 
-def measure(name, proc, target, seconds):
+def measure(name, proc, target, seconds, same_load):
+    """The rows of one target; then the mix again in open loop at
+    `same_load` queries/s (None: half this target's own mixed ceiling), so
+    that latencies compare at the same load, where closed-loop latencies
+    compare each target at its own ceiling."""
     rows = {}
     for kind, mix in MIXES.items():
         before = cpu_seconds(proc.pid)
@@ -164,6 +169,18 @@ def measure(name, proc, target, seconds):
         }
         print(f"  {name:<11} {kind:<10} {rows[kind]['replies_per_s']:>9.0f}/s", file=sys.stderr)
     rows["rss_kb"] = rss_kb(proc.pid)
+    # Half the echo's mixed ceiling (the echo runs first): a load every
+    # target may carry.
+    if same_load is None:
+        same_load = round(rows["mix"]["replies_per_s"] / 2000) * 1000
+    r = load(target, MIXES["mix"], seconds, rate=same_load)
+    rows["same_load"] = {
+        "rate": same_load,
+        "replies_per_s": r["replies_per_s"] if r else 0.0,
+        "p50_us": r["latency_us"]["p50"] if r else None,
+        "p99_us": r["latency_us"]["p99"] if r else None,
+        "timeouts": r["timeouts"] if r else None,
+    }
     return rows
 
 
@@ -225,7 +242,8 @@ def main():
             try:
                 if boot and name != "echo":
                     wait_for_table(name, target)
-                results[name] = measure(name, proc, target, args.seconds)
+                same_load = results["echo"]["same_load"]["rate"] if "echo" in results else None
+                results[name] = measure(name, proc, target, args.seconds, same_load)
             finally:
                 stop(proc)
                 shutil.rmtree(state, ignore_errors=True)
@@ -267,6 +285,13 @@ def main():
         if a in results and b in results:
             cells = [f"{ratio(a, b, k):.2f}x" if ratio(a, b, k) else "-" for k in MIXES]
             print(f"| {a}/{b} | " + " | ".join(cells) + " |")
+    loaded = [(n, r["same_load"]) for n, r in results.items() if "same_load" in r]
+    if loaded:
+        print(f"\nMixed queries in open loop at {loaded[0][1]['rate']}/s, the same load for every target:\n")
+        print("| target | replies/s | p50 µs | p99 µs | timeouts |")
+        print("| --- | --- | --- | --- | --- |")
+        for name, r in loaded:
+            print(f"| {name} | {r['replies_per_s']:.0f} | {r['p50_us']} | {r['p99_us']} | {r['timeouts']} |")
     print("\n| target | announces | RSS growth | bytes per stored peer |")
     print("| --- | --- | --- | --- |")
     for name, rows in results.items():

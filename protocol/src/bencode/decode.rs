@@ -390,6 +390,36 @@ mod tests {
         assert!(skip_all(b"0:").is_ok());
     }
 
+    /// Lengths of every width read right, and a length one past the input
+    /// is refused, whatever its width.
+    #[test]
+    fn string_lengths_of_every_width() {
+        let limits = Limits {
+            max_depth: 4,
+            max_items: 10,
+        };
+        for len in [0usize, 1, 9, 10, 99, 100, 999, 1000, 9999, 10000, 12345] {
+            let mut input = format!("{len}:").into_bytes();
+            input.extend(std::iter::repeat_n(b'x', len));
+            let mut d = Decoder::new(&input, limits);
+            assert_eq!(d.bytes().map(<[u8]>::len), Ok(len));
+            assert_eq!(d.finish(), Ok(()));
+            if len > 0 {
+                input.pop();
+                let e = Decoder::new(&input, limits).bytes().unwrap_err();
+                assert_eq!(e.kind, DecodeErrorKind::LengthExceedsInput(len), "{len}");
+            }
+        }
+        for bad in [&b"00:"[..], b"012:abcdefghijkl", b"00000:"] {
+            let e = Decoder::new(bad, limits).bytes().unwrap_err();
+            assert_eq!(e.kind, DecodeErrorKind::NonCanonicalNumber, "{bad:?}");
+        }
+        assert_eq!(
+            Decoder::new(b"12x:", limits).bytes().unwrap_err().kind,
+            DecodeErrorKind::UnexpectedByte(b'x')
+        );
+    }
+
     #[test]
     fn nesting_is_bounded_without_recursion() {
         let mut deep = vec![b'l'; 32_000];

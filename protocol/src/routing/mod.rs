@@ -486,7 +486,7 @@ impl RoutingTable {
         closest::closest_in_buckets(&self.own_id, target, self.buckets.len(), n, |i, g| {
             for e in &self.buckets[i].nodes {
                 if self.passes(now, e, filter) {
-                    g.push(e.info);
+                    g.push(&e.info);
                 }
             }
         })
