@@ -97,6 +97,7 @@ impl SocketActor {
                     }
                 };
                 // Everything already waiting joins one batch.
+                let mut failed = false;
                 while batch.spans.len() < MAX_BATCH {
                     match ready.get_inner().recv_from(&mut batch.buf) {
                         Ok((len, from)) => batch.keep(len, from, &counters),
@@ -105,17 +106,26 @@ impl SocketActor {
                             break;
                         }
                         // ICMP port-unreachable surfaces here on some
-                        // systems; it says nothing about our socket.
+                        // systems; it says nothing about our socket. The
+                        // loop yields after one, so that an error that
+                        // repeats cannot hold the thread.
                         Err(e) => {
-                            tracing::debug!(target: "dht::socket", error = %e, "recv error")
+                            tracing::debug!(target: "dht::socket", error = %e, "recv error");
+                            failed = true;
+                            break;
                         }
                     }
                 }
                 drop(ready);
                 if batch.spans.is_empty() {
+                    if failed {
+                        tokio::task::yield_now().await;
+                    }
                     continue;
                 }
-                let full = batch.spans.len() == MAX_BATCH;
+                // A full batch, or an error: let the rest of the Arbiter
+                // run before reading on.
+                let yield_after = batch.spans.len() == MAX_BATCH || failed;
                 let datagrams = batch.take();
                 let n = datagrams.len();
                 if counters.inbound_backlog() + n > max_backlog {
@@ -125,8 +135,7 @@ impl SocketActor {
                 } else {
                     counters.dropped_many(DropReason::MailboxFull, n);
                 }
-                if full {
-                    // Let the rest of the Arbiter run before reading on.
+                if yield_after {
                     tokio::task::yield_now().await;
                 }
             }
