@@ -47,11 +47,14 @@ pub mod id;
 pub mod ip_vote;
 pub mod krpc;
 pub mod lookup;
+pub mod node;
 pub mod rate_limit;
 pub mod routing;
 pub mod server;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod store;
+pub mod telemetry;
 pub mod token;
 pub mod transactions;
 

@@ -124,6 +124,8 @@ pub enum LookupEnd {
     QueryLimit,
     /// [`LookupConfig::max_duration`] passed.
     TimeLimit,
+    /// Never started: too many lookups were waiting already.
+    Refused,
     /// Not finished yet.
     #[default]
     Running,
@@ -265,6 +267,12 @@ impl Lookup {
             }
             self.add_candidates(nodes, hop);
         }
+        self.add_peers(peers)
+    }
+
+    /// Peers learned outside a node's answer (our own store's): returns
+    /// those not seen before in this lookup. Port 0 is ignored and counted.
+    pub fn add_peers(&mut self, peers: impl IntoIterator<Item = SocketAddr>) -> Vec<SocketAddr> {
         let mut fresh = Vec::new();
         for p in peers {
             if p.port() == 0 {
@@ -401,14 +409,6 @@ impl Lookup {
             .find(|(_, c)| c.state == State::Succeeded)
             .map(|(d, _)| *d);
         (self.queries, self.responses, closest)
-    }
-
-    /// Nodes every query so far was sent to, for tests and diagnostics.
-    pub fn queried(&self) -> impl Iterator<Item = &NodeInfo> {
-        self.candidates
-            .values()
-            .filter(|c| c.state != State::NotContacted)
-            .map(|c| &c.info)
     }
 
     /// The result so far (final once [`Lookup::poll`] returned `Finished`).

@@ -68,6 +68,19 @@ impl TokenBucket {
         }
     }
 
+    /// When a token will be available, without taking one (`updated` if
+    /// one is now).
+    pub fn ready_at(&self, rate: Rate) -> Instant {
+        if rate.per_second <= 0.0 {
+            // Never refills: nothing to wake for.
+            self.updated + Duration::from_secs(3600)
+        } else if self.tokens >= 1.0 {
+            self.updated
+        } else {
+            self.updated + Duration::from_secs_f64((1.0 - self.tokens) / rate.per_second)
+        }
+    }
+
     fn is_full(&mut self, now: Instant, rate: Rate) -> bool {
         self.refill(now, rate);
         self.tokens >= rate.burst

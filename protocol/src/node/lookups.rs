@@ -1,0 +1,549 @@
+//! The lookup pool: every running lookup, its phases, and what it tells.
+//!
+//! A lookup goes through up to three phases:
+//!
+//! 1. **Probing**: addresses without a known id (routers, nodes added by
+//!    hand) are asked first, and our own store is asked for the peers it
+//!    holds (a node among the closest to an info hash holds the peers that
+//!    announced to it). The search does not start until they have all
+//!    answered or failed: their answers seed it.
+//! 2. **Searching**: a [`Lookup`] state machine, seeded with the table's
+//!    closest nodes, α queries in flight, until the k closest have answered.
+//! 3. **Announcing** (when asked): `announce_peer` to the k closest nodes
+//!    that gave a token.
+//!
+//! The application's lookups wait until bootstrap completes (the bip_dht
+//! notes: bootstrap can take 30 s); the bootstrap's own lookups and bucket
+//! refreshes never wait. At most [`LookupLimits::max_running`] run; the
+//! rest wait in order, up to [`LookupLimits::max_waiting`], beyond which a
+//! lookup ends at once, [`LookupEnd::Refused`]. The pool also keeps the
+//! application's repeated announces, and says when a search or an announce
+//! the application asked for failed (rTorrent's warnings).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{
+    AnnounceReport, AnnounceSpec, ApiEvent, Asker, Envelope, LogEvent, LookupEvent, LookupId,
+    LookupLimits, LookupSummary, LookupsInput, NodeConfig, OutQuery, OutboundQuery, Outputs,
+    Piece, QueryDone, RateLimiterInput, Requester, StartLookup, StoreInput, SupervisorInput,
+};
+use crate::compact::NodeInfo;
+use crate::id::{InfoHash, NodeId};
+use crate::lookup::{Lookup, LookupConfig, LookupEnd, LookupKind, LookupStep};
+use crate::routing::NodeSnapshot;
+use crate::telemetry::{Component, LookupOutcome, Telemetry, Warning};
+use crate::K;
+
+/// Seeds a lookup takes from the table.
+const SEEDS: usize = 2 * K;
+
+#[derive(Debug)]
+enum Phase {
+    /// Waiting for the seed addresses and our own store.
+    Probing { pending: usize },
+    Searching,
+    Announcing {
+        pending: usize,
+        report: AnnounceReport,
+    },
+}
+
+#[derive(Debug)]
+struct Running {
+    request: StartLookup,
+    lookup: Lookup,
+    phase: Phase,
+    started: Instant,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Repeat {
+    spec: AnnounceSpec,
+    every: Duration,
+    next: Instant,
+}
+
+/// The lookup pool's piece.
+#[derive(Debug)]
+pub struct LookupPool {
+    own_id: NodeId,
+    config: LookupConfig,
+    limits: LookupLimits,
+    /// Whether our own store can be asked (a read-only node stores nothing).
+    ask_store: bool,
+    bootstrapped: bool,
+    nodes: Arc<NodeSnapshot>,
+    running: BTreeMap<LookupId, Running>,
+    waiting: VecDeque<StartLookup>,
+    repeats: BTreeMap<InfoHash, Repeat>,
+    next_id: u64,
+    telemetry: Arc<Telemetry>,
+    outputs: Outputs,
+}
+
+fn query_for(kind: LookupKind, target: NodeId) -> OutQuery {
+    match kind {
+        LookupKind::FindNode => OutQuery::FindNode(target),
+        LookupKind::GetPeers => OutQuery::GetPeers(InfoHash(target.0)),
+    }
+}
+
+impl LookupPool {
+    /// An empty pool; the application's lookups wait for bootstrap.
+    pub fn new(own_id: NodeId, config: &NodeConfig, telemetry: Arc<Telemetry>) -> Self {
+        LookupPool {
+            own_id,
+            config: config.lookup,
+            limits: config.lookup_limits,
+            ask_store: !config.read_only,
+            bootstrapped: false,
+            nodes: Arc::new(NodeSnapshot::empty(own_id)),
+            running: BTreeMap::new(),
+            waiting: VecDeque::new(),
+            repeats: BTreeMap::new(),
+            next_id: 1,
+            telemetry,
+            outputs: Outputs::default(),
+        }
+    }
+
+    /// Lookups running now.
+    pub fn running(&self) -> usize {
+        self.running.len()
+    }
+
+    /// Lookups waiting for a slot or for bootstrap.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    fn may_run(&self, request: &StartLookup) -> bool {
+        let needs_bootstrap = matches!(
+            request.requester,
+            Requester::Caller(_) | Requester::Reannounce
+        );
+        self.running.len() < self.limits.max_running && (self.bootstrapped || !needs_bootstrap)
+    }
+
+    fn submit(&mut self, now: Instant, request: StartLookup) {
+        if self.may_run(&request) {
+            self.start(now, request);
+        } else if self.waiting.len() < self.limits.max_waiting {
+            self.waiting.push_back(request);
+        } else {
+            self.refuse(request);
+        }
+    }
+
+    fn refuse(&mut self, request: StartLookup) {
+        let t = &self.telemetry;
+        t.lookups_finished
+            .incr((request.label(), LookupOutcome::Refused));
+        self.outputs
+            .push(Envelope::Log(LogEvent::LookupRefused(request.target)));
+        let summary = LookupSummary {
+            target: request.target,
+            end: LookupEnd::Refused,
+            ..LookupSummary::default()
+        };
+        self.report(&request, summary);
+    }
+
+    fn send(&mut self, id: LookupId, to: SocketAddr, node: Option<NodeId>, query: OutQuery) {
+        self.outputs
+            .push(Envelope::RateLimiter(RateLimiterInput::Send(OutboundQuery {
+                to,
+                node,
+                query,
+                asker: Asker::Lookup(id),
+            })));
+    }
+
+    fn start(&mut self, now: Instant, request: StartLookup) {
+        self.telemetry.lookups_started.incr(request.label());
+        let id = LookupId(self.next_id);
+        self.next_id += 1;
+        let seeds = self
+            .nodes
+            .closest(&request.target, SEEDS)
+            .into_iter()
+            .chain(request.seeds.iter().copied());
+        let lookup = Lookup::new(
+            now,
+            request.target,
+            request.kind,
+            Some(self.own_id),
+            seeds,
+            self.config,
+        );
+        let mut pending = request.addr_seeds.len();
+        for addr in request.addr_seeds.clone() {
+            self.send(id, addr, None, query_for(request.kind, request.target));
+        }
+        if request.kind == LookupKind::GetPeers && self.ask_store {
+            pending += 1;
+            self.outputs.push(Envelope::Store(StoreInput::LocalPeers {
+                lookup: id,
+                info_hash: InfoHash(request.target.0),
+            }));
+        }
+        let phase = if pending > 0 {
+            Phase::Probing { pending }
+        } else {
+            Phase::Searching
+        };
+        self.running.insert(
+            id,
+            Running {
+                request,
+                lookup,
+                phase,
+                started: now,
+            },
+        );
+        self.drive(now, id);
+    }
+
+    fn query_done(&mut self, now: Instant, id: LookupId, done: QueryDone) {
+        let Some(r) = self.running.get_mut(&id) else {
+            return; // a late answer for a lookup that ended
+        };
+        let mut fresh = Vec::new();
+        match &mut r.phase {
+            Phase::Probing { pending } => {
+                *pending = pending.saturating_sub(1);
+                if let Ok(reply) = done.result {
+                    let info = NodeInfo {
+                        id: reply.id,
+                        addr: done.to,
+                    };
+                    let token = reply.token.as_ref().map(|t| t.as_bytes());
+                    fresh = r.lookup.add_responder(
+                        info,
+                        reply.nodes.iter().copied(),
+                        reply.peers.iter().copied(),
+                        token,
+                    );
+                }
+                if *pending == 0 {
+                    r.phase = Phase::Searching;
+                }
+            }
+            Phase::Searching => {
+                let Some(node) = done.node else { return };
+                match done.result {
+                    Ok(reply) => {
+                        let token = reply.token.as_ref().map(|t| t.as_bytes());
+                        fresh = r.lookup.on_response(
+                            &node,
+                            reply.nodes.iter().copied(),
+                            reply.peers.iter().copied(),
+                            token,
+                        );
+                    }
+                    Err(_) => r.lookup.on_failure(&node),
+                }
+            }
+            Phase::Announcing { pending, report } => {
+                *pending = pending.saturating_sub(1);
+                if done.result.is_ok() {
+                    report.accepted += 1;
+                }
+            }
+        }
+        self.progress(id, fresh);
+        self.drive(now, id);
+    }
+
+    fn local_peers(&mut self, now: Instant, id: LookupId, peers: Vec<SocketAddr>) {
+        let Some(r) = self.running.get_mut(&id) else {
+            return;
+        };
+        let Phase::Probing { pending } = &mut r.phase else {
+            return;
+        };
+        *pending = pending.saturating_sub(1);
+        if *pending == 0 {
+            r.phase = Phase::Searching;
+        }
+        let fresh = r.lookup.add_peers(peers);
+        self.progress(id, fresh);
+        self.drive(now, id);
+    }
+
+    /// New peers and the progress, for a caller.
+    fn progress(&mut self, id: LookupId, fresh: Vec<SocketAddr>) {
+        let Some(r) = self.running.get(&id) else {
+            return;
+        };
+        let Requester::Caller(caller) = r.request.requester else {
+            return;
+        };
+        let (queries, responses, closest) = r.lookup.progress();
+        let progress = LookupEvent::Progress {
+            queries,
+            responses,
+            common_bits: closest.map_or(0, |d| d.leading_zeros()),
+        };
+        for event in fresh.into_iter().map(LookupEvent::Peer).chain([progress]) {
+            self.outputs
+                .push(Envelope::Api(ApiEvent::Lookup { caller, event }));
+        }
+    }
+
+    fn drive(&mut self, now: Instant, id: LookupId) {
+        let Some(r) = self.running.get_mut(&id) else {
+            return;
+        };
+        let mut queries = Vec::new();
+        let finished = match r.phase {
+            Phase::Probing { .. } => false,
+            Phase::Announcing { pending, .. } => pending == 0,
+            Phase::Searching => loop {
+                match r.lookup.poll(now) {
+                    LookupStep::Query(n) => queries.push(n),
+                    LookupStep::Finished => break true,
+                    LookupStep::AtCapacity | LookupStep::Waiting => break false,
+                }
+            },
+        };
+        let query = query_for(r.request.kind, r.lookup.target());
+        for n in queries {
+            self.send(id, n.addr, Some(n.id), query);
+        }
+        if finished {
+            self.search_finished(now, id);
+        }
+    }
+
+    fn search_finished(&mut self, now: Instant, id: LookupId) {
+        let Some(r) = self.running.get_mut(&id) else {
+            return;
+        };
+        if let (Phase::Searching, Some(AnnounceSpec { port, implied_port })) =
+            (&r.phase, r.request.announce)
+        {
+            let info_hash = InfoHash(r.lookup.target().0);
+            let targets: Vec<_> = r
+                .lookup
+                .outcome()
+                .closest
+                .into_iter()
+                .filter_map(|(n, t)| t.map(|t| (n, t)))
+                .take(K)
+                .collect();
+            r.phase = Phase::Announcing {
+                pending: targets.len(),
+                report: AnnounceReport {
+                    tried: targets.len(),
+                    accepted: 0,
+                },
+            };
+            if !targets.is_empty() {
+                for (n, token) in targets {
+                    let q = OutQuery::AnnouncePeer {
+                        info_hash,
+                        port,
+                        implied_port,
+                        token,
+                    };
+                    self.send(id, n.addr, Some(n.id), q);
+                }
+                return;
+            }
+        }
+        let Some(r) = self.running.remove(&id) else {
+            return;
+        };
+        self.finish(now, r);
+        self.start_waiting(now);
+    }
+
+    fn finish(&mut self, now: Instant, r: Running) {
+        let outcome = r.lookup.outcome();
+        let summary = LookupSummary {
+            target: r.lookup.target(),
+            queries: outcome.queries,
+            responses: outcome.responses,
+            failures: outcome.failures,
+            closest: outcome.closest.iter().map(|(n, _)| *n).collect(),
+            peers: outcome.peers.len(),
+            ignored_peers: outcome.ignored_peers,
+            hops: outcome.hops,
+            end: outcome.end,
+            duration: now.saturating_duration_since(r.started),
+            announce: match r.phase {
+                Phase::Announcing { report, .. } => Some(report),
+                _ => None,
+            },
+        };
+        let t = &self.telemetry;
+        let label = r.request.label();
+        let answered = summary.responses > 0;
+        t.peers_ignored.add((), summary.ignored_peers as u64);
+        t.lookups_finished.incr((
+            label,
+            if answered {
+                LookupOutcome::Answered
+            } else {
+                LookupOutcome::Unanswered
+            },
+        ));
+        t.lookup_duration
+            .record(label, summary.duration.as_secs_f64());
+        t.lookup_queries.record(label, summary.queries as f64);
+        if matches!(
+            r.request.requester,
+            Requester::Caller(_) | Requester::Reannounce
+        ) {
+            self.warn(&summary);
+        }
+        self.report(&r.request, summary);
+    }
+
+    /// rTorrent's warnings, for the searches the application asked for.
+    fn warn(&mut self, s: &LookupSummary) {
+        let t = &self.telemetry;
+        t.warnings
+            .set(Warning::SearchUnsuccessful, u64::from(s.responses == 0));
+        if s.queries == 0 {
+            self.outputs
+                .push(Envelope::Log(LogEvent::NoNodesForSearch(s.target)));
+        } else if s.responses == 0 {
+            self.outputs.push(Envelope::Log(LogEvent::SearchUnsuccessful {
+                target: s.target,
+                queries: s.queries,
+            }));
+        }
+        if let Some(a) = s.announce {
+            t.warnings
+                .set(Warning::AnnounceFailed, u64::from(a.accepted == 0));
+            if a.accepted == 0 {
+                self.outputs.push(Envelope::Log(LogEvent::AnnounceFailed {
+                    target: s.target,
+                    tried: a.tried,
+                }));
+            }
+        }
+    }
+
+    fn report(&mut self, request: &StartLookup, summary: LookupSummary) {
+        match request.requester {
+            Requester::Caller(caller) => self.outputs.push(Envelope::Api(ApiEvent::Lookup {
+                caller,
+                event: LookupEvent::Finished(summary),
+            })),
+            Requester::Bootstrap(purpose) => self
+                .outputs
+                .push(Envelope::Supervisor(SupervisorInput::LookupFinished {
+                    purpose,
+                    summary,
+                })),
+            Requester::Refresh | Requester::Reannounce => {}
+        }
+    }
+
+    fn start_waiting(&mut self, now: Instant) {
+        // In order, but a lookup that still waits for bootstrap does not
+        // hold up the bootstrap's own lookups behind it.
+        let mut still = VecDeque::new();
+        while let Some(next) = self.waiting.pop_front() {
+            if self.may_run(&next) {
+                self.start(now, next);
+            } else {
+                still.push_back(next);
+            }
+        }
+        self.waiting = still;
+    }
+
+    fn cancel(&mut self, caller: super::CallerId) {
+        let mine = |r: &Requester| *r == Requester::Caller(caller);
+        self.running.retain(|_, r| !mine(&r.request.requester));
+        self.waiting.retain(|r| !mine(&r.requester));
+    }
+
+    fn repeat_due(&mut self, now: Instant) {
+        let due: Vec<(InfoHash, AnnounceSpec)> = self
+            .repeats
+            .iter_mut()
+            .filter(|(_, r)| r.next <= now)
+            .map(|(ih, r)| {
+                r.next = now + r.every;
+                (*ih, r.spec)
+            })
+            .collect();
+        for (info_hash, spec) in due {
+            let mut start = StartLookup::new(
+                NodeId::from(info_hash),
+                LookupKind::GetPeers,
+                Requester::Reannounce,
+            );
+            start.announce = Some(spec);
+            self.submit(now, start);
+        }
+    }
+}
+
+impl Piece for LookupPool {
+    type Input = LookupsInput;
+    const COMPONENT: Component = Component::Lookups;
+
+    fn handle(&mut self, now: Instant, input: LookupsInput) {
+        match input {
+            LookupsInput::Start(request) => self.submit(now, request),
+            LookupsInput::QueryDone { lookup, done } => self.query_done(now, lookup, done),
+            LookupsInput::Snapshot(nodes) => self.nodes = nodes,
+            LookupsInput::LocalPeers { lookup, peers } => self.local_peers(now, lookup, peers),
+            LookupsInput::Bootstrapped(done) => {
+                self.bootstrapped = done;
+                self.start_waiting(now);
+            }
+            LookupsInput::Cancel(caller) => {
+                self.cancel(caller);
+                self.start_waiting(now);
+            }
+            LookupsInput::AnnounceEvery {
+                info_hash,
+                spec,
+                every,
+            } => match every {
+                Some(every) => {
+                    let next = now + every;
+                    self.repeats
+                        .insert(info_hash, Repeat { spec, every, next });
+                }
+                None => {
+                    self.repeats.remove(&info_hash);
+                }
+            },
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        let ids: Vec<LookupId> = self.running.keys().copied().collect();
+        for id in ids {
+            self.drive(now, id);
+        }
+        self.repeat_due(now);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.running
+            .values()
+            .filter(|r| matches!(r.phase, Phase::Searching))
+            .filter_map(|r| r.lookup.poll_timeout())
+            .chain(self.repeats.values().map(|r| r.next))
+            .min()
+    }
+
+    fn outputs(&mut self) -> &mut Outputs {
+        &mut self.outputs
+    }
+}
+
+#[cfg(test)]
+mod tests;

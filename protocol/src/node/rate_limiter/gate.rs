@@ -1,0 +1,330 @@
+//! Inbound: admit, decode once, dispatch.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::krpc::{Body, ErrorCode, Message, Query};
+use crate::node::{
+    AnnounceArgs, Datagram, Envelope, InboundQuery, InboundResponse, NodeConfig, Outputs, Reply,
+    StoreInput, TransactionsInput,
+};
+use crate::rate_limit::{IpRateLimiter, Limited};
+use crate::server;
+use crate::telemetry::{DropReason, ErrorLabel, Method, Telemetry};
+use crate::token::Token;
+
+/// Per-IP budgets and the dispatch of what they admit.
+#[derive(Debug)]
+pub struct Gate {
+    read_only: bool,
+    queries_in: IpRateLimiter,
+    responses_in: IpRateLimiter,
+    buf: Vec<u8>,
+}
+
+/// Whether a datagram claims to be a query, read without decoding it.
+/// Bencoded dictionaries sort their keys, so `y` comes last in real
+/// messages; a liar only moves itself to the other budget, and responses
+/// are matched against our own queries before they can do anything.
+pub fn looks_like_query(datagram: &[u8]) -> bool {
+    // Searched from the end, where `y` sits: a few steps for real messages.
+    datagram
+        .windows(6)
+        .rev()
+        .find(|w| w.starts_with(b"1:y1:"))
+        .is_some_and(|w| w[5] == b'q')
+}
+
+/// The counted method of a query.
+pub fn method_of(query: &Query<'_>) -> Method {
+    match query {
+        Query::Ping => Method::Ping,
+        Query::FindNode { .. } => Method::FindNode,
+        Query::GetPeers { .. } => Method::GetPeers,
+        Query::AnnouncePeer { .. } => Method::AnnouncePeer,
+        Query::Unknown { .. } => Method::Other,
+    }
+}
+
+impl Gate {
+    /// With the budgets of `config`. A read-only node (BEP 43) answers no
+    /// query.
+    pub fn new(config: &NodeConfig) -> Self {
+        let limits = &config.limits;
+        Gate {
+            read_only: config.read_only,
+            queries_in: IpRateLimiter::new(limits.queries_per_ip, limits.max_tracked_ips),
+            responses_in: IpRateLimiter::new(limits.responses_per_ip, limits.max_tracked_ips),
+            buf: Vec::with_capacity(128),
+        }
+    }
+
+    /// Admits and decodes one batch: one message for the store with every
+    /// query, one for the transaction table with every response, and
+    /// error 203 for each malformed query that can be answered.
+    pub fn handle_datagrams(
+        &mut self,
+        now: Instant,
+        batch: Vec<Datagram>,
+        telemetry: &Telemetry,
+        out: &mut Outputs,
+    ) {
+        let mut queries = Vec::new();
+        let mut responses = Vec::new();
+        for Datagram { from, bytes } in batch {
+            self.datagram(
+                now,
+                from,
+                bytes,
+                telemetry,
+                out,
+                &mut queries,
+                &mut responses,
+            );
+        }
+        if !queries.is_empty() {
+            out.push(Envelope::Store(StoreInput::Queries(queries)));
+        }
+        if !responses.is_empty() {
+            out.push(Envelope::Transactions(TransactionsInput::Responses(
+                responses,
+            )));
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        bytes: Bytes,
+        telemetry: &Telemetry,
+        out: &mut Outputs,
+        queries: &mut Vec<InboundQuery>,
+        responses: &mut Vec<InboundResponse>,
+    ) {
+        let limiter = if looks_like_query(&bytes) {
+            &mut self.queries_in
+        } else {
+            &mut self.responses_in
+        };
+        if let Err(limited) = limiter.admit(now, from.ip()) {
+            telemetry.dropped.incr(match limited {
+                Limited::OverRate => DropReason::RateLimited,
+                Limited::TooManySources => DropReason::TooManySources,
+            });
+            return;
+        }
+        let message = match Message::decode(&bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                match e.answerable() {
+                    Some(tid) if !self.read_only => {
+                        // BEP 5: a malformed query gets 203 where it can be answered.
+                        let text = format!("malformed query: {}", e.kind);
+                        server::encode_error(
+                            &mut self.buf,
+                            tid,
+                            from,
+                            ErrorCode::Protocol,
+                            text.as_bytes(),
+                        );
+                        telemetry.errors_out.incr(ErrorLabel::Protocol);
+                        out.outbox.push(from, &self.buf);
+                    }
+                    _ => telemetry.dropped.incr(DropReason::DecodeError),
+                }
+                return;
+            }
+        };
+        let tid = bytes.slice_ref(message.transaction_id);
+        match message.body {
+            Body::Query { sender, query } => {
+                let method = method_of(&query);
+                telemetry.queries_in.incr(method);
+                if self.read_only {
+                    telemetry.dropped.incr(DropReason::ReadOnly);
+                    return;
+                }
+                let announce = match query {
+                    Query::AnnouncePeer {
+                        info_hash,
+                        port,
+                        implied_port,
+                        token,
+                    } => Some(AnnounceArgs {
+                        info_hash,
+                        port,
+                        implied_port,
+                        token: bytes.slice_ref(token),
+                    }),
+                    _ => None,
+                };
+                queries.push(InboundQuery {
+                    from,
+                    tid,
+                    sender,
+                    read_only: message.read_only,
+                    method,
+                    needs: server::needs(&query),
+                    announce,
+                });
+            }
+            Body::Response(r) => {
+                let reply = Reply {
+                    id: r.id,
+                    nodes: r
+                        .nodes
+                        .iter()
+                        .chain(r.nodes6.iter())
+                        .flat_map(|n| n.iter())
+                        .collect(),
+                    peers: r.values.iter().flat_map(|v| v.iter()).collect(),
+                    token: r.token.and_then(Token::new),
+                    version: message.version.map(<[u8]>::to_vec),
+                };
+                responses.push(InboundResponse {
+                    from,
+                    tid,
+                    requester_ip: message.requester_ip,
+                    result: Ok(reply),
+                });
+            }
+            Body::Error(e) => responses.push(InboundResponse {
+                from,
+                tid,
+                requester_ip: message.requester_ip,
+                result: Err(e.code.code()),
+            }),
+        }
+    }
+
+    /// Forgets per-IP budgets that have refilled completely.
+    pub fn forget_idle(&mut self, now: Instant) {
+        self.queries_in.forget_idle(now);
+        self.responses_in.forget_idle(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::outbox::Outbox;
+    use crate::rate_limit::Rate;
+    use crate::server::Needs;
+
+    fn datagram(from: &str, bytes: &'static [u8]) -> Datagram {
+        Datagram {
+            from: from.parse().unwrap(),
+            bytes: Bytes::from_static(bytes),
+        }
+    }
+
+    fn drain(out: &mut Outputs) -> (Vec<InboundQuery>, Vec<InboundResponse>) {
+        let (mut q, mut r) = (Vec::new(), Vec::new());
+        while let Some(e) = out.pop() {
+            match e {
+                Envelope::Store(StoreInput::Queries(v)) => q.extend(v),
+                Envelope::Transactions(TransactionsInput::Responses(v)) => r.extend(v),
+                other => panic!("{other:?}"),
+            }
+        }
+        (q, r)
+    }
+
+    #[test]
+    fn queries_are_told_from_responses_without_decoding() {
+        assert!(looks_like_query(
+            b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe"
+        ));
+        assert!(!looks_like_query(
+            b"d1:rd2:id20:mnopqrstuvwxyz123456e1:t2:aa1:y1:re"
+        ));
+        assert!(!looks_like_query(b"garbage"));
+    }
+
+    /// One batch: a query to the store, a response to the transaction
+    /// table, 203 for a malformed query, garbage counted (BEP 5: "a query
+    /// the node cannot parse gets 203 where it can be answered").
+    #[test]
+    fn a_batch_is_dispatched_in_one_message_per_addressee() {
+        let t0 = crate::test_epoch();
+        let telemetry = Telemetry::default();
+        let mut gate = Gate::new(&NodeConfig::default());
+        let mut out = Outputs::default();
+        let batch = vec![
+            datagram(
+                "10.0.0.1:1",
+                b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe",
+            ),
+            datagram(
+                "10.0.0.2:1",
+                b"d1:rd2:id20:mnopqrstuvwxyz123456e1:t4:abcd1:y1:re",
+            ),
+            datagram("10.0.0.3:1", b"d1:ad2:id3:abce1:q4:ping1:t2:m11:y1:qe"),
+            datagram("10.0.0.4:1", b"\x00garbage"),
+        ];
+        gate.handle_datagrams(t0, batch, &telemetry, &mut out);
+        assert_eq!(out.len(), 2, "one envelope per addressee");
+        assert_eq!(out.outbox.len(), 1, "one 203");
+        let (_, reply) = out.outbox.iter().next().unwrap();
+        let m = Message::decode(reply).unwrap();
+        assert_eq!(m.transaction_id, b"m1");
+        assert!(matches!(m.body, Body::Error(e) if e.code == ErrorCode::Protocol));
+        let (q, r) = drain(&mut out);
+        assert_eq!(q.len(), 1);
+        assert_eq!(q[0].needs, Needs::Id);
+        assert_eq!(&q[0].tid[..], b"aa");
+        assert_eq!(r.len(), 1);
+        assert_eq!(&r[0].tid[..], b"abcd");
+        let s = telemetry.snapshot();
+        assert_eq!(s.dropped.get(DropReason::DecodeError), 1);
+        assert_eq!(s.queries_in.get(Method::Ping), 1);
+        assert_eq!(s.errors_out.get(ErrorLabel::Protocol), 1);
+    }
+
+    /// BEP 43: a read-only node counts queries and answers none, not even 203.
+    #[test]
+    fn a_read_only_node_answers_nothing() {
+        let t0 = crate::test_epoch();
+        let telemetry = Telemetry::default();
+        let config = NodeConfig {
+            read_only: true,
+            ..NodeConfig::default()
+        };
+        let mut gate = Gate::new(&config);
+        let mut out = Outputs::default();
+        let batch = vec![
+            datagram(
+                "10.0.0.1:1",
+                b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe",
+            ),
+            datagram("10.0.0.3:1", b"d1:ad2:id3:abce1:q4:ping1:t2:m11:y1:qe"),
+        ];
+        gate.handle_datagrams(t0, batch, &telemetry, &mut out);
+        assert!(out.is_empty() && out.outbox.is_empty());
+        assert_eq!(telemetry.snapshot().dropped.get(DropReason::ReadOnly), 1);
+    }
+
+    #[test]
+    fn a_source_over_its_budget_is_dropped_before_decoding() {
+        let t0 = crate::test_epoch();
+        let telemetry = Telemetry::default();
+        let mut config = NodeConfig::default();
+        config.limits.queries_per_ip = Rate {
+            per_second: 1.0,
+            burst: 2.0,
+        };
+        let mut gate = Gate::new(&config);
+        let mut out = Outputs::default();
+        let ping = b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe";
+        let batch = (0..5).map(|_| datagram("10.0.0.1:1", ping)).collect();
+        gate.handle_datagrams(t0, batch, &telemetry, &mut out);
+        let (q, _) = drain(&mut out);
+        assert_eq!(q.len(), 2);
+        assert_eq!(telemetry.snapshot().dropped.get(DropReason::RateLimited), 3);
+        let _ = Outbox::default();
+    }
+}

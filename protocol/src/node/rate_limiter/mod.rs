@@ -1,0 +1,80 @@
+//! The rate limiter: the gate on both directions of the node's traffic.
+//!
+//! Inbound, [`gate`] admits each datagram against a per-IP budget *before*
+//! decoding it (as libtorrent's dos_blocker does), decodes it once and
+//! hands queries to the store, which answers them, and responses to the
+//! transaction table. Outbound, [`pacer`] holds the node's query budget:
+//! queries beyond it wait in a bounded queue instead of going out in a
+//! burst, and the same target is never asked of the same node twice within
+//! the spacing: a repeat waits until the spacing has passed.
+
+pub mod gate;
+pub mod pacer;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{NodeConfig, Outputs, Piece, RateLimiterInput};
+use crate::telemetry::{Component, Telemetry};
+
+/// The gate and the pacer: the rate limiter's piece.
+#[derive(Debug)]
+pub struct RateLimiter {
+    gate: gate::Gate,
+    pacer: pacer::Pacer,
+    telemetry: Arc<Telemetry>,
+    outputs: Outputs,
+}
+
+impl RateLimiter {
+    /// With the limits of `config`.
+    pub fn new(now: Instant, config: &NodeConfig, telemetry: Arc<Telemetry>) -> Self {
+        RateLimiter {
+            gate: gate::Gate::new(config),
+            pacer: pacer::Pacer::new(now, &config.limits),
+            telemetry,
+            outputs: Outputs::default(),
+        }
+    }
+
+    /// Queries waiting for the budget or their spacing.
+    pub fn queued(&self) -> usize {
+        self.pacer.queued()
+    }
+}
+
+impl Piece for RateLimiter {
+    type Input = RateLimiterInput;
+    const COMPONENT: Component = Component::RateLimiter;
+
+    fn handle(&mut self, now: Instant, input: RateLimiterInput) {
+        match input {
+            RateLimiterInput::Datagrams(batch) => {
+                // They have left the mailbox the socket counted them into.
+                self.telemetry.inbound_backlog.sub((), batch.len() as u64);
+                self.gate
+                    .handle_datagrams(now, batch, &self.telemetry, &mut self.outputs);
+            }
+            RateLimiterInput::Send(query) => {
+                self.pacer
+                    .handle_send(now, query, &self.telemetry, &mut self.outputs)
+            }
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.pacer
+            .handle_timeout(now, &self.telemetry, &mut self.outputs);
+        if self.pacer.is_idle() {
+            self.gate.forget_idle(now);
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        Some(self.pacer.poll_timeout())
+    }
+
+    fn outputs(&mut self) -> &mut Outputs {
+        &mut self.outputs
+    }
+}

@@ -1,0 +1,261 @@
+//! Outbound: the query budget, its queue, and the spacing rule, so that
+//! the node never sends a burst that gets it banned as a spammer.
+//!
+//! A query first passes the spacing rule: the same method for the same
+//! target to the same node at most once per [`RateLimits::query_spacing`]
+//! (pings count too, with target zero, so that a stranger's every query
+//! cannot make us ping it again); a repeat waits until the spacing has
+//! passed. Then the budget: a token per query, at
+//! [`RateLimits::outbound_queries`]; without one it waits in a queue, in
+//! order. Both waits share [`RateLimits::max_queued_queries`]; beyond it a
+//! query is not sent, and its asker is told.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use crate::node::{
+    Envelope, OutboundQuery, Outputs, QueryDone, QueryFailure, RateLimits, TransactionsInput,
+};
+use crate::rate_limit::{QueryKey, Spacing, SpacingVerdict, TokenBucket};
+use crate::telemetry::{Delay, NotSent, Telemetry};
+
+/// How often idle per-IP budgets are swept when nothing else wakes us.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+/// The outbound pacer.
+#[derive(Debug)]
+pub struct Pacer {
+    limits: RateLimits,
+    budget: TokenBucket,
+    spacing: Spacing<QueryKey>,
+    queue: VecDeque<OutboundQuery>,
+    /// Repeats waiting for their spacing, by the time they may go.
+    spaced: BTreeMap<(Instant, u64), OutboundQuery>,
+    next_seq: u64,
+    next_sweep: Instant,
+}
+
+/// Tells the asker of `query` that it was not sent.
+fn not_sent(query: OutboundQuery, why: NotSent, telemetry: &Telemetry, out: &mut Outputs) {
+    telemetry.not_sent.incr(why);
+    let done = QueryDone {
+        to: query.to,
+        node: query.node,
+        rtt: None,
+        result: Err(QueryFailure::NotSent(why)),
+    };
+    if let Some(e) = query.asker.told(done) {
+        out.push(e);
+    }
+}
+
+impl Pacer {
+    /// A pacer with a full budget.
+    pub fn new(now: Instant, limits: &RateLimits) -> Self {
+        Pacer {
+            limits: *limits,
+            budget: TokenBucket::new(now, limits.outbound_queries),
+            spacing: Spacing::new(limits.query_spacing, limits.max_queued_queries * 16),
+            queue: VecDeque::new(),
+            spaced: BTreeMap::new(),
+            next_seq: 0,
+            next_sweep: now + SWEEP_EVERY,
+        }
+    }
+
+    /// Queries waiting for the budget or their spacing.
+    pub fn queued(&self) -> usize {
+        self.queue.len() + self.spaced.len()
+    }
+
+    /// Whether nothing waits for the budget (a good time to sweep).
+    pub fn is_idle(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// A query to send: through now, later, or not at all.
+    pub fn handle_send(
+        &mut self,
+        now: Instant,
+        query: OutboundQuery,
+        telemetry: &Telemetry,
+        out: &mut Outputs,
+    ) {
+        let key = (query.to, query.query.target(), query.query.method() as u8);
+        match self.spacing.try_use(now, key) {
+            SpacingVerdict::Go => {}
+            SpacingVerdict::WaitUntil(ready) => {
+                // A repeat waits for its spacing; it is never sent early.
+                if self.queued() >= self.limits.max_queued_queries {
+                    not_sent(query, NotSent::QueueFull, telemetry, out);
+                    return;
+                }
+                telemetry.delayed.incr(Delay::Spacing);
+                self.spaced.insert((ready, self.next_seq), query);
+                self.next_seq += 1;
+                return;
+            }
+            SpacingVerdict::Full => {
+                not_sent(query, NotSent::SpacingFull, telemetry, out);
+                return;
+            }
+        }
+        if self.queue.is_empty() && self.budget.try_take(now, self.limits.outbound_queries) {
+            out.push(Envelope::Transactions(TransactionsInput::Send(query)));
+            return;
+        }
+        if self.queued() >= self.limits.max_queued_queries {
+            not_sent(query, NotSent::QueueFull, telemetry, out);
+            return;
+        }
+        telemetry.delayed.incr(Delay::Budget);
+        self.queue.push_back(query);
+    }
+
+    /// Lets out the repeats whose spacing has passed and the queued queries
+    /// the budget allows.
+    pub fn handle_timeout(&mut self, now: Instant, telemetry: &Telemetry, out: &mut Outputs) {
+        while let Some(entry) = self.spaced.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let query = entry.remove();
+            // Its spacing has passed, so this goes straight to the budget.
+            self.handle_send(now, query, telemetry, out);
+        }
+        while !self.queue.is_empty() && self.budget.try_take(now, self.limits.outbound_queries) {
+            if let Some(q) = self.queue.pop_front() {
+                out.push(Envelope::Transactions(TransactionsInput::Send(q)));
+            }
+        }
+        if now >= self.next_sweep {
+            self.next_sweep = now + SWEEP_EVERY;
+        }
+    }
+
+    /// The next budget token while queries wait, the next spaced repeat,
+    /// or the next sweep of idle state.
+    pub fn poll_timeout(&self) -> Instant {
+        let mut next = self.next_sweep;
+        if !self.queue.is_empty() {
+            let ready = self.budget.ready_at(self.limits.outbound_queries);
+            next = next.min(ready);
+        }
+        if let Some((ready, _)) = self.spaced.keys().next() {
+            next = next.min(*ready);
+        }
+        next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::{Asker, LookupId, LookupsInput, OutQuery};
+    use crate::rate_limit::Rate;
+
+    fn query(port: u16, q: OutQuery, asker: Asker) -> OutboundQuery {
+        OutboundQuery {
+            to: std::net::SocketAddr::from(([10, 0, 0, 1], port)),
+            node: None,
+            query: q,
+            asker,
+        }
+    }
+
+    fn sent(out: &mut Outputs) -> Vec<OutboundQuery> {
+        let mut v = Vec::new();
+        while let Some(e) = out.pop() {
+            if let Envelope::Transactions(TransactionsInput::Send(q)) = e {
+                v.push(q);
+            }
+        }
+        v
+    }
+
+    /// The budget spreads a burst: beyond it queries wait, in order, and
+    /// leave one per token.
+    #[test]
+    fn a_burst_beyond_the_budget_waits_its_turn() {
+        let t0 = crate::test_epoch();
+        let telemetry = Telemetry::default();
+        let limits = RateLimits {
+            outbound_queries: Rate {
+                per_second: 10.0,
+                burst: 2.0,
+            },
+            ..RateLimits::default()
+        };
+        let mut p = Pacer::new(t0, &limits);
+        let mut out = Outputs::default();
+        for port in 1..=5 {
+            p.handle_send(t0, query(port, OutQuery::Ping, Asker::Nobody), &telemetry, &mut out);
+        }
+        assert_eq!(sent(&mut out).len(), 2);
+        assert_eq!(p.queued(), 3);
+        assert_eq!(telemetry.snapshot().delayed.get(Delay::Budget), 3);
+        let wake = p.poll_timeout();
+        assert_eq!(wake, t0 + Duration::from_millis(100));
+        p.handle_timeout(wake, &telemetry, &mut out);
+        let next = sent(&mut out);
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].to.port(), 3, "in order");
+    }
+
+    /// The same target to the same node within the spacing waits until the
+    /// spacing has passed; another target goes at once.
+    #[test]
+    fn a_repeat_waits_for_its_spacing() {
+        let t0 = crate::test_epoch();
+        let telemetry = Telemetry::default();
+        let limits = RateLimits {
+            query_spacing: Duration::from_secs(1),
+            ..RateLimits::default()
+        };
+        let mut p = Pacer::new(t0, &limits);
+        let mut out = Outputs::default();
+        let find = OutQuery::FindNode(crate::NodeId([7; 20]));
+        p.handle_send(t0, query(1, find, Asker::Nobody), &telemetry, &mut out);
+        p.handle_send(t0, query(1, find, Asker::Nobody), &telemetry, &mut out);
+        p.handle_send(t0, query(2, find, Asker::Nobody), &telemetry, &mut out);
+        assert_eq!(sent(&mut out).len(), 2);
+        assert_eq!(p.poll_timeout(), t0 + Duration::from_secs(1));
+        p.handle_timeout(t0 + Duration::from_millis(999), &telemetry, &mut out);
+        assert!(sent(&mut out).is_empty(), "never early");
+        p.handle_timeout(t0 + Duration::from_secs(1), &telemetry, &mut out);
+        assert_eq!(sent(&mut out).len(), 1);
+        assert_eq!(telemetry.snapshot().delayed.get(Delay::Spacing), 1);
+    }
+
+    /// A full queue refuses, and the asker hears why.
+    #[test]
+    fn beyond_the_queue_the_asker_is_told_not_sent() {
+        let t0 = crate::test_epoch();
+        let telemetry = Telemetry::default();
+        let limits = RateLimits {
+            outbound_queries: Rate {
+                per_second: 1.0,
+                burst: 1.0,
+            },
+            max_queued_queries: 1,
+            ..RateLimits::default()
+        };
+        let mut p = Pacer::new(t0, &limits);
+        let mut out = Outputs::default();
+        let asker = Asker::Lookup(LookupId(4));
+        for port in 1..=3 {
+            p.handle_send(t0, query(port, OutQuery::Ping, asker), &telemetry, &mut out);
+        }
+        let mut told = Vec::new();
+        while let Some(e) = out.pop() {
+            if let Envelope::Lookups(LookupsInput::QueryDone { lookup, done }) = e {
+                told.push((lookup, done.result));
+            }
+        }
+        assert_eq!(
+            told,
+            vec![(LookupId(4), Err(QueryFailure::NotSent(NotSent::QueueFull)))]
+        );
+        assert_eq!(telemetry.snapshot().not_sent.get(NotSent::QueueFull), 1);
+    }
+}

@@ -1,0 +1,380 @@
+//! The responder: every answer the node gives, and the state it answers
+//! from (the peer store, the token secrets, the routing table's latest
+//! snapshot).
+//!
+//! | query | answer |
+//! | --- | --- |
+//! | `ping` | our id |
+//! | `find_node`, unknown methods with `target` or `info_hash` | the k closest nodes (libtorrent's forward compatibility) |
+//! | `get_peers` | stored peers within BEP 32's 1,024-byte reply, the k closest nodes (always the `nodes` key), and a token |
+//! | BEP 44 `get` | the k closest nodes and a token, no value: we store no items, but a token lets the querier go on to `announce_peer`, which is how the mainline crate collects tokens |
+//! | `announce_peer` | stored (or refreshed), or: 203 `bad token` (missing, forged, expired, or issued to another IP), 203 `bad port` (port 0), 202 `store full` |
+//! | anything else | 204 `method unknown` |
+//!
+//! `implied_port` stores the UDP source port instead of `port` (for peers
+//! behind NAT). Every answer carries the querier's address as `ip`
+//! (BEP 42). A querier is reported to the routing table at most once per
+//! [`REPORT_QUERIER_EVERY`], since a busy peer sends many queries.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+
+use super::{
+    Envelope, InboundQuery, LookupsInput, NodeConfig, Outputs, Piece, RoutingInput, StoreInput,
+};
+use crate::compact::NodeInfo;
+use crate::id::NodeId;
+use crate::krpc::ErrorCode;
+use crate::rate_limit::{Spacing, SpacingVerdict};
+use crate::routing::NodeSnapshot;
+use crate::server::{self, Answer, Needs};
+use crate::store::{AnnounceOutcome, PeerStore, StoreStats};
+use crate::telemetry::{AnnounceRefusal, Component, ErrorLabel, Telemetry};
+use crate::token::TokenSecrets;
+use crate::K;
+
+/// A querier is reported to the routing table at most this often.
+pub const REPORT_QUERIER_EVERY: Duration = Duration::from_secs(10);
+/// Queriers remembered for that; beyond, reports are skipped.
+pub const QUERIERS_TRACKED: usize = 8192;
+
+/// The announce store's piece.
+#[derive(Debug)]
+pub struct Responder {
+    own_id: NodeId,
+    store: PeerStore,
+    tokens: TokenSecrets,
+    rng: StdRng,
+    nodes: Arc<NodeSnapshot>,
+    reported: Spacing<SocketAddr>,
+    telemetry: Arc<Telemetry>,
+    buf: Vec<u8>,
+    outputs: Outputs,
+}
+
+impl Responder {
+    /// An empty store with fresh token secrets.
+    pub fn new(
+        now: Instant,
+        own_id: NodeId,
+        config: &NodeConfig,
+        mut rng: StdRng,
+        telemetry: Arc<Telemetry>,
+    ) -> Self {
+        telemetry
+            .store_info_hashes_limit
+            .set((), config.store.max_info_hashes as u64);
+        Responder {
+            own_id,
+            store: PeerStore::new(now, config.store),
+            tokens: TokenSecrets::new(now, &mut rng, config.tokens),
+            rng,
+            nodes: Arc::new(NodeSnapshot::empty(own_id)),
+            reported: Spacing::new(REPORT_QUERIER_EVERY, QUERIERS_TRACKED),
+            telemetry,
+            buf: Vec::with_capacity(1024),
+            outputs: Outputs::default(),
+        }
+    }
+
+    /// The store's size.
+    pub fn stats(&self) -> StoreStats {
+        self.store.stats()
+    }
+
+    fn gauges(&self) {
+        let s = self.store.stats();
+        self.telemetry.store_info_hashes.set((), s.info_hashes as u64);
+        self.telemetry.store_peers.set((), s.peers as u64);
+    }
+
+    /// Answers one query into the outbox.
+    fn answer(&mut self, now: Instant, q: &InboundQuery) {
+        let t = &*self.telemetry;
+        match q.needs {
+            Needs::Id => {
+                server::encode_answer(&mut self.buf, &q.tid, self.own_id, q.from, Answer::default());
+            }
+            Needs::Nodes(target) => {
+                let nodes = self.nodes.closest(&target, K);
+                let answer = Answer {
+                    nodes: &nodes,
+                    nodes_required: true,
+                    ..Answer::default()
+                };
+                server::encode_answer(&mut self.buf, &q.tid, self.own_id, q.from, answer);
+            }
+            Needs::Peers(info_hash) => {
+                let nodes = self.nodes.closest(&NodeId::from(info_hash), K);
+                let token = self.tokens.issue(now, q.from.ip());
+                t.tokens_issued.incr(());
+                let budget = server::values_budget_for(&q.tid, q.from, &nodes, &token);
+                let values = self.store.sample(now, &mut self.rng, &info_hash, budget);
+                let answer = Answer {
+                    nodes: &nodes,
+                    values: &values,
+                    token: Some(&token),
+                    nodes_required: true,
+                };
+                server::encode_answer(&mut self.buf, &q.tid, self.own_id, q.from, answer);
+            }
+            Needs::NodesAndToken(target) => {
+                let nodes = self.nodes.closest(&target, K);
+                let token = self.tokens.issue(now, q.from.ip());
+                t.tokens_issued.incr(());
+                let answer = Answer {
+                    nodes: &nodes,
+                    token: Some(&token),
+                    nodes_required: true,
+                    ..Answer::default()
+                };
+                server::encode_answer(&mut self.buf, &q.tid, self.own_id, q.from, answer);
+            }
+            Needs::Store => self.store_announce(now, q),
+            Needs::MethodUnknown => {
+                self.error(q, ErrorCode::MethodUnknown, b"method unknown");
+            }
+        }
+        self.outputs.outbox.push(q.from, &self.buf);
+    }
+
+    fn store_announce(&mut self, now: Instant, q: &InboundQuery) {
+        let Some(args) = &q.announce else {
+            // `needs` says Store only for announce_peer, which has its arguments.
+            self.error(q, ErrorCode::Protocol, b"bad query");
+            return;
+        };
+        if !self.tokens.check(now, q.from.ip(), &args.token) {
+            self.refuse(q, AnnounceRefusal::BadToken, ErrorCode::Protocol, b"bad token");
+            return;
+        }
+        let port = if args.implied_port {
+            q.from.port()
+        } else {
+            args.port
+        };
+        if port == 0 {
+            self.refuse(q, AnnounceRefusal::BadPort, ErrorCode::Protocol, b"bad port");
+            return;
+        }
+        let peer = SocketAddr::new(q.from.ip(), port);
+        match self.store.announce(now, args.info_hash, peer) {
+            AnnounceOutcome::Stored | AnnounceOutcome::Refreshed => {
+                self.telemetry.announces_stored.incr(());
+                self.gauges();
+                server::encode_answer(&mut self.buf, &q.tid, self.own_id, q.from, Answer::default());
+            }
+            AnnounceOutcome::Rejected(_) => {
+                self.refuse(q, AnnounceRefusal::Full, ErrorCode::Server, b"store full");
+            }
+        }
+    }
+
+    fn refuse(&mut self, q: &InboundQuery, why: AnnounceRefusal, code: ErrorCode, text: &[u8]) {
+        self.telemetry.announces_refused.incr(why);
+        self.error(q, code, text);
+    }
+
+    fn error(&mut self, q: &InboundQuery, code: ErrorCode, text: &[u8]) {
+        self.telemetry.errors_out.incr(ErrorLabel::of(code.code()));
+        server::encode_error(&mut self.buf, &q.tid, q.from, code, text);
+    }
+
+    fn queried(&mut self, now: Instant, q: &InboundQuery) {
+        if self.reported.try_use(now, q.from) == SpacingVerdict::Go {
+            self.outputs.push(Envelope::Routing(RoutingInput::Queried {
+                info: NodeInfo {
+                    id: q.sender,
+                    addr: q.from,
+                },
+                read_only: q.read_only,
+            }));
+        }
+    }
+}
+
+impl Piece for Responder {
+    type Input = StoreInput;
+    const COMPONENT: Component = Component::AnnounceStore;
+
+    fn handle(&mut self, now: Instant, input: StoreInput) {
+        match input {
+            StoreInput::Queries(queries) => {
+                for q in &queries {
+                    self.answer(now, q);
+                    self.queried(now, q);
+                }
+            }
+            StoreInput::Snapshot(nodes) => self.nodes = nodes,
+            StoreInput::LocalPeers { lookup, info_hash } => {
+                let peers = self
+                    .store
+                    .sample(now, &mut self.rng, &info_hash, usize::MAX);
+                self.outputs
+                    .push(Envelope::Lookups(LookupsInput::LocalPeers { lookup, peers }));
+            }
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        if now >= self.store.poll_timeout() {
+            self.store.expire(now);
+            self.gauges();
+        }
+        self.tokens.handle_timeout(now);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        Some(self.store.poll_timeout().min(self.tokens.poll_timeout()))
+    }
+
+    fn outputs(&mut self) -> &mut Outputs {
+        &mut self.outputs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::InfoHash;
+    use crate::krpc::{Body, Message};
+    use crate::node::{AnnounceArgs, LookupId};
+    use crate::telemetry::Method;
+    use bytes::Bytes;
+    use rand::SeedableRng;
+
+    fn responder(now: Instant, config: &NodeConfig) -> Responder {
+        Responder::new(
+            now,
+            NodeId([9; 20]),
+            config,
+            StdRng::seed_from_u64(1),
+            Arc::new(Telemetry::default()),
+        )
+    }
+
+    fn query(from: &str, needs: Needs, announce: Option<AnnounceArgs>) -> InboundQuery {
+        InboundQuery {
+            from: from.parse().unwrap(),
+            tid: Bytes::from_static(b"tt"),
+            sender: NodeId([1; 20]),
+            read_only: false,
+            method: Method::Other,
+            needs,
+            announce,
+        }
+    }
+
+    /// Sends `q` and decodes the one answer.
+    fn ask(r: &mut Responder, now: Instant, q: InboundQuery) -> Message<'static> {
+        r.handle(now, StoreInput::Queries(vec![q]));
+        let (_, bytes) = r.outputs.outbox.iter().next().unwrap();
+        let bytes: &'static [u8] = Box::leak(bytes.to_vec().into_boxed_slice());
+        r.outputs.outbox.clear();
+        Message::decode(bytes).unwrap()
+    }
+
+    fn code(m: &Message<'_>) -> Option<i64> {
+        match &m.body {
+            Body::Error(e) => Some(e.code.code()),
+            _ => None,
+        }
+    }
+
+    fn token_from(m: &Message<'_>) -> Bytes {
+        match &m.body {
+            Body::Response(r) => Bytes::copy_from_slice(r.token.unwrap()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn announce(ih: InfoHash, port: u16, implied_port: bool, token: Bytes) -> Option<AnnounceArgs> {
+        Some(AnnounceArgs {
+            info_hash: ih,
+            port,
+            implied_port,
+            token,
+        })
+    }
+
+    /// BEP 5: a token is good for 5 to 10 minutes and only for the IP it was
+    /// issued to; `implied_port` stores the source port; port 0 is refused.
+    #[test]
+    fn tokens_ports_and_error_codes() {
+        let t0 = crate::test_epoch();
+        let mut r = responder(t0, &NodeConfig::default());
+        let ih = InfoHash([3; 20]);
+        let get = ask(&mut r, t0, query("10.0.0.1:4000", Needs::Peers(ih), None));
+        let token = token_from(&get);
+        let forged = Bytes::from_static(b"forged!!");
+        let m = ask(&mut r, t0, query("10.0.0.1:4000", Needs::Store, announce(ih, 6881, false, forged)));
+        assert_eq!(code(&m), Some(203));
+        let m = ask(&mut r, t0, query("10.0.0.2:4000", Needs::Store, announce(ih, 6881, false, token.clone())));
+        assert_eq!(code(&m), Some(203), "issued to another IP");
+        let m = ask(&mut r, t0, query("10.0.0.1:4000", Needs::Store, announce(ih, 0, false, token.clone())));
+        assert_eq!(code(&m), Some(203), "port 0");
+        let m = ask(&mut r, t0, query("10.0.0.1:4000", Needs::Store, announce(ih, 0, true, token.clone())));
+        assert_eq!(code(&m), None, "implied_port stores the source port");
+        let peers = ask(&mut r, t0, query("10.0.0.9:1", Needs::Peers(ih), None));
+        let Body::Response(resp) = peers.body else { panic!() };
+        let values: Vec<SocketAddr> = resp.values.unwrap().iter().collect();
+        assert_eq!(values, vec!["10.0.0.1:4000".parse().unwrap()]);
+        // Two rotations later the token is too old.
+        let later = t0 + 2 * crate::token::TokenConfig::default().rotation;
+        r.handle_timeout(later);
+        let m = ask(&mut r, later, query("10.0.0.1:4000", Needs::Store, announce(ih, 6881, false, token)));
+        assert_eq!(code(&m), Some(203));
+        let s = r.telemetry.snapshot();
+        assert_eq!(s.announces_refused.get(AnnounceRefusal::BadToken), 3);
+        assert_eq!(s.announces_refused.get(AnnounceRefusal::BadPort), 1);
+        assert_eq!(s.announces_stored.value(), 1);
+    }
+
+    #[test]
+    fn a_full_store_answers_202_and_unknown_methods_204() {
+        let t0 = crate::test_epoch();
+        let mut config = NodeConfig::default();
+        config.store.max_info_hashes = 1;
+        let mut r = responder(t0, &config);
+        for (i, expected) in [(1u8, None), (2, Some(202))] {
+            let ih = InfoHash([i; 20]);
+            let token = token_from(&ask(&mut r, t0, query("10.0.0.1:1", Needs::Peers(ih), None)));
+            let m = ask(&mut r, t0, query("10.0.0.1:1", Needs::Store, announce(ih, 1, false, token)));
+            assert_eq!(code(&m), expected);
+        }
+        let m = ask(&mut r, t0, query("10.0.0.1:1", Needs::MethodUnknown, None));
+        assert_eq!(code(&m), Some(204));
+        let get = ask(&mut r, t0, query("10.0.0.1:1", Needs::NodesAndToken(NodeId([5; 20])), None));
+        let Body::Response(resp) = get.body else { panic!() };
+        assert!(resp.token.is_some() && resp.nodes.is_some() && resp.values.is_none());
+    }
+
+    #[test]
+    fn queriers_are_reported_once_per_interval_and_local_peers_go_back() {
+        let t0 = crate::test_epoch();
+        let mut r = responder(t0, &NodeConfig::default());
+        for _ in 0..3 {
+            ask(&mut r, t0, query("10.0.0.1:1", Needs::Id, None));
+        }
+        let reports = std::iter::from_fn(|| r.outputs.pop()).count();
+        assert_eq!(reports, 1);
+        ask(&mut r, t0 + REPORT_QUERIER_EVERY, query("10.0.0.1:1", Needs::Id, None));
+        assert_eq!(std::iter::from_fn(|| r.outputs.pop()).count(), 1);
+
+        let ih = InfoHash([4; 20]);
+        let token = token_from(&ask(&mut r, t0, query("10.0.0.7:1", Needs::Peers(ih), None)));
+        ask(&mut r, t0, query("10.0.0.7:1", Needs::Store, announce(ih, 7, false, token)));
+        while r.outputs.pop().is_some() {}
+        r.handle(t0, StoreInput::LocalPeers { lookup: LookupId(2), info_hash: ih });
+        match r.outputs.pop() {
+            Some(Envelope::Lookups(LookupsInput::LocalPeers { lookup, peers })) => {
+                assert_eq!(lookup, LookupId(2));
+                assert_eq!(peers, vec!["10.0.0.7:7".parse().unwrap()]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

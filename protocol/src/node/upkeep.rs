@@ -1,0 +1,377 @@
+//! Routing-table upkeep: the k-buckets, and everything done to keep them
+//! healthy.
+//!
+//! - It learns from every answer and failure the transaction table reports,
+//!   and from the queriers the responder reports.
+//! - It pings nodes worth adding and questionable nodes, each address at
+//!   most once per [`PING_SPACING`] (many answers name the same new node,
+//!   and one ping tells whether it lives).
+//! - It refreshes buckets untouched for 15 minutes with a lookup of a random
+//!   id in their range, and all buckets at once when the bootstrap asks.
+//! - It publishes its nodes to the store and the lookup pool
+//!   [`PUBLISH_DELAY`] after a change (a burst of changes once), with a
+//!   summary for the supervisor, or at once when asked to.
+//! - Routers are asked, not kept: a router answers everyone and would
+//!   crowd out a real node. The one exception is a router that our own-id
+//!   lookup found among our k closest nodes: in a network that small it is
+//!   a neighbour, and leaving it out would cut it off (a private network
+//!   where each node was started with the one before as its router).
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+
+use super::{
+    Envelope, LookupsInput, NodeConfig, OutQuery, OutboundQuery, Outputs, Piece,
+    RateLimiterInput, Requester, RoutingInput, StartLookup, StoreInput, SupervisorInput,
+    TableSummary,
+};
+use crate::compact::NodeInfo;
+use crate::id::NodeId;
+use crate::lookup::LookupKind;
+use crate::node::{Asker, BootstrapLookup};
+use crate::rate_limit::{Spacing, SpacingVerdict};
+use crate::routing::{
+    HeardOutcome, InsertOutcome, Maintenance, NodeFilter, RoutingStats, RoutingTable,
+};
+use crate::telemetry::{Component, NodeState, Telemetry};
+use crate::K;
+
+/// How soon a changed table is published: soon enough that answers carry
+/// the nodes just learned (a fresh node's table changes fast), late enough
+/// to publish a burst of changes once.
+pub const PUBLISH_DELAY: Duration = Duration::from_millis(50);
+/// A node is pinged at most once in this long (a lost ping is retried by
+/// the table's own upkeep).
+pub const PING_SPACING: Duration = Duration::from_secs(10);
+/// Addresses remembered for `PING_SPACING`; beyond, pings are skipped.
+pub const PINGS_TRACKED: usize = 8192;
+/// Seeds handed to a lookup started from the table.
+pub const SEEDS: usize = 2 * K;
+
+/// The routing table's piece.
+#[derive(Debug)]
+pub struct Upkeep {
+    table: RoutingTable,
+    rng: StdRng,
+    routers: HashSet<SocketAddr>,
+    admitted_routers: HashSet<SocketAddr>,
+    recently_pinged: Spacing<SocketAddr>,
+    publish_at: Option<Instant>,
+    telemetry: Arc<Telemetry>,
+    outputs: Outputs,
+}
+
+impl Upkeep {
+    /// An empty table for `own_id`.
+    pub fn new(
+        now: Instant,
+        own_id: NodeId,
+        config: &NodeConfig,
+        rng: StdRng,
+        telemetry: Arc<Telemetry>,
+    ) -> Self {
+        Upkeep {
+            table: RoutingTable::new(own_id, now, config.routing),
+            rng,
+            routers: HashSet::new(),
+            admitted_routers: HashSet::new(),
+            recently_pinged: Spacing::new(PING_SPACING, PINGS_TRACKED),
+            // Publish the empty table once, so that everyone starts from it.
+            publish_at: Some(now),
+            telemetry,
+            outputs: Outputs::default(),
+        }
+    }
+
+    /// The table, for statistics and saving.
+    pub fn table(&self) -> &RoutingTable {
+        &self.table
+    }
+
+    /// Counts per bucket and state.
+    pub fn stats(&self, now: Instant) -> RoutingStats {
+        self.table.stats(now)
+    }
+
+    fn is_router(&self, addr: &SocketAddr) -> bool {
+        self.routers.contains(addr) && !self.admitted_routers.contains(addr)
+    }
+
+    fn ping(&mut self, now: Instant, info: NodeInfo) {
+        if self.recently_pinged.try_use(now, info.addr) != SpacingVerdict::Go {
+            return;
+        }
+        self.outputs
+            .push(Envelope::RateLimiter(RateLimiterInput::Send(OutboundQuery {
+                to: info.addr,
+                node: Some(info.id),
+                query: OutQuery::Ping,
+                asker: Asker::Nobody,
+            })));
+    }
+
+    fn consider(&mut self, now: Instant, info: &NodeInfo) {
+        if !self.is_router(&info.addr)
+            && self.table.heard_about(now, info) == HeardOutcome::WorthPinging
+        {
+            self.ping(now, *info);
+        }
+    }
+
+    fn responded(&mut self, now: Instant, info: NodeInfo) {
+        if self.is_router(&info.addr) {
+            return;
+        }
+        match self.table.node_responded(now, info) {
+            InsertOutcome::PingOldest(oldest) => self.ping(now, oldest),
+            InsertOutcome::Inserted => self.changed(now),
+            _ => {}
+        }
+    }
+
+    fn changed(&mut self, now: Instant) {
+        let at = now + PUBLISH_DELAY;
+        if self.publish_at.is_none_or(|p| p > at) {
+            self.publish_at = Some(at);
+        }
+    }
+
+    /// A lookup of `target` from the table's closest nodes.
+    fn lookup(&self, now: Instant, target: NodeId, requester: Requester) -> Envelope {
+        let mut start = StartLookup::new(target, LookupKind::FindNode, requester);
+        start.seeds = self.table.closest(now, &target, SEEDS, NodeFilter::NotBad);
+        Envelope::Lookups(LookupsInput::Start(start))
+    }
+
+    /// Brings the routing gauges up to date.
+    fn gauges(&self, now: Instant) {
+        let t = &self.telemetry;
+        let total = self.table.stats(now).total;
+        t.routing_nodes.set(NodeState::Good, total.good as u64);
+        t.routing_nodes
+            .set(NodeState::Questionable, total.questionable as u64);
+        t.routing_nodes.set(NodeState::Bad, total.bad as u64);
+        t.routing_buckets.set((), self.table.bucket_count() as u64);
+        let size = self.table.estimated_dht_size(now).unwrap_or(0);
+        t.estimated_size.set((), size);
+    }
+
+    fn publish(&mut self, now: Instant) {
+        self.publish_at = None;
+        self.gauges(now);
+        let snapshot = Arc::new(self.table.snapshot(now, NodeFilter::NotBad));
+        let summary = TableSummary {
+            nodes: snapshot.len(),
+            buckets: self.table.bucket_count(),
+            estimated_dht_size: self.table.estimated_dht_size(now),
+        };
+        self.outputs
+            .push(Envelope::Store(StoreInput::Snapshot(snapshot.clone())));
+        self.outputs
+            .push(Envelope::Lookups(LookupsInput::Snapshot(snapshot)));
+        self.outputs
+            .push(Envelope::Supervisor(SupervisorInput::TableSummary(summary)));
+    }
+}
+
+impl Piece for Upkeep {
+    type Input = RoutingInput;
+    const COMPONENT: Component = Component::RoutingTable;
+
+    fn handle(&mut self, now: Instant, input: RoutingInput) {
+        match input {
+            RoutingInput::Responded { info, heard } => {
+                self.responded(now, info);
+                for n in &heard {
+                    self.consider(now, n);
+                }
+            }
+            RoutingInput::Failed { info } => {
+                self.table.node_failed(now, &info.id, info.addr);
+                self.changed(now);
+            }
+            RoutingInput::Queried { info, read_only } => {
+                if self.table.node_queried(now, &info, read_only) == HeardOutcome::WorthPinging
+                    && !self.is_router(&info.addr)
+                {
+                    self.ping(now, info);
+                }
+            }
+            RoutingInput::Consider(nodes) => {
+                for n in &nodes {
+                    self.consider(now, n);
+                }
+            }
+            RoutingInput::SetRouters(routers) => self.routers.extend(routers),
+            RoutingInput::AdmitRouters(routers) => {
+                for info in routers {
+                    if self.admitted_routers.insert(info.addr) {
+                        // It answered our lookup just now.
+                        self.responded(now, info);
+                    }
+                }
+            }
+            RoutingInput::RefreshAll => {
+                let targets = self.table.refresh_targets(&mut self.rng);
+                let n = targets.len();
+                for target in targets {
+                    let lookup =
+                        self.lookup(now, target, Requester::Bootstrap(BootstrapLookup::Refresh));
+                    self.outputs.push(lookup);
+                }
+                self.outputs
+                    .push(Envelope::Supervisor(SupervisorInput::RefreshStarted(n)));
+            }
+            RoutingInput::Summarize => self.publish(now),
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        while let Some(work) = self.table.poll_maintenance(now, &mut self.rng) {
+            match work {
+                Maintenance::Ping(info) => self.ping(now, info),
+                Maintenance::Refresh { target, .. } => {
+                    let lookup = self.lookup(now, target, Requester::Refresh);
+                    self.outputs.push(lookup);
+                }
+            }
+        }
+        if self.publish_at.is_some_and(|at| at <= now) {
+            self.publish(now);
+        } else {
+            // Nodes turn questionable with time alone.
+            self.gauges(now);
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        match (self.table.poll_timeout(), self.publish_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn outputs(&mut self) -> &mut Outputs {
+        &mut self.outputs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn upkeep(now: Instant) -> Upkeep {
+        Upkeep::new(
+            now,
+            NodeId([0; 20]),
+            &NodeConfig::default(),
+            StdRng::seed_from_u64(1),
+            Arc::new(Telemetry::default()),
+        )
+    }
+
+    fn node(i: u8) -> NodeInfo {
+        NodeInfo {
+            id: NodeId([i; 20]),
+            addr: SocketAddr::from(([10, 0, 0, i], 6881)),
+        }
+    }
+
+    fn pings(u: &mut Upkeep) -> Vec<SocketAddr> {
+        let mut v = Vec::new();
+        while let Some(e) = u.outputs.pop() {
+            if let Envelope::RateLimiter(RateLimiterInput::Send(q)) = e {
+                assert_eq!(q.query, OutQuery::Ping);
+                v.push(q.to);
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn nodes_heard_of_are_pinged_once_per_spacing() {
+        let t0 = crate::test_epoch();
+        let mut u = upkeep(t0);
+        let heard = vec![node(1), node(2)];
+        u.handle(t0, RoutingInput::Responded { info: node(3), heard: heard.clone() });
+        u.handle(t0, RoutingInput::Responded { info: node(4), heard });
+        assert_eq!(pings(&mut u), vec![node(1).addr, node(2).addr]);
+        let later = t0 + PING_SPACING;
+        u.handle(later, RoutingInput::Consider(vec![node(1)]));
+        assert_eq!(pings(&mut u), vec![node(1).addr]);
+    }
+
+    /// Routers are asked, never kept, unless admitted as neighbours.
+    #[test]
+    fn routers_stay_out_unless_admitted() {
+        let t0 = crate::test_epoch();
+        let mut u = upkeep(t0);
+        u.handle(t0, RoutingInput::SetRouters(vec![node(1).addr]));
+        u.handle(t0, RoutingInput::Responded { info: node(1), heard: vec![] });
+        u.handle(t0, RoutingInput::Queried { info: node(1), read_only: false });
+        u.handle(t0, RoutingInput::Consider(vec![node(1)]));
+        assert!(u.table().is_empty());
+        assert!(pings(&mut u).is_empty());
+        u.handle(t0, RoutingInput::AdmitRouters(vec![node(1)]));
+        assert_eq!(u.table().nodes(), vec![node(1)]);
+    }
+
+    /// A change is published once, after the delay, to the store, the
+    /// lookups and the supervisor; `Summarize` publishes at once.
+    #[test]
+    fn changes_are_published_after_a_short_delay() {
+        let t0 = crate::test_epoch();
+        let mut u = upkeep(t0);
+        u.handle_timeout(t0);
+        while u.outputs.pop().is_some() {}
+        u.handle(t0, RoutingInput::Responded { info: node(1), heard: vec![] });
+        u.handle(t0, RoutingInput::Responded { info: node(2), heard: vec![] });
+        assert_eq!(u.poll_timeout(), Some(t0 + PUBLISH_DELAY));
+        u.handle_timeout(t0 + PUBLISH_DELAY);
+        let mut kinds = Vec::new();
+        while let Some(e) = u.outputs.pop() {
+            kinds.push(match e {
+                Envelope::Store(StoreInput::Snapshot(s)) => format!("store {}", s.len()),
+                Envelope::Lookups(LookupsInput::Snapshot(s)) => format!("lookups {}", s.len()),
+                Envelope::Supervisor(SupervisorInput::TableSummary(s)) => {
+                    format!("summary {}", s.nodes)
+                }
+                other => panic!("{other:?}"),
+            });
+        }
+        assert_eq!(kinds, ["store 2", "lookups 2", "summary 2"]);
+        u.handle(t0 + PUBLISH_DELAY, RoutingInput::Summarize);
+        assert_eq!(u.outputs.len(), 3);
+    }
+
+    #[test]
+    fn a_full_refresh_starts_one_lookup_per_bucket_and_says_how_many() {
+        let t0 = crate::test_epoch();
+        let mut u = upkeep(t0);
+        for i in 1..40 {
+            u.handle(t0, RoutingInput::Responded { info: node(i), heard: vec![] });
+        }
+        while u.outputs.pop().is_some() {}
+        u.handle(t0, RoutingInput::RefreshAll);
+        let buckets = u.table().bucket_count();
+        let mut lookups = 0;
+        let mut said = None;
+        while let Some(e) = u.outputs.pop() {
+            match e {
+                Envelope::Lookups(LookupsInput::Start(s)) => {
+                    assert_eq!(s.requester, Requester::Bootstrap(BootstrapLookup::Refresh));
+                    assert!(!s.seeds.is_empty());
+                    lookups += 1;
+                }
+                Envelope::Supervisor(SupervisorInput::RefreshStarted(n)) => said = Some(n),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!((lookups, said), (buckets, Some(buckets)));
+    }
+}
