@@ -34,12 +34,12 @@ fn main() -> ExitCode {
         if !(0.0..1.0).contains(&loss) {
             return Err("loss: must be at least 0 and below 1".into());
         }
-        let config = SimConfig {
+        let mut config = SimConfig {
             nodes: arg(&args, 0, "nodes", 1000)?,
-            loss,
             seed: arg(&args, 3, "seed", 1)?,
             ..SimConfig::default()
         };
+        config.network.loss = loss;
         Ok((config, arg(&args, 1, "lookups", 100)?))
     })();
     let (config, lookups) = match parsed {

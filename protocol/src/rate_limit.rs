@@ -77,7 +77,10 @@ impl TokenBucket {
         } else if self.tokens >= 1.0 {
             self.updated
         } else {
-            self.updated + Duration::from_secs_f64((1.0 - self.tokens) / rate.per_second)
+            // Rounded up: a wait that rounds to zero nanoseconds would wake
+            // the caller at once to find the token still short.
+            let wait = Duration::from_secs_f64((1.0 - self.tokens) / rate.per_second);
+            self.updated + wait.max(Duration::from_micros(1))
         }
     }
 

@@ -1,11 +1,13 @@
-//! The deterministic simulation (no sockets, virtual time, seeded loss):
-//! whole networks joined through the routing-table and lookup code.
+//! The deterministic simulation (virtual time, seeded loss) of whole
+//! networks of the node that ships: its pieces, driven as the actors drive
+//! them, on a simulated network.
 
 // Test helpers, not only #[test] fns, may panic on a broken fixture.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use dhtd_protocol::lookup::LookupKind;
 use dhtd_protocol::sim::{run_lookup_experiment, sample_indices, SimConfig, Simulation};
 use dhtd_protocol::NodeId;
 use rand::rngs::StdRng;
@@ -23,7 +25,6 @@ fn epoch() -> Instant {
 fn a_thousand_nodes_with_five_percent_loss() {
     let config = SimConfig {
         nodes: 1000,
-        loss: 0.05,
         seed: 1,
         ..SimConfig::default()
     };
@@ -59,21 +60,20 @@ fn a_seed_replays_exactly() {
 /// still find the true closest live nodes.
 #[test]
 fn lookups_survive_a_tenth_of_the_nodes_stopping() {
-    let config = SimConfig {
+    let mut config = SimConfig {
         nodes: 400,
-        loss: 0.02,
         seed: 7,
         maintenance_rounds: 0,
         ..SimConfig::default()
     };
-    let mut sim = Simulation::new(epoch(), config);
-    sim.join_all();
+    config.network.loss = 0.02;
+    let mut sim = Simulation::join(&config, epoch());
     let mut rng = StdRng::seed_from_u64(3);
     let stopped = sample_indices(&mut rng, sim.len(), sim.len() / 10);
     for &i in &stopped {
         sim.set_online(i, false);
     }
-    sim.run_maintenance_round();
+    sim.run_for(config.node.routing.refresh_after + Duration::from_secs(5));
     let mut exact = 0;
     let lookups = 50;
     for _ in 0..lookups {
@@ -84,16 +84,18 @@ fn lookups_survive_a_tenth_of_the_nodes_stopping() {
             }
         };
         let target = NodeId::random(&mut rng);
-        let outcome = sim.lookup(from, target);
-        let own = sim.node_id(from);
+        let outcome = sim
+            .lookup(from, target, LookupKind::FindNode, None, Duration::from_secs(90))
+            .unwrap();
+        let own = sim.node(from).id;
         let mut expected = sim.true_closest(&target, 9);
         expected.retain(|id| *id != own);
         expected.truncate(8);
-        let found: Vec<NodeId> = outcome.closest.iter().map(|(n, _)| n.id).collect();
+        let found: Vec<NodeId> = outcome.closest.iter().map(|n| n.id).collect();
         exact += usize::from(found == expected);
         assert!(found
             .iter()
-            .all(|id| !stopped.iter().any(|&s| sim.node_id(s) == *id)));
+            .all(|id| !stopped.iter().any(|&s| sim.node(s).id == *id)));
     }
     println!("churn: {exact} of {lookups} lookups exact with 10% of nodes stopped");
     assert!(exact * 100 >= lookups * 96, "{exact}/{lookups}");

@@ -1,0 +1,21 @@
+//! The simulator: whole networks of nodes in one process, on a virtual
+//! network and a virtual clock (feature `sim`).
+//!
+//! It is the second driver of the node's pieces ([`crate::node`]): a
+//! simulated node is the node that ships, with the same pieces, the same
+//! envelopes and the same delivery ([`crate::node::Envelope::deliver`]);
+//! only the clock and the network differ from the actor driver. So what a
+//! simulation measures is true of `dhtd`.
+//!
+//! - [`network`]: the network model (latency, loss, undeliverable
+//!   datagrams, an optional trace);
+//! - [`driver`]: nodes, their mailboxes, virtual time;
+//! - [`experiments`]: the measurements built on them.
+
+pub mod driver;
+pub mod experiments;
+pub mod network;
+
+pub use driver::{sim_addr, NodeApi, NodeSpec, SimNode, Simulation};
+pub use experiments::{run_lookup_experiment, sample_indices, LookupReport, SimConfig};
+pub use network::{NetStats, Network, NetworkConfig, Traced};
