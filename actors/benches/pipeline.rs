@@ -1,7 +1,8 @@
 //! The serving pipeline without sockets: queries handed to the rate
 //! limiter in batches (as the receive loop does) goes through admission, decoding,
 //! dispatch and the answering actor to a sender that counts and drops the
-//! answer. All actors sit on one Arbiter, as in a node, with a routing
+//! answer. All actors sit on one Arbiter, as in a node, wired as a node
+//! wires them (the node's own pieces and `Links`), with a routing
 //! table as full as on the real network. A slower hot path shows here
 //! before the end-to-end benchmark.
 //!
@@ -17,16 +18,16 @@ use actix::dev::channel::channel;
 use actix::{Actor, Addr, Context};
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
-use dhtd_actors::announce::AnnounceActor;
-use dhtd_actors::counters::Counters;
-use dhtd_actors::lookups::{LookupLimits, LookupsActor};
-use dhtd_actors::messages::{DatagramReceived, DatagramsReceived, NodeResponded};
-use dhtd_actors::rate_limiter::{RateLimiterActor, RateLimiterLinks, RateLimits};
-use dhtd_actors::routing::{RoutingActor, RoutingLinks};
 use dhtd_actors::socket::DatagramSender;
-use dhtd_actors::transactions::{TransactionLinks, TransactionsActor};
+use dhtd_actors::{
+    AnnounceStoreActor, ApiSinks, Clock, In, Links, LookupsActor, RateLimiterActor, RoutingActor,
+    Shell, SupervisorActor, TransactionsActor,
+};
 use dhtd_protocol::krpc::{Body, Message, Query};
+use dhtd_protocol::node::bootstrap::Sources;
+use dhtd_protocol::node::{Datagram, NodeConfig, Pieces, RateLimiterInput, RoutingInput};
 use dhtd_protocol::rate_limit::Rate;
+use dhtd_protocol::telemetry::Telemetry;
 use dhtd_protocol::{InfoHash, NodeId, NodeInfo};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -36,89 +37,62 @@ fn mailbox<A: Actor<Context = Context<A>>>() -> (Addr<A>, actix::dev::channel::A
     (Addr::new(tx), rx)
 }
 
-/// Starts the serving actors on an Arbiter of their own System thread.
-fn pipeline() -> (Addr<RateLimiterActor>, Arc<Counters>) {
+/// Starts the node's actors on an Arbiter of their own System thread, with
+/// the node's own wiring and a sender that counts and drops.
+fn pipeline() -> (Addr<RateLimiterActor>, Arc<Telemetry>) {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let system = actix_rt::System::new();
         system.block_on(async move {
-            let counters = Arc::new(Counters::default());
-            let sender = DatagramSender::discarding(counters.clone());
+            let telemetry = Arc::new(Telemetry::default());
+            let sender = DatagramSender::discarding(telemetry.clone());
             let own = NodeId([1; 20]);
+            let mut config = NodeConfig::default();
+            config.limits.queries_per_ip = Rate {
+                per_second: 1e12,
+                burst: 1e12,
+            };
+            let clock = Clock::Real;
+            let pieces = Pieces::new(
+                clock.now(),
+                own,
+                &config,
+                Sources::default(),
+                &mut StdRng::seed_from_u64(1),
+                telemetry.clone(),
+            );
             let (limiter, limiter_rx) = mailbox::<RateLimiterActor>();
             let (routing, routing_rx) = mailbox::<RoutingActor>();
-            let (announce, announce_rx) = mailbox::<AnnounceActor>();
+            let (store, store_rx) = mailbox::<AnnounceStoreActor>();
             let (transactions, tx_rx) = mailbox::<TransactionsActor>();
             let (lookups, lookups_rx) = mailbox::<LookupsActor>();
-            let limits = RateLimits {
-                queries_per_ip: Rate {
-                    per_second: 1e12,
-                    burst: 1e12,
-                },
-                ..RateLimits::default()
-            };
-            let links = RateLimiterLinks {
-                routing: routing.clone(),
-                announce: announce.clone(),
-                responses: transactions.clone().recipient(),
+            let (supervisor, sup_rx) = mailbox::<SupervisorActor>();
+            let links = Links {
+                rate_limiter: limiter.clone().recipient(),
+                routing: routing.clone().recipient(),
                 transactions: transactions.clone().recipient(),
+                store: store.clone().recipient(),
+                lookups: lookups.clone().recipient(),
+                supervisor: supervisor.clone().recipient(),
+                api: ApiSinks::default(),
+                io: Arc::new(|_| {}),
+                telemetry: telemetry.clone(),
             };
-            let rl = RateLimiterActor::new(
-                limits,
-                false,
-                links,
-                sender.clone(),
-                counters.clone(),
-                1 << 16,
-            );
-            let rt = RoutingActor::new(
-                own,
-                Default::default(),
-                StdRng::seed_from_u64(1),
-                RoutingLinks {
-                    outbound: limiter.clone().recipient(),
-                    lookups: lookups.clone(),
-                    snapshot: announce.clone().recipient(),
-                },
-                sender.clone(),
-                counters.clone(),
-            );
-            let an = AnnounceActor::new(
-                own,
-                Default::default(),
-                Default::default(),
-                StdRng::seed_from_u64(2),
-                sender.clone(),
-                routing.clone().recipient(),
-                counters.clone(),
-            );
-            let tr = TransactionsActor::new(
-                Default::default(),
-                own,
-                false,
-                StdRng::seed_from_u64(3),
-                sender.clone(),
-                TransactionLinks {
-                    responded: routing.clone().recipient(),
-                    failed: routing.clone().recipient(),
-                    external_address: None,
-                },
-                counters.clone(),
-            );
-            let lk = LookupsActor::new(
-                own,
-                Default::default(),
-                LookupLimits::default(),
-                limiter.clone().recipient(),
-                counters.clone(),
-            );
-            Context::with_receiver(limiter_rx).run(rl);
-            Context::with_receiver(routing_rx).run(rt);
-            Context::with_receiver(announce_rx).run(an);
-            Context::with_receiver(tx_rx).run(tr);
-            Context::with_receiver(lookups_rx).run(lk);
+            let shell = |links: &Links| (clock.clone(), links.clone(), sender.clone());
+            let (c, l, s) = shell(&links);
+            Context::with_receiver(limiter_rx).run(Shell::new(pieces.rate_limiter, c, l, s, 1 << 16));
+            let (c, l, s) = shell(&links);
+            Context::with_receiver(routing_rx).run(Shell::new(pieces.routing, c, l, s, 1 << 16));
+            let (c, l, s) = shell(&links);
+            Context::with_receiver(store_rx).run(Shell::new(pieces.store, c, l, s, 1 << 16));
+            let (c, l, s) = shell(&links);
+            Context::with_receiver(tx_rx).run(Shell::new(pieces.transactions, c, l, s, 1 << 16));
+            let (c, l, s) = shell(&links);
+            Context::with_receiver(lookups_rx).run(Shell::new(pieces.lookups, c, l, s, 1 << 16));
+            let (c, l, s) = shell(&links);
+            Context::with_receiver(sup_rx).run(Shell::new(pieces.supervisor, c, l, s, 1 << 16));
             fill_table(&routing, own).await;
-            tx.send((limiter, counters)).unwrap();
+            tx.send((limiter, telemetry)).unwrap();
             std::future::pending::<()>().await;
         });
     });
@@ -137,10 +111,10 @@ async fn fill_table(routing: &Addr<RoutingActor>, own: NodeId) {
             own.random_at_prefix(i % 20, false, &mut rng)
         };
         let addr = SocketAddr::from(((0x0a00_0000u32 + i).to_be_bytes(), 6881));
-        routing.do_send(NodeResponded {
+        routing.do_send(In(RoutingInput::Responded {
             info: NodeInfo { id, addr },
             heard: Vec::new(),
-        });
+        }));
     }
     actix_rt::time::sleep(Duration::from_millis(300)).await;
 }
@@ -165,7 +139,8 @@ fn query(q: Query<'_>) -> Bytes {
 }
 
 fn bench(c: &mut Criterion) {
-    let (limiter, counters) = pipeline();
+    let (limiter, telemetry) = pipeline();
+    let packets_sent = || telemetry.packets_out.value();
     let from: SocketAddr = "127.0.0.99:6881".parse().unwrap();
     let queries = [
         ("ping", query(Query::Ping)),
@@ -192,28 +167,28 @@ fn bench(c: &mut Criterion) {
         for (name, datagram) in &queries {
             group.bench_function(format!("{name}/batch {batch}"), |b| {
                 b.iter_custom(|iters| {
-                    let start = counters.packets_sent();
+                    let start = packets_sent();
                     let t = Instant::now();
                     let mut sent = 0;
                     while sent < iters {
                         // At most WINDOW queries waiting, as a socket's buffer
                         // would hold: beyond the mailboxes' capacity they would
                         // be dropped.
-                        while start + sent - counters.packets_sent().min(start + sent) > WINDOW {
+                        while start + sent - packets_sent().min(start + sent) > WINDOW {
                             std::hint::spin_loop();
                         }
                         let n = batch.min(iters - sent);
                         let datagrams = (0..n)
-                            .map(|_| DatagramReceived {
+                            .map(|_| Datagram {
                                 from,
                                 bytes: datagram.clone(),
                             })
                             .collect();
-                        limiter.do_send(DatagramsReceived(datagrams));
+                        limiter.do_send(In(RateLimiterInput::Datagrams(datagrams)));
                         sent += n;
                     }
                     // Every query answered (a stray ping to the querier at most adds one).
-                    while counters.packets_sent() < start + iters {
+                    while packets_sent() < start + iters {
                         std::hint::spin_loop();
                     }
                     t.elapsed()

@@ -1,33 +1,49 @@
 //! # dhtd-actors
 //!
-//! The actix actors of a dhtd node. Each owns one piece of
-//! [`dhtd_protocol`] state and turns messages and timers into calls on it:
+//! The actor driver of a dhtd node: actix actors that run the node's pure
+//! pieces ([`dhtd_protocol::node`]) on real threads, a real clock and a real
+//! UDP socket.
 //!
-//! | actor | owns |
+//! | actor | runs |
 //! | --- | --- |
-//! | [`socket::SocketActor`] | the UDP socket's receive loop |
-//! | [`rate_limiter::RateLimiterActor`] | per-IP inbound budgets, the outbound query budget and spacing |
-//! | [`routing::RoutingActor`] | the k-buckets |
-//! | [`transactions::TransactionsActor`] | our outstanding queries |
-//! | [`announce::AnnounceActor`] | stored peers and token secrets |
-//! | [`lookups::LookupsActor`] | running lookups and announces |
+//! | [`socket::SocketActor`] | the UDP socket's receive loop (I/O only) |
+//! | [`RateLimiterActor`] | the gate (per-IP budgets, decoding, dispatch) and the outbound pacer |
+//! | [`RoutingActor`] | the k-buckets and their upkeep |
+//! | [`TransactionsActor`] | our outstanding queries |
+//! | [`AnnounceStoreActor`] | stored peers, token secrets, and every answer |
+//! | [`LookupsActor`] | the lookup pool |
+//! | [`SupervisorActor`] | the bootstrap |
 //!
-//! The decisions live in `dhtd-protocol`; a handler reads the clock once,
-//! calls the pure method and turns its outcome into messages. Every handler
-//! runs under [`supervision::guarded`], which restarts the actor in place
-//! when a handler panics. This crate does not bind sockets, read files or
-//! start Arbiters: the `dhtd` crate wires the actors together.
+//! Every actor but the socket's is a [`Shell`]: read the [`Clock`], call the
+//! piece, deliver its envelopes through [`Links`], send its datagrams, arm
+//! one timer. No decision is made here: the simulator runs the same pieces
+//! with the same delivery and gets the same node. This crate does not bind
+//! sockets, read files or start Arbiters: the `dhtd` crate wires the actors.
 
 #![forbid(unsafe_code)]
 
-pub mod announce;
-pub mod counters;
-pub mod lookups;
-pub mod messages;
+pub mod clock;
+pub mod links;
 pub mod metrics;
-pub mod rate_limiter;
-pub mod routing;
+pub mod shell;
 pub mod socket;
 pub mod supervision;
-pub mod transactions;
-mod wakeup;
+
+pub use clock::{Clock, ManualClock, Tick};
+pub use links::{ApiSinks, IoHandler, Links, NodeState};
+pub use shell::{In, Inspect, Shell};
+
+use dhtd_protocol::node::{bootstrap, lookups, rate_limiter, responder, transactions, upkeep};
+
+/// The gate and the pacer.
+pub type RateLimiterActor = Shell<rate_limiter::RateLimiter>;
+/// The routing table.
+pub type RoutingActor = Shell<upkeep::Upkeep>;
+/// The transaction table.
+pub type TransactionsActor = Shell<transactions::Transactions>;
+/// The announce store and the answers.
+pub type AnnounceStoreActor = Shell<responder::Responder>;
+/// The lookup pool.
+pub type LookupsActor = Shell<lookups::LookupPool>;
+/// The bootstrap; the node's supervisor.
+pub type SupervisorActor = Shell<bootstrap::Bootstrap>;

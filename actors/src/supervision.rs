@@ -4,31 +4,30 @@
 //! mailbox for good), and its `Supervisor` restarts only actors that stop
 //! themselves, which would also make a clean shutdown impossible while any
 //! other actor holds the address. So every handler and timer body runs
-//! inside [`guarded`]: a panic is caught at that boundary, counted and
-//! logged, and the actor is restarted in place: its timers and loops are
-//! cancelled and armed again by [`Supervised::restart`], while its mailbox,
-//! its address and its protocol state (routing table, store, token
-//! secrets) are kept. Callers holding the address never notice.
+//! inside [`guarded`]: a panic is caught at that boundary, counted
+//! (`dht_actor_restarts_total{actor, reason="panicked"}`) and logged, and
+//! the actor is restarted in place: its timers and loops are cancelled and
+//! armed again by [`Supervised::restart`], while its mailbox, its address
+//! and its piece's state (routing table, store, token secrets) are kept.
+//! Callers holding the address never notice.
 //!
 //! What is lost is the one message whose handler panicked. A panic that
-//! left protocol state half-updated is a bug either way; the state types
-//! keep their invariants per call, so a half-finished handler leaves at
-//! worst a stale entry, never a broken structure.
+//! left a piece half-updated is a bug either way; the pieces keep their
+//! invariants per call, so a half-finished handler leaves at worst a stale
+//! entry, never a broken structure.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
 
 use actix::{Actor, Context};
-
-use crate::counters::{ActorKind, Counters};
+use dhtd_protocol::telemetry::{Component, RestartReason, Telemetry};
 
 /// An actor whose handlers run under [`guarded`].
 pub trait Supervised: Actor<Context = Context<Self>> {
-    /// Which actor this is, for counting and logs.
-    const KIND: ActorKind;
+    /// Which component this is, for counting and logs.
+    fn component(&self) -> Component;
 
-    /// The node's counters, where the restart is counted.
-    fn counters(&self) -> &Arc<Counters>;
+    /// The node's telemetry, where the restart is counted.
+    fn telemetry(&self) -> &Telemetry;
 
     /// Cancels and re-arms this actor's timers and loops after a caught
     /// panic. The actor's state is kept.
@@ -36,33 +35,36 @@ pub trait Supervised: Actor<Context = Context<Self>> {
 }
 
 /// Runs `body`; if it panics, counts and logs the failure and restarts the
-/// actor in place. Returns `R::default()` in that case.
+/// actor in place. Returns `None` in that case.
 pub fn guarded<A, R>(
     actor: &mut A,
     ctx: &mut Context<A>,
     body: impl FnOnce(&mut A, &mut Context<A>) -> R,
-) -> R
+) -> Option<R>
 where
     A: Supervised,
-    R: Default,
 {
     match catch_unwind(AssertUnwindSafe(|| body(actor, ctx))) {
-        Ok(r) => r,
+        Ok(r) => Some(r),
         Err(payload) => {
             let what = payload
                 .downcast_ref::<&str>()
                 .map(|s| (*s).to_owned())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
+            let component = actor.component();
             tracing::error!(
                 target: "dht::supervisor",
-                actor = A::KIND.label(),
+                actor = component.label(),
                 panic = %what,
                 "actor panicked; restarting it with its state"
             );
-            actor.counters().restarted(A::KIND);
+            actor
+                .telemetry()
+                .restarts
+                .incr((component, RestartReason::Panicked));
             actor.restart(ctx);
-            R::default()
+            None
         }
     }
 }
@@ -77,45 +79,3 @@ pub struct StopActor;
 #[derive(actix::Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
 pub struct InjectPanic;
-
-/// Implements the lifecycle handlers every actor shares: [`StopActor`], and
-/// `InjectPanic` when fault injection is compiled in.
-macro_rules! lifecycle {
-    ($actor:ty) => {
-        impl actix::Handler<$crate::supervision::StopActor> for $actor {
-            type Result = ();
-            fn handle(
-                &mut self,
-                _: $crate::supervision::StopActor,
-                ctx: &mut actix::Context<Self>,
-            ) {
-                actix::ActorContext::stop(ctx);
-            }
-        }
-        $crate::supervision::fault_hook!($actor);
-    };
-}
-pub(crate) use lifecycle;
-
-#[cfg(feature = "fault-injection")]
-macro_rules! fault_hook {
-    ($actor:ty) => {
-        impl actix::Handler<$crate::supervision::InjectPanic> for $actor {
-            type Result = ();
-            fn handle(
-                &mut self,
-                _: $crate::supervision::InjectPanic,
-                ctx: &mut actix::Context<Self>,
-            ) {
-                $crate::supervision::guarded(self, ctx, |_, _| {
-                    panic!("injected fault");
-                })
-            }
-        }
-    };
-}
-#[cfg(not(feature = "fault-injection"))]
-macro_rules! fault_hook {
-    ($actor:ty) => {};
-}
-pub(crate) use fault_hook;

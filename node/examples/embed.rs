@@ -71,8 +71,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         stats.nodes(),
         stats.routing.buckets.len(),
         stats.store.info_hashes,
-        stats.traffic.packets_in,
-        stats.traffic.packets_out
+        stats.traffic.packets_in.value(),
+        stats.traffic.packets_out.value()
     );
     dht.shutdown().await;
     for n in &private_net {

@@ -4,13 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use dhtd_actors::lookups::LookupLimits;
-use dhtd_actors::rate_limiter::RateLimits;
-use dhtd_protocol::lookup::LookupConfig;
-use dhtd_protocol::routing::RoutingConfig;
-use dhtd_protocol::store::PeerStoreConfig;
-use dhtd_protocol::token::TokenConfig;
-use dhtd_protocol::transactions::TransactionConfig;
+use dhtd_actors::Clock;
+use dhtd_protocol::node::NodeConfig;
 use dhtd_protocol::NodeId;
 
 /// The routers of the real network, the default [`Config::routers`]. Tests and demos always pass their own (numeric, loopback) list.
@@ -40,9 +35,11 @@ pub enum NodeIdChoice {
 pub struct Config {
     /// UDP address to bind. Default `0.0.0.0:6881`.
     pub listen: SocketAddr,
-    /// Routers as `host:port`: asked at bootstrap and never added to the
-    /// routing table (they answer everyone and would crowd out real nodes).
-    /// Default [`DEFAULT_ROUTERS`].
+    /// Routers as `host:port`: well-known entry points, asked for nodes at
+    /// bootstrap and whenever the table holds fewer than k nodes, and kept
+    /// out of the routing table (they answer everyone and would crowd out
+    /// real nodes) unless our own-id lookup finds one among our k closest
+    /// nodes, as in a small private network. Default [`DEFAULT_ROUTERS`].
     pub routers: Vec<String>,
     /// Ordinary nodes to bootstrap from as `host:port` (a private swarm's
     /// members, a known peer): asked at bootstrap and kept in the table
@@ -53,40 +50,22 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     /// Node id policy. Default [`NodeIdChoice::Persisted`].
     pub node_id: NodeIdChoice,
-    /// Once the external IP is known, switch to a BEP 42 id derived from it
-    /// (saved for the next start). Default off.
-    pub bep42: bool,
-    /// BEP 43 read-only: `ro = 1` on every query, no answers. Default off.
-    pub read_only: bool,
-    /// k-bucket policy (k, timeouts, one node per IP per bucket).
-    pub routing: RoutingConfig,
-    /// Lookup parameters (α, k, timeouts, bounds).
-    pub lookup: LookupConfig,
-    /// Lookups running and waiting at once.
-    pub lookup_limits: LookupLimits,
-    /// Peer store caps and expiry. The caps stop an announce flood from
-    /// exhausting memory.
-    pub store: PeerStoreConfig,
-    /// Token secret rotation.
-    pub tokens: TokenConfig,
-    /// Outstanding queries: timeout and cap.
-    pub transactions: TransactionConfig,
-    /// Inbound per-IP budgets, outbound query budget and spacing.
-    pub limits: RateLimits,
+    /// How the node behaves: routing, lookups, store, tokens, transactions,
+    /// rate limits, bootstrap, read-only, BEP 42. The simulator takes the
+    /// same struct.
+    pub dht: NodeConfig,
     /// Datagrams waiting for the rate limiter at most (they travel in
     /// batches); beyond it they are dropped and counted. Also the capacity,
     /// in messages, of every actor's mailbox. Default 4,096.
     pub inbound_queue: usize,
     /// How often the routing table is saved. Default 5 minutes.
     pub save_interval: Duration,
-    /// First wait before a bootstrap that reached no node is retried; it
-    /// doubles up to `bootstrap_retry_max`. Default 2 s.
-    pub bootstrap_retry: Duration,
-    /// Longest wait between bootstrap attempts. Default 5 minutes.
-    pub bootstrap_retry_max: Duration,
     /// Seed for every random choice (ids, tokens, transaction ids), for
     /// reproducible tests. Default none: the operating system's randomness.
     pub rng_seed: Option<u64>,
+    /// The clock the node reads. Default the real one; tests use a manual
+    /// one to move time themselves.
+    pub clock: Clock,
 }
 
 impl Default for Config {
@@ -97,20 +76,11 @@ impl Default for Config {
             bootstrap_nodes: Vec::new(),
             state_dir: None,
             node_id: NodeIdChoice::Persisted,
-            bep42: false,
-            read_only: false,
-            routing: RoutingConfig::default(),
-            lookup: LookupConfig::default(),
-            lookup_limits: LookupLimits::default(),
-            store: PeerStoreConfig::default(),
-            tokens: TokenConfig::default(),
-            transactions: TransactionConfig::default(),
-            limits: RateLimits::default(),
+            dht: NodeConfig::default(),
             inbound_queue: 4096,
             save_interval: Duration::from_secs(300),
-            bootstrap_retry: Duration::from_secs(2),
-            bootstrap_retry_max: Duration::from_secs(300),
             rng_seed: None,
+            clock: Clock::Real,
         }
     }
 }

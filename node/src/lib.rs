@@ -34,16 +34,15 @@
 
 #![forbid(unsafe_code)]
 
-mod bootstrap;
 pub mod config;
 pub mod metrics;
 pub mod persist;
 mod runtime;
 mod service;
 mod stats;
-mod supervisor;
 pub mod swarm;
 pub mod torrent;
+mod wiring;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -51,24 +50,28 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use actix::Addr;
-use dhtd_actors::messages::{AnnounceSpec, LookupSink, QueryFailure};
+use dhtd_actors::{In, NodeState};
 use dhtd_protocol::lookup::LookupKind;
-use tokio::sync::{mpsc, oneshot, watch};
+use dhtd_protocol::node::{
+    AnnounceSpec, Asker, LookupsInput, OutQuery, OutboundQuery, QueryFailure, RateLimiterInput,
+    Requester, StartLookup, SupervisorInput,
+};
+use tokio::sync::{mpsc, watch};
 
 pub use config::{Config, NodeIdChoice, DEFAULT_ROUTERS};
-pub use dhtd_actors::counters::{
-    ActorKind, AnnounceRejection, CountersSnapshot, DropReason, Method, Refusal,
-};
-pub use dhtd_actors::messages::{AnnounceReport, LookupEvent, LookupSummary, StoreSummary};
+pub use dhtd_actors::{Clock, ManualClock};
 pub use dhtd_protocol::lookup::LookupEnd;
+pub use dhtd_protocol::node::{AnnounceReport, LookupEvent, LookupSummary, NodeConfig};
 pub use dhtd_protocol::routing::{BucketStats, RoutingStats};
+pub use dhtd_protocol::store::StoreStats;
+pub use dhtd_protocol::telemetry::{
+    AnnounceRefusal, Component, DropReason, Method, NotSent, RestartReason, TelemetrySnapshot,
+    Warning,
+};
 pub use dhtd_protocol::{InfoHash, NodeId};
 pub use runtime::Runtime;
 pub use service::{DhtService, Mode};
-pub use stats::{Stats, Warning};
-
-use supervisor::SupervisorActor;
+pub use stats::Stats;
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -109,7 +112,7 @@ pub enum Error {
     Remote(i64),
     /// We did not send the query.
     #[error("query not sent: {}", .0.label())]
-    Refused(Refusal),
+    NotSent(NotSent),
 }
 
 impl From<QueryFailure> for Error {
@@ -117,7 +120,7 @@ impl From<QueryFailure> for Error {
         match f {
             QueryFailure::Timeout => Error::Timeout,
             QueryFailure::Remote(code) => Error::Remote(code),
-            QueryFailure::Refused(why) => Error::Refused(why),
+            QueryFailure::NotSent(why) => Error::NotSent(why),
         }
     }
 }
@@ -189,14 +192,11 @@ impl Dht {
             Some(rt) => rt,
             None => Runtime::new().map_err(StartError::Runtime)?,
         };
-        let started = supervisor::start(self.config, &runtime)?;
+        let node = wiring::start(self.config, &runtime)?;
         Ok(DhtHandle {
             inner: Arc::new(Inner {
-                supervisor: started.supervisor,
-                local_addr: started.local_addr,
-                own_id: started.own_id,
-                bootstrapped: started.bootstrapped,
-                actors: started.actors,
+                state: node.api.state(),
+                node,
                 _runtime: runtime,
             }),
         })
@@ -204,12 +204,8 @@ impl Dht {
 }
 
 struct Inner {
-    supervisor: Addr<SupervisorActor>,
-    local_addr: SocketAddr,
-    own_id: NodeId,
-    bootstrapped: watch::Receiver<bool>,
-    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
-    actors: supervisor::Actors,
+    node: Arc<wiring::Node>,
+    state: watch::Receiver<NodeState>,
     _runtime: Runtime,
 }
 
@@ -222,8 +218,8 @@ pub struct DhtHandle {
 impl std::fmt::Debug for DhtHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DhtHandle")
-            .field("local_addr", &self.inner.local_addr)
-            .field("own_id", &self.inner.own_id)
+            .field("local_addr", &self.inner.node.local_addr)
+            .field("own_id", &self.inner.node.own_id)
             .finish()
     }
 }
@@ -231,23 +227,27 @@ impl std::fmt::Debug for DhtHandle {
 impl DhtHandle {
     /// The bound UDP address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.inner.local_addr
+        self.inner.node.local_addr
     }
 
     /// Our node id.
     pub fn id(&self) -> NodeId {
-        self.inner.own_id
+        self.inner.node.own_id
     }
 
     /// Whether bootstrap has completed.
     pub fn is_bootstrapped(&self) -> bool {
-        *self.inner.bootstrapped.borrow()
+        *self.inner.state.borrow() == NodeState::Ready
     }
 
     /// Waits until bootstrap completes (or the node shuts down).
     pub async fn wait_bootstrapped(&self) {
-        let mut rx = self.inner.bootstrapped.clone();
-        let _ = rx.wait_for(|done| *done).await;
+        let mut rx = self.inner.state.clone();
+        let _ = rx.wait_for(|s| *s != NodeState::Bootstrapping).await;
+    }
+
+    fn node(&self) -> &wiring::Node {
+        &self.inner.node
     }
 
     fn lookup(
@@ -256,17 +256,18 @@ impl DhtHandle {
         kind: LookupKind,
         announce: Option<AnnounceSpec>,
     ) -> PeerStream {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let request = supervisor::Lookup {
-            target,
-            kind,
-            announce,
-            sink: LookupSink::Caller(tx),
-        };
-        // `do_send`, not `try_send`: a burst of API calls must not be dropped
-        // (the lookup workers bound how many run). If the node is gone the
-        // request is dropped with its sender and the stream ends at once.
-        self.inner.supervisor.do_send(request);
+        let node = self.node();
+        let (caller, rx) = node.api.register_lookup();
+        let mut start = StartLookup::new(target, kind, Requester::Caller(caller));
+        start.announce = announce;
+        // `do_send`, not `try_send`: a burst of API calls must not be
+        // dropped (the pool bounds how many run). If the node is gone, the
+        // request is dropped and the stream ends at once.
+        if !node.is_stopping() {
+            node.actors
+                .lookups
+                .do_send(In(LookupsInput::Start(start)));
+        }
         PeerStream { rx, summary: None }
     }
 
@@ -292,6 +293,22 @@ impl DhtHandle {
         Ok(summary.announce.unwrap_or_default())
     }
 
+    fn announce_every_inner(&self, info_hash: InfoHash, port: PortChoice, every: Option<Duration>) -> Result<(), Error> {
+        let node = self.node();
+        if node.is_stopping() {
+            return Err(Error::Shutdown);
+        }
+        let m = LookupsInput::AnnounceEvery {
+            info_hash,
+            spec: port.spec(),
+            every,
+        };
+        node.actors
+            .lookups
+            .try_send(In(m))
+            .map_err(|_| Error::Shutdown)
+    }
+
     /// Re-announces `info_hash` every `every` until [`DhtHandle::stop_announcing`]:
     /// stored announces expire, so a peer that wants to stay findable repeats.
     pub async fn announce_every(
@@ -300,22 +317,12 @@ impl DhtHandle {
         port: PortChoice,
         every: Duration,
     ) -> Result<(), Error> {
-        self.send(supervisor::Reannounce {
-            info_hash,
-            spec: port.spec(),
-            every: Some(every),
-        })
-        .await
+        self.announce_every_inner(info_hash, port, Some(every))
     }
 
     /// Stops the repeated announce of `info_hash`.
     pub async fn stop_announcing(&self, info_hash: InfoHash) -> Result<(), Error> {
-        self.send(supervisor::Reannounce {
-            info_hash,
-            spec: PortChoice::Implied.spec(),
-            every: None,
-        })
-        .await
+        self.announce_every_inner(info_hash, PortChoice::Implied, None)
     }
 
     /// Looks up the nodes closest to `target`.
@@ -328,29 +335,44 @@ impl DhtHandle {
 
     /// Pings one node.
     pub async fn ping(&self, addr: SocketAddr) -> Result<Pong, Error> {
-        let (reply, rx) = oneshot::channel();
-        self.send(supervisor::Ping { to: addr, reply }).await?;
-        let (reply, rtt) = rx.await.map_err(|_| Error::Shutdown)??;
+        let node = self.node();
+        if node.is_stopping() {
+            return Err(Error::Shutdown);
+        }
+        let (tag, rx) = node.api.register_pong();
+        let query = OutboundQuery {
+            to: addr,
+            node: None,
+            query: OutQuery::Ping,
+            asker: Asker::Api(tag),
+        };
+        node.actors
+            .rate_limiter
+            .try_send(In(RateLimiterInput::Send(query)))
+            .map_err(|_| Error::Shutdown)?;
+        let done = rx.await.map_err(|_| Error::Shutdown)?;
+        let reply = done.result?;
         Ok(Pong {
             id: reply.id,
             version: reply.version,
-            rtt,
+            rtt: done.rtt.unwrap_or_default(),
         })
     }
 
     /// Adds a node by `host:port`, as rTorrent's `dht_add_node`: for nodes
     /// typed by hand, a .torrent's `nodes` and BitTorrent peers' PORT
     /// messages. It is pinged, joins the table when it answers, and seeds
-    /// bootstrap if that has not succeeded yet. Names are resolved on a
-    /// separate thread.
+    /// bootstrap if that has not succeeded yet (the newest nodes added are
+    /// kept for that; see `BootstrapConfig::max_added_nodes`). Names are
+    /// resolved on a separate thread.
     pub async fn add_node(&self, host_port: &str) -> Result<(), Error> {
         let addrs = match host_port.parse::<SocketAddr>() {
             Ok(a) => vec![a],
             Err(_) => {
-                let (tx, rx) = oneshot::channel();
+                let (tx, rx) = tokio::sync::oneshot::channel();
                 let source = host_port.to_owned();
                 std::thread::spawn(move || {
-                    let _ = tx.send(bootstrap::resolve(&[source]));
+                    let _ = tx.send(wiring::resolve(&[source]));
                 });
                 rx.await.unwrap_or_default()
             }
@@ -358,7 +380,14 @@ impl DhtHandle {
         if addrs.is_empty() {
             return Err(Error::Resolve(host_port.to_owned()));
         }
-        self.send(bootstrap::AddNodes(addrs)).await
+        let node = self.node();
+        if node.is_stopping() {
+            return Err(Error::Shutdown);
+        }
+        node.actors
+            .supervisor
+            .try_send(In(SupervisorInput::AddNodes(addrs)))
+            .map_err(|_| Error::Shutdown)
     }
 
     /// Adds every node of a .torrent's `nodes` list (see [`torrent`]).
@@ -375,46 +404,37 @@ impl DhtHandle {
     /// Statistics: the table per bucket and state, the estimated DHT size,
     /// the store, traffic counters, restarts and warnings.
     pub async fn stats(&self) -> Result<Stats, Error> {
-        self.inner
-            .supervisor
-            .send(supervisor::GetStats)
-            .await
-            .map_err(|_| Error::Shutdown)
+        stats::gather(self.node()).await
+    }
+
+    /// Pushes the node's telemetry to the installed metrics recorder now
+    /// (it is pushed every second anyway); call before rendering a scrape.
+    pub fn publish_metrics(&self) {
+        self.node().report();
     }
 
     /// Saves the routing table and stops the node. Other handles' requests
     /// fail with [`Error::Shutdown`] afterwards.
     pub async fn shutdown(&self) {
-        let _ = self.inner.supervisor.send(supervisor::Shutdown).await;
+        self.node().shutdown().await;
     }
 
     /// Test hook: makes `actor` panic inside a handler. The node must carry
     /// on with its state.
     #[cfg(feature = "fault-injection")]
-    pub fn inject_panic(&self, actor: ActorKind) {
+    pub fn inject_panic(&self, actor: Component) {
         use dhtd_actors::supervision::InjectPanic;
-        let a = &self.inner.actors;
+        let a = &self.node().actors;
         match actor {
-            ActorKind::Socket => a.socket.do_send(InjectPanic),
-            ActorKind::RateLimiter => a.rate_limiter.do_send(InjectPanic),
-            ActorKind::RoutingTable => a.routing.do_send(InjectPanic),
-            ActorKind::Transactions => a.transactions.do_send(InjectPanic),
-            ActorKind::AnnounceStore => a.announce.do_send(InjectPanic),
-            ActorKind::Lookups => a.lookups.do_send(InjectPanic),
+            Component::Socket => a.socket.do_send(InjectPanic),
+            Component::RateLimiter => a.rate_limiter.do_send(InjectPanic),
+            Component::RoutingTable => a.routing.do_send(InjectPanic),
+            Component::Transactions => a.transactions.do_send(InjectPanic),
+            Component::AnnounceStore => a.store.do_send(InjectPanic),
+            Component::Lookups => a.lookups.do_send(InjectPanic),
+            Component::Supervisor => a.supervisor.do_send(InjectPanic),
             _ => {}
         }
-    }
-
-    async fn send<M>(&self, msg: M) -> Result<(), Error>
-    where
-        M: actix::Message<Result = ()> + Send + 'static,
-        SupervisorActor: actix::Handler<M>,
-    {
-        self.inner
-            .supervisor
-            .send(msg)
-            .await
-            .map_err(|_| Error::Shutdown)
     }
 }
 

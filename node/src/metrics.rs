@@ -1,14 +1,15 @@
-//! Prometheus export. The nodes emit through the `metrics` facade (see
-//! `dhtd_actors::metrics` for the catalogue); this installs the Prometheus
+//! Prometheus export. The nodes count into their telemetry cells (the
+//! catalogue is `dhtd_protocol::telemetry`) and push them through the
+//! `metrics` facade once a second and when asked
+//! ([`crate::DhtHandle::publish_metrics`]); this installs the Prometheus
 //! recorder, describes every metric, and renders the text format for a
 //! `/metrics` endpoint. An application that prefers its own recorder
-//! installs that instead, before starting nodes, and calls
-//! [`describe`].
+//! installs that instead, before starting nodes, and calls [`describe`].
 
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 
-pub use dhtd_actors::metrics::{describe, names};
-use dhtd_actors::metrics::{LOOKUP_DURATION_BUCKETS, LOOKUP_QUERY_BUCKETS};
+pub use dhtd_actors::metrics::describe;
+pub use dhtd_protocol::telemetry::CATALOGUE;
 
 /// The installed Prometheus recorder.
 #[derive(Clone)]
@@ -28,16 +29,11 @@ impl Exporter {
     /// buckets, and describes every metric. Install it before starting
     /// nodes: they take their metric handles at start.
     pub fn install() -> Result<Exporter, BuildError> {
-        let handle = PrometheusBuilder::new()
-            .set_buckets_for_metric(
-                Matcher::Full(names::LOOKUP_DURATION.into()),
-                LOOKUP_DURATION_BUCKETS,
-            )?
-            .set_buckets_for_metric(
-                Matcher::Full(names::LOOKUP_QUERIES.into()),
-                LOOKUP_QUERY_BUCKETS,
-            )?
-            .install_recorder()?;
+        let mut builder = PrometheusBuilder::new();
+        for def in CATALOGUE.iter().filter(|d| !d.buckets.is_empty()) {
+            builder = builder.set_buckets_for_metric(Matcher::Full(def.name.into()), def.buckets)?;
+        }
+        let handle = builder.install_recorder()?;
         describe();
         dhtd_actors::metrics::build_info(env!("CARGO_PKG_VERSION"));
         Ok(Exporter { handle })

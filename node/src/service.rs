@@ -5,6 +5,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dhtd_actors::Clock;
+
 use parking_lot::Mutex;
 
 use crate::{Config, Dht, DhtHandle, Runtime, StartError};
@@ -34,6 +36,9 @@ struct State {
 #[derive(Clone)]
 pub struct DhtService {
     config: Config,
+    /// The node's clock: idleness is measured on it, so a test with a
+    /// manual clock decides when the node has been idle.
+    clock: Clock,
     runtime: Option<Runtime>,
     mode: Mode,
     state: Arc<Mutex<State>>,
@@ -55,13 +60,15 @@ impl DhtService {
         mode: Mode,
         runtime: Option<&Runtime>,
     ) -> Result<DhtService, StartError> {
+        let now = config.clock.now();
         let service = DhtService {
+            clock: config.clock.clone(),
             config,
             runtime: runtime.cloned(),
             mode,
             state: Arc::new(Mutex::new(State {
                 running: None,
-                last_used: Instant::now(),
+                last_used: now,
                 watchdog: false,
             })),
         };
@@ -74,7 +81,7 @@ impl DhtService {
     /// Starts the node if it is not running; returns its handle.
     pub fn start(&self) -> Result<DhtHandle, StartError> {
         let mut state = self.state.lock();
-        state.last_used = Instant::now();
+        state.last_used = self.clock.now();
         if let Some(h) = &state.running {
             return Ok(h.clone());
         }
@@ -108,7 +115,7 @@ impl DhtService {
             return self.start().map(Some);
         }
         let mut state = self.state.lock();
-        state.last_used = Instant::now();
+        state.last_used = self.clock.now();
         Ok(state.running.clone())
     }
 
@@ -121,7 +128,10 @@ impl DhtService {
     /// works whatever executor the application runs.
     fn spawn_watchdog(&self, idle: Duration) {
         let state = Arc::downgrade(&self.state);
-        let check = (idle / 4).max(Duration::from_millis(10));
+        let clock = self.clock.clone();
+        // Real time between checks, whatever the clock: with a manual one,
+        // the check notices a move within this long.
+        let check = (idle / 4).clamp(Duration::from_millis(10), Duration::from_millis(250));
         std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_time()
@@ -132,7 +142,7 @@ impl DhtService {
             while let Some(state) = state.upgrade() {
                 let idle_node = {
                     let mut s = state.lock();
-                    if s.running.is_some() && s.last_used.elapsed() >= idle {
+                    if s.running.is_some() && clock.now().saturating_duration_since(s.last_used) >= idle {
                         s.running.take()
                     } else {
                         None

@@ -1,48 +1,19 @@
 //! What `DhtHandle::stats` reports: rTorrent's `dht_statistics`, with more.
+//! The counters are the node's telemetry cells, the same values its
+//! metrics export.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use dhtd_actors::counters::{CountersSnapshot, Method};
-use dhtd_actors::messages::StoreSummary;
+use dhtd_actors::Inspect;
+use dhtd_protocol::node::{responder::Responder, upkeep::Upkeep};
 use dhtd_protocol::routing::RoutingStats;
+use dhtd_protocol::store::StoreStats;
+use dhtd_protocol::telemetry::{derive_warnings, Label, Labels, TelemetrySnapshot, Warning};
 use dhtd_protocol::NodeId;
 
-/// How long a node may hear replies but no queries before its port is
-/// called unreachable (rTorrent's wording and interval).
-pub(crate) const UNREACHABLE_AFTER: Duration = Duration::from_secs(15 * 60);
-/// How long a node may send queries with no reply at all before its port is
-/// called firewalled.
-pub(crate) const FIREWALLED_AFTER: Duration = Duration::from_secs(60);
-
-/// A condition an operator should know about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Warning {
-    /// The routing table is empty: no DHT nodes available for a search.
-    NoNodes,
-    /// The latest search a caller asked for reached no node.
-    SearchUnsuccessful,
-    /// The latest announce a caller asked for was accepted by no node.
-    AnnounceFailed,
-    /// Replies arrive but nobody queries us: the port appears unreachable
-    /// (forward the UDP port).
-    PortUnreachable,
-    /// Neither replies nor queries arrive: the port appears firewalled.
-    PortFirewalled,
-}
-
-impl std::fmt::Display for Warning {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Warning::NoNodes => "no DHT nodes available",
-            Warning::SearchUnsuccessful => "search unsuccessful (no replies)",
-            Warning::AnnounceFailed => "announce failed (no node accepted it)",
-            Warning::PortUnreachable => "port appears unreachable (replies arrive but no queries)",
-            Warning::PortFirewalled => "port appears firewalled (no replies and no queries)",
-        })
-    }
-}
+use crate::wiring::Node;
+use crate::Error;
 
 /// A node's statistics.
 #[derive(Debug, Clone, Default)]
@@ -65,83 +36,61 @@ pub struct Stats {
     /// Estimated nodes in the whole DHT.
     pub estimated_dht_size: Option<u64>,
     /// Stored info hashes and peers.
-    pub store: StoreSummary,
+    pub store: StoreStats,
     /// The cap on stored info hashes (`max_info_hashes`).
     pub store_info_hashes_limit: usize,
-    /// Traffic and event counters.
-    pub traffic: CountersSnapshot,
+    /// Every counter and gauge of the node (what `/metrics` exports).
+    pub traffic: TelemetrySnapshot,
     /// Current warnings.
     pub warnings: Vec<Warning>,
 }
 
-impl Warning {
-    /// Its position in the `dht_warning{warning}` gauge's labels.
-    pub(crate) fn gauge_index(self) -> usize {
-        match self {
-            Warning::NoNodes => 0,
-            Warning::SearchUnsuccessful => 1,
-            Warning::AnnounceFailed => 2,
-            Warning::PortUnreachable => 3,
-            Warning::PortFirewalled => 4,
-        }
+/// Reads the node's pieces and telemetry.
+pub(crate) async fn gather(node: &Node) -> Result<Stats, Error> {
+    if node.is_stopping() {
+        return Err(Error::Shutdown);
     }
+    let table = Inspect(Box::new(|p: &Upkeep, now| {
+        (p.stats(now), p.table().estimated_dht_size(now))
+    }));
+    let (routing, estimated_dht_size) = node
+        .actors
+        .routing
+        .send(table)
+        .await
+        .ok()
+        .flatten()
+        .ok_or(Error::Shutdown)?;
+    let store = node
+        .actors
+        .store
+        .send(Inspect(Box::new(|p: &Responder, _| p.stats())))
+        .await
+        .ok()
+        .flatten()
+        .ok_or(Error::Shutdown)?;
+    let traffic = node.telemetry.snapshot();
+    let bootstrap_complete = traffic.bootstrapped.value() > 0;
+    let nodes = routing.total.good + routing.total.questionable + routing.total.bad;
+    let uptime = node.uptime();
+    let read_only = node.config.dht.read_only;
+    Ok(Stats {
+        own_id: node.own_id,
+        local_addr: Some(node.local_addr),
+        uptime,
+        bootstrap_complete,
+        read_only,
+        external_ip: node.api.external_ip(),
+        warnings: derive_warnings(&traffic, nodes, bootstrap_complete, uptime, read_only),
+        routing,
+        estimated_dht_size,
+        store,
+        store_info_hashes_limit: node.config.dht.store.max_info_hashes,
+        traffic,
+    })
 }
 
 impl Stats {
-    /// The values this node reports to the process's gauges.
-    pub(crate) fn gauge_values(&self) -> dhtd_actors::metrics::GaugeValues {
-        let t = &self.routing.total;
-        let mut warnings = [0.0; 5];
-        for w in &self.warnings {
-            warnings[w.gauge_index()] = 1.0;
-        }
-        dhtd_actors::metrics::GaugeValues {
-            nodes: [t.good as f64, t.questionable as f64, t.bad as f64],
-            buckets: self.routing.buckets.len() as f64,
-            estimated_size: self.estimated_dht_size.unwrap_or(0) as f64,
-            info_hashes: self.store.info_hashes as f64,
-            peers: self.store.peers as f64,
-            info_hashes_limit: self.store_info_hashes_limit as f64,
-            bootstrapped: if self.bootstrap_complete { 1.0 } else { 0.0 },
-            running: 1.0,
-            inbound_backlog: self.traffic.inbound_backlog as f64,
-            warnings,
-        }
-    }
-
-    pub(crate) fn derive_warnings(&self) -> Vec<Warning> {
-        let mut w = Vec::new();
-        if self.bootstrap_complete && self.nodes() == 0 {
-            w.push(Warning::NoNodes);
-        }
-        if self.traffic.last_search_failed {
-            w.push(Warning::SearchUnsuccessful);
-        }
-        if self.traffic.last_announce_failed {
-            w.push(Warning::AnnounceFailed);
-        }
-        let queries_in: u64 = Method::ALL
-            .iter()
-            .map(|m| self.traffic.queries_in_of(*m))
-            .sum();
-        let queries_out: u64 = self.traffic.queries_out.iter().map(|(_, n)| n).sum();
-        if self.traffic.responses_in > 0
-            && queries_in == 0
-            && self.uptime >= UNREACHABLE_AFTER
-            && !self.read_only
-        {
-            w.push(Warning::PortUnreachable);
-        }
-        if queries_out > 0
-            && self.traffic.responses_in == 0
-            && queries_in == 0
-            && self.uptime >= FIREWALLED_AFTER
-        {
-            w.push(Warning::PortFirewalled);
-        }
-        w
-    }
-
     /// Nodes in the routing table.
     pub fn nodes(&self) -> usize {
         let t = &self.routing.total;
@@ -156,6 +105,18 @@ fn duration_text(d: Duration) -> String {
         60..3600 => format!("{}m{}s", s / 60, s % 60),
         _ => format!("{}h{}m", s / 3600, s % 3600 / 60),
     }
+}
+
+/// `label n, label n, …` for a labelled counter.
+fn by_label<L: Label>(values: &dhtd_protocol::telemetry::Values<L>) -> String
+where
+    L: Labels,
+{
+    values
+        .by_label()
+        .map(|(l, n)| format!("{} {n}", l.value()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// rTorrent's `dht_statistics`, as text for operators.
@@ -209,60 +170,49 @@ impl std::fmt::Display for Stats {
         writeln!(
             f,
             "traffic: in {} packets / {} bytes, out {} packets / {} bytes",
-            tr.packets_in, tr.bytes_in, tr.packets_out, tr.bytes_out
+            tr.packets_in.value(),
+            tr.bytes_in.value(),
+            tr.packets_out.value(),
+            tr.bytes_out.value()
         )?;
-        let list = |pairs: Vec<(&str, u64)>| {
-            pairs
-                .iter()
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        writeln!(f, "queries in: {}", by_label(&tr.queries_in))?;
         writeln!(
             f,
-            "queries in: {}",
-            list(tr.queries_in.iter().map(|(m, n)| (m.label(), *n)).collect())
-        )?;
-        writeln!(
-            f,
-            "queries out: {}",
-            list(
-                tr.queries_out
-                    .iter()
-                    .map(|(m, n)| (m.label(), *n))
-                    .collect()
-            )
+            "queries out: {}; retransmitted {}",
+            by_label(&tr.queries_out),
+            tr.retransmits.value()
         )?;
         writeln!(
             f,
             "responses in {}, errors in {}, errors out {}, timeouts {}",
-            tr.responses_in, tr.errors_in, tr.errors_out, tr.timeouts
+            tr.responses_in.value(),
+            tr.errors_in.total(),
+            tr.errors_out.total(),
+            tr.timeouts.value()
         )?;
+        writeln!(f, "dropped: {}", by_label(&tr.dropped))?;
+        writeln!(f, "delayed: {}", by_label(&tr.delayed))?;
+        writeln!(f, "not sent: {}", by_label(&tr.not_sent))?;
         writeln!(
             f,
-            "dropped: {}",
-            list(tr.dropped.iter().map(|(r, n)| (r.label(), *n)).collect())
+            "lookups: {} started, {} finished; tokens issued {}; announces stored {}, refused: {}",
+            tr.lookups_started.total(),
+            tr.lookups_finished.total(),
+            tr.tokens_issued.value(),
+            tr.announces_stored.value(),
+            by_label(&tr.announces_refused)
         )?;
-        writeln!(
-            f,
-            "not sent: {}",
-            list(tr.refused.iter().map(|(r, n)| (r.label(), *n)).collect())
-        )?;
-        writeln!(
-            f,
-            "lookups: {} started, {} reached nodes, {} reached none; tokens issued {}; announces stored {}, refused: {}",
-            tr.lookups_started,
-            tr.lookups_succeeded,
-            tr.lookups_failed,
-            tr.tokens_issued,
-            tr.announces_stored,
-            list(tr.announces_rejected.iter().map(|(r, n)| (r.label(), *n)).collect())
-        )?;
-        writeln!(
-            f,
-            "actor restarts: {}",
-            list(tr.restarts.iter().map(|(a, n)| (a.label(), *n)).collect())
-        )?;
+        let restarts: Vec<String> = dhtd_protocol::telemetry::Component::ALL
+            .iter()
+            .map(|c| {
+                let n: u64 = dhtd_protocol::telemetry::RestartReason::ALL
+                    .iter()
+                    .map(|r| tr.restarts.get((*c, *r)))
+                    .sum();
+                format!("{} {n}", c.value())
+            })
+            .collect();
+        writeln!(f, "actor restarts: {}", restarts.join(", "))?;
         if self.warnings.is_empty() {
             write!(f, "warnings: none")
         } else {

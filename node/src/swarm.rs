@@ -40,8 +40,8 @@ pub fn node_ip(i: usize) -> IpAddr {
 /// short bootstrap retries (a lone first node retries quickly).
 pub fn swarm_config(ip: IpAddr, bootstrap: &[SocketAddr]) -> Config {
     let mut config = Config::local(SocketAddr::new(ip, 0), bootstrap);
-    config.bootstrap_retry = Duration::from_millis(500);
-    config.bootstrap_retry_max = Duration::from_secs(2);
+    config.dht.bootstrap.retry = Duration::from_millis(500);
+    config.dht.bootstrap.retry_max = Duration::from_secs(2);
     config
 }
 

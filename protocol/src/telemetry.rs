@@ -524,6 +524,16 @@ macro_rules! catalogue {
             $( pub $field: Values<$labels>, )*
         }
 
+        impl TelemetrySnapshot {
+            /// Each metric of [`CATALOGUE`] (but [`BUILD_INFO`]) with its
+            /// cells' values, in catalogue order.
+            pub fn for_each_metric(&self, mut f: impl FnMut(&MetricDef, &[u64])) {
+                let mut metric = 0;
+                $( f(&CATALOGUE[metric], &self.$field.values); metric += 1; )*
+                let _ = metric;
+            }
+        }
+
         impl Telemetry {
             /// Walks every cell: metric `i` of [`CATALOGUE`], cell `j`, and
             /// its value (histogram samples are taken out).
@@ -531,6 +541,16 @@ macro_rules! catalogue {
                 let mut metric = 0;
                 $( self.$field.visit(metric, &mut f); metric += 1; )*
                 let _ = metric;
+            }
+
+            /// Sets every gauge to zero: a stopped node withdraws its share
+            /// of the process's gauges.
+            pub fn zero_gauges(&self) {
+                self.for_each(|metric, _, value| {
+                    if let (Kind::Gauge, CellValue::Level(v)) = (CATALOGUE[metric].kind, value) {
+                        v.store(0, Relaxed);
+                    }
+                });
             }
 
             /// The counters and gauges now (histograms are left out).

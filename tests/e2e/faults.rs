@@ -3,17 +3,17 @@
 use std::time::Duration;
 
 use dhtd::NodeId;
-use dhtd::{ActorKind, InfoHash, PortChoice};
+use dhtd::{Component, InfoHash, PortChoice};
 use dhtd_protocol::krpc::Query;
 use dhtd_tests::{node_ip, start_swarm, RawPeer};
 
-const ACTORS: [ActorKind; 6] = [
-    ActorKind::Socket,
-    ActorKind::RateLimiter,
-    ActorKind::RoutingTable,
-    ActorKind::Transactions,
-    ActorKind::AnnounceStore,
-    ActorKind::Lookups,
+const ACTORS: [Component; 6] = [
+    Component::Socket,
+    Component::RateLimiter,
+    Component::RoutingTable,
+    Component::Transactions,
+    Component::AnnounceStore,
+    Component::Lookups,
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -21,7 +21,7 @@ async fn a_panicking_actor_is_restarted_with_its_state() {
     // The same lookups repeat every round: shorten the per-node spacing rule
     // so that they are not refused as repeats.
     let swarm = start_swarm(40, 21, |_, c| {
-        c.limits.query_spacing = Duration::from_millis(100)
+        c.dht.limits.query_spacing = Duration::from_millis(100)
     })
     .await;
     let hashes: Vec<InfoHash> = (0..10u8).map(|i| InfoHash([i + 1; 20])).collect();
@@ -62,7 +62,7 @@ async fn a_panicking_actor_is_restarted_with_its_state() {
         }
         let stats = victim.stats().await.unwrap();
         assert_eq!(
-            stats.traffic.restarts_of(*actor),
+            stats.traffic.restarts.get((*actor, dhtd::RestartReason::Panicked)),
             1,
             "round {round}: {actor:?}"
         );

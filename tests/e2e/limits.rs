@@ -1,6 +1,6 @@
 //! Caps that defend the node: the announce store and the per-IP budget.
 
-use dhtd::{AnnounceRejection, Dht, DropReason, InfoHash, NodeId};
+use dhtd::{AnnounceRefusal, Dht, DropReason, InfoHash, NodeId};
 use dhtd_protocol::krpc::{Body, Message, Query};
 use dhtd_protocol::rate_limit::Rate;
 use dhtd_tests::{node_ip, test_config, RawPeer};
@@ -22,10 +22,10 @@ fn token_for(peer: &RawPeer, to: std::net::SocketAddr, info_hash: InfoHash) -> V
 #[tokio::test]
 async fn an_announce_flood_beyond_the_caps_is_refused_and_the_store_stays_bounded() {
     let mut config = test_config(node_ip(910), &[]);
-    config.store.max_info_hashes = 50;
-    config.store.max_peers_per_info_hash = 5;
+    config.dht.store.max_info_hashes = 50;
+    config.dht.store.max_peers_per_info_hash = 5;
     // This test is about the store: lift the per-IP query budget.
-    config.limits.queries_per_ip = Rate {
+    config.dht.limits.queries_per_ip = Rate {
         per_second: 1e6,
         burst: 1e6,
     };
@@ -80,7 +80,7 @@ async fn an_announce_flood_beyond_the_caps_is_refused_and_the_store_stays_bounde
     assert_eq!(
         stats
             .traffic
-            .announces_rejected_for(AnnounceRejection::Full),
+            .announces_refused.get(AnnounceRefusal::Full),
         150 + 16
     );
     node.shutdown().await;
@@ -89,7 +89,7 @@ async fn an_announce_flood_beyond_the_caps_is_refused_and_the_store_stays_bounde
 #[tokio::test]
 async fn queries_beyond_the_per_ip_budget_are_dropped_and_counted() {
     let mut config = test_config(node_ip(912), &[]);
-    config.limits.queries_per_ip = Rate {
+    config.dht.limits.queries_per_ip = Rate {
         per_second: 1.0,
         burst: 10.0,
     };
@@ -112,6 +112,6 @@ async fn queries_beyond_the_per_ip_budget_are_dropped_and_counted() {
     let other = RawPeer::bind(node_ip(914));
     assert!(other.ask(to, &ping).is_some());
     let stats = node.stats().await.unwrap();
-    assert!(stats.traffic.dropped_for(DropReason::RateLimited) >= 88);
+    assert!(stats.traffic.dropped.get(DropReason::RateLimited) >= 88);
     node.shutdown().await;
 }

@@ -99,9 +99,9 @@ async fn requests_made_before_bootstrap_run_when_it_completes() {
 async fn a_repeated_announce_outlives_the_store_expiry_until_stopped() {
     // Stored announces expire after 1.5 s here; the announcer repeats every 0.5 s.
     let swarm = start_swarm(20, 13, |_, c| {
-        c.store.peer_ttl = Duration::from_millis(1500);
-        c.store.sweep_interval = Duration::from_millis(100);
-        c.limits.query_spacing = Duration::from_millis(100);
+        c.dht.store.peer_ttl = Duration::from_millis(1500);
+        c.dht.store.sweep_interval = Duration::from_millis(100);
+        c.dht.limits.query_spacing = Duration::from_millis(100);
     })
     .await;
     let ih = InfoHash([0x33; 20]);

@@ -9,7 +9,7 @@ use rand::SeedableRng;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_nodes_stay_out_of_tables_and_implied_port_stores_the_source_port() {
     // Nodes 30..40 are read-only.
-    let swarm = start_swarm(40, 3, |i, c| c.read_only = i >= 30).await;
+    let swarm = start_swarm(40, 3, |i, c| c.dht.read_only = i >= 30).await;
     let readers: Vec<_> = swarm.nodes[30..].to_vec();
     // Read-only nodes look up like anyone else, and announce with implied_port.
     let info_hash = InfoHash([0x42; 20]);

@@ -99,13 +99,13 @@ async fn answers_every_method_and_tells_the_requester_its_address() {
     // Garbage is counted, not answered.
     assert!(peer.ask(to, b"\x00garbage").is_none());
     let stats = node.stats().await.unwrap();
-    assert_eq!(stats.traffic.dropped_for(dhtd::DropReason::DecodeError), 1);
+    assert_eq!(stats.traffic.dropped.get(dhtd::DropReason::DecodeError), 1);
     node.shutdown().await;
 }
 
 #[tokio::test]
 async fn bad_and_expired_tokens_are_refused_with_203() {
-    let node = start_lone(902, |c| c.tokens.rotation = Duration::from_millis(200));
+    let node = start_lone(902, |c| c.dht.tokens.rotation = Duration::from_millis(200));
     let peer = RawPeer::bind(node_ip(903));
     let me = NodeId([1; 20]);
     let to = node.local_addr();
@@ -153,7 +153,7 @@ async fn bad_and_expired_tokens_are_refused_with_203() {
     assert_eq!(
         stats
             .traffic
-            .announces_rejected_for(dhtd::AnnounceRejection::BadToken),
+            .announces_refused.get(dhtd::AnnounceRefusal::BadToken),
         3
     );
     assert_eq!(stats.store.peers, 1);

@@ -106,7 +106,7 @@ pub async fn check_client(
 
     // dhtd bootstraps from it alone.
     let mut config = test_config(node_ip(ip_base + 1), &[client.addr()]);
-    config.bootstrap_retry_max = Duration::from_secs(1);
+    config.dht.bootstrap.retry_max = Duration::from_secs(1);
     let alone = Dht::builder(config)
         .runtime(&swarm.runtime)
         .start()
@@ -128,7 +128,7 @@ pub async fn check_client(
 
     // A read-only dhtd node finds its peers and stays out of its table.
     let mut config = test_config(node_ip(ip_base + 2), &[client.addr()]);
-    config.read_only = true;
+    config.dht.read_only = true;
     let reader = Dht::builder(config)
         .runtime(&swarm.runtime)
         .start()

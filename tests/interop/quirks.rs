@@ -87,8 +87,8 @@ async fn odd_answers_are_tolerated_ignored_where_unusable_and_counted() {
 
     let mut config = test_config(node_ip(731), &[quirky_addr]);
     // Most nodes the quirky node names do not exist: time them out quickly.
-    config.lookup.query_timeout = Duration::from_millis(300);
-    config.transactions.timeout = Duration::from_millis(300);
+    config.dht.lookup.query_timeout = Duration::from_millis(300);
+    config.dht.transactions.timeout = Duration::from_millis(300);
     let node = Dht::builder(config).start().unwrap();
     tokio::time::timeout(Duration::from_secs(20), node.wait_bootstrapped())
         .await
@@ -107,8 +107,8 @@ async fn odd_answers_are_tolerated_ignored_where_unusable_and_counted() {
     );
     assert!(summary.ignored_peers >= 1, "{summary:?}");
     let stats = node.stats().await.unwrap();
-    assert!(stats.traffic.peers_ignored >= 1);
-    assert!(stats.traffic.timeouts > 0, "the made-up nodes time out");
+    assert!(stats.traffic.peers_ignored.value() >= 1);
+    assert!(stats.traffic.timeouts.value() > 0, "the made-up nodes time out");
 
     // As a server: transaction ids of 2, 4 and 8 bytes, queries without `v`.
     let probe = RawPeer::bind(node_ip(732));

@@ -10,7 +10,7 @@ use std::os::fd::AsRawFd;
 
 use nix::sys::socket::{sendmmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage};
 
-use super::send::Outbox;
+use dhtd_protocol::node::Outbox;
 
 /// Datagrams per system call at most.
 const CHUNK: usize = 64;

@@ -16,20 +16,21 @@ use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 
-use actix::{Actor, AsyncContext, Context, Recipient, SpawnHandle, WrapFuture};
+use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Recipient, SpawnHandle, WrapFuture};
 use bytes::Bytes;
+use dhtd_protocol::node::{Datagram, RateLimiterInput};
+use dhtd_protocol::telemetry::{Component, DropReason, Telemetry};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-use crate::counters::{ActorKind, Counters, DropReason};
-use crate::messages::{DatagramReceived, DatagramsReceived};
-use crate::supervision::{lifecycle, Supervised};
+use crate::shell::In;
+use crate::supervision::{StopActor, Supervised};
 
 #[cfg(target_os = "linux")]
 mod mmsg;
 mod send;
 
-pub use send::{DatagramSender, Outbox};
+pub use send::DatagramSender;
 
 /// Datagrams handed on in one message at most; a full batch also lets the
 /// rest of the Arbiter run before the loop reads on.
@@ -38,9 +39,9 @@ const MAX_BATCH: usize = 64;
 /// Owns the receive side of the node's socket.
 pub struct SocketActor {
     socket: UdpSocket,
-    inbound: Recipient<DatagramsReceived>,
+    inbound: Recipient<In<RateLimiterInput>>,
     max_backlog: usize,
-    counters: Arc<Counters>,
+    telemetry: Arc<Telemetry>,
     recv_loop: Option<SpawnHandle>,
 }
 
@@ -50,15 +51,15 @@ impl SocketActor {
     /// dropped and counted.
     pub fn new(
         socket: UdpSocket,
-        inbound: Recipient<DatagramsReceived>,
+        inbound: Recipient<In<RateLimiterInput>>,
         max_backlog: usize,
-        counters: Arc<Counters>,
+        telemetry: Arc<Telemetry>,
     ) -> Self {
         SocketActor {
             socket,
             inbound,
             max_backlog,
-            counters,
+            telemetry,
             recv_loop: None,
         }
     }
@@ -84,7 +85,7 @@ impl SocketActor {
             }
         };
         let inbound = self.inbound.clone();
-        let counters = self.counters.clone();
+        let telemetry = self.telemetry.clone();
         let max_backlog = self.max_backlog;
         let recv = async move {
             let mut batch = Batch::default();
@@ -100,7 +101,7 @@ impl SocketActor {
                 let mut failed = false;
                 while batch.spans.len() < MAX_BATCH {
                     match ready.get_inner().recv_from(&mut batch.buf) {
-                        Ok((len, from)) => batch.keep(len, from, &counters),
+                        Ok((len, from)) => batch.keep(len, from, &telemetry),
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                             ready.clear_ready();
                             break;
@@ -128,12 +129,15 @@ impl SocketActor {
                 let yield_after = batch.spans.len() == MAX_BATCH || failed;
                 let datagrams = batch.take();
                 let n = datagrams.len();
-                if counters.inbound_backlog() + n > max_backlog {
-                    counters.dropped_many(DropReason::MailboxFull, n);
-                } else if inbound.try_send(DatagramsReceived(datagrams)).is_ok() {
-                    counters.queued_inbound(n);
+                let backlog = &telemetry.inbound_backlog;
+                let message = In(RateLimiterInput::Datagrams(datagrams));
+                if backlog.value() as usize + n > max_backlog {
+                    telemetry.dropped.add(DropReason::MailboxFull, n as u64);
+                } else if inbound.try_send(message).is_ok() {
+                    // The rate limiter takes them off when it handles them.
+                    backlog.add((), n as u64);
                 } else {
-                    counters.dropped_many(DropReason::MailboxFull, n);
+                    telemetry.dropped.add(DropReason::MailboxFull, n as u64);
                 }
                 if yield_after {
                     tokio::task::yield_now().await;
@@ -166,20 +170,21 @@ impl Default for Batch {
 }
 
 impl Batch {
-    fn keep(&mut self, len: usize, from: SocketAddr, counters: &Counters) {
-        counters.received(len);
+    fn keep(&mut self, len: usize, from: SocketAddr, telemetry: &Telemetry) {
+        telemetry.packets_in.incr(());
+        telemetry.bytes_in.add((), len as u64);
         self.spans.push((from, self.staging.len(), len));
         self.staging.extend_from_slice(&self.buf[..len]);
     }
 
-    fn take(&mut self) -> Vec<DatagramReceived> {
+    fn take(&mut self) -> Vec<Datagram> {
         let shared = Bytes::copy_from_slice(&self.staging);
         self.staging.clear();
         // A burst of large datagrams should not pin a large staging buffer.
         self.staging.shrink_to(64 * 1024);
         self.spans
             .drain(..)
-            .map(|(from, start, len)| DatagramReceived {
+            .map(|(from, start, len)| Datagram {
                 from,
                 bytes: shared.slice(start..start + len),
             })
@@ -196,10 +201,12 @@ impl Actor for SocketActor {
 }
 
 impl Supervised for SocketActor {
-    const KIND: ActorKind = ActorKind::Socket;
+    fn component(&self) -> Component {
+        Component::Socket
+    }
 
-    fn counters(&self) -> &Arc<Counters> {
-        &self.counters
+    fn telemetry(&self) -> &Telemetry {
+        &self.telemetry
     }
 
     fn restart(&mut self, ctx: &mut Context<Self>) {
@@ -210,4 +217,17 @@ impl Supervised for SocketActor {
     }
 }
 
-lifecycle!(SocketActor);
+impl Handler<StopActor> for SocketActor {
+    type Result = ();
+    fn handle(&mut self, _: StopActor, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+impl Handler<crate::supervision::InjectPanic> for SocketActor {
+    type Result = ();
+    fn handle(&mut self, _: crate::supervision::InjectPanic, ctx: &mut Context<Self>) {
+        crate::supervision::guarded(self, ctx, |_, _| panic!("injected fault"));
+    }
+}

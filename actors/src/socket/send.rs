@@ -1,11 +1,12 @@
-//! The sending side: a non-blocking handle on the node's socket, and the
-//! outbox an answering actor fills while it works through a batch.
+//! The sending side: a non-blocking handle on the node's socket, through
+//! which every actor sends what its piece put in its outbox.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 
-use crate::counters::{Counters, DropReason};
+use dhtd_protocol::node::Outbox;
+use dhtd_protocol::telemetry::{DropReason, Telemetry};
 
 /// Sends datagrams on the node's socket without blocking.
 #[derive(Debug, Clone)]
@@ -13,66 +14,26 @@ pub struct DatagramSender {
     /// `None`: datagrams are counted and dropped (a benchmark of the actor
     /// pipeline without a socket).
     socket: Option<Arc<UdpSocket>>,
-    counters: Arc<Counters>,
-}
-
-/// Datagrams waiting to go out together: each one's bytes in one reused
-/// buffer, so that filling it allocates nothing once it has grown.
-#[derive(Debug, Default)]
-pub struct Outbox {
-    bytes: Vec<u8>,
-    spans: Vec<(SocketAddr, usize, usize)>,
-}
-
-impl Outbox {
-    /// Adds a copy of `datagram`, for `to`.
-    pub fn push(&mut self, to: SocketAddr, datagram: &[u8]) {
-        self.spans.push((to, self.bytes.len(), datagram.len()));
-        self.bytes.extend_from_slice(datagram);
-    }
-
-    /// Datagrams waiting.
-    pub fn len(&self) -> usize {
-        self.spans.len()
-    }
-
-    /// Whether nothing waits.
-    pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
-    }
-
-    /// The datagrams, in the order they were added.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
-        self.spans
-            .iter()
-            .map(|&(to, start, len)| (to, &self.bytes[start..start + len]))
-    }
-
-    fn clear(&mut self) {
-        self.bytes.clear();
-        self.spans.clear();
-        // One burst of large replies should not pin a large buffer.
-        self.bytes.shrink_to(64 * 1024);
-    }
+    telemetry: Arc<Telemetry>,
 }
 
 impl DatagramSender {
     /// A sender on a clone of `socket` (set non-blocking).
-    pub fn new(socket: &UdpSocket, counters: Arc<Counters>) -> io::Result<Self> {
+    pub fn new(socket: &UdpSocket, telemetry: Arc<Telemetry>) -> io::Result<Self> {
         let socket = socket.try_clone()?;
         socket.set_nonblocking(true)?;
         Ok(DatagramSender {
             socket: Some(Arc::new(socket)),
-            counters,
+            telemetry,
         })
     }
 
     /// A sender with no socket: each datagram is counted as sent and
     /// dropped. For measuring the actors alone.
-    pub fn discarding(counters: Arc<Counters>) -> Self {
+    pub fn discarding(telemetry: Arc<Telemetry>) -> Self {
         DatagramSender {
             socket: None,
-            counters,
+            telemetry,
         }
     }
 
@@ -80,7 +41,7 @@ impl DatagramSender {
     /// UDP may lose it anyway and blocking would stall the actor.
     pub fn send(&self, to: SocketAddr, datagram: &[u8]) -> bool {
         let Some(socket) = &self.socket else {
-            self.counters.sent(datagram.len());
+            self.sent(datagram.len());
             return true;
         };
         let result = socket.send_to(datagram, to).map(|_| ());
@@ -97,7 +58,7 @@ impl DatagramSender {
         match &self.socket {
             None => {
                 for (_, datagram) in outbox.iter() {
-                    self.counters.sent(datagram.len());
+                    self.sent(datagram.len());
                 }
             }
             #[cfg(target_os = "linux")]
@@ -115,15 +76,20 @@ impl DatagramSender {
         outbox.clear();
     }
 
+    fn sent(&self, len: usize) {
+        self.telemetry.packets_out.incr(());
+        self.telemetry.bytes_out.add((), len as u64);
+    }
+
     fn sent_or_failed(&self, to: SocketAddr, len: usize, result: io::Result<()>) -> bool {
         match result {
             Ok(()) => {
-                self.counters.sent(len);
+                self.sent(len);
                 true
             }
             Err(e) => {
                 tracing::debug!(target: "dht::socket", %to, error = %e, "send failed");
-                self.counters.dropped(DropReason::SendFailed);
+                self.telemetry.dropped.incr(DropReason::SendFailed);
                 false
             }
         }
@@ -149,9 +115,9 @@ mod tests {
     /// failed send and does not stop the ones after it.
     #[test]
     fn an_outbox_goes_out_whole_but_for_what_the_kernel_refuses() {
-        let counters = Arc::new(Counters::default());
+        let telemetry = Arc::new(Telemetry::default());
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let sender = DatagramSender::new(&socket, counters.clone()).unwrap();
+        let sender = DatagramSender::new(&socket, telemetry.clone()).unwrap();
         let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
         peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let to = peer.local_addr().unwrap();
@@ -173,13 +139,8 @@ mod tests {
             assert_eq!(from, socket.local_addr().unwrap());
             assert_eq!(&buf[..n], format!("datagram {i}").as_bytes());
         }
-        let snapshot = counters.snapshot();
-        assert_eq!(snapshot.packets_out, 100);
-        let failed = snapshot
-            .dropped
-            .iter()
-            .find(|(r, _)| *r == DropReason::SendFailed)
-            .map(|(_, n)| *n);
-        assert_eq!(failed, Some(1));
+        let snapshot = telemetry.snapshot();
+        assert_eq!(snapshot.packets_out.value(), 100);
+        assert_eq!(snapshot.dropped.get(DropReason::SendFailed), 1);
     }
 }

@@ -767,3 +767,26 @@ impl std::fmt::Display for LogEvent {
         }
     }
 }
+
+impl StoreInput {
+    /// Inbound datagrams this message carries that may be shed when the
+    /// store is overloaded (UDP may lose them anyway); 0 for the messages
+    /// between pieces, which must arrive.
+    pub fn sheddable(&self) -> usize {
+        match self {
+            StoreInput::Queries(q) => q.len(),
+            _ => 0,
+        }
+    }
+}
+
+impl TransactionsInput {
+    /// Inbound datagrams this message carries that may be shed under load;
+    /// 0 for our own queries, which must be sent or refused.
+    pub fn sheddable(&self) -> usize {
+        match self {
+            TransactionsInput::Responses(r) => r.len(),
+            TransactionsInput::Send(_) => 0,
+        }
+    }
+}

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use dhtd::metrics::Exporter;
 use dhtd::{DhtHandle, Stats};
+use dhtd_protocol::telemetry::Kind;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -97,7 +98,13 @@ async fn route(
         return ("503 Service Unavailable", TEXT, "no node\n".into());
     };
     match (method, path) {
-        ("GET", "/metrics") => ("200 OK", PROMETHEUS, served.exporter.render()),
+        ("GET", "/metrics") => {
+            // Counted since the last push: pushed now, so a scrape is current.
+            for n in &served.nodes {
+                n.publish_metrics();
+            }
+            ("200 OK", PROMETHEUS, served.exporter.render())
+        }
         // Alive and answering is what a health check asks; bootstrap is in the body.
         ("GET", "/health") => match node.stats().await {
             Ok(_) => {
@@ -139,16 +146,36 @@ async fn route(
     }
 }
 
-/// The statistics as JSON.
+/// The statistics as JSON. The `traffic` object holds every counter of the
+/// catalogue under its metric name without `dht_` and `_total`, labelled
+/// ones as objects by label.
 pub(crate) fn stats_json(s: &Stats) -> serde_json::Value {
-    let pairs = |v: Vec<(&'static str, u64)>| {
-        serde_json::Value::Object(
-            v.into_iter()
-                .map(|(k, n)| (k.to_owned(), json!(n)))
-                .collect(),
-        )
-    };
-    let t = &s.traffic;
+    let mut traffic = serde_json::Map::new();
+    s.traffic.for_each_metric(|def, values| {
+        if def.kind != Kind::Counter {
+            return;
+        }
+        let key = def
+            .name
+            .trim_start_matches("dht_")
+            .trim_end_matches("_total")
+            .to_owned();
+        let value = if def.cells == 1 {
+            json!(values[0])
+        } else {
+            serde_json::Value::Object(
+                values
+                    .iter()
+                    .enumerate()
+                    .map(|(cell, n)| {
+                        let label: Vec<&str> = (def.labels)(cell).iter().map(|(_, v)| *v).collect();
+                        (label.join("/"), json!(n))
+                    })
+                    .collect(),
+            )
+        };
+        traffic.insert(key, value);
+    });
     json!({
         "node_id": s.own_id.to_string(),
         "listen": s.local_addr.map(|a| a.to_string()),
@@ -162,23 +189,7 @@ pub(crate) fn stats_json(s: &Stats) -> serde_json::Value {
             "good": b.good, "questionable": b.questionable, "bad": b.bad, "cached": b.replacements,
         })).collect::<Vec<_>>(),
         "store": {"info_hashes": s.store.info_hashes, "peers": s.store.peers, "info_hashes_limit": s.store_info_hashes_limit},
-        "traffic": {
-            "packets_in": t.packets_in, "bytes_in": t.bytes_in,
-            "packets_out": t.packets_out, "bytes_out": t.bytes_out,
-            "responses_in": t.responses_in, "errors_in": t.errors_in, "errors_out": t.errors_out,
-            "timeouts": t.timeouts,
-            "queries_in": pairs(t.queries_in.iter().map(|(m, n)| (m.label(), *n)).collect()),
-            "queries_out": pairs(t.queries_out.iter().map(|(m, n)| (m.label(), *n)).collect()),
-            "dropped": pairs(t.dropped.iter().map(|(r, n)| (r.label(), *n)).collect()),
-            "not_sent": pairs(t.refused.iter().map(|(r, n)| (r.label(), *n)).collect()),
-            "announces_refused": pairs(t.announces_rejected.iter().map(|(r, n)| (r.label(), *n)).collect()),
-            "restarts": pairs(t.restarts.iter().map(|(a, n)| (a.label(), *n)).collect()),
-            "lookups_started": t.lookups_started,
-            "lookups_succeeded": t.lookups_succeeded,
-            "lookups_failed": t.lookups_failed,
-            "tokens_issued": t.tokens_issued,
-            "announces_stored": t.announces_stored,
-        },
+        "traffic": traffic,
         "warnings": s.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
     })
 }

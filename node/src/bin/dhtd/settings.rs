@@ -241,7 +241,7 @@ pub(crate) fn resolve_with(
         .clone()
         .or(file.state_dir)
         .or_else(|| defaults.use_state_dir.then(default_state_dir).flatten());
-    config.read_only = args.read_only.or(file.read_only).unwrap_or(false);
+    config.dht.read_only = args.read_only.or(file.read_only).unwrap_or(false);
     if let Some(id) = args.node_id.clone().or(file.node_id) {
         config.node_id = if id.eq_ignore_ascii_case("random") {
             NodeIdChoice::Random
@@ -253,37 +253,37 @@ pub(crate) fn resolve_with(
         };
     }
     if let Some(n) = args.max_info_hashes.or(file.max_info_hashes) {
-        config.store.max_info_hashes = at_least_one("max_info_hashes", n)?;
+        config.dht.store.max_info_hashes = at_least_one("max_info_hashes", n)?;
     }
     if let Some(n) = args
         .max_peers_per_info_hash
         .or(file.max_peers_per_info_hash)
     {
-        config.store.max_peers_per_info_hash = at_least_one("max_peers_per_info_hash", n)?;
+        config.dht.store.max_peers_per_info_hash = at_least_one("max_peers_per_info_hash", n)?;
     }
     if let Some(secs) = file.peer_ttl_secs {
-        config.store.peer_ttl =
+        config.dht.store.peer_ttl =
             Duration::from_secs(at_least_one("peer_ttl_secs", secs as usize)? as u64);
     }
     if let Some(rate) = args.queries_per_ip.or(file.queries_per_ip) {
         let rate = positive("queries_per_ip", rate)?;
-        config.limits.queries_per_ip = Rate {
+        config.dht.limits.queries_per_ip = Rate {
             per_second: rate,
             burst: (rate * 2.0).max(1.0),
         };
     }
     if let Some(rate) = args.outbound_queries.or(file.outbound_queries) {
         let rate = positive("outbound_queries", rate)?;
-        config.limits.outbound_queries = Rate {
+        config.dht.limits.outbound_queries = Rate {
             per_second: rate,
             burst: (rate / 2.0).max(1.0),
         };
     }
     if let Some(n) = args.max_pending_queries.or(file.max_pending_queries) {
-        config.transactions.max_pending = at_least_one("max_pending_queries", n)?;
+        config.dht.transactions.max_pending = at_least_one("max_pending_queries", n)?;
     }
     if let Some(ms) = file.query_spacing_ms {
-        config.limits.query_spacing = Duration::from_millis(ms);
+        config.dht.limits.query_spacing = Duration::from_millis(ms);
     }
     let metrics = args.metrics_listen.clone().or(file.metrics_listen);
     let metrics_listen = match metrics {
@@ -329,7 +329,7 @@ mod tests {
         .unwrap();
         let s = resolve_with(&args(Some("127.0.0.8:7001")), file, Defaults::DAEMON).unwrap();
         assert_eq!(s.config.listen, "127.0.0.8:7001".parse().unwrap());
-        assert_eq!(s.config.store.max_info_hashes, 10);
+        assert_eq!(s.config.dht.store.max_info_hashes, 10);
         assert_eq!(s.metrics_listen, None);
 
         let file = parse_file("listen = \"127.0.0.9:7000\"\n").unwrap();

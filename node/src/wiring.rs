@@ -1,0 +1,372 @@
+//! Starting a node: bind the socket, load the state dir, make the pieces
+//! (`dhtd_protocol::node::Pieces`, the same constructor the simulator
+//! uses), put each in its actor on the runtime's Arbiters, and wire them
+//! with one [`Links`]. Also what the node does besides its actors:
+//! telemetry export and warnings once a second, saving the table, and the
+//! I/O the pieces ask for.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::dev::channel::{channel, AddressReceiver};
+use actix::{Actor, Addr, Context};
+use dhtd_actors::metrics::MetricsExport;
+use dhtd_actors::socket::{DatagramSender, SocketActor};
+use dhtd_actors::supervision::StopActor;
+use dhtd_actors::{
+    AnnounceStoreActor, ApiSinks, Clock, In, Inspect, IoHandler, Links, LookupsActor,
+    RateLimiterActor, RoutingActor, Shell, SupervisorActor, TransactionsActor,
+};
+use dhtd_protocol::node::bootstrap::Sources;
+use dhtd_protocol::node::{IoRequest, Piece, Pieces, SupervisorInput};
+use dhtd_protocol::telemetry::{derive_warnings, Telemetry, Warning};
+use dhtd_protocol::{NodeId, NodeInfo};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use crate::config::{Config, NodeIdChoice};
+use crate::runtime::Runtime;
+use crate::{persist, StartError};
+
+/// The addresses of a node's actors.
+#[derive(Clone)]
+pub(crate) struct Actors {
+    pub(crate) socket: Addr<SocketActor>,
+    pub(crate) rate_limiter: Addr<RateLimiterActor>,
+    pub(crate) routing: Addr<RoutingActor>,
+    pub(crate) transactions: Addr<TransactionsActor>,
+    pub(crate) store: Addr<AnnounceStoreActor>,
+    pub(crate) lookups: Addr<LookupsActor>,
+    pub(crate) supervisor: Addr<SupervisorActor>,
+}
+
+/// A running node, as its handles see it.
+pub(crate) struct Node {
+    pub(crate) actors: Actors,
+    pub(crate) api: ApiSinks,
+    pub(crate) telemetry: Arc<Telemetry>,
+    pub(crate) metrics: Arc<MetricsExport>,
+    pub(crate) local_addr: SocketAddr,
+    pub(crate) own_id: NodeId,
+    pub(crate) started: Instant,
+    pub(crate) config: Config,
+    stopping: Arc<AtomicBool>,
+}
+
+/// How often warnings are derived and the telemetry pushed to the recorder.
+const REPORT_EVERY: Duration = Duration::from_secs(1);
+
+fn choose_id(config: &Config, rng: &mut StdRng) -> NodeId {
+    match config.node_id {
+        NodeIdChoice::Fixed(id) => id,
+        NodeIdChoice::Random => NodeId::random(rng),
+        NodeIdChoice::Persisted => {
+            let Some(dir) = &config.state_dir else {
+                return NodeId::random(rng);
+            };
+            match persist::load_node_id(dir) {
+                Ok(Some(id)) => return id,
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(target: "dht::state", error = %e, "ignoring the saved node id")
+                }
+            }
+            let id = NodeId::random(rng);
+            if let Err(e) = persist::save_node_id(dir, &id) {
+                tracing::warn!(target: "dht::state", error = %e, "cannot save the node id");
+            }
+            id
+        }
+    }
+}
+
+fn load_cache(dir: Option<&Path>) -> Vec<NodeInfo> {
+    let Some(dir) = dir else { return Vec::new() };
+    match persist::load_table(dir) {
+        Ok(Some((_, nodes))) => nodes,
+        Ok(None) => Vec::new(),
+        Err(e) => {
+            tracing::warn!(target: "dht::state", error = %e, "ignoring the routing-table cache");
+            Vec::new()
+        }
+    }
+}
+
+/// Resolves `host:port` strings. Numeric addresses never touch DNS.
+pub(crate) fn resolve(sources: &[String]) -> Vec<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    let mut out = Vec::new();
+    for s in sources {
+        if let Ok(addr) = s.parse::<SocketAddr>() {
+            out.push(addr);
+            continue;
+        }
+        match s.to_socket_addrs() {
+            Ok(addrs) => out.extend(addrs),
+            Err(e) => {
+                tracing::warn!(target: "dht::bootstrap", source = %s, error = %e, "cannot resolve bootstrap node")
+            }
+        }
+    }
+    out
+}
+
+/// The driver's I/O: name resolution and files, off the actor threads.
+fn io_handler(supervisor: Addr<SupervisorActor>, state_dir: Option<std::path::PathBuf>) -> IoHandler {
+    Arc::new(move |request| match request {
+        IoRequest::Resolve { routers, nodes } => {
+            let numeric = routers.iter().chain(&nodes).all(|s| s.parse::<SocketAddr>().is_ok());
+            let to = supervisor.clone();
+            let answer = move || {
+                let m = SupervisorInput::SourcesResolved {
+                    routers: resolve(&routers),
+                    nodes: resolve(&nodes),
+                };
+                to.do_send(In(m));
+            };
+            if numeric {
+                answer();
+            } else {
+                // A name lookup blocks: never on an Arbiter.
+                std::thread::spawn(answer);
+            }
+        }
+        IoRequest::SaveNodeId(id) => {
+            if let Some(dir) = state_dir.clone() {
+                std::thread::spawn(move || {
+                    if let Err(e) = persist::save_node_id(&dir, &id) {
+                        tracing::warn!(target: "dht::state", error = %e, "cannot save the node id");
+                    }
+                });
+            }
+        }
+    })
+}
+
+/// Puts pieces in their actors, all wired the same way.
+struct ShellMaker<'a> {
+    clock: &'a Clock,
+    links: &'a Links,
+    sender: &'a DatagramSender,
+    capacity: usize,
+}
+
+impl ShellMaker<'_> {
+    fn make<P: Piece + Unpin + 'static>(&self, piece: P) -> Shell<P> {
+        Shell::new(
+            piece,
+            self.clock.clone(),
+            self.links.clone(),
+            self.sender.clone(),
+            self.capacity,
+        )
+    }
+}
+
+/// An actor's address and the mailbox to start it on, made before the actor
+/// so that actors can be wired to each other in any order.
+fn mailbox<A: Actor<Context = Context<A>>>(capacity: usize) -> (Addr<A>, AddressReceiver<A>) {
+    let (tx, rx) = channel::<A>(capacity);
+    (Addr::new(tx), rx)
+}
+
+/// Binds the socket, loads the state dir and starts every actor.
+pub(crate) fn start(config: Config, runtime: &Runtime) -> Result<Arc<Node>, StartError> {
+    let bind_error = |source| StartError::Bind {
+        addr: config.listen,
+        source,
+    };
+    let socket = UdpSocket::bind(config.listen).map_err(bind_error)?;
+    let local_addr = socket.local_addr().map_err(bind_error)?;
+    let mut rng = match config.rng_seed {
+        Some(seed) => StdRng::seed_from_u64(seed),
+        None => StdRng::from_os_rng(),
+    };
+    let own_id = choose_id(&config, &mut rng);
+    let telemetry = Arc::new(Telemetry::default());
+    telemetry.running.set((), 1);
+    let sender = DatagramSender::new(&socket, telemetry.clone()).map_err(bind_error)?;
+    let sources = Sources {
+        routers: config.routers.clone(),
+        nodes: config.bootstrap_nodes.clone(),
+        cached: load_cache(config.state_dir.as_deref()),
+    };
+    let now = config.clock.now();
+    let pieces = Pieces::new(now, own_id, &config.dht, sources, &mut rng, telemetry.clone());
+
+    // Mailboxes first, so that actors that talk to each other can hold each other's addresses.
+    let cap = config.inbound_queue;
+    let (socket_addr, socket_rx) = mailbox::<SocketActor>(16);
+    let (limiter, limiter_rx) = mailbox::<RateLimiterActor>(cap);
+    let (routing, routing_rx) = mailbox::<RoutingActor>(cap);
+    let (transactions, tx_rx) = mailbox::<TransactionsActor>(cap);
+    let (store, store_rx) = mailbox::<AnnounceStoreActor>(cap);
+    let (lookups, lookups_rx) = mailbox::<LookupsActor>(cap);
+    let (supervisor, sup_rx) = mailbox::<SupervisorActor>(cap);
+    let api = ApiSinks::default();
+    let links = Links {
+        rate_limiter: limiter.clone().recipient(),
+        routing: routing.clone().recipient(),
+        transactions: transactions.clone().recipient(),
+        store: store.clone().recipient(),
+        lookups: lookups.clone().recipient(),
+        supervisor: supervisor.clone().recipient(),
+        api: api.clone(),
+        io: io_handler(supervisor.clone(), config.state_dir.clone()),
+        telemetry: telemetry.clone(),
+    };
+    let Pieces {
+        rate_limiter: p_limiter,
+        routing: p_routing,
+        transactions: p_transactions,
+        store: p_store,
+        lookups: p_lookups,
+        supervisor: p_supervisor,
+    } = pieces;
+    let shell = ShellMaker {
+        clock: &config.clock,
+        links: &links,
+        sender: &sender,
+        capacity: cap,
+    };
+    let limiter_actor = shell.make(p_limiter);
+    let routing_actor = shell.make(p_routing);
+    let tx_actor = shell.make(p_transactions);
+    let store_actor = shell.make(p_store);
+    let lookups_actor = shell.make(p_lookups);
+    let sup_actor = shell.make(p_supervisor);
+    let socket_actor = SocketActor::new(socket, links.rate_limiter.clone(), cap, telemetry.clone());
+
+    // The serving path on one thread; our own queries on another (see runtime.rs).
+    let spawned = runtime.net().spawn(async move {
+        Context::with_receiver(limiter_rx).run(limiter_actor);
+        Context::with_receiver(socket_rx).run(socket_actor);
+        Context::with_receiver(routing_rx).run(routing_actor);
+        Context::with_receiver(store_rx).run(store_actor);
+    }) && runtime.work().spawn(async move {
+        Context::with_receiver(tx_rx).run(tx_actor);
+        Context::with_receiver(lookups_rx).run(lookups_actor);
+    }) && runtime.control().spawn(async move {
+        Context::with_receiver(sup_rx).run(sup_actor);
+    });
+    if !spawned {
+        return Err(StartError::RuntimeStopped);
+    }
+    tracing::info!(target: "dht::node", %local_addr, node_id = %own_id, "DHT server started on {local_addr}, node id {own_id}");
+    let node = Arc::new(Node {
+        actors: Actors {
+            socket: socket_addr,
+            rate_limiter: limiter,
+            routing,
+            transactions,
+            store,
+            lookups,
+            supervisor,
+        },
+        api,
+        telemetry,
+        metrics: Arc::new(MetricsExport::default()),
+        local_addr,
+        own_id,
+        started: now,
+        config,
+        stopping: Arc::new(AtomicBool::new(false)),
+    });
+    let weak = Arc::downgrade(&node);
+    if !runtime.control().spawn(housekeeping(weak)) {
+        return Err(StartError::RuntimeStopped);
+    }
+    Ok(node)
+}
+
+/// Once a second: the warnings that depend on time, and the telemetry
+/// pushed to the recorder; every `save_interval`: the routing table saved.
+async fn housekeeping(node: std::sync::Weak<Node>) {
+    let mut tick = actix_rt::time::interval(REPORT_EVERY);
+    let mut last_save = Instant::now();
+    loop {
+        tick.tick().await;
+        let Some(node) = node.upgrade() else { return };
+        if node.stopping.load(Ordering::Relaxed) {
+            return;
+        }
+        node.report();
+        if last_save.elapsed() >= node.config.save_interval {
+            last_save = Instant::now();
+            node.save_table().await;
+        }
+    }
+}
+
+impl Node {
+    /// The warnings of now, into the telemetry, and the telemetry to the
+    /// recorder.
+    pub(crate) fn report(&self) {
+        let t = &self.telemetry;
+        let snapshot = t.snapshot();
+        let nodes = snapshot.routing_nodes.total() as usize;
+        let warnings = derive_warnings(
+            &snapshot,
+            nodes,
+            snapshot.bootstrapped.value() > 0,
+            self.uptime(),
+            self.config.dht.read_only,
+        );
+        for w in [Warning::NoNodes, Warning::PortUnreachable, Warning::PortFirewalled] {
+            t.warnings.set(w, u64::from(warnings.contains(&w)));
+        }
+        self.metrics.sync(t);
+    }
+
+    /// Time since start, on the node's clock.
+    pub(crate) fn uptime(&self) -> Duration {
+        self.config.clock.now().saturating_duration_since(self.started)
+    }
+
+    /// Saves the routing table off the actor threads.
+    pub(crate) async fn save_table(&self) {
+        let Some(dir) = self.config.state_dir.clone() else {
+            return;
+        };
+        let read = Inspect(Box::new(|p: &dhtd_protocol::node::upkeep::Upkeep, _| p.table().nodes()));
+        let Ok(Some(nodes)) = self.actors.routing.send(read).await else {
+            return;
+        };
+        let own_id = self.own_id;
+        let count = nodes.len();
+        let written =
+            actix_rt::task::spawn_blocking(move || persist::save_table(&dir, &own_id, &nodes)).await;
+        match written {
+            Ok(Ok(())) => tracing::debug!(target: "dht::state", nodes = count, "routing table saved"),
+            Ok(Err(e)) => tracing::warn!(target: "dht::state", error = %e, "cannot save the routing table"),
+            Err(e) => tracing::warn!(target: "dht::state", error = %e, "saving the routing table failed"),
+        }
+    }
+
+    /// Saves the table, withdraws the node's gauges, stops every actor.
+    pub(crate) async fn shutdown(&self) {
+        if self.stopping.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        self.save_table().await;
+        self.telemetry.zero_gauges();
+        self.metrics.sync(&self.telemetry);
+        self.api.close();
+        let a = &self.actors;
+        let _ = a.socket.send(StopActor).await;
+        let _ = a.rate_limiter.send(StopActor).await;
+        let _ = a.lookups.send(StopActor).await;
+        let _ = a.transactions.send(StopActor).await;
+        let _ = a.store.send(StopActor).await;
+        let _ = a.routing.send(StopActor).await;
+        let _ = a.supervisor.send(StopActor).await;
+    }
+
+    /// Whether shutdown has begun.
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+}
