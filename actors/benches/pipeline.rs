@@ -80,7 +80,13 @@ fn pipeline() -> (Addr<RateLimiterActor>, Arc<Telemetry>) {
             };
             let shell = |links: &Links| (clock.clone(), links.clone(), sender.clone());
             let (c, l, s) = shell(&links);
-            Context::with_receiver(limiter_rx).run(Shell::new(pieces.rate_limiter, c, l, s, 1 << 16));
+            Context::with_receiver(limiter_rx).run(Shell::new(
+                pieces.rate_limiter,
+                c,
+                l,
+                s,
+                1 << 16,
+            ));
             let (c, l, s) = shell(&links);
             Context::with_receiver(routing_rx).run(Shell::new(pieces.routing, c, l, s, 1 << 16));
             let (c, l, s) = shell(&links);

@@ -109,10 +109,13 @@ where
         let Some(deadline) = next else { return };
         let now = self.clock.now();
         let handle = match &self.clock {
-            Clock::Real => Some(ctx.run_later(deadline.saturating_duration_since(now), |this, ctx| {
-                this.timer = None;
-                this.wake(ctx);
-            })),
+            Clock::Real => Some(ctx.run_later(
+                deadline.saturating_duration_since(now),
+                |this, ctx| {
+                    this.timer = None;
+                    this.wake(ctx);
+                },
+            )),
             // A manual clock's moves arrive as `Tick`s; only what is due now
             // needs a nudge.
             Clock::Manual(_) if deadline <= now => {
@@ -209,7 +212,9 @@ where
     type Result = MessageResult<Inspect<P, R>>;
 
     fn handle(&mut self, Inspect(f): Inspect<P, R>, ctx: &mut Context<Self>) -> Self::Result {
-        MessageResult(guarded(self, ctx, |this, _| f(&this.piece, this.clock.now())))
+        MessageResult(guarded(self, ctx, |this, _| {
+            f(&this.piece, this.clock.now())
+        }))
     }
 }
 

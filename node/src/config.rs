@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use dhtd_actors::socket::Tap;
 use dhtd_actors::Clock;
 use dhtd_protocol::node::NodeConfig;
 use dhtd_protocol::NodeId;
@@ -66,6 +67,8 @@ pub struct Config {
     /// The clock the node reads. Default the real one; tests use a manual
     /// one to move time themselves.
     pub clock: Clock,
+    /// Test hook: a copy of every datagram the node sends. Default none.
+    pub tap: Option<Tap>,
 }
 
 impl Default for Config {
@@ -81,6 +84,7 @@ impl Default for Config {
             save_interval: Duration::from_secs(300),
             rng_seed: None,
             clock: Clock::Real,
+            tap: None,
         }
     }
 }

@@ -264,9 +264,7 @@ impl DhtHandle {
         // dropped (the pool bounds how many run). If the node is gone, the
         // request is dropped and the stream ends at once.
         if !node.is_stopping() {
-            node.actors
-                .lookups
-                .do_send(In(LookupsInput::Start(start)));
+            node.actors.lookups.do_send(In(LookupsInput::Start(start)));
         }
         PeerStream { rx, summary: None }
     }
@@ -293,7 +291,12 @@ impl DhtHandle {
         Ok(summary.announce.unwrap_or_default())
     }
 
-    fn announce_every_inner(&self, info_hash: InfoHash, port: PortChoice, every: Option<Duration>) -> Result<(), Error> {
+    fn announce_every_inner(
+        &self,
+        info_hash: InfoHash,
+        port: PortChoice,
+        every: Option<Duration>,
+    ) -> Result<(), Error> {
         let node = self.node();
         if node.is_stopping() {
             return Err(Error::Shutdown);

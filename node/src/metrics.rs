@@ -31,7 +31,8 @@ impl Exporter {
     pub fn install() -> Result<Exporter, BuildError> {
         let mut builder = PrometheusBuilder::new();
         for def in CATALOGUE.iter().filter(|d| !d.buckets.is_empty()) {
-            builder = builder.set_buckets_for_metric(Matcher::Full(def.name.into()), def.buckets)?;
+            builder =
+                builder.set_buckets_for_metric(Matcher::Full(def.name.into()), def.buckets)?;
         }
         let handle = builder.install_recorder()?;
         describe();

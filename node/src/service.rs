@@ -142,7 +142,9 @@ impl DhtService {
             while let Some(state) = state.upgrade() {
                 let idle_node = {
                     let mut s = state.lock();
-                    if s.running.is_some() && clock.now().saturating_duration_since(s.last_used) >= idle {
+                    if s.running.is_some()
+                        && clock.now().saturating_duration_since(s.last_used) >= idle
+                    {
                         s.running.take()
                     } else {
                         None

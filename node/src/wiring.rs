@@ -115,10 +115,16 @@ pub(crate) fn resolve(sources: &[String]) -> Vec<SocketAddr> {
 }
 
 /// The driver's I/O: name resolution and files, off the actor threads.
-fn io_handler(supervisor: Addr<SupervisorActor>, state_dir: Option<std::path::PathBuf>) -> IoHandler {
+fn io_handler(
+    supervisor: Addr<SupervisorActor>,
+    state_dir: Option<std::path::PathBuf>,
+) -> IoHandler {
     Arc::new(move |request| match request {
         IoRequest::Resolve { routers, nodes } => {
-            let numeric = routers.iter().chain(&nodes).all(|s| s.parse::<SocketAddr>().is_ok());
+            let numeric = routers
+                .iter()
+                .chain(&nodes)
+                .all(|s| s.parse::<SocketAddr>().is_ok());
             let to = supervisor.clone();
             let answer = move || {
                 let m = SupervisorInput::SourcesResolved {
@@ -188,14 +194,24 @@ pub(crate) fn start(config: Config, runtime: &Runtime) -> Result<Arc<Node>, Star
     let own_id = choose_id(&config, &mut rng);
     let telemetry = Arc::new(Telemetry::default());
     telemetry.running.set((), 1);
-    let sender = DatagramSender::new(&socket, telemetry.clone()).map_err(bind_error)?;
+    let mut sender = DatagramSender::new(&socket, telemetry.clone()).map_err(bind_error)?;
+    if let Some(tap) = config.tap.clone() {
+        sender = sender.with_tap(tap).map_err(bind_error)?;
+    }
     let sources = Sources {
         routers: config.routers.clone(),
         nodes: config.bootstrap_nodes.clone(),
         cached: load_cache(config.state_dir.as_deref()),
     };
     let now = config.clock.now();
-    let pieces = Pieces::new(now, own_id, &config.dht, sources, &mut rng, telemetry.clone());
+    let pieces = Pieces::new(
+        now,
+        own_id,
+        &config.dht,
+        sources,
+        &mut rng,
+        telemetry.clone(),
+    );
 
     // Mailboxes first, so that actors that talk to each other can hold each other's addresses.
     let cap = config.inbound_queue;
@@ -315,7 +331,11 @@ impl Node {
             self.uptime(),
             self.config.dht.read_only,
         );
-        for w in [Warning::NoNodes, Warning::PortUnreachable, Warning::PortFirewalled] {
+        for w in [
+            Warning::NoNodes,
+            Warning::PortUnreachable,
+            Warning::PortFirewalled,
+        ] {
             t.warnings.set(w, u64::from(warnings.contains(&w)));
         }
         self.metrics.sync(t);
@@ -323,7 +343,10 @@ impl Node {
 
     /// Time since start, on the node's clock.
     pub(crate) fn uptime(&self) -> Duration {
-        self.config.clock.now().saturating_duration_since(self.started)
+        self.config
+            .clock
+            .now()
+            .saturating_duration_since(self.started)
     }
 
     /// Saves the routing table off the actor threads.
@@ -331,18 +354,27 @@ impl Node {
         let Some(dir) = self.config.state_dir.clone() else {
             return;
         };
-        let read = Inspect(Box::new(|p: &dhtd_protocol::node::upkeep::Upkeep, _| p.table().nodes()));
+        let read = Inspect(Box::new(|p: &dhtd_protocol::node::upkeep::Upkeep, _| {
+            p.table().nodes()
+        }));
         let Ok(Some(nodes)) = self.actors.routing.send(read).await else {
             return;
         };
         let own_id = self.own_id;
         let count = nodes.len();
         let written =
-            actix_rt::task::spawn_blocking(move || persist::save_table(&dir, &own_id, &nodes)).await;
+            actix_rt::task::spawn_blocking(move || persist::save_table(&dir, &own_id, &nodes))
+                .await;
         match written {
-            Ok(Ok(())) => tracing::debug!(target: "dht::state", nodes = count, "routing table saved"),
-            Ok(Err(e)) => tracing::warn!(target: "dht::state", error = %e, "cannot save the routing table"),
-            Err(e) => tracing::warn!(target: "dht::state", error = %e, "saving the routing table failed"),
+            Ok(Ok(())) => {
+                tracing::debug!(target: "dht::state", nodes = count, "routing table saved")
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(target: "dht::state", error = %e, "cannot save the routing table")
+            }
+            Err(e) => {
+                tracing::warn!(target: "dht::state", error = %e, "saving the routing table failed")
+            }
         }
     }
 

@@ -85,7 +85,13 @@ fn lookups_survive_a_tenth_of_the_nodes_stopping() {
         };
         let target = NodeId::random(&mut rng);
         let outcome = sim
-            .lookup(from, target, LookupKind::FindNode, None, Duration::from_secs(90))
+            .lookup(
+                from,
+                target,
+                LookupKind::FindNode,
+                None,
+                Duration::from_secs(90),
+            )
             .unwrap();
         let own = sim.node(from).id;
         let mut expected = sim.true_closest(&target, 9);

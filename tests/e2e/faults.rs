@@ -62,7 +62,10 @@ async fn a_panicking_actor_is_restarted_with_its_state() {
         }
         let stats = victim.stats().await.unwrap();
         assert_eq!(
-            stats.traffic.restarts.get((*actor, dhtd::RestartReason::Panicked)),
+            stats
+                .traffic
+                .restarts
+                .get((*actor, dhtd::RestartReason::Panicked)),
             1,
             "round {round}: {actor:?}"
         );

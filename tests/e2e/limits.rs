@@ -78,9 +78,7 @@ async fn an_announce_flood_beyond_the_caps_is_refused_and_the_store_stays_bounde
         "the first info hash holds 5 peers, the others 1"
     );
     assert_eq!(
-        stats
-            .traffic
-            .announces_refused.get(AnnounceRefusal::Full),
+        stats.traffic.announces_refused.get(AnnounceRefusal::Full),
         150 + 16
     );
     node.shutdown().await;

@@ -7,5 +7,6 @@ mod faults;
 mod limits;
 mod restart;
 mod roles;
+mod same_node;
 mod swarm;
 mod wire;

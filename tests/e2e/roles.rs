@@ -55,6 +55,12 @@ async fn routers_are_asked_but_never_added() {
     let router = &swarm.nodes[0];
     let mut config = dhtd_tests::test_config(node_ip(991), &[]);
     config.routers = vec![router.local_addr().to_string()];
+    // An id as far from the router's as there is: the router is no
+    // neighbour of ours (one among our k closest would join the table, as
+    // in a private network; see the chain tests).
+    let mut id = router.id();
+    id.0[0] ^= 0x80;
+    config.node_id = dhtd::NodeIdChoice::Fixed(id);
     let node = dhtd::Dht::builder(config)
         .runtime(&swarm.runtime)
         .start()

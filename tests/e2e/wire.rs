@@ -153,7 +153,8 @@ async fn bad_and_expired_tokens_are_refused_with_203() {
     assert_eq!(
         stats
             .traffic
-            .announces_refused.get(dhtd::AnnounceRefusal::BadToken),
+            .announces_refused
+            .get(dhtd::AnnounceRefusal::BadToken),
         3
     );
     assert_eq!(stats.store.peers, 1);

@@ -108,7 +108,10 @@ async fn odd_answers_are_tolerated_ignored_where_unusable_and_counted() {
     assert!(summary.ignored_peers >= 1, "{summary:?}");
     let stats = node.stats().await.unwrap();
     assert!(stats.traffic.peers_ignored.value() >= 1);
-    assert!(stats.traffic.timeouts.value() > 0, "the made-up nodes time out");
+    assert!(
+        stats.traffic.timeouts.value() > 0,
+        "the made-up nodes time out"
+    );
 
     // As a server: transaction ids of 2, 4 and 8 bytes, queries without `v`.
     let probe = RawPeer::bind(node_ip(732));

@@ -16,7 +16,9 @@ use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 
-use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Recipient, SpawnHandle, WrapFuture};
+use actix::{
+    Actor, ActorContext, AsyncContext, Context, Handler, Recipient, SpawnHandle, WrapFuture,
+};
 use bytes::Bytes;
 use dhtd_protocol::node::{Datagram, RateLimiterInput};
 use dhtd_protocol::telemetry::{Component, DropReason, Telemetry};
@@ -30,7 +32,7 @@ use crate::supervision::{StopActor, Supervised};
 mod mmsg;
 mod send;
 
-pub use send::DatagramSender;
+pub use send::{DatagramSender, Tap};
 
 /// Datagrams handed on in one message at most; a full batch also lets the
 /// rest of the Arbiter run before the loop reads on.

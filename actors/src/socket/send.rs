@@ -5,8 +5,14 @@ use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 
+use parking_lot::Mutex;
+
 use dhtd_protocol::node::Outbox;
 use dhtd_protocol::telemetry::{DropReason, Telemetry};
+
+/// A copy of every datagram a node sends (sender, destination, bytes): a
+/// test hook, for comparing what two drivers of the same node send.
+pub type Tap = Arc<Mutex<Vec<(SocketAddr, SocketAddr, Vec<u8>)>>>;
 
 /// Sends datagrams on the node's socket without blocking.
 #[derive(Debug, Clone)]
@@ -15,6 +21,7 @@ pub struct DatagramSender {
     /// pipeline without a socket).
     socket: Option<Arc<UdpSocket>>,
     telemetry: Arc<Telemetry>,
+    tap: Option<(SocketAddr, Tap)>,
 }
 
 impl DatagramSender {
@@ -25,6 +32,7 @@ impl DatagramSender {
         Ok(DatagramSender {
             socket: Some(Arc::new(socket)),
             telemetry,
+            tap: None,
         })
     }
 
@@ -34,12 +42,29 @@ impl DatagramSender {
         DatagramSender {
             socket: None,
             telemetry,
+            tap: None,
+        }
+    }
+
+    /// Keeps a copy of every datagram sent from now on in `tap`.
+    pub fn with_tap(mut self, tap: Tap) -> io::Result<Self> {
+        self.tap = Some((self.local_addr()?, tap));
+        Ok(self)
+    }
+
+    fn record<'a>(&self, datagrams: impl IntoIterator<Item = (SocketAddr, &'a [u8])>) {
+        if let Some((from, tap)) = &self.tap {
+            let mut tap = tap.lock();
+            for (to, d) in datagrams {
+                tap.push((*from, to, d.to_vec()));
+            }
         }
     }
 
     /// Sends one datagram; a full socket buffer drops it (counted), since
     /// UDP may lose it anyway and blocking would stall the actor.
     pub fn send(&self, to: SocketAddr, datagram: &[u8]) -> bool {
+        self.record([(to, datagram)]);
         let Some(socket) = &self.socket else {
             self.sent(datagram.len());
             return true;
@@ -55,6 +80,7 @@ impl DatagramSender {
         if outbox.is_empty() {
             return;
         }
+        self.record(outbox.iter());
         match &self.socket {
             None => {
                 for (_, datagram) in outbox.iter() {

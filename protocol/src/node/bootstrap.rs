@@ -186,7 +186,9 @@ impl Bootstrap {
         self.routers = routers;
         self.nodes = nodes;
         self.state = State::OwnIdLookup;
-        self.push(Envelope::Routing(RoutingInput::SetRouters(self.routers.clone())));
+        self.push(Envelope::Routing(RoutingInput::SetRouters(
+            self.routers.clone(),
+        )));
         let cached = std::mem::take(&mut self.sources.cached);
         if !cached.is_empty() {
             // Saved nodes are pinged into the table, and seed the lookup.
@@ -214,7 +216,10 @@ impl Bootstrap {
         match self.state {
             State::OwnIdLookup if summary.responses == 0 => {
                 let attempt = self.attempts;
-                self.retry_later(now, |retry_in| LogEvent::BootstrapUnanswered { attempt, retry_in });
+                self.retry_later(now, |retry_in| LogEvent::BootstrapUnanswered {
+                    attempt,
+                    retry_in,
+                });
             }
             State::OwnIdLookup => {
                 self.state = State::Refreshing {
@@ -272,7 +277,10 @@ impl Bootstrap {
             State::Checking if summary.nodes > 0 => self.complete(now),
             State::Checking => {
                 let attempt = self.attempts;
-                self.retry_later(now, |retry_in| LogEvent::BootstrapEmpty { attempt, retry_in });
+                self.retry_later(now, |retry_in| LogEvent::BootstrapEmpty {
+                    attempt,
+                    retry_in,
+                });
             }
             // A node joined our table (it queried us): try again now.
             State::Waiting { .. } if summary.nodes > 0 => {
@@ -302,12 +310,14 @@ impl Bootstrap {
             }
             self.added.push_back(addr);
             // Its answer puts it in the table (it is not a router).
-            self.push(Envelope::RateLimiter(RateLimiterInput::Send(OutboundQuery {
-                to: addr,
-                node: None,
-                query: OutQuery::Ping,
-                asker: Asker::Nobody,
-            })));
+            self.push(Envelope::RateLimiter(RateLimiterInput::Send(
+                OutboundQuery {
+                    to: addr,
+                    node: None,
+                    query: OutQuery::Ping,
+                    asker: Asker::Nobody,
+                },
+            )));
         }
         if let State::Waiting { .. } = self.state {
             self.state = State::Waiting { until: now };

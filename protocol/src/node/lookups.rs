@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 
 use super::{
     AnnounceReport, AnnounceSpec, ApiEvent, Asker, Envelope, LogEvent, LookupEvent, LookupId,
-    LookupLimits, LookupSummary, LookupsInput, NodeConfig, OutQuery, OutboundQuery, Outputs,
-    Piece, QueryDone, RateLimiterInput, Requester, StartLookup, StoreInput, SupervisorInput,
+    LookupLimits, LookupSummary, LookupsInput, NodeConfig, OutQuery, OutboundQuery, Outputs, Piece,
+    QueryDone, RateLimiterInput, Requester, StartLookup, StoreInput, SupervisorInput,
 };
 use crate::compact::NodeInfo;
 use crate::id::{InfoHash, NodeId};
@@ -43,7 +43,9 @@ const SEEDS: usize = 2 * K;
 #[derive(Debug)]
 enum Phase {
     /// Waiting for the seed addresses and our own store.
-    Probing { pending: usize },
+    Probing {
+        pending: usize,
+    },
     Searching,
     Announcing {
         pending: usize,
@@ -154,12 +156,14 @@ impl LookupPool {
 
     fn send(&mut self, id: LookupId, to: SocketAddr, node: Option<NodeId>, query: OutQuery) {
         self.outputs
-            .push(Envelope::RateLimiter(RateLimiterInput::Send(OutboundQuery {
-                to,
-                node,
-                query,
-                asker: Asker::Lookup(id),
-            })));
+            .push(Envelope::RateLimiter(RateLimiterInput::Send(
+                OutboundQuery {
+                    to,
+                    node,
+                    query,
+                    asker: Asker::Lookup(id),
+                },
+            )));
     }
 
     fn start(&mut self, now: Instant, request: StartLookup) {
@@ -413,10 +417,11 @@ impl LookupPool {
             self.outputs
                 .push(Envelope::Log(LogEvent::NoNodesForSearch(s.target)));
         } else if s.responses == 0 {
-            self.outputs.push(Envelope::Log(LogEvent::SearchUnsuccessful {
-                target: s.target,
-                queries: s.queries,
-            }));
+            self.outputs
+                .push(Envelope::Log(LogEvent::SearchUnsuccessful {
+                    target: s.target,
+                    queries: s.queries,
+                }));
         }
         if let Some(a) = s.announce {
             t.warnings
@@ -436,12 +441,13 @@ impl LookupPool {
                 caller,
                 event: LookupEvent::Finished(summary),
             })),
-            Requester::Bootstrap(purpose) => self
-                .outputs
-                .push(Envelope::Supervisor(SupervisorInput::LookupFinished {
-                    purpose,
-                    summary,
-                })),
+            Requester::Bootstrap(purpose) => {
+                self.outputs
+                    .push(Envelope::Supervisor(SupervisorInput::LookupFinished {
+                        purpose,
+                        summary,
+                    }))
+            }
             Requester::Refresh | Requester::Reannounce => {}
         }
     }
@@ -513,8 +519,7 @@ impl Piece for LookupPool {
             } => match every {
                 Some(every) => {
                     let next = now + every;
-                    self.repeats
-                        .insert(info_hash, Repeat { spec, every, next });
+                    self.repeats.insert(info_hash, Repeat { spec, every, next });
                 }
                 None => {
                     self.repeats.remove(&info_hash);

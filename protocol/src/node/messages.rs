@@ -292,15 +292,13 @@ impl Asker {
     pub fn told(self, done: QueryDone) -> Option<Envelope> {
         match self {
             Asker::Nobody => None,
-            Asker::Lookup(lookup) => Some(Envelope::Lookups(LookupsInput::QueryDone {
-                lookup,
-                done,
-            })),
+            Asker::Lookup(lookup) => {
+                Some(Envelope::Lookups(LookupsInput::QueryDone { lookup, done }))
+            }
             Asker::Api(tag) => Some(Envelope::Api(ApiEvent::Pong { tag, done })),
         }
     }
 }
-
 
 /// A query to send, and who wants its outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -748,7 +746,9 @@ impl std::fmt::Display for LogEvent {
                 "bootstrap found no node to keep (attempt {attempt}); retrying in {retry_in:?}"
             ),
             LogEvent::Rejoining => f.write_str("no DHT nodes available; bootstrapping again"),
-            LogEvent::NoNodesForSearch(t) => write!(f, "no DHT nodes available for a search of {t}"),
+            LogEvent::NoNodesForSearch(t) => {
+                write!(f, "no DHT nodes available for a search of {t}")
+            }
             LogEvent::SearchUnsuccessful { target, queries } => write!(
                 f,
                 "search unsuccessful (no replies to {queries} queries) for {target}"
@@ -758,7 +758,10 @@ impl std::fmt::Display for LogEvent {
                 "announce failed: none of {tried} nodes accepted it for {target}"
             ),
             LogEvent::LookupRefused(t) => {
-                write!(f, "too many lookups waiting; the lookup of {t} ends unstarted")
+                write!(
+                    f,
+                    "too many lookups waiting; the lookup of {t} ends unstarted"
+                )
             }
             LogEvent::ExternalAddress(ip) => {
                 write!(f, "external address learned from other nodes: {ip}")

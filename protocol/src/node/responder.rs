@@ -87,7 +87,9 @@ impl Responder {
 
     fn gauges(&self) {
         let s = self.store.stats();
-        self.telemetry.store_info_hashes.set((), s.info_hashes as u64);
+        self.telemetry
+            .store_info_hashes
+            .set((), s.info_hashes as u64);
         self.telemetry.store_peers.set((), s.peers as u64);
     }
 
@@ -96,7 +98,13 @@ impl Responder {
         let t = &*self.telemetry;
         match q.needs {
             Needs::Id => {
-                server::encode_answer(&mut self.buf, &q.tid, self.own_id, q.from, Answer::default());
+                server::encode_answer(
+                    &mut self.buf,
+                    &q.tid,
+                    self.own_id,
+                    q.from,
+                    Answer::default(),
+                );
             }
             Needs::Nodes(target) => {
                 let nodes = self.nodes.closest(&target, K);
@@ -148,7 +156,12 @@ impl Responder {
             return;
         };
         if !self.tokens.check(now, q.from.ip(), &args.token) {
-            self.refuse(q, AnnounceRefusal::BadToken, ErrorCode::Protocol, b"bad token");
+            self.refuse(
+                q,
+                AnnounceRefusal::BadToken,
+                ErrorCode::Protocol,
+                b"bad token",
+            );
             return;
         }
         let port = if args.implied_port {
@@ -157,7 +170,12 @@ impl Responder {
             args.port
         };
         if port == 0 {
-            self.refuse(q, AnnounceRefusal::BadPort, ErrorCode::Protocol, b"bad port");
+            self.refuse(
+                q,
+                AnnounceRefusal::BadPort,
+                ErrorCode::Protocol,
+                b"bad port",
+            );
             return;
         }
         let peer = SocketAddr::new(q.from.ip(), port);
@@ -165,7 +183,13 @@ impl Responder {
             AnnounceOutcome::Stored | AnnounceOutcome::Refreshed => {
                 self.telemetry.announces_stored.incr(());
                 self.gauges();
-                server::encode_answer(&mut self.buf, &q.tid, self.own_id, q.from, Answer::default());
+                server::encode_answer(
+                    &mut self.buf,
+                    &q.tid,
+                    self.own_id,
+                    q.from,
+                    Answer::default(),
+                );
             }
             AnnounceOutcome::Rejected(_) => {
                 self.refuse(q, AnnounceRefusal::Full, ErrorCode::Server, b"store full");
@@ -214,7 +238,10 @@ impl Piece for Responder {
                     .store
                     .sample(now, &mut self.rng, &info_hash, usize::MAX);
                 self.outputs
-                    .push(Envelope::Lookups(LookupsInput::LocalPeers { lookup, peers }));
+                    .push(Envelope::Lookups(LookupsInput::LocalPeers {
+                        lookup,
+                        peers,
+                    }));
             }
         }
     }
@@ -310,22 +337,64 @@ mod tests {
         let get = ask(&mut r, t0, query("10.0.0.1:4000", Needs::Peers(ih), None));
         let token = token_from(&get);
         let forged = Bytes::from_static(b"forged!!");
-        let m = ask(&mut r, t0, query("10.0.0.1:4000", Needs::Store, announce(ih, 6881, false, forged)));
+        let m = ask(
+            &mut r,
+            t0,
+            query(
+                "10.0.0.1:4000",
+                Needs::Store,
+                announce(ih, 6881, false, forged),
+            ),
+        );
         assert_eq!(code(&m), Some(203));
-        let m = ask(&mut r, t0, query("10.0.0.2:4000", Needs::Store, announce(ih, 6881, false, token.clone())));
+        let m = ask(
+            &mut r,
+            t0,
+            query(
+                "10.0.0.2:4000",
+                Needs::Store,
+                announce(ih, 6881, false, token.clone()),
+            ),
+        );
         assert_eq!(code(&m), Some(203), "issued to another IP");
-        let m = ask(&mut r, t0, query("10.0.0.1:4000", Needs::Store, announce(ih, 0, false, token.clone())));
+        let m = ask(
+            &mut r,
+            t0,
+            query(
+                "10.0.0.1:4000",
+                Needs::Store,
+                announce(ih, 0, false, token.clone()),
+            ),
+        );
         assert_eq!(code(&m), Some(203), "port 0");
-        let m = ask(&mut r, t0, query("10.0.0.1:4000", Needs::Store, announce(ih, 0, true, token.clone())));
+        let m = ask(
+            &mut r,
+            t0,
+            query(
+                "10.0.0.1:4000",
+                Needs::Store,
+                announce(ih, 0, true, token.clone()),
+            ),
+        );
         assert_eq!(code(&m), None, "implied_port stores the source port");
         let peers = ask(&mut r, t0, query("10.0.0.9:1", Needs::Peers(ih), None));
-        let Body::Response(resp) = peers.body else { panic!() };
+        let Body::Response(resp) = peers.body else {
+            panic!()
+        };
         let values: Vec<SocketAddr> = resp.values.unwrap().iter().collect();
         assert_eq!(values, vec!["10.0.0.1:4000".parse().unwrap()]);
         // Two rotations later the token is too old.
         let later = t0 + 2 * crate::token::TokenConfig::default().rotation;
         r.handle_timeout(later);
-        let m = ask(&mut r, later, query("10.0.0.1:4000", Needs::Store, announce(ih, 6881, false, token)));
+        let m = ask(
+            &mut r,
+            later,
+            query(
+                "10.0.0.1:4000",
+                Needs::Store,
+                announce(ih, 6881, false, token),
+            ),
+        );
         assert_eq!(code(&m), Some(203));
         let s = r.telemetry.snapshot();
         assert_eq!(s.announces_refused.get(AnnounceRefusal::BadToken), 3);
@@ -341,14 +410,28 @@ mod tests {
         let mut r = responder(t0, &config);
         for (i, expected) in [(1u8, None), (2, Some(202))] {
             let ih = InfoHash([i; 20]);
-            let token = token_from(&ask(&mut r, t0, query("10.0.0.1:1", Needs::Peers(ih), None)));
-            let m = ask(&mut r, t0, query("10.0.0.1:1", Needs::Store, announce(ih, 1, false, token)));
+            let token = token_from(&ask(
+                &mut r,
+                t0,
+                query("10.0.0.1:1", Needs::Peers(ih), None),
+            ));
+            let m = ask(
+                &mut r,
+                t0,
+                query("10.0.0.1:1", Needs::Store, announce(ih, 1, false, token)),
+            );
             assert_eq!(code(&m), expected);
         }
         let m = ask(&mut r, t0, query("10.0.0.1:1", Needs::MethodUnknown, None));
         assert_eq!(code(&m), Some(204));
-        let get = ask(&mut r, t0, query("10.0.0.1:1", Needs::NodesAndToken(NodeId([5; 20])), None));
-        let Body::Response(resp) = get.body else { panic!() };
+        let get = ask(
+            &mut r,
+            t0,
+            query("10.0.0.1:1", Needs::NodesAndToken(NodeId([5; 20])), None),
+        );
+        let Body::Response(resp) = get.body else {
+            panic!()
+        };
         assert!(resp.token.is_some() && resp.nodes.is_some() && resp.values.is_none());
     }
 
@@ -361,14 +444,32 @@ mod tests {
         }
         let reports = std::iter::from_fn(|| r.outputs.pop()).count();
         assert_eq!(reports, 1);
-        ask(&mut r, t0 + REPORT_QUERIER_EVERY, query("10.0.0.1:1", Needs::Id, None));
+        ask(
+            &mut r,
+            t0 + REPORT_QUERIER_EVERY,
+            query("10.0.0.1:1", Needs::Id, None),
+        );
         assert_eq!(std::iter::from_fn(|| r.outputs.pop()).count(), 1);
 
         let ih = InfoHash([4; 20]);
-        let token = token_from(&ask(&mut r, t0, query("10.0.0.7:1", Needs::Peers(ih), None)));
-        ask(&mut r, t0, query("10.0.0.7:1", Needs::Store, announce(ih, 7, false, token)));
+        let token = token_from(&ask(
+            &mut r,
+            t0,
+            query("10.0.0.7:1", Needs::Peers(ih), None),
+        ));
+        ask(
+            &mut r,
+            t0,
+            query("10.0.0.7:1", Needs::Store, announce(ih, 7, false, token)),
+        );
         while r.outputs.pop().is_some() {}
-        r.handle(t0, StoreInput::LocalPeers { lookup: LookupId(2), info_hash: ih });
+        r.handle(
+            t0,
+            StoreInput::LocalPeers {
+                lookup: LookupId(2),
+                info_hash: ih,
+            },
+        );
         match r.outputs.pop() {
             Some(Envelope::Lookups(LookupsInput::LocalPeers { lookup, peers })) => {
                 assert_eq!(lookup, LookupId(2));

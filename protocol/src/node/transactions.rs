@@ -48,7 +48,12 @@ pub struct Transactions {
 
 impl Transactions {
     /// An empty table of at most `config.transactions.max_pending` queries.
-    pub fn new(own_id: NodeId, config: &NodeConfig, rng: StdRng, telemetry: Arc<Telemetry>) -> Self {
+    pub fn new(
+        own_id: NodeId,
+        config: &NodeConfig,
+        rng: StdRng,
+        telemetry: Arc<Telemetry>,
+    ) -> Self {
         Transactions {
             table: TransactionTable::new(config.transactions),
             own_id,
@@ -151,13 +156,14 @@ impl Transactions {
                             .push(Envelope::Supervisor(SupervisorInput::ExternalAddress(ip)));
                     }
                 }
-                self.outputs.push(Envelope::Routing(RoutingInput::Responded {
-                    info: NodeInfo {
-                        id: reply.id,
-                        addr: r.from,
-                    },
-                    heard: reply.nodes.clone(),
-                }));
+                self.outputs
+                    .push(Envelope::Routing(RoutingInput::Responded {
+                        info: NodeInfo {
+                            id: reply.id,
+                            addr: r.from,
+                        },
+                        heard: reply.nodes.clone(),
+                    }));
                 Ok(reply)
             }
             Err(code) => {
@@ -316,7 +322,10 @@ mod tests {
             vec![Err(QueryFailure::NotSent(NotSent::TooManyPending))]
         );
         let datagrams = sent(&mut t);
-        let tid = Message::decode(&datagrams[0]).unwrap().transaction_id.to_vec();
+        let tid = Message::decode(&datagrams[0])
+            .unwrap()
+            .transaction_id
+            .to_vec();
         let response = |from: SocketAddr| InboundResponse {
             from,
             tid: Bytes::from(tid.clone()),
@@ -333,7 +342,10 @@ mod tests {
         t.handle(t0, TransactionsInput::Responses(vec![response(right)]));
         assert_eq!(results(&mut t).len(), 1);
         assert_eq!(
-            t.telemetry.snapshot().dropped.get(DropReason::UnknownTransaction),
+            t.telemetry
+                .snapshot()
+                .dropped
+                .get(DropReason::UnknownTransaction),
             1
         );
     }

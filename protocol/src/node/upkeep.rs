@@ -2,7 +2,11 @@
 //! healthy.
 //!
 //! - It learns from every answer and failure the transaction table reports,
-//!   and from the queriers the responder reports.
+//!   and from the queriers the responder reports. A querier is judged
+//!   [`PUBLISH_DELAY`] after it was reported, with whatever arrived in the
+//!   meantime: a node that queries us while answering our own query is
+//!   then known, not pinged (and the decision does not depend on which of
+//!   the two reports came first, which differs between drivers).
 //! - It pings nodes worth adding and questionable nodes, each address at
 //!   most once per [`PING_SPACING`] (many answers name the same new node,
 //!   and one ping tells whether it lives).
@@ -25,9 +29,8 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 
 use super::{
-    Envelope, LookupsInput, NodeConfig, OutQuery, OutboundQuery, Outputs, Piece,
-    RateLimiterInput, Requester, RoutingInput, StartLookup, StoreInput, SupervisorInput,
-    TableSummary,
+    Envelope, LookupsInput, NodeConfig, OutQuery, OutboundQuery, Outputs, Piece, RateLimiterInput,
+    Requester, RoutingInput, StartLookup, StoreInput, SupervisorInput, TableSummary,
 };
 use crate::compact::NodeInfo;
 use crate::id::NodeId;
@@ -61,6 +64,9 @@ pub struct Upkeep {
     admitted_routers: HashSet<SocketAddr>,
     recently_pinged: Spacing<SocketAddr>,
     publish_at: Option<Instant>,
+    /// Queriers reported since the last decision, and when to decide.
+    queriers: Vec<(NodeInfo, bool)>,
+    queriers_at: Option<Instant>,
     telemetry: Arc<Telemetry>,
     outputs: Outputs,
 }
@@ -82,6 +88,8 @@ impl Upkeep {
             recently_pinged: Spacing::new(PING_SPACING, PINGS_TRACKED),
             // Publish the empty table once, so that everyone starts from it.
             publish_at: Some(now),
+            queriers: Vec::new(),
+            queriers_at: None,
             telemetry,
             outputs: Outputs::default(),
         }
@@ -106,12 +114,14 @@ impl Upkeep {
             return;
         }
         self.outputs
-            .push(Envelope::RateLimiter(RateLimiterInput::Send(OutboundQuery {
-                to: info.addr,
-                node: Some(info.id),
-                query: OutQuery::Ping,
-                asker: Asker::Nobody,
-            })));
+            .push(Envelope::RateLimiter(RateLimiterInput::Send(
+                OutboundQuery {
+                    to: info.addr,
+                    node: Some(info.id),
+                    query: OutQuery::Ping,
+                    asker: Asker::Nobody,
+                },
+            )));
     }
 
     fn consider(&mut self, now: Instant, info: &NodeInfo) {
@@ -195,11 +205,12 @@ impl Piece for Upkeep {
                 self.changed(now);
             }
             RoutingInput::Queried { info, read_only } => {
-                if self.table.node_queried(now, &info, read_only) == HeardOutcome::WorthPinging
-                    && !self.is_router(&info.addr)
-                {
-                    self.ping(now, info);
+                // Bounded: the responder reports each querier at most every
+                // 10 s, and a flood beyond this many is not worth a ping each.
+                if self.queriers.len() < PINGS_TRACKED {
+                    self.queriers.push((info, read_only));
                 }
+                self.queriers_at.get_or_insert(now + PUBLISH_DELAY);
             }
             RoutingInput::Consider(nodes) => {
                 for n in &nodes {
@@ -231,6 +242,16 @@ impl Piece for Upkeep {
     }
 
     fn handle_timeout(&mut self, now: Instant) {
+        if self.queriers_at.is_some_and(|at| at <= now) {
+            self.queriers_at = None;
+            for (info, read_only) in std::mem::take(&mut self.queriers) {
+                if self.table.node_queried(now, &info, read_only) == HeardOutcome::WorthPinging
+                    && !self.is_router(&info.addr)
+                {
+                    self.ping(now, info);
+                }
+            }
+        }
         while let Some(work) = self.table.poll_maintenance(now, &mut self.rng) {
             match work {
                 Maintenance::Ping(info) => self.ping(now, info),
@@ -249,10 +270,10 @@ impl Piece for Upkeep {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        match (self.table.poll_timeout(), self.publish_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.table.poll_timeout(), self.publish_at, self.queriers_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn outputs(&mut self) -> &mut Outputs {
@@ -298,8 +319,20 @@ mod tests {
         let t0 = crate::test_epoch();
         let mut u = upkeep(t0);
         let heard = vec![node(1), node(2)];
-        u.handle(t0, RoutingInput::Responded { info: node(3), heard: heard.clone() });
-        u.handle(t0, RoutingInput::Responded { info: node(4), heard });
+        u.handle(
+            t0,
+            RoutingInput::Responded {
+                info: node(3),
+                heard: heard.clone(),
+            },
+        );
+        u.handle(
+            t0,
+            RoutingInput::Responded {
+                info: node(4),
+                heard,
+            },
+        );
         assert_eq!(pings(&mut u), vec![node(1).addr, node(2).addr]);
         let later = t0 + PING_SPACING;
         u.handle(later, RoutingInput::Consider(vec![node(1)]));
@@ -312,8 +345,21 @@ mod tests {
         let t0 = crate::test_epoch();
         let mut u = upkeep(t0);
         u.handle(t0, RoutingInput::SetRouters(vec![node(1).addr]));
-        u.handle(t0, RoutingInput::Responded { info: node(1), heard: vec![] });
-        u.handle(t0, RoutingInput::Queried { info: node(1), read_only: false });
+        u.handle(
+            t0,
+            RoutingInput::Responded {
+                info: node(1),
+                heard: vec![],
+            },
+        );
+        u.handle(
+            t0,
+            RoutingInput::Queried {
+                info: node(1),
+                read_only: false,
+            },
+        );
+        u.handle_timeout(t0 + PUBLISH_DELAY);
         u.handle(t0, RoutingInput::Consider(vec![node(1)]));
         assert!(u.table().is_empty());
         assert!(pings(&mut u).is_empty());
@@ -329,8 +375,20 @@ mod tests {
         let mut u = upkeep(t0);
         u.handle_timeout(t0);
         while u.outputs.pop().is_some() {}
-        u.handle(t0, RoutingInput::Responded { info: node(1), heard: vec![] });
-        u.handle(t0, RoutingInput::Responded { info: node(2), heard: vec![] });
+        u.handle(
+            t0,
+            RoutingInput::Responded {
+                info: node(1),
+                heard: vec![],
+            },
+        );
+        u.handle(
+            t0,
+            RoutingInput::Responded {
+                info: node(2),
+                heard: vec![],
+            },
+        );
         assert_eq!(u.poll_timeout(), Some(t0 + PUBLISH_DELAY));
         u.handle_timeout(t0 + PUBLISH_DELAY);
         let mut kinds = Vec::new();
@@ -349,12 +407,63 @@ mod tests {
         assert_eq!(u.outputs.len(), 3);
     }
 
+    /// A querier is judged a moment later, with what arrived meanwhile: one
+    /// that answered our own query in between is known, not pinged.
+    #[test]
+    fn queriers_are_judged_after_what_arrives_meanwhile() {
+        let t0 = crate::test_epoch();
+        let mut u = upkeep(t0);
+        u.handle_timeout(t0); // the first publication
+        u.handle(
+            t0,
+            RoutingInput::Queried {
+                info: node(1),
+                read_only: false,
+            },
+        );
+        u.handle(
+            t0,
+            RoutingInput::Queried {
+                info: node(2),
+                read_only: false,
+            },
+        );
+        u.handle(
+            t0,
+            RoutingInput::Queried {
+                info: node(3),
+                read_only: true,
+            },
+        );
+        assert!(pings(&mut u).is_empty(), "not at once");
+        u.handle(
+            t0,
+            RoutingInput::Responded {
+                info: node(1),
+                heard: vec![],
+            },
+        );
+        assert_eq!(u.poll_timeout(), Some(t0 + PUBLISH_DELAY));
+        u.handle_timeout(t0 + PUBLISH_DELAY);
+        assert_eq!(
+            pings(&mut u),
+            vec![node(2).addr],
+            "node 1 is known, node 3 read-only"
+        );
+    }
+
     #[test]
     fn a_full_refresh_starts_one_lookup_per_bucket_and_says_how_many() {
         let t0 = crate::test_epoch();
         let mut u = upkeep(t0);
         for i in 1..40 {
-            u.handle(t0, RoutingInput::Responded { info: node(i), heard: vec![] });
+            u.handle(
+                t0,
+                RoutingInput::Responded {
+                    info: node(i),
+                    heard: vec![],
+                },
+            );
         }
         while u.outputs.pop().is_some() {}
         u.handle(t0, RoutingInput::RefreshAll);

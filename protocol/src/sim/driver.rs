@@ -26,9 +26,9 @@ use crate::lookup::LookupKind;
 use crate::node::bootstrap::Sources;
 use crate::node::{
     AnnounceSpec, ApiEvent, Asker, CallerId, Datagram, Deliver, Envelope, IoRequest, LogEvent,
-    LookupEvent, LookupSummary, LookupsInput, NodeConfig, OutQuery, OutboundQuery, Pieces, Piece,
-    QueryDone, RateLimiterInput, Requester, RoutingInput, StartLookup, StoreInput,
-    SupervisorInput, TransactionsInput,
+    LookupEvent, LookupSummary, LookupsInput, NodeConfig, OutQuery, OutboundQuery, Piece, Pieces,
+    QueryDone, RateLimiterInput, Requester, RoutingInput, StartLookup, StoreInput, SupervisorInput,
+    TransactionsInput,
 };
 use crate::telemetry::Telemetry;
 
@@ -37,8 +37,11 @@ use crate::telemetry::Telemetry;
 pub struct NodeSpec {
     /// Its address.
     pub addr: SocketAddr,
-    /// Its id (random from the simulation's seed when `None`).
+    /// Its id (random from its randomness when `None`).
     pub id: Option<NodeId>,
+    /// The seed of its randomness, as a real node's `rng_seed` (drawn from
+    /// the simulation's seed when `None`).
+    pub seed: Option<u64>,
     /// Its configuration.
     pub config: NodeConfig,
     /// Where it bootstraps from (numeric `ip:port` strings).
@@ -200,7 +203,8 @@ impl Simulation {
 
     /// Adds a node now; it starts bootstrapping at once. Returns its index.
     pub fn add_node(&mut self, spec: NodeSpec) -> usize {
-        let mut rng = StdRng::seed_from_u64(self.rng.next_u64());
+        let seed = spec.seed.unwrap_or_else(|| self.rng.next_u64());
+        let mut rng = StdRng::seed_from_u64(seed);
         let id = spec.id.unwrap_or_else(|| NodeId::random(&mut rng));
         let telemetry = Arc::new(Telemetry::default());
         telemetry.running.set((), 1);
@@ -416,6 +420,24 @@ impl Simulation {
         }
     }
 
+    /// Moves the clock on by `d` at once, and runs what is due then, as a
+    /// manual clock's `advance` does to actors: every deadline passed fires
+    /// at the new time.
+    pub fn jump(&mut self, d: Duration) {
+        self.now += d;
+        let now = self.now;
+        self.run_until(now, |_| false);
+    }
+
+    /// A datagram from `from`, an address no node holds (a test's own
+    /// peer), to node `to`, delivered now. Answers to it are traced (see
+    /// [`Network::start_trace`]) and otherwise undeliverable.
+    pub fn inject(&mut self, from: SocketAddr, to: usize, bytes: &[u8]) {
+        let at = self.now;
+        let bytes = Bytes::copy_from_slice(bytes);
+        self.schedule(at, Event::Deliver { to, from, bytes });
+    }
+
     /// Runs for `d` of virtual time.
     pub fn run_for(&mut self, d: Duration) {
         let until = self.now + d;
@@ -492,7 +514,10 @@ impl Simulation {
         let from = self.nodes[i].addr;
         for (to, bytes) in datagrams {
             self.nodes[i].telemetry.packets_out.incr(());
-            self.nodes[i].telemetry.bytes_out.add((), bytes.len() as u64);
+            self.nodes[i]
+                .telemetry
+                .bytes_out
+                .add((), bytes.len() as u64);
             let Some(delay) = self.network.transmit(&mut self.rng, from, to, &bytes) else {
                 continue;
             };

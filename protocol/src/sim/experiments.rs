@@ -98,6 +98,7 @@ impl Simulation {
             sim.add_node(NodeSpec {
                 addr: sim_addr(i),
                 id: None,
+                seed: None,
                 config: config.node.clone(),
                 sources,
             });

@@ -85,7 +85,13 @@ fn bootstrap_is_complete_only_with_nodes_in_the_table() {
         addr: SocketAddr::from(([10, 1, 0, i], 1)),
     }));
     s.closest.push(far_router);
-    b.handle(t0, SupervisorInput::LookupFinished { purpose: BootstrapLookup::OwnId, summary: s });
+    b.handle(
+        t0,
+        SupervisorInput::LookupFinished {
+            purpose: BootstrapLookup::OwnId,
+            summary: s,
+        },
+    );
     let events = drain(&mut b);
     assert!(events
         .iter()
@@ -110,13 +116,17 @@ fn bootstrap_is_complete_only_with_nodes_in_the_table() {
     let retry = config.bootstrap.retry;
     assert_eq!(b.poll_timeout(), Some(t0 + retry));
     let events = drain(&mut b);
-    assert!(events
-        .iter()
-        .any(|e| matches!(e, Envelope::Log(LogEvent::BootstrapEmpty { attempt: 1, .. }))));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Envelope::Log(LogEvent::BootstrapEmpty { attempt: 1, .. })
+    )));
     to_own_id_lookup(&mut b, t0 + retry);
     b.handle(
         t0 + retry,
-        SupervisorInput::LookupFinished { purpose: BootstrapLookup::OwnId, summary: summary(0, vec![]) },
+        SupervisorInput::LookupFinished {
+            purpose: BootstrapLookup::OwnId,
+            summary: summary(0, vec![]),
+        },
     );
     assert_eq!(b.poll_timeout(), Some(t0 + retry + 2 * retry));
     assert_eq!(b.attempts(), 2);
@@ -142,7 +152,10 @@ fn a_router_among_our_closest_is_admitted_and_completes_the_bootstrap() {
     };
     b.handle(
         t0,
-        SupervisorInput::LookupFinished { purpose: BootstrapLookup::OwnId, summary: summary(1, vec![lone]) },
+        SupervisorInput::LookupFinished {
+            purpose: BootstrapLookup::OwnId,
+            summary: summary(1, vec![lone]),
+        },
     );
     let events = drain(&mut b);
     assert!(events.iter().any(|e| matches!(
@@ -175,10 +188,19 @@ fn added_nodes_are_bounded_and_cut_the_wait_short() {
     config.bootstrap.max_added_nodes = 4;
     let mut b = boot(t0, &config, Sources::default());
     b.handle_timeout(t0);
-    b.handle(t0, SupervisorInput::SourcesResolved { routers: vec![], nodes: vec![] });
     b.handle(
         t0,
-        SupervisorInput::LookupFinished { purpose: BootstrapLookup::OwnId, summary: summary(0, vec![]) },
+        SupervisorInput::SourcesResolved {
+            routers: vec![],
+            nodes: vec![],
+        },
+    );
+    b.handle(
+        t0,
+        SupervisorInput::LookupFinished {
+            purpose: BootstrapLookup::OwnId,
+            summary: summary(0, vec![]),
+        },
     );
     assert!(b.poll_timeout() > Some(t0));
     drain(&mut b);
@@ -200,7 +222,13 @@ fn added_nodes_are_bounded_and_cut_the_wait_short() {
     assert_eq!(pings(&mut b), 0, "known ones are not pinged again");
     assert_eq!(b.poll_timeout(), Some(later));
     b.handle_timeout(later);
-    b.handle(later, SupervisorInput::SourcesResolved { routers: vec![], nodes: vec![] });
+    b.handle(
+        later,
+        SupervisorInput::SourcesResolved {
+            routers: vec![],
+            nodes: vec![],
+        },
+    );
     let start = drain(&mut b).into_iter().find_map(|e| match e {
         Envelope::Lookups(LookupsInput::Start(s)) => Some(s),
         _ => None,
@@ -215,24 +243,46 @@ fn the_table_growing_or_emptying_moves_the_bootstrap() {
     let t0 = crate::test_epoch();
     let mut b = boot(t0, &NodeConfig::default(), Sources::default());
     b.handle_timeout(t0);
-    b.handle(t0, SupervisorInput::SourcesResolved { routers: vec![], nodes: vec![] });
     b.handle(
         t0,
-        SupervisorInput::LookupFinished { purpose: BootstrapLookup::OwnId, summary: summary(0, vec![]) },
+        SupervisorInput::SourcesResolved {
+            routers: vec![],
+            nodes: vec![],
+        },
+    );
+    b.handle(
+        t0,
+        SupervisorInput::LookupFinished {
+            purpose: BootstrapLookup::OwnId,
+            summary: summary(0, vec![]),
+        },
     );
     let later = t0 + Duration::from_millis(5);
     b.handle(later, table(1));
     assert_eq!(b.poll_timeout(), Some(later));
     b.handle_timeout(later);
-    b.handle(later, SupervisorInput::SourcesResolved { routers: vec![], nodes: vec![] });
     b.handle(
         later,
-        SupervisorInput::LookupFinished { purpose: BootstrapLookup::OwnId, summary: summary(1, vec![]) },
+        SupervisorInput::SourcesResolved {
+            routers: vec![],
+            nodes: vec![],
+        },
+    );
+    b.handle(
+        later,
+        SupervisorInput::LookupFinished {
+            purpose: BootstrapLookup::OwnId,
+            summary: summary(1, vec![]),
+        },
     );
     b.handle(later, SupervisorInput::RefreshStarted(0));
     b.handle(later, table(9));
     assert!(b.is_complete());
-    assert_eq!(b.poll_timeout(), None, "k nodes or more: no need to look again");
+    assert_eq!(
+        b.poll_timeout(),
+        None,
+        "k nodes or more: no need to look again"
+    );
     drain(&mut b);
     b.handle(later, table(0));
     assert!(!b.is_complete());
@@ -240,7 +290,9 @@ fn the_table_growing_or_emptying_moves_the_bootstrap() {
     assert!(events
         .iter()
         .any(|e| matches!(e, Envelope::Lookups(LookupsInput::Bootstrapped(false)))));
-    assert!(events.iter().any(|e| matches!(e, Envelope::Log(LogEvent::Rejoining))));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Envelope::Log(LogEvent::Rejoining))));
 }
 
 /// The BEP 42 id is drawn from the node's seeded randomness: the same seed

@@ -119,8 +119,17 @@ fn a_lookup_refused_for_a_full_pool_ends_refused() {
     let summary = finished(&events).expect("the third ends at once");
     assert_eq!(summary.end, LookupEnd::Refused);
     assert!(matches!(
-        events.iter().find(|e| matches!(e, Envelope::Api(ApiEvent::Lookup { event: LookupEvent::Finished(_), .. }))),
-        Some(Envelope::Api(ApiEvent::Lookup { caller: CallerId(3), .. }))
+        events.iter().find(|e| matches!(
+            e,
+            Envelope::Api(ApiEvent::Lookup {
+                event: LookupEvent::Finished(_),
+                ..
+            })
+        )),
+        Some(Envelope::Api(ApiEvent::Lookup {
+            caller: CallerId(3),
+            ..
+        }))
     ));
     assert_eq!(
         p.telemetry
@@ -204,7 +213,9 @@ fn an_announce_goes_to_the_closest_nodes_that_gave_a_token() {
                     assert_eq!((port, token.as_bytes()), (5000, &b"tk"[..]));
                     announced.push(q.to);
                     if q.to == node(1).addr {
-                        let Asker::Lookup(lookup) = q.asker else { panic!() };
+                        let Asker::Lookup(lookup) = q.asker else {
+                            panic!()
+                        };
                         let done = QueryDone {
                             to: q.to,
                             node: q.node,
@@ -243,7 +254,10 @@ fn a_search_with_no_nodes_warns() {
         .iter()
         .any(|e| matches!(e, Envelope::Log(LogEvent::NoNodesForSearch(_)))));
     assert_eq!(
-        p.telemetry.snapshot().warnings.get(Warning::SearchUnsuccessful),
+        p.telemetry
+            .snapshot()
+            .warnings
+            .get(Warning::SearchUnsuccessful),
         1
     );
 }
@@ -271,7 +285,11 @@ fn announces_repeat_until_stopped() {
     );
     assert_eq!(p.poll_timeout(), Some(t0 + every));
     p.handle_timeout(t0 + every);
-    let started = p.telemetry.snapshot().lookups_started.get(LookupLabel::Announce);
+    let started = p
+        .telemetry
+        .snapshot()
+        .lookups_started
+        .get(LookupLabel::Announce);
     assert_eq!(started, 1);
     p.handle(
         t0 + every,
@@ -286,7 +304,13 @@ fn announces_repeat_until_stopped() {
         let (_, events) = drain(&mut p);
         for e in events {
             if let Envelope::Store(StoreInput::LocalPeers { lookup, .. }) = e {
-                p.handle(t0 + every, LookupsInput::LocalPeers { lookup, peers: vec![] });
+                p.handle(
+                    t0 + every,
+                    LookupsInput::LocalPeers {
+                        lookup,
+                        peers: vec![],
+                    },
+                );
             }
         }
     }

@@ -189,7 +189,12 @@ mod tests {
         let mut p = Pacer::new(t0, &limits);
         let mut out = Outputs::default();
         for port in 1..=5 {
-            p.handle_send(t0, query(port, OutQuery::Ping, Asker::Nobody), &telemetry, &mut out);
+            p.handle_send(
+                t0,
+                query(port, OutQuery::Ping, Asker::Nobody),
+                &telemetry,
+                &mut out,
+            );
         }
         assert_eq!(sent(&mut out).len(), 2);
         assert_eq!(p.queued(), 3);

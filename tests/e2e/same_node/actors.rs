@@ -1,0 +1,163 @@
+//! The scenario's actor driver: real dhtd nodes on loopback, one manual
+//! clock, every datagram tapped.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dhtd::{
+    Clock, Config, Dht, DhtHandle, InfoHash, ManualClock, NodeIdChoice, PortChoice, Runtime,
+};
+use dhtd_tests::{node_ip, RawPeer};
+use parking_lot::Mutex;
+
+use super::{node_id, scenario, seed, Driver, Run};
+
+/// How long the tap must stay unchanged for a step to have settled.
+const QUIET: Duration = Duration::from_millis(300);
+/// The longest any one step may take in real time.
+const STEP_LIMIT: Duration = Duration::from_secs(20);
+
+pub(crate) struct Actors {
+    rt: tokio::runtime::Runtime,
+    runtime: Runtime,
+    clock: ManualClock,
+    tap: dhtd_actors::socket::Tap,
+    taken: usize,
+    nodes: Vec<DhtHandle>,
+    raw: RawPeer,
+    raw_sent: u64,
+}
+
+impl Actors {
+    fn new() -> Actors {
+        Actors {
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+            runtime: Runtime::new().unwrap(),
+            clock: ManualClock::new(),
+            tap: Arc::new(Mutex::new(Vec::new())),
+            taken: 0,
+            nodes: Vec::new(),
+            raw: RawPeer::bind(node_ip(1500)),
+            raw_sent: 0,
+        }
+    }
+
+    fn received(&self) -> u64 {
+        self.nodes
+            .iter()
+            .map(|n| {
+                self.rt
+                    .block_on(n.stats())
+                    .unwrap()
+                    .traffic
+                    .packets_in
+                    .value()
+            })
+            .sum()
+    }
+}
+
+impl Driver for Actors {
+    fn start(&mut self, i: usize, routers: &[usize]) {
+        assert_eq!(i, self.nodes.len());
+        let mut config = Config::local(SocketAddr::new(node_ip(1400 + i), 0), &[]);
+        config.routers = routers
+            .iter()
+            .map(|&r| self.nodes[r].local_addr().to_string())
+            .collect();
+        config.node_id = NodeIdChoice::Fixed(node_id(i));
+        config.rng_seed = Some(seed(i));
+        config.clock = Clock::Manual(self.clock.clone());
+        config.tap = Some(self.tap.clone());
+        let node = Dht::builder(config).runtime(&self.runtime).start().unwrap();
+        self.nodes.push(node);
+    }
+
+    fn settle(&mut self) {
+        let addrs: Vec<SocketAddr> = self.nodes.iter().map(DhtHandle::local_addr).collect();
+        let started = Instant::now();
+        let mut last = (usize::MAX, Instant::now());
+        loop {
+            assert!(started.elapsed() < STEP_LIMIT, "the nodes did not settle");
+            let (sent, to_nodes) = {
+                let tap = self.tap.lock();
+                (
+                    tap.len(),
+                    tap.iter().filter(|(_, to, _)| addrs.contains(to)).count(),
+                )
+            };
+            if sent != last.0 {
+                last = (sent, Instant::now());
+            } else if last.1.elapsed() >= QUIET
+                && self.received() == to_nodes as u64 + self.raw_sent
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn advance(&mut self, d: Duration) {
+        self.clock.advance(d);
+        self.settle();
+    }
+
+    fn announce(&mut self, i: usize, info_hash: InfoHash, port: u16) -> (usize, usize) {
+        let node = self.nodes[i].clone();
+        let report = self
+            .rt
+            .block_on(async {
+                tokio::time::timeout(STEP_LIMIT, node.announce(info_hash, PortChoice::Port(port)))
+                    .await
+            })
+            .expect("the announce ends without the clock moving")
+            .unwrap();
+        (report.tried, report.accepted)
+    }
+
+    fn get_peers(&mut self, i: usize, info_hash: InfoHash) -> Vec<SocketAddr> {
+        let node = self.nodes[i].clone();
+        let (peers, _) = self
+            .rt
+            .block_on(async {
+                tokio::time::timeout(STEP_LIMIT, node.get_peers(info_hash).collect()).await
+            })
+            .expect("the lookup ends without the clock moving");
+        peers
+    }
+
+    fn raw(&mut self, i: usize, datagram: &[u8]) -> Vec<u8> {
+        self.raw_sent += 1;
+        self.raw
+            .ask(self.nodes[i].local_addr(), datagram)
+            .expect("the node answers our peer")
+    }
+
+    fn bootstrapped(&mut self, i: usize) -> bool {
+        self.nodes[i].is_bootstrapped()
+    }
+
+    fn take_trace(&mut self) -> Vec<(SocketAddr, SocketAddr, Vec<u8>)> {
+        let tap = self.tap.lock();
+        let new = tap[self.taken..].to_vec();
+        self.taken = tap.len();
+        new
+    }
+}
+
+/// Runs the scenario on real nodes: the run, the nodes' addresses (the
+/// simulator uses the same ones) and our own peer's.
+pub(crate) fn run() -> (Run, Vec<SocketAddr>, SocketAddr) {
+    let mut actors = Actors::new();
+    let run = scenario(&mut actors);
+    let addrs = actors.nodes.iter().map(DhtHandle::local_addr).collect();
+    let raw = actors.raw.socket.local_addr().unwrap();
+    for n in &actors.nodes {
+        actors.rt.block_on(n.shutdown());
+    }
+    (run, addrs, raw)
+}
