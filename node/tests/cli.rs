@@ -486,3 +486,59 @@ fn load_measures_a_node_and_the_echo_responder() {
     });
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// The bug as a user met it: three daemons on loopback, each started with
+/// `--bootstrap` set to the one before. Each must come to know both others,
+/// and none may say "bootstrap complete" with 0 nodes.
+#[test]
+fn three_daemons_each_bootstrapping_from_the_one_before_know_each_other() {
+    let _serial = serial();
+    let home = scratch("chain");
+    let mut daemons = Vec::new();
+    let mut metrics = Vec::new();
+    let mut before: Option<String> = None;
+    for i in 0..3 {
+        let listen = format!("127.0.0.{}:0", 85 + i);
+        let m = free_local_addr().to_string();
+        let mut c = dhtd(&home);
+        c.args(["run", "--listen", &listen, "--metrics-listen", &m]);
+        c.args(["--bootstrap", before.as_deref().unwrap_or("none")]);
+        c.arg("--state-dir").arg(home.join(format!("state-{i}")));
+        let p = spawn(c);
+        let line = p.wait_for("DHT server started on", Duration::from_secs(10));
+        let addr = line
+            .split("started on ")
+            .nth(1)
+            .and_then(|rest| rest.split([',', ' ']).next())
+            .unwrap()
+            .to_owned();
+        before = Some(addr);
+        daemons.push(p);
+        metrics.push(m);
+    }
+    let stats = |m: &str| {
+        let out = run({
+            let mut c = dhtd(&home);
+            c.args(["stats", "--json", "--metrics-listen", m]);
+            c
+        });
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let all: Vec<serde_json::Value> = metrics.iter().map(|m| stats(m)).collect();
+        let done = all
+            .iter()
+            .all(|s| s["bootstrap_complete"] == true && s["nodes"].as_u64() == Some(2));
+        if done {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not every daemon knows both others: {all:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for p in daemons {
+        let line = p.wait_for("bootstrap complete", Duration::from_secs(1));
+        assert!(!line.contains("complete: 0 nodes"), "{line}");
+        assert_eq!(p.terminate(), Some(0));
+    }
+}

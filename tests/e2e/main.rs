@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bootstrap;
 mod faults;
 mod limits;
 mod restart;

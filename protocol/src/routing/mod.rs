@@ -29,6 +29,14 @@
 //!   for pings of questionable nodes, so the table stays fresh without
 //!   waiting for newcomers (libtorrent pings the oldest node on a timer for
 //!   the same reason).
+//! - **Our k closest are kept.** A bucket that cannot split still takes a
+//!   node that would be among the k closest to our own id that the table
+//!   holds, up to 2k nodes (Kademlia §4.2: "nodes keep all valid contacts
+//!   in a subtree of size at least k nodes, even if this requires
+//!   splitting buckets in which the node's own ID does not reside"). On the
+//!   real network our closest live in the buckets that split anyway; in a
+//!   small network they can fall in a full bucket, and a node would not
+//!   know its own neighbours.
 //! - **One node per IP per bucket**, unless [`RoutingConfig::restrict_ips`]
 //!   is off (test swarms on one address need that). libtorrent restricts by
 //!   /24; one address is the looser rule, since BEP 42 ids are not required.
@@ -357,6 +365,16 @@ impl RoutingTable {
                 self.split_last(now);
                 continue;
             }
+            if bucket.nodes.len() < 2 * cfg.k && self.among_our_closest(now, &info.id) {
+                // Kademlia §4.2: keep every contact of the subtree of at
+                // least k nodes around us, even in a bucket that cannot split.
+                let bucket = &mut self.buckets[index];
+                bucket.replacements.retain(|e| e.info.id != info.id);
+                bucket.nodes.push(Entry::responded(info, now));
+                bucket.last_changed = now;
+                return InsertOutcome::Inserted;
+            }
+            let bucket = &mut self.buckets[index];
             bucket.cache(Entry::responded(info, now), cfg.replacement_cache);
             let oldest = bucket
                 .nodes
@@ -370,6 +388,18 @@ impl RoutingTable {
                 }
                 None => InsertOutcome::Cached,
             };
+        }
+    }
+
+    /// Whether `id` would be among the k nodes closest to our own id that
+    /// the table holds.
+    fn among_our_closest(&self, now: Instant, id: &NodeId) -> bool {
+        let closest = self.closest(now, &self.own_id, self.config.k, NodeFilter::NotBad);
+        match closest.last() {
+            Some(kth) if closest.len() >= self.config.k => {
+                self.own_id.distance(id) < self.own_id.distance(&kth.id)
+            }
+            _ => true,
         }
     }
 
@@ -404,7 +434,8 @@ impl RoutingTable {
             || bucket
                 .nodes
                 .iter()
-                .any(|e| e.status(now, &self.config) == NodeStatus::Bad);
+                .any(|e| e.status(now, &self.config) == NodeStatus::Bad)
+            || (bucket.nodes.len() < 2 * self.config.k && self.among_our_closest(now, &info.id));
         if has_room {
             HeardOutcome::WorthPinging
         } else {

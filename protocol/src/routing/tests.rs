@@ -61,16 +61,18 @@ fn the_bucket_holding_our_id_splits_and_others_fill_up() {
         );
     }
     assert_eq!(t.bucket_count(), 1);
-    // A ninth far node splits the bucket, but still has no room in bucket 0.
+    // Near nodes split the bucket and go to the new last buckets.
+    for n in 0..8 {
+        assert_eq!(
+            t.node_responded(t0, node_at(3 + u32::from(n), n, &mut rng)),
+            InsertOutcome::Inserted
+        );
+    }
+    assert_eq!(t.bucket_count(), 2);
+    // A ninth far node, not among our k closest, has no room in bucket 0.
     let ninth = node_at(0, 9, &mut rng);
     assert_eq!(t.node_responded(t0, ninth), InsertOutcome::Cached);
-    assert_eq!(t.bucket_count(), 2);
-    // Near nodes go to the new last bucket.
-    assert_eq!(
-        t.node_responded(t0, node_at(3, 1, &mut rng)),
-        InsertOutcome::Inserted
-    );
-    assert_eq!(t.len(), 9);
+    assert_eq!(t.len(), 16);
     // Bucket 0 stays at k.
     assert_eq!(t.stats(t0).buckets[0].good, 8);
     assert_eq!(t.stats(t0).buckets[0].replacements, 1);
@@ -87,8 +89,11 @@ fn a_full_bucket_asks_to_ping_its_oldest_questionable_node() {
         first.get_or_insert(info);
         t.node_responded(t0 + Duration::from_secs(u64::from(n)), info);
     }
-    t.node_responded(t0, node_at(5, 1, &mut rng)); // forces the split
-                                                   // 16 minutes later every far node is questionable (BEP 5: 15 minutes).
+    // Near nodes split the bucket, and are our k closest.
+    for n in 0..8 {
+        t.node_responded(t0, node_at(5 + u32::from(n), n, &mut rng));
+    }
+    // 16 minutes later every far node is questionable (BEP 5: 15 minutes).
     let later = t0 + 16 * MIN;
     assert_eq!(
         t.status(later, &first.unwrap().id),
@@ -335,4 +340,44 @@ fn closest_by_bucket_agrees_with_a_full_scan() {
         }
     }
     assert!(NodeSnapshot::empty(own()).closest(&own(), 8).is_empty());
+}
+
+/// Kademlia §4.2: our k closest are kept even when they fall in a full
+/// bucket that cannot split (a small network).
+#[test]
+fn our_k_closest_are_kept_in_a_bucket_that_cannot_split() {
+    let t0 = crate::test_epoch();
+    let own = NodeId([0; 20]);
+    let mut table = RoutingTable::new(own, t0, RoutingConfig::default());
+    let node = |first: u8, last: u8| NodeInfo {
+        id: {
+            let mut id = [0u8; 20];
+            id[0] = first;
+            id[19] = last;
+            NodeId(id)
+        },
+        addr: SocketAddr::from(([10, first, 0, last], 6881)),
+    };
+    // Eight far nodes fill bucket 0 (first bit set), and splitting leaves
+    // it behind; then three nodes in bucket 1 and nothing closer.
+    for i in 0..8 {
+        assert_eq!(table.node_responded(t0, node(0xfe, i)), InsertOutcome::Inserted);
+    }
+    for i in 0..3 {
+        assert_eq!(table.node_responded(t0, node(0x40, i)), InsertOutcome::Inserted);
+    }
+    assert!(table.bucket_count() >= 2);
+    // A node farther than all: bucket 0 is full and it is not among our
+    // closest: cached.
+    assert_eq!(table.node_responded(t0, node(0xff, 1)), InsertOutcome::Cached);
+    // A node of bucket 0 closer than the farthest of our 8 closest (which
+    // are the 3 of bucket 1 and 5 of bucket 0) is kept beyond k.
+    assert_eq!(table.node_responded(t0, node(0x80, 1)), InsertOutcome::Inserted);
+    let closest = table.closest(t0, &own, 8, NodeFilter::NotBad);
+    assert!(closest.contains(&node(0x80, 1)));
+    assert_eq!(table.bucket_nodes(BucketIndex(0)).len(), 9);
+    assert_eq!(
+        table.heard_about(t0, &node(0x80, 2)),
+        HeardOutcome::WorthPinging
+    );
 }

@@ -169,7 +169,8 @@ fn a_router_among_our_closest_is_admitted_and_completes_the_bootstrap() {
     assert!(events
         .iter()
         .any(|e| matches!(e, Envelope::Lookups(LookupsInput::Bootstrapped(true)))));
-    // Fewer than k nodes: it looks again after the first wait.
+    // It looks up its own id again after the first wait, then after twice
+    // as long.
     let retry = NodeConfig::default().bootstrap.retry;
     assert_eq!(b.poll_timeout(), Some(t0 + retry));
     b.handle_timeout(t0 + retry);
@@ -177,6 +178,12 @@ fn a_router_among_our_closest_is_admitted_and_completes_the_bootstrap() {
         e,
         Envelope::Lookups(LookupsInput::Start(s)) if s.target == NodeId([0; 20])
     )));
+    assert_eq!(b.poll_timeout(), None, "one look at a time");
+    b.handle(
+        t0 + retry,
+        SupervisorInput::LookupFinished { purpose: BootstrapLookup::OwnId, summary: summary(1, vec![lone]) },
+    );
+    assert_eq!(b.poll_timeout(), Some(t0 + retry + 2 * retry));
 }
 
 /// The list of nodes added at run time is bounded, newest kept, and a
@@ -278,11 +285,8 @@ fn the_table_growing_or_emptying_moves_the_bootstrap() {
     b.handle(later, SupervisorInput::RefreshStarted(0));
     b.handle(later, table(9));
     assert!(b.is_complete());
-    assert_eq!(
-        b.poll_timeout(),
-        None,
-        "k nodes or more: no need to look again"
-    );
+    let retry = NodeConfig::default().bootstrap.retry;
+    assert_eq!(b.poll_timeout(), Some(later + retry), "it looks again");
     drain(&mut b);
     b.handle(later, table(0));
     assert!(!b.is_complete());

@@ -1,0 +1,78 @@
+//! Bootstrap in private networks, simulated with the node that ships.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use dhtd_protocol::node::bootstrap::Sources;
+use dhtd_protocol::node::NodeConfig;
+use dhtd_protocol::sim::{sim_addr, NetworkConfig, NodeSpec, Simulation};
+use dhtd_protocol::{NodeId, K};
+
+#[allow(clippy::disallowed_methods)]
+fn epoch() -> Instant {
+    Instant::now()
+}
+
+/// Node `i` started with node `i - 1` as its router, 100 ms apart.
+fn chain(n: usize, seed: u64) -> Simulation {
+    let mut sim = Simulation::new(epoch(), NetworkConfig::default(), seed);
+    for i in 0..n {
+        let mut sources = Sources::default();
+        if i > 0 {
+            sources.routers.push(sim_addr(i - 1).to_string());
+        }
+        sim.add_node(NodeSpec {
+            addr: sim_addr(i),
+            id: None,
+            seed: None,
+            config: NodeConfig::default(),
+            sources,
+        });
+        sim.run_for(Duration::from_millis(100));
+    }
+    sim
+}
+
+/// The ids of the k nodes closest to node `i`, others only.
+fn closest_others(sim: &Simulation, i: usize) -> Vec<NodeId> {
+    let own = sim.node(i).id;
+    let mut ids = sim.true_closest(&own, K + 1);
+    ids.retain(|id| *id != own);
+    ids.truncate(K);
+    ids
+}
+
+fn knows_its_closest(sim: &Simulation, i: usize) -> bool {
+    let table: Vec<NodeId> = sim.table(i).iter().map(|n| n.id).collect();
+    closest_others(sim, i).iter().all(|id| table.contains(id))
+}
+
+/// The bug: three daemons, each with the one before as its router; the
+/// second knew only the third, the third only the first, and both said
+/// "bootstrap complete: 0 nodes". In chains of 3, 10 and 50, every node
+/// comes to know its k closest (all the others, in the small ones) within
+/// seconds, and no node completes bootstrap with an empty table.
+#[test]
+fn nodes_started_in_a_chain_of_routers_find_each_other() {
+    for (n, seed) in [(3, 1), (10, 2), (50, 3)] {
+        let mut sim = chain(n, seed);
+        let until = sim.now() + Duration::from_secs(20);
+        let done = sim.run_until(until, |s| {
+            (0..n).all(|i| s.is_bootstrapped(i) && knows_its_closest(s, i))
+        });
+        let behind: Vec<usize> = (0..n).filter(|&i| !knows_its_closest(&sim, i)).collect();
+        assert!(done, "chain of {n}: nodes {behind:?} do not know their closest");
+        for i in 0..n {
+            assert!(sim.is_bootstrapped(i), "chain of {n}: node {i}");
+            let said_empty = sim.node(i).api.log.iter().any(|e| {
+                matches!(e, dhtd_protocol::node::LogEvent::BootstrapComplete(s) if s.nodes == 0)
+            });
+            assert!(!said_empty, "chain of {n}: node {i} completed with 0 nodes");
+        }
+        println!(
+            "chain of {n}: every node knows its closest after {:?}",
+            sim.now().duration_since(until - Duration::from_secs(20))
+        );
+    }
+}
