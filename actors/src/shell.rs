@@ -29,9 +29,12 @@ impl<T: Send + 'static> Message for In<T> {
     type Result = ();
 }
 
+/// A function that reads a piece at a time.
+pub type Reader<P, R> = Box<dyn FnOnce(&P, Instant) -> R + Send>;
+
 /// Reads a piece's state (statistics, the table to save); `None` if the
 /// reading panicked.
-pub struct Inspect<P, R>(pub Box<dyn FnOnce(&P, Instant) -> R + Send>);
+pub struct Inspect<P, R>(pub Reader<P, R>);
 
 impl<P, R> std::fmt::Debug for Inspect<P, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

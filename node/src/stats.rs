@@ -9,7 +9,9 @@ use dhtd_actors::Inspect;
 use dhtd_protocol::node::{responder::Responder, upkeep::Upkeep};
 use dhtd_protocol::routing::RoutingStats;
 use dhtd_protocol::store::StoreStats;
-use dhtd_protocol::telemetry::{derive_warnings, Label, Labels, TelemetrySnapshot, Warning};
+use dhtd_protocol::telemetry::{
+    derive_warnings, Component, Label, Labels, RestartReason, TelemetrySnapshot, Values, Warning,
+};
 use dhtd_protocol::NodeId;
 
 use crate::wiring::Node;
@@ -108,10 +110,7 @@ fn duration_text(d: Duration) -> String {
 }
 
 /// `label n, label n, …` for a labelled counter.
-fn by_label<L: Label>(values: &dhtd_protocol::telemetry::Values<L>) -> String
-where
-    L: Labels,
-{
+fn by_label<L: Label + Labels>(values: &Values<L>) -> String {
     values
         .by_label()
         .map(|(l, n)| format!("{} {n}", l.value()))
@@ -202,10 +201,10 @@ impl std::fmt::Display for Stats {
             tr.announces_stored.value(),
             by_label(&tr.announces_refused)
         )?;
-        let restarts: Vec<String> = dhtd_protocol::telemetry::Component::ALL
+        let restarts: Vec<String> = Component::ALL
             .iter()
             .map(|c| {
-                let n: u64 = dhtd_protocol::telemetry::RestartReason::ALL
+                let n: u64 = RestartReason::ALL
                     .iter()
                     .map(|r| tr.restarts.get((*c, *r)))
                     .sum();

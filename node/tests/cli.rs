@@ -533,7 +533,10 @@ fn three_daemons_each_bootstrapping_from_the_one_before_know_each_other() {
         if done {
             break;
         }
-        assert!(Instant::now() < deadline, "not every daemon knows both others: {all:?}");
+        assert!(
+            Instant::now() < deadline,
+            "not every daemon knows both others: {all:?}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     for p in daemons {

@@ -62,7 +62,10 @@ fn nodes_started_in_a_chain_of_routers_find_each_other() {
             (0..n).all(|i| s.is_bootstrapped(i) && knows_its_closest(s, i))
         });
         let behind: Vec<usize> = (0..n).filter(|&i| !knows_its_closest(&sim, i)).collect();
-        assert!(done, "chain of {n}: nodes {behind:?} do not know their closest");
+        assert!(
+            done,
+            "chain of {n}: nodes {behind:?} do not know their closest"
+        );
         for i in 0..n {
             assert!(sim.is_bootstrapped(i), "chain of {n}: node {i}");
             let said_empty = sim.node(i).api.log.iter().any(|e| {

@@ -54,14 +54,25 @@ async fn nodes_started_in_a_chain_of_routers_know_each_other() {
             let got: Vec<usize> = named.iter().map(idx).collect();
             eprintln!("node {i}: wants {want:?}, names {got:?}");
             for m in want.iter().filter(|m| !got.contains(m)) {
-                let theirs: Vec<usize> = probe.find_node(nodes[*m].local_addr(), nodes[i].id()).iter().map(idx).collect();
+                let theirs: Vec<usize> = probe
+                    .find_node(nodes[*m].local_addr(), nodes[i].id())
+                    .iter()
+                    .map(idx)
+                    .collect();
                 let st = nodes[*m].stats().await.unwrap();
-                eprintln!("  missing {m}: asked for {i}'s id it names {theirs:?}; {} nodes, boot {}", st.nodes(), st.bootstrap_complete);
+                eprintln!(
+                    "  missing {m}: asked for {i}'s id it names {theirs:?}; {} nodes, boot {}",
+                    st.nodes(),
+                    st.bootstrap_complete
+                );
             }
             let st = nodes[i].stats().await.unwrap();
             eprintln!("  {st}");
         }
-        assert!(all_know, "chain of {n}: nodes {behind:?} do not know their closest");
+        assert!(
+            all_know,
+            "chain of {n}: nodes {behind:?} do not know their closest"
+        );
         for node in &nodes {
             let stats = node.stats().await.unwrap();
             assert!(stats.bootstrap_complete && stats.nodes() > 0, "{stats}");
@@ -91,7 +102,10 @@ async fn a_lookup_finds_the_peers_the_node_holds_itself() {
         want: None,
     };
     let reply = peer
-        .ask(a.local_addr(), &RawPeer::query(b"g1", NodeId([3; 20]), get, false))
+        .ask(
+            a.local_addr(),
+            &RawPeer::query(b"g1", NodeId([3; 20]), get, false),
+        )
         .unwrap();
     let Ok(Message {
         body: Body::Response(r),
@@ -107,8 +121,11 @@ async fn a_lookup_finds_the_peers_the_node_holds_itself() {
         implied_port: false,
         token: &token,
     };
-    peer.ask(a.local_addr(), &RawPeer::query(b"a1", NodeId([3; 20]), announce, false))
-        .unwrap();
+    peer.ask(
+        a.local_addr(),
+        &RawPeer::query(b"a1", NodeId([3; 20]), announce, false),
+    )
+    .unwrap();
     let expected = SocketAddr::new(node_ip(1382), 4444);
     let (peers, summary) = a.get_peers(info_hash).collect().await;
     assert_eq!(peers, vec![expected], "{summary:?}");

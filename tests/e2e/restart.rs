@@ -62,8 +62,12 @@ async fn requests_made_before_bootstrap_run_when_it_completes() {
         .await
         .unwrap();
 
-    // A node with nowhere to bootstrap from: it keeps retrying.
-    let late = Dht::builder(test_config(node_ip(951), &[]))
+    // A node with nowhere to bootstrap from, on its own clock: it retries,
+    // and its lookup waits.
+    let clock = dhtd::ManualClock::new();
+    let mut config = test_config(node_ip(951), &[]);
+    config.clock = dhtd::Clock::Manual(clock.clone());
+    let late = Dht::builder(config)
         .runtime(&swarm.runtime)
         .start()
         .unwrap();
@@ -71,10 +75,22 @@ async fn requests_made_before_bootstrap_run_when_it_completes() {
         let late = late.clone();
         tokio::spawn(async move { late.get_peers(ih).collect().await })
     };
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    for _ in 0..3 {
+        clock.advance(Duration::from_secs(2));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(!late.is_bootstrapped());
     assert!(!lookup.is_finished(), "the lookup waits, it is not failed");
-    // A node handed over by hand (as rTorrent's dht_add_node) lets it join.
+    let attempts = late
+        .stats()
+        .await
+        .unwrap()
+        .traffic
+        .bootstrap_attempts
+        .value();
+    assert!(attempts >= 2, "it kept trying: {attempts} attempts");
+    // A node handed over by hand (as rTorrent's dht_add_node) lets it join
+    // at once, without waiting for the next attempt.
     late.add_node(&swarm.nodes[0].local_addr().to_string())
         .await
         .unwrap();
@@ -97,22 +113,41 @@ async fn requests_made_before_bootstrap_run_when_it_completes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repeated_announce_outlives_the_store_expiry_until_stopped() {
-    // Stored announces expire after 1.5 s here; the announcer repeats every 0.5 s.
-    let swarm = start_swarm(20, 13, |_, c| {
-        c.dht.store.peer_ttl = Duration::from_millis(1500);
-        c.dht.store.sweep_interval = Duration::from_millis(100);
-        c.dht.limits.query_spacing = Duration::from_millis(100);
-    })
-    .await;
+    // Announces are kept 45 minutes (the default); the announcer repeats
+    // every 30. The whole swarm reads one manual clock.
+    let clock = dhtd::ManualClock::new();
+    let swarm = dhtd_tests::start_swarm_on(&clock, 20, 13, |_, _| {}).await;
+    let ttl = dhtd::NodeConfig::default().store.peer_ttl;
+    let every = Duration::from_secs(30 * 60);
     let ih = InfoHash([0x33; 20]);
     let (announcer, seeker) = (&swarm.nodes[3], &swarm.nodes[15]);
     let expected = std::net::SocketAddr::new(announcer.local_addr().ip(), 7777);
     announcer
-        .announce_every(ih, PortChoice::Port(7777), Duration::from_millis(500))
+        .announce_every(ih, PortChoice::Port(7777), every)
         .await
         .unwrap();
     let found = |peers: &[std::net::SocketAddr]| peers.contains(&expected);
-    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let announces = || async {
+        announcer
+            .stats()
+            .await
+            .unwrap()
+            .traffic
+            .lookups_finished
+            .total()
+    };
+    // Three repeats: at 30, 60 and 90 minutes; each one is let finish.
+    for _ in 0..3 {
+        let before = announces().await;
+        clock.advance(every);
+        let done = wait_until(Duration::from_secs(10), || async {
+            announces().await > before
+        })
+        .await;
+        assert!(done, "the repeated announce ran");
+    }
+    // At 100 minutes, more than twice the expiry after the first announce.
+    clock.advance(Duration::from_secs(10 * 60));
     let (peers, _) = seeker.get_peers(ih).collect().await;
     assert!(
         found(&peers),
@@ -120,7 +155,9 @@ async fn a_repeated_announce_outlives_the_store_expiry_until_stopped() {
     );
 
     announcer.stop_announcing(ih).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // The last announce (at 90 minutes) expires at 135; this is 146.
+    clock.advance(ttl + Duration::from_secs(60) - Duration::from_secs(10 * 60));
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let (peers, _) = seeker.get_peers(ih).collect().await;
     assert!(!found(&peers), "expired once no longer repeated: {peers:?}");
     swarm.shutdown().await;
@@ -144,21 +181,22 @@ async fn modes_start_and_stop_the_dht_at_run_time() {
         "the stopped node no longer answers its handle"
     );
 
-    // Auto: the first request starts it; idleness stops it; the next starts it again.
+    // Auto: the first request starts it; idleness stops it; the next
+    // starts it again. Idleness is measured on the node's (manual) clock.
     let mut config = config;
     config.listen = std::net::SocketAddr::new(node_ip(961), 0);
-    let auto = DhtService::new(
-        config,
-        Mode::Auto {
-            idle: Duration::from_millis(1500),
-        },
-        Some(&swarm.runtime),
-    )
-    .unwrap();
+    let clock = dhtd::ManualClock::new();
+    config.clock = dhtd::Clock::Manual(clock.clone());
+    let idle = Duration::from_secs(15 * 60);
+    let auto = DhtService::new(config, Mode::Auto { idle }, Some(&swarm.runtime)).unwrap();
     assert!(!auto.is_running());
     let h = auto.handle().unwrap().unwrap();
     assert!(auto.is_running());
     h.wait_bootstrapped().await;
+    clock.advance(idle - Duration::from_secs(1));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(auto.is_running(), "not idle long enough yet");
+    clock.advance(Duration::from_secs(1));
     let stopped = wait_until(Duration::from_secs(5), || {
         let running = auto.is_running();
         async move { !running }

@@ -1,7 +1,5 @@
 //! What a node answers on the wire, checked with a hand-made KRPC peer.
 
-use std::time::Duration;
-
 use dhtd::{Dht, InfoHash, NodeId};
 use dhtd_protocol::krpc::{Body, ErrorCode, Message, Query};
 use dhtd_tests::{node_ip, test_config, RawPeer};
@@ -105,7 +103,8 @@ async fn answers_every_method_and_tells_the_requester_its_address() {
 
 #[tokio::test]
 async fn bad_and_expired_tokens_are_refused_with_203() {
-    let node = start_lone(902, |c| c.dht.tokens.rotation = Duration::from_millis(200));
+    let clock = dhtd::ManualClock::new();
+    let node = start_lone(902, |c| c.clock = dhtd::Clock::Manual(clock.clone()));
     let peer = RawPeer::bind(node_ip(903));
     let me = NodeId([1; 20]);
     let to = node.local_addr();
@@ -133,8 +132,19 @@ async fn bad_and_expired_tokens_are_refused_with_203() {
     let token = r.token.unwrap().to_vec();
     // Valid now: stored.
     assert_eq!(error_code(&announce(b"a2", &token)), None);
-    // Two rotations later the token is too old.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // BEP 5: a token is good for 5 to 10 minutes. Two rotations later it
+    // is too old; one rotation earlier it was still good.
+    let rotation = dhtd::NodeConfig::default().tokens.rotation;
+    clock.advance(rotation);
+    let q = Query::AnnouncePeer {
+        info_hash,
+        port: 6882,
+        implied_port: false,
+        token: &token,
+    };
+    let reply = peer.ask(to, &RawPeer::query(b"a5", me, q, false)).unwrap();
+    assert_eq!(error_code(&reply), None, "one rotation old: still good");
+    clock.advance(rotation);
     assert_eq!(error_code(&announce(b"a3", &token)), Some(203));
     // A token issued to another IP is refused too.
     let other = RawPeer::bind(node_ip(904));
@@ -157,6 +167,6 @@ async fn bad_and_expired_tokens_are_refused_with_203() {
             .get(dhtd::AnnounceRefusal::BadToken),
         3
     );
-    assert_eq!(stats.store.peers, 1);
+    assert_eq!(stats.store.peers, 2);
     node.shutdown().await;
 }

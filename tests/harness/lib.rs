@@ -27,6 +27,49 @@ pub async fn start_swarm(n: usize, seed: u64, tweak: impl Fn(usize, &mut Config)
     swarm
 }
 
+/// Starts a swarm whose nodes all read `clock` (a manual one), moving it
+/// on 100 ms at a time until every node has bootstrapped: a node alone
+/// waits on its clock to try again.
+pub async fn start_swarm_on(
+    clock: &dhtd::ManualClock,
+    n: usize,
+    seed: u64,
+    tweak: impl Fn(usize, &mut Config),
+) -> Swarm {
+    let swarm = Swarm::start(n, seed, |i, c| {
+        c.clock = dhtd::Clock::Manual(clock.clone());
+        tweak(i, c);
+    })
+    .await
+    .unwrap();
+    let joined = advance_until(clock, Duration::from_secs(60), || {
+        swarm.nodes.iter().all(|n| n.is_bootstrapped())
+    })
+    .await;
+    assert!(joined, "the swarm did not bootstrap within 60 s");
+    swarm
+}
+
+/// Moves `clock` on 100 ms at a time, giving the nodes 20 ms of real time
+/// after each step, until `check` holds or `timeout` of real time passes.
+pub async fn advance_until(
+    clock: &dhtd::ManualClock,
+    timeout: Duration,
+    mut check: impl FnMut() -> bool,
+) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        clock.advance(Duration::from_millis(100));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Polls `check` every 50 ms until it returns true or `timeout` passes.
 pub async fn wait_until<F, Fut>(timeout: Duration, mut check: F) -> bool
 where

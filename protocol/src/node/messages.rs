@@ -22,7 +22,7 @@ use crate::transactions::TransactionConfig;
 
 /// Everything that decides how a node behaves, shared by the daemon and
 /// the simulator. Each part documents its defaults.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct NodeConfig {
     /// k-bucket policy (k, timeouts, one node per IP per bucket).
     pub routing: RoutingConfig,
@@ -46,23 +46,6 @@ pub struct NodeConfig {
     /// Once the external IP is known, choose a BEP 42 id derived from it
     /// (the driver saves it for the next start). Default off.
     pub bep42: bool,
-}
-
-impl Default for NodeConfig {
-    fn default() -> Self {
-        NodeConfig {
-            routing: RoutingConfig::default(),
-            lookup: LookupConfig::default(),
-            lookup_limits: LookupLimits::default(),
-            store: PeerStoreConfig::default(),
-            tokens: TokenConfig::default(),
-            transactions: TransactionConfig::default(),
-            limits: RateLimits::default(),
-            bootstrap: BootstrapConfig::default(),
-            read_only: false,
-            bep42: false,
-        }
-    }
 }
 
 /// Rate limits, each with the reason it exists.

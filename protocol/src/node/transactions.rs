@@ -251,11 +251,13 @@ mod tests {
     use std::time::Duration;
 
     fn piece(attempts: u8) -> Transactions {
-        let mut config = NodeConfig::default();
-        config.transactions = TransactionConfig {
-            timeout: Duration::from_secs(1),
-            attempts,
-            max_pending: 2,
+        let config = NodeConfig {
+            transactions: TransactionConfig {
+                timeout: Duration::from_secs(1),
+                attempts,
+                max_pending: 2,
+            },
+            ..NodeConfig::default()
         };
         Transactions::new(
             NodeId([9; 20]),

@@ -361,18 +361,30 @@ fn our_k_closest_are_kept_in_a_bucket_that_cannot_split() {
     // Eight far nodes fill bucket 0 (first bit set), and splitting leaves
     // it behind; then three nodes in bucket 1 and nothing closer.
     for i in 0..8 {
-        assert_eq!(table.node_responded(t0, node(0xfe, i)), InsertOutcome::Inserted);
+        assert_eq!(
+            table.node_responded(t0, node(0xfe, i)),
+            InsertOutcome::Inserted
+        );
     }
     for i in 0..3 {
-        assert_eq!(table.node_responded(t0, node(0x40, i)), InsertOutcome::Inserted);
+        assert_eq!(
+            table.node_responded(t0, node(0x40, i)),
+            InsertOutcome::Inserted
+        );
     }
     assert!(table.bucket_count() >= 2);
     // A node farther than all: bucket 0 is full and it is not among our
     // closest: cached.
-    assert_eq!(table.node_responded(t0, node(0xff, 1)), InsertOutcome::Cached);
+    assert_eq!(
+        table.node_responded(t0, node(0xff, 1)),
+        InsertOutcome::Cached
+    );
     // A node of bucket 0 closer than the farthest of our 8 closest (which
     // are the 3 of bucket 1 and 5 of bucket 0) is kept beyond k.
-    assert_eq!(table.node_responded(t0, node(0x80, 1)), InsertOutcome::Inserted);
+    assert_eq!(
+        table.node_responded(t0, node(0x80, 1)),
+        InsertOutcome::Inserted
+    );
     let closest = table.closest(t0, &own, 8, NodeFilter::NotBad);
     assert!(closest.contains(&node(0x80, 1)));
     assert_eq!(table.bucket_nodes(BucketIndex(0)).len(), 9);

@@ -11,7 +11,7 @@ use dhtd::{
 use dhtd_tests::{node_ip, RawPeer};
 use parking_lot::Mutex;
 
-use super::{node_id, scenario, seed, Driver, Run};
+use super::{node_id, scenario, seed, Driver, Run, Sent};
 
 /// How long the tap must stay unchanged for a step to have settled.
 const QUIET: Duration = Duration::from_millis(300);
@@ -141,7 +141,7 @@ impl Driver for Actors {
         self.nodes[i].is_bootstrapped()
     }
 
-    fn take_trace(&mut self) -> Vec<(SocketAddr, SocketAddr, Vec<u8>)> {
+    fn take_trace(&mut self) -> Vec<Sent> {
         let tap = self.tap.lock();
         let new = tap[self.taken..].to_vec();
         self.taken = tap.len();

@@ -19,6 +19,9 @@ use dhtd::{InfoHash, NodeId};
 use dhtd_protocol::krpc::{Body, Message, Query};
 use dhtd_tests::RawPeer;
 
+/// A datagram a node sent: from, to, bytes.
+pub(crate) type Sent = (SocketAddr, SocketAddr, Vec<u8>);
+
 /// Node `i`'s id and seed: fixed, so both drivers make the same node.
 pub(crate) fn node_id(i: usize) -> NodeId {
     // Spread over the id space, so each node has its own bucket layout.
@@ -49,7 +52,7 @@ pub(crate) trait Driver {
     /// Whether node `i` has bootstrapped.
     fn bootstrapped(&mut self, i: usize) -> bool;
     /// Every datagram the nodes sent since the last call.
-    fn take_trace(&mut self) -> Vec<(SocketAddr, SocketAddr, Vec<u8>)>;
+    fn take_trace(&mut self) -> Vec<Sent>;
 }
 
 /// A datagram with its transaction id left out, re-encoded: what two
@@ -67,7 +70,7 @@ fn canonical(bytes: &[u8]) -> Vec<u8> {
 /// Each step's datagrams, as a sorted list, and what the scenario saw.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Run {
-    pub(crate) steps: Vec<(&'static str, Vec<(SocketAddr, SocketAddr, Vec<u8>)>)>,
+    pub(crate) steps: Vec<(&'static str, Vec<Sent>)>,
     pub(crate) outcomes: BTreeMap<&'static str, String>,
 }
 
@@ -190,8 +193,7 @@ fn the_simulator_and_the_actors_run_the_same_node() {
             b.len()
         );
         if a != b {
-            let only = |x: &[(SocketAddr, SocketAddr, Vec<u8>)],
-                        y: &[(SocketAddr, SocketAddr, Vec<u8>)]| {
+            let only = |x: &[Sent], y: &[Sent]| {
                 let mut y = y.to_vec();
                 x.iter()
                     .filter(|r| match y.iter().position(|s| s == *r) {

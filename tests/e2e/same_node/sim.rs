@@ -11,13 +11,13 @@ use dhtd_protocol::node::bootstrap::Sources;
 use dhtd_protocol::node::{AnnounceSpec, NodeConfig};
 use dhtd_protocol::sim::{NetworkConfig, NodeSpec, Simulation};
 
-use super::{node_id, scenario, seed, Driver, Run};
+use super::{node_id, scenario, seed, Driver, Run, Sent};
 
 struct Sim {
     sim: Simulation,
     addrs: Vec<SocketAddr>,
     raw: SocketAddr,
-    trace: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
+    trace: Vec<Sent>,
 }
 
 impl Sim {
@@ -108,7 +108,7 @@ impl Driver for Sim {
         self.sim.is_bootstrapped(i)
     }
 
-    fn take_trace(&mut self) -> Vec<(SocketAddr, SocketAddr, Vec<u8>)> {
+    fn take_trace(&mut self) -> Vec<Sent> {
         std::mem::take(&mut self.trace)
     }
 }

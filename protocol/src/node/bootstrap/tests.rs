@@ -181,7 +181,10 @@ fn a_router_among_our_closest_is_admitted_and_completes_the_bootstrap() {
     assert_eq!(b.poll_timeout(), None, "one look at a time");
     b.handle(
         t0 + retry,
-        SupervisorInput::LookupFinished { purpose: BootstrapLookup::OwnId, summary: summary(1, vec![lone]) },
+        SupervisorInput::LookupFinished {
+            purpose: BootstrapLookup::OwnId,
+            summary: summary(1, vec![lone]),
+        },
     );
     assert_eq!(b.poll_timeout(), Some(t0 + retry + 2 * retry));
 }

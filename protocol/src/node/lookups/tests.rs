@@ -101,10 +101,12 @@ fn the_applications_lookups_wait_for_bootstrap() {
 #[test]
 fn a_lookup_refused_for_a_full_pool_ends_refused() {
     let t0 = crate::test_epoch();
-    let mut config = NodeConfig::default();
-    config.lookup_limits = LookupLimits {
-        max_running: 1,
-        max_waiting: 1,
+    let config = NodeConfig {
+        lookup_limits: LookupLimits {
+            max_running: 1,
+            max_waiting: 1,
+        },
+        ..NodeConfig::default()
     };
     let mut p = pool(&config);
     p.handle(t0, LookupsInput::Snapshot(snapshot_of(&[node(1)])));
@@ -180,8 +182,11 @@ fn a_lookup_returns_the_peers_our_own_store_holds() {
 #[test]
 fn an_announce_goes_to_the_closest_nodes_that_gave_a_token() {
     let t0 = crate::test_epoch();
-    let mut config = NodeConfig::default();
-    config.read_only = true; // no local store: only the network
+    // No local store: only the network.
+    let config = NodeConfig {
+        read_only: true,
+        ..NodeConfig::default()
+    };
     let mut p = pool(&config);
     let nodes: Vec<NodeInfo> = (1..=4).map(node).collect();
     p.handle(t0, LookupsInput::Snapshot(snapshot_of(&nodes)));
@@ -241,8 +246,10 @@ fn an_announce_goes_to_the_closest_nodes_that_gave_a_token() {
 #[test]
 fn a_search_with_no_nodes_warns() {
     let t0 = crate::test_epoch();
-    let mut config = NodeConfig::default();
-    config.read_only = true;
+    let config = NodeConfig {
+        read_only: true,
+        ..NodeConfig::default()
+    };
     let mut p = pool(&config);
     p.handle(t0, LookupsInput::Bootstrapped(true));
     p.handle(
