@@ -6,16 +6,19 @@
 
 use std::net::SocketAddr;
 
+use bytes::Bytes;
+
 use crate::bencode::Encoder;
 use crate::compact::{peer_bytes, NodeInfo, NODE_V4_LEN, NODE_V6_LEN};
 use crate::id::{InfoHash, NodeId};
 use crate::krpc::{values_budget, Body, ErrorCode, KrpcError, Message, Query, MAX_REPLY_LEN};
+use crate::node::AnnounceArgs;
 
 /// The `v` key we send: client "DH", version 0.1.
 pub const VERSION: &[u8; 4] = b"DH\x00\x01";
 
 /// What answering a query needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Needs {
     /// Only our id (`ping`).
     Id,
@@ -28,19 +31,30 @@ pub enum Needs {
     /// items, but a token lets the querier go on to `announce_peer`, which
     /// is how the mainline crate collects tokens for its announces).
     NodesAndToken(NodeId),
-    /// A token check and a store (`announce_peer`).
-    Store,
+    /// A token check and a store (`announce_peer`), with its arguments.
+    Store(AnnounceArgs),
     /// Nothing: the reply is error 204.
     MethodUnknown,
 }
 
-/// What `query` needs in order to be answered.
-pub fn needs(query: &Query<'_>) -> Needs {
+/// What `query` needs in order to be answered. `datagram` is the buffer
+/// `query` was decoded from: the announce token is kept as a slice of it.
+pub fn needs(query: &Query<'_>, datagram: &Bytes) -> Needs {
     match query {
         Query::Ping => Needs::Id,
         Query::FindNode { target, .. } => Needs::Nodes(*target),
         Query::GetPeers { info_hash, .. } => Needs::Peers(*info_hash),
-        Query::AnnouncePeer { .. } => Needs::Store,
+        Query::AnnouncePeer {
+            info_hash,
+            port,
+            implied_port,
+            token,
+        } => Needs::Store(AnnounceArgs {
+            info_hash: *info_hash,
+            port: *port,
+            implied_port: *implied_port,
+            token: datagram.slice_ref(token),
+        }),
         Query::Unknown {
             method: b"get",
             target: Some(t),
@@ -203,21 +217,24 @@ mod tests {
             info_hash: None,
             want: None,
         };
-        assert_eq!(needs(&q), Needs::Nodes(NodeId([3; 20])));
+        assert_eq!(needs(&q, &Bytes::new()), Needs::Nodes(NodeId([3; 20])));
         let q = Query::Unknown {
             method: b"vote",
             target: None,
             info_hash: None,
             want: None,
         };
-        assert_eq!(needs(&q), Needs::MethodUnknown);
+        assert_eq!(needs(&q, &Bytes::new()), Needs::MethodUnknown);
         let q = Query::Unknown {
             method: b"get",
             target: Some(NodeId([5; 20])),
             info_hash: None,
             want: None,
         };
-        assert_eq!(needs(&q), Needs::NodesAndToken(NodeId([5; 20])));
+        assert_eq!(
+            needs(&q, &Bytes::new()),
+            Needs::NodesAndToken(NodeId([5; 20]))
+        );
     }
 
     #[test]

@@ -171,12 +171,10 @@ pub struct InboundQuery {
     pub method: Method,
     /// What answering needs.
     pub needs: Needs,
-    /// The arguments of an `announce_peer`.
-    pub announce: Option<AnnounceArgs>,
 }
 
 /// `announce_peer` arguments.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnnounceArgs {
     /// The torrent.
     pub info_hash: InfoHash,

@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 
 use super::{
-    Envelope, InboundQuery, LookupsInput, NodeConfig, Outputs, Piece, RoutingInput, StoreInput,
+    AnnounceArgs, Envelope, InboundQuery, LookupsInput, NodeConfig, Outputs, Piece, RoutingInput,
+    StoreInput,
 };
 use crate::compact::NodeInfo;
 use crate::id::NodeId;
@@ -141,7 +142,7 @@ impl Responder {
                 };
                 server::encode_answer(&mut self.buf, &q.tid, self.own_id, q.from, answer);
             }
-            Needs::Store => self.store_announce(now, q),
+            Needs::Store(ref args) => self.store_announce(now, q, args),
             Needs::MethodUnknown => {
                 self.error(q, ErrorCode::MethodUnknown, b"method unknown");
             }
@@ -149,12 +150,7 @@ impl Responder {
         self.outputs.outbox.push(q.from, &self.buf);
     }
 
-    fn store_announce(&mut self, now: Instant, q: &InboundQuery) {
-        let Some(args) = &q.announce else {
-            // `needs` says Store only for announce_peer, which has its arguments.
-            self.error(q, ErrorCode::Protocol, b"bad query");
-            return;
-        };
+    fn store_announce(&mut self, now: Instant, q: &InboundQuery, args: &AnnounceArgs) {
         if !self.tokens.check(now, q.from.ip(), &args.token) {
             self.refuse(
                 q,
@@ -268,7 +264,7 @@ mod tests {
     use super::*;
     use crate::id::InfoHash;
     use crate::krpc::{Body, Message};
-    use crate::node::{AnnounceArgs, LookupId};
+    use crate::node::LookupId;
     use crate::telemetry::Method;
     use bytes::Bytes;
     use rand::SeedableRng;
@@ -283,7 +279,7 @@ mod tests {
         )
     }
 
-    fn query(from: &str, needs: Needs, announce: Option<AnnounceArgs>) -> InboundQuery {
+    fn query(from: &str, needs: Needs) -> InboundQuery {
         InboundQuery {
             from: from.parse().unwrap(),
             tid: Bytes::from_static(b"tt"),
@@ -291,7 +287,6 @@ mod tests {
             read_only: false,
             method: Method::Other,
             needs,
-            announce,
         }
     }
 
@@ -318,8 +313,8 @@ mod tests {
         }
     }
 
-    fn announce(ih: InfoHash, port: u16, implied_port: bool, token: Bytes) -> Option<AnnounceArgs> {
-        Some(AnnounceArgs {
+    fn announce(ih: InfoHash, port: u16, implied_port: bool, token: Bytes) -> Needs {
+        Needs::Store(AnnounceArgs {
             info_hash: ih,
             port,
             implied_port,
@@ -334,50 +329,34 @@ mod tests {
         let t0 = crate::test_epoch();
         let mut r = responder(t0, &NodeConfig::default());
         let ih = InfoHash([3; 20]);
-        let get = ask(&mut r, t0, query("10.0.0.1:4000", Needs::Peers(ih), None));
+        let get = ask(&mut r, t0, query("10.0.0.1:4000", Needs::Peers(ih)));
         let token = token_from(&get);
         let forged = Bytes::from_static(b"forged!!");
         let m = ask(
             &mut r,
             t0,
-            query(
-                "10.0.0.1:4000",
-                Needs::Store,
-                announce(ih, 6881, false, forged),
-            ),
+            query("10.0.0.1:4000", announce(ih, 6881, false, forged)),
         );
         assert_eq!(code(&m), Some(203));
         let m = ask(
             &mut r,
             t0,
-            query(
-                "10.0.0.2:4000",
-                Needs::Store,
-                announce(ih, 6881, false, token.clone()),
-            ),
+            query("10.0.0.2:4000", announce(ih, 6881, false, token.clone())),
         );
         assert_eq!(code(&m), Some(203), "issued to another IP");
         let m = ask(
             &mut r,
             t0,
-            query(
-                "10.0.0.1:4000",
-                Needs::Store,
-                announce(ih, 0, false, token.clone()),
-            ),
+            query("10.0.0.1:4000", announce(ih, 0, false, token.clone())),
         );
         assert_eq!(code(&m), Some(203), "port 0");
         let m = ask(
             &mut r,
             t0,
-            query(
-                "10.0.0.1:4000",
-                Needs::Store,
-                announce(ih, 0, true, token.clone()),
-            ),
+            query("10.0.0.1:4000", announce(ih, 0, true, token.clone())),
         );
         assert_eq!(code(&m), None, "implied_port stores the source port");
-        let peers = ask(&mut r, t0, query("10.0.0.9:1", Needs::Peers(ih), None));
+        let peers = ask(&mut r, t0, query("10.0.0.9:1", Needs::Peers(ih)));
         let Body::Response(resp) = peers.body else {
             panic!()
         };
@@ -389,11 +368,7 @@ mod tests {
         let m = ask(
             &mut r,
             later,
-            query(
-                "10.0.0.1:4000",
-                Needs::Store,
-                announce(ih, 6881, false, token),
-            ),
+            query("10.0.0.1:4000", announce(ih, 6881, false, token)),
         );
         assert_eq!(code(&m), Some(203));
         let s = r.telemetry.snapshot();
@@ -410,24 +385,20 @@ mod tests {
         let mut r = responder(t0, &config);
         for (i, expected) in [(1u8, None), (2, Some(202))] {
             let ih = InfoHash([i; 20]);
-            let token = token_from(&ask(
-                &mut r,
-                t0,
-                query("10.0.0.1:1", Needs::Peers(ih), None),
-            ));
+            let token = token_from(&ask(&mut r, t0, query("10.0.0.1:1", Needs::Peers(ih))));
             let m = ask(
                 &mut r,
                 t0,
-                query("10.0.0.1:1", Needs::Store, announce(ih, 1, false, token)),
+                query("10.0.0.1:1", announce(ih, 1, false, token)),
             );
             assert_eq!(code(&m), expected);
         }
-        let m = ask(&mut r, t0, query("10.0.0.1:1", Needs::MethodUnknown, None));
+        let m = ask(&mut r, t0, query("10.0.0.1:1", Needs::MethodUnknown));
         assert_eq!(code(&m), Some(204));
         let get = ask(
             &mut r,
             t0,
-            query("10.0.0.1:1", Needs::NodesAndToken(NodeId([5; 20])), None),
+            query("10.0.0.1:1", Needs::NodesAndToken(NodeId([5; 20]))),
         );
         let Body::Response(resp) = get.body else {
             panic!()
@@ -440,27 +411,23 @@ mod tests {
         let t0 = crate::test_epoch();
         let mut r = responder(t0, &NodeConfig::default());
         for _ in 0..3 {
-            ask(&mut r, t0, query("10.0.0.1:1", Needs::Id, None));
+            ask(&mut r, t0, query("10.0.0.1:1", Needs::Id));
         }
         let reports = std::iter::from_fn(|| r.outputs.pop()).count();
         assert_eq!(reports, 1);
         ask(
             &mut r,
             t0 + REPORT_QUERIER_EVERY,
-            query("10.0.0.1:1", Needs::Id, None),
+            query("10.0.0.1:1", Needs::Id),
         );
         assert_eq!(std::iter::from_fn(|| r.outputs.pop()).count(), 1);
 
         let ih = InfoHash([4; 20]);
-        let token = token_from(&ask(
-            &mut r,
-            t0,
-            query("10.0.0.7:1", Needs::Peers(ih), None),
-        ));
+        let token = token_from(&ask(&mut r, t0, query("10.0.0.7:1", Needs::Peers(ih))));
         ask(
             &mut r,
             t0,
-            query("10.0.0.7:1", Needs::Store, announce(ih, 7, false, token)),
+            query("10.0.0.7:1", announce(ih, 7, false, token)),
         );
         while r.outputs.pop().is_some() {}
         r.handle(

@@ -7,8 +7,8 @@ use bytes::Bytes;
 
 use crate::krpc::{Body, ErrorCode, Message, Query};
 use crate::node::{
-    AnnounceArgs, Datagram, Envelope, InboundQuery, InboundResponse, NodeConfig, Outputs, Reply,
-    StoreInput, TransactionsInput,
+    Datagram, Envelope, InboundQuery, InboundResponse, NodeConfig, Outputs, Reply, StoreInput,
+    TransactionsInput,
 };
 use crate::rate_limit::{IpRateLimiter, Limited};
 use crate::server;
@@ -148,28 +148,13 @@ impl Gate {
                     telemetry.dropped.incr(DropReason::ReadOnly);
                     return;
                 }
-                let announce = match query {
-                    Query::AnnouncePeer {
-                        info_hash,
-                        port,
-                        implied_port,
-                        token,
-                    } => Some(AnnounceArgs {
-                        info_hash,
-                        port,
-                        implied_port,
-                        token: bytes.slice_ref(token),
-                    }),
-                    _ => None,
-                };
                 queries.push(InboundQuery {
                     from,
                     tid,
                     sender,
                     read_only: message.read_only,
                     method,
-                    needs: server::needs(&query),
-                    announce,
+                    needs: server::needs(&query, &bytes),
                 });
             }
             Body::Response(r) => {
