@@ -1,4 +1,4 @@
-//! Panics injected into every actor while lookups run.
+//! Panics injected into every actor, the supervisor's too, while lookups run.
 
 use std::time::Duration;
 
@@ -7,13 +7,14 @@ use dhtd::{Component, InfoHash, PortChoice};
 use dhtd_protocol::krpc::Query;
 use dhtd_tests::{node_ip, start_swarm, RawPeer};
 
-const ACTORS: [Component; 6] = [
+const ACTORS: [Component; 7] = [
     Component::Socket,
     Component::RateLimiter,
     Component::RoutingTable,
     Component::Transactions,
     Component::AnnounceStore,
     Component::Lookups,
+    Component::Supervisor,
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,7 +20,11 @@ pub(crate) struct NodeArgs {
     /// UDP address to listen on.
     #[arg(long, env = "DHTD_LISTEN", value_name = "ADDR")]
     pub(crate) listen: Option<SocketAddr>,
-    /// Router to bootstrap from (repeatable; replaces the default routers); `none` to start alone.
+    /// A router: an entry point asked for nodes at bootstrap and while the
+    /// table is short, kept out of the routing table (it answers everyone)
+    /// unless our own-id lookup finds it among our 8 closest nodes, as in a
+    /// private network where each node names the one before. Repeatable;
+    /// replaces the public routers; `none` to start alone.
     #[arg(
         long = "bootstrap",
         env = "DHTD_BOOTSTRAP",
@@ -28,7 +32,9 @@ pub(crate) struct NodeArgs {
         value_delimiter = ','
     )]
     pub(crate) bootstrap: Vec<String>,
-    /// An ordinary node to bootstrap from, kept in the table when it answers (repeatable).
+    /// An ordinary node to bootstrap from: asked at bootstrap and kept in
+    /// the routing table when it answers, like any node (a member of a
+    /// private network, a known peer). Repeatable; adds to the routers.
     #[arg(
         long = "node",
         env = "DHTD_NODES",
