@@ -14,15 +14,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::dev::channel::channel;
-use actix::{Actor, Addr, Context};
+use actix::Addr;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
+use dhtd_actors::mailboxes::mailboxes;
 use dhtd_actors::socket::DatagramSender;
-use dhtd_actors::{
-    AnnounceStoreActor, ApiSinks, Clock, In, Links, LookupsActor, RateLimiterActor, RoutingActor,
-    Shell, SupervisorActor, TransactionsActor,
-};
+use dhtd_actors::{ApiSinks, Clock, In, RateLimiterActor, RoutingActor};
 use dhtd_protocol::krpc::{Body, Message, Query};
 use dhtd_protocol::node::bootstrap::Sources;
 use dhtd_protocol::node::{Datagram, NodeConfig, Pieces, RateLimiterInput, RoutingInput};
@@ -31,11 +28,6 @@ use dhtd_protocol::telemetry::Telemetry;
 use dhtd_protocol::{InfoHash, NodeId, NodeInfo};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-
-fn mailbox<A: Actor<Context = Context<A>>>() -> (Addr<A>, actix::dev::channel::AddressReceiver<A>) {
-    let (tx, rx) = channel::<A>(1 << 16);
-    (Addr::new(tx), rx)
-}
 
 /// Starts the node's actors on an Arbiter of their own System thread, with
 /// the node's own wiring and a sender that counts and drops.
@@ -61,42 +53,13 @@ fn pipeline() -> (Addr<RateLimiterActor>, Arc<Telemetry>) {
                 &mut StdRng::seed_from_u64(1),
                 telemetry.clone(),
             );
-            let (limiter, limiter_rx) = mailbox::<RateLimiterActor>();
-            let (routing, routing_rx) = mailbox::<RoutingActor>();
-            let (store, store_rx) = mailbox::<AnnounceStoreActor>();
-            let (transactions, tx_rx) = mailbox::<TransactionsActor>();
-            let (lookups, lookups_rx) = mailbox::<LookupsActor>();
-            let (supervisor, sup_rx) = mailbox::<SupervisorActor>();
-            let links = Links {
-                rate_limiter: limiter.clone().recipient(),
-                routing: routing.clone().recipient(),
-                transactions: transactions.clone().recipient(),
-                store: store.clone().recipient(),
-                lookups: lookups.clone().recipient(),
-                supervisor: supervisor.clone().recipient(),
-                api: ApiSinks::default(),
-                io: Arc::new(|_| {}),
-                telemetry: telemetry.clone(),
-            };
-            let shell = |links: &Links| (clock.clone(), links.clone(), sender.clone());
-            let (c, l, s) = shell(&links);
-            Context::with_receiver(limiter_rx).run(Shell::new(
-                pieces.rate_limiter,
-                c,
-                l,
-                s,
-                1 << 16,
-            ));
-            let (c, l, s) = shell(&links);
-            Context::with_receiver(routing_rx).run(Shell::new(pieces.routing, c, l, s, 1 << 16));
-            let (c, l, s) = shell(&links);
-            Context::with_receiver(store_rx).run(Shell::new(pieces.store, c, l, s, 1 << 16));
-            let (c, l, s) = shell(&links);
-            Context::with_receiver(tx_rx).run(Shell::new(pieces.transactions, c, l, s, 1 << 16));
-            let (c, l, s) = shell(&links);
-            Context::with_receiver(lookups_rx).run(Shell::new(pieces.lookups, c, l, s, 1 << 16));
-            let (c, l, s) = shell(&links);
-            Context::with_receiver(sup_rx).run(Shell::new(pieces.supervisor, c, l, s, 1 << 16));
+            let (addresses, mailboxes) = mailboxes(1 << 16);
+            let links = addresses.links(ApiSinks::default(), Arc::new(|_| {}), telemetry.clone());
+            // Every actor on this one Arbiter, as the serving path is in a node.
+            for (_, start) in mailboxes.shells(pieces, &clock, &links, &sender, 1 << 16) {
+                start();
+            }
+            let (limiter, routing) = (addresses.rate_limiter, addresses.routing);
             fill_table(&routing, own).await;
             tx.send((limiter, telemetry)).unwrap();
             std::future::pending::<()>().await;

@@ -24,6 +24,7 @@
 
 pub mod clock;
 pub mod links;
+pub mod mailboxes;
 pub mod metrics;
 pub mod shell;
 pub mod socket;

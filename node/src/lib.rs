@@ -264,7 +264,10 @@ impl DhtHandle {
         // dropped (the pool bounds how many run). If the node is gone, the
         // request is dropped and the stream ends at once.
         if !node.is_stopping() {
-            node.actors.lookups.do_send(In(LookupsInput::Start(start)));
+            node.actors
+                .shells
+                .lookups
+                .do_send(In(LookupsInput::Start(start)));
         }
         PeerStream { rx, summary: None }
     }
@@ -307,6 +310,7 @@ impl DhtHandle {
             every,
         };
         node.actors
+            .shells
             .lookups
             .try_send(In(m))
             .map_err(|_| Error::Shutdown)
@@ -350,6 +354,7 @@ impl DhtHandle {
             asker: Asker::Api(tag),
         };
         node.actors
+            .shells
             .rate_limiter
             .try_send(In(RateLimiterInput::Send(query)))
             .map_err(|_| Error::Shutdown)?;
@@ -388,6 +393,7 @@ impl DhtHandle {
             return Err(Error::Shutdown);
         }
         node.actors
+            .shells
             .supervisor
             .try_send(In(SupervisorInput::AddNodes(addrs)))
             .map_err(|_| Error::Shutdown)
@@ -427,9 +433,9 @@ impl DhtHandle {
     #[cfg(feature = "fault-injection")]
     pub fn inject_panic(&self, actor: Component) {
         use dhtd_actors::supervision::InjectPanic;
-        let a = &self.node().actors;
+        let a = &self.node().actors.shells;
         match actor {
-            Component::Socket => a.socket.do_send(InjectPanic),
+            Component::Socket => self.node().actors.socket.do_send(InjectPanic),
             Component::RateLimiter => a.rate_limiter.do_send(InjectPanic),
             Component::RoutingTable => a.routing.do_send(InjectPanic),
             Component::Transactions => a.transactions.do_send(InjectPanic),

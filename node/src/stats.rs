@@ -57,6 +57,7 @@ pub(crate) async fn gather(node: &Node) -> Result<Stats, Error> {
     }));
     let (routing, estimated_dht_size) = node
         .actors
+        .shells
         .routing
         .send(table)
         .await
@@ -65,6 +66,7 @@ pub(crate) async fn gather(node: &Node) -> Result<Stats, Error> {
         .ok_or(Error::Shutdown)?;
     let store = node
         .actors
+        .shells
         .store
         .send(Inspect(Box::new(|p: &Responder, _| p.stats())))
         .await

@@ -11,18 +11,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::dev::channel::{channel, AddressReceiver};
-use actix::{Actor, Addr, Context};
+use actix::{Addr, Context};
+use dhtd_actors::mailboxes::{mailbox, mailboxes, Addresses};
 use dhtd_actors::metrics::MetricsExport;
 use dhtd_actors::socket::{DatagramSender, SocketActor};
 use dhtd_actors::supervision::StopActor;
-use dhtd_actors::{
-    AnnounceStoreActor, ApiSinks, Clock, In, Inspect, IoHandler, Links, LookupsActor,
-    RateLimiterActor, RoutingActor, Shell, SupervisorActor, TransactionsActor,
-};
+use dhtd_actors::{ApiSinks, In, Inspect, IoHandler, SupervisorActor};
 use dhtd_protocol::node::bootstrap::Sources;
-use dhtd_protocol::node::{IoRequest, Piece, Pieces, SupervisorInput};
-use dhtd_protocol::telemetry::{derive_warnings, Telemetry, Warning};
+use dhtd_protocol::node::{IoRequest, Pieces, SupervisorInput};
+use dhtd_protocol::telemetry::{derive_warnings, Component, Telemetry, Warning};
 use dhtd_protocol::{NodeId, NodeInfo};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -35,12 +32,7 @@ use crate::{persist, StartError};
 #[derive(Clone)]
 pub(crate) struct Actors {
     pub(crate) socket: Addr<SocketActor>,
-    pub(crate) rate_limiter: Addr<RateLimiterActor>,
-    pub(crate) routing: Addr<RoutingActor>,
-    pub(crate) transactions: Addr<TransactionsActor>,
-    pub(crate) store: Addr<AnnounceStoreActor>,
-    pub(crate) lookups: Addr<LookupsActor>,
-    pub(crate) supervisor: Addr<SupervisorActor>,
+    pub(crate) shells: Addresses,
 }
 
 /// A running node, as its handles see it.
@@ -152,33 +144,6 @@ fn io_handler(
     })
 }
 
-/// Puts pieces in their actors, all wired the same way.
-struct ShellMaker<'a> {
-    clock: &'a Clock,
-    links: &'a Links,
-    sender: &'a DatagramSender,
-    capacity: usize,
-}
-
-impl ShellMaker<'_> {
-    fn make<P: Piece + Unpin + 'static>(&self, piece: P) -> Shell<P> {
-        Shell::new(
-            piece,
-            self.clock.clone(),
-            self.links.clone(),
-            self.sender.clone(),
-            self.capacity,
-        )
-    }
-}
-
-/// An actor's address and the mailbox to start it on, made before the actor
-/// so that actors can be wired to each other in any order.
-fn mailbox<A: Actor<Context = Context<A>>>(capacity: usize) -> (Addr<A>, AddressReceiver<A>) {
-    let (tx, rx) = channel::<A>(capacity);
-    (Addr::new(tx), rx)
-}
-
 /// Binds the socket, loads the state dir and starts every actor.
 pub(crate) fn start(config: Config, runtime: &Runtime) -> Result<Arc<Node>, StartError> {
     let bind_error = |source| StartError::Bind {
@@ -216,58 +181,24 @@ pub(crate) fn start(config: Config, runtime: &Runtime) -> Result<Arc<Node>, Star
     // Mailboxes first, so that actors that talk to each other can hold each other's addresses.
     let cap = config.inbound_queue;
     let (socket_addr, socket_rx) = mailbox::<SocketActor>(16);
-    let (limiter, limiter_rx) = mailbox::<RateLimiterActor>(cap);
-    let (routing, routing_rx) = mailbox::<RoutingActor>(cap);
-    let (transactions, tx_rx) = mailbox::<TransactionsActor>(cap);
-    let (store, store_rx) = mailbox::<AnnounceStoreActor>(cap);
-    let (lookups, lookups_rx) = mailbox::<LookupsActor>(cap);
-    let (supervisor, sup_rx) = mailbox::<SupervisorActor>(cap);
+    let (addresses, mailboxes) = mailboxes(cap);
     let api = ApiSinks::default();
-    let links = Links {
-        rate_limiter: limiter.clone().recipient(),
-        routing: routing.clone().recipient(),
-        transactions: transactions.clone().recipient(),
-        store: store.clone().recipient(),
-        lookups: lookups.clone().recipient(),
-        supervisor: supervisor.clone().recipient(),
-        api: api.clone(),
-        io: io_handler(supervisor.clone(), config.state_dir.clone()),
-        telemetry: telemetry.clone(),
-    };
-    let Pieces {
-        rate_limiter: p_limiter,
-        routing: p_routing,
-        transactions: p_transactions,
-        store: p_store,
-        lookups: p_lookups,
-        supervisor: p_supervisor,
-    } = pieces;
-    let shell = ShellMaker {
-        clock: &config.clock,
-        links: &links,
-        sender: &sender,
-        capacity: cap,
-    };
-    let limiter_actor = shell.make(p_limiter);
-    let routing_actor = shell.make(p_routing);
-    let tx_actor = shell.make(p_transactions);
-    let store_actor = shell.make(p_store);
-    let lookups_actor = shell.make(p_lookups);
-    let sup_actor = shell.make(p_supervisor);
+    let io = io_handler(addresses.supervisor.clone(), config.state_dir.clone());
+    let links = addresses.links(api.clone(), io, telemetry.clone());
     let socket_actor = SocketActor::new(socket, links.rate_limiter.clone(), cap, telemetry.clone());
-
-    // The serving path on one thread; our own queries on another (see runtime.rs).
-    let spawned = runtime.net().spawn(async move {
-        Context::with_receiver(limiter_rx).run(limiter_actor);
+    let mut spawned = runtime.net().spawn_fn(move || {
         Context::with_receiver(socket_rx).run(socket_actor);
-        Context::with_receiver(routing_rx).run(routing_actor);
-        Context::with_receiver(store_rx).run(store_actor);
-    }) && runtime.work().spawn(async move {
-        Context::with_receiver(tx_rx).run(tx_actor);
-        Context::with_receiver(lookups_rx).run(lookups_actor);
-    }) && runtime.control().spawn(async move {
-        Context::with_receiver(sup_rx).run(sup_actor);
     });
+    // The serving path on one thread; our own queries on another; the
+    // supervisor on the system thread (see runtime.rs).
+    for (component, start) in mailboxes.shells(pieces, &config.clock, &links, &sender, cap) {
+        let arbiter = match component {
+            Component::Transactions | Component::Lookups => runtime.work(),
+            Component::Supervisor => runtime.control(),
+            _ => runtime.net(),
+        };
+        spawned &= arbiter.spawn_fn(start);
+    }
     if !spawned {
         return Err(StartError::RuntimeStopped);
     }
@@ -275,12 +206,7 @@ pub(crate) fn start(config: Config, runtime: &Runtime) -> Result<Arc<Node>, Star
     let node = Arc::new(Node {
         actors: Actors {
             socket: socket_addr,
-            rate_limiter: limiter,
-            routing,
-            transactions,
-            store,
-            lookups,
-            supervisor,
+            shells: addresses,
         },
         api,
         telemetry,
@@ -357,7 +283,7 @@ impl Node {
         let read = Inspect(Box::new(|p: &dhtd_protocol::node::upkeep::Upkeep, _| {
             p.table().nodes()
         }));
-        let Ok(Some(nodes)) = self.actors.routing.send(read).await else {
+        let Ok(Some(nodes)) = self.actors.shells.routing.send(read).await else {
             return;
         };
         let own_id = self.own_id;
@@ -387,8 +313,8 @@ impl Node {
         self.telemetry.zero_gauges();
         self.metrics.sync(&self.telemetry);
         self.api.close();
-        let a = &self.actors;
-        let _ = a.socket.send(StopActor).await;
+        let _ = self.actors.socket.send(StopActor).await;
+        let a = &self.actors.shells;
         let _ = a.rate_limiter.send(StopActor).await;
         let _ = a.lookups.send(StopActor).await;
         let _ = a.transactions.send(StopActor).await;

@@ -98,15 +98,7 @@ impl Responder {
     fn answer(&mut self, now: Instant, q: &InboundQuery) {
         let t = &*self.telemetry;
         match q.needs {
-            Needs::Id => {
-                server::encode_answer(
-                    &mut self.buf,
-                    &q.tid,
-                    self.own_id,
-                    q.from,
-                    Answer::default(),
-                );
-            }
+            Needs::Id => self.bare(q),
             Needs::Nodes(target) => {
                 let nodes = self.nodes.closest(&target, K);
                 let answer = Answer {
@@ -179,18 +171,23 @@ impl Responder {
             AnnounceOutcome::Stored | AnnounceOutcome::Refreshed => {
                 self.telemetry.announces_stored.incr(());
                 self.gauges();
-                server::encode_answer(
-                    &mut self.buf,
-                    &q.tid,
-                    self.own_id,
-                    q.from,
-                    Answer::default(),
-                );
+                self.bare(q);
             }
             AnnounceOutcome::Rejected(_) => {
                 self.refuse(q, AnnounceRefusal::Full, ErrorCode::Server, b"store full");
             }
         }
+    }
+
+    /// An answer with nothing but our id (`ping`, a stored announce).
+    fn bare(&mut self, q: &InboundQuery) {
+        server::encode_answer(
+            &mut self.buf,
+            &q.tid,
+            self.own_id,
+            q.from,
+            Answer::default(),
+        );
     }
 
     fn refuse(&mut self, q: &InboundQuery, why: AnnounceRefusal, code: ErrorCode, text: &[u8]) {

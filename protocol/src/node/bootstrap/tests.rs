@@ -37,6 +37,25 @@ fn table(nodes: usize) -> SupervisorInput {
     })
 }
 
+/// The first attempt, with no source at all, reaches nobody.
+fn first_attempt_reaches_nobody(b: &mut Bootstrap, t0: Instant) {
+    b.handle_timeout(t0);
+    b.handle(
+        t0,
+        SupervisorInput::SourcesResolved {
+            routers: vec![],
+            nodes: vec![],
+        },
+    );
+    b.handle(
+        t0,
+        SupervisorInput::LookupFinished {
+            purpose: BootstrapLookup::OwnId,
+            summary: summary(0, vec![]),
+        },
+    );
+}
+
 /// Runs an attempt up to the own-id lookup.
 fn to_own_id_lookup(b: &mut Bootstrap, now: Instant) {
     b.handle_timeout(now);
@@ -197,21 +216,7 @@ fn added_nodes_are_bounded_and_cut_the_wait_short() {
     let mut config = NodeConfig::default();
     config.bootstrap.max_added_nodes = 4;
     let mut b = boot(t0, &config, Sources::default());
-    b.handle_timeout(t0);
-    b.handle(
-        t0,
-        SupervisorInput::SourcesResolved {
-            routers: vec![],
-            nodes: vec![],
-        },
-    );
-    b.handle(
-        t0,
-        SupervisorInput::LookupFinished {
-            purpose: BootstrapLookup::OwnId,
-            summary: summary(0, vec![]),
-        },
-    );
+    first_attempt_reaches_nobody(&mut b, t0);
     assert!(b.poll_timeout() > Some(t0));
     drain(&mut b);
     let later = t0 + Duration::from_millis(10);
@@ -252,21 +257,7 @@ fn added_nodes_are_bounded_and_cut_the_wait_short() {
 fn the_table_growing_or_emptying_moves_the_bootstrap() {
     let t0 = crate::test_epoch();
     let mut b = boot(t0, &NodeConfig::default(), Sources::default());
-    b.handle_timeout(t0);
-    b.handle(
-        t0,
-        SupervisorInput::SourcesResolved {
-            routers: vec![],
-            nodes: vec![],
-        },
-    );
-    b.handle(
-        t0,
-        SupervisorInput::LookupFinished {
-            purpose: BootstrapLookup::OwnId,
-            summary: summary(0, vec![]),
-        },
-    );
+    first_attempt_reaches_nobody(&mut b, t0);
     let later = t0 + Duration::from_millis(5);
     b.handle(later, table(1));
     assert_eq!(b.poll_timeout(), Some(later));
