@@ -22,6 +22,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod clock;
 pub mod links;
 pub mod mailboxes;
@@ -30,8 +31,9 @@ pub mod shell;
 pub mod socket;
 pub mod supervision;
 
+pub use api::{ApiSinks, NodeState};
 pub use clock::{Clock, ManualClock, Tick};
-pub use links::{ApiSinks, IoHandler, Links, NodeState};
+pub use links::{IoHandler, Links};
 pub use shell::{In, Inspect, Shell};
 
 use dhtd_protocol::node::{bootstrap, lookups, rate_limiter, responder, transactions, upkeep};

@@ -1,20 +1,16 @@
 //! The wiring: where each envelope goes in the actor driver. One `Links`
 //! serves every actor, so the map from addressee to actor is written once.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::api::ApiSinks;
+use crate::shell::In;
 use actix::Recipient;
 use dhtd_protocol::node::{
-    ApiEvent, CallerId, Deliver, IoRequest, LogEvent, LogLevel, LookupEvent, LookupsInput,
-    QueryDone, RateLimiterInput, RoutingInput, StoreInput, SupervisorInput, TransactionsInput,
+    ApiEvent, Deliver, IoRequest, LogEvent, LogLevel, LookupsInput, RateLimiterInput, RoutingInput,
+    StoreInput, SupervisorInput, TransactionsInput,
 };
 use dhtd_protocol::telemetry::{DropReason, Telemetry};
-use parking_lot::Mutex;
-use tokio::sync::{mpsc, oneshot, watch};
-
-use crate::shell::In;
 
 /// What the driver does with [`IoRequest`]s (name resolution, files): the
 /// embedding crate decides, off the actor threads.
@@ -102,131 +98,6 @@ impl Deliver for Links {
             (LogLevel::Warn, "dht::bootstrap") => tracing::warn!(target: "dht::bootstrap", "{m}"),
             (LogLevel::Warn, "dht::lookup") => tracing::warn!(target: "dht::lookup", "{m}"),
             (LogLevel::Warn, _) => tracing::warn!(target: "dht::node", "{m}"),
-        }
-    }
-}
-
-#[derive(Debug)]
-struct Registry {
-    lookups: HashMap<CallerId, mpsc::UnboundedSender<LookupEvent>>,
-    pongs: HashMap<u64, oneshot::Sender<QueryDone>>,
-    next: u64,
-    external_ip: Option<IpAddr>,
-    /// The node stopped: no caller will hear anything more.
-    closed: bool,
-}
-
-/// The application's callers waiting for events, by the ids the pieces
-/// know them by.
-#[derive(Debug, Clone)]
-pub struct ApiSinks {
-    registry: Arc<Mutex<Registry>>,
-    state: Arc<watch::Sender<NodeState>>,
-}
-
-/// Where a node is, for the application.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NodeState {
-    /// Bootstrap has not completed (or was lost).
-    Bootstrapping,
-    /// Bootstrapped.
-    Ready,
-    /// Shut down.
-    Stopped,
-}
-
-impl Default for ApiSinks {
-    fn default() -> Self {
-        ApiSinks {
-            registry: Arc::new(Mutex::new(Registry {
-                lookups: HashMap::new(),
-                pongs: HashMap::new(),
-                next: 1,
-                external_ip: None,
-                closed: false,
-            })),
-            state: Arc::new(watch::channel(NodeState::Bootstrapping).0),
-        }
-    }
-}
-
-impl ApiSinks {
-    /// A caller of a lookup: its id, and where its events arrive.
-    pub fn register_lookup(&self) -> (CallerId, mpsc::UnboundedReceiver<LookupEvent>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let mut r = self.registry.lock();
-        let id = CallerId(r.next);
-        r.next += 1;
-        if !r.closed {
-            r.lookups.insert(id, tx);
-        }
-        (id, rx)
-    }
-
-    /// A ping's tag, and where its outcome arrives.
-    pub fn register_pong(&self) -> (u64, oneshot::Receiver<QueryDone>) {
-        let (tx, rx) = oneshot::channel();
-        let mut r = self.registry.lock();
-        let tag = r.next;
-        r.next += 1;
-        if !r.closed {
-            r.pongs.insert(tag, tx);
-        }
-        (tag, rx)
-    }
-
-    /// The node stopped: every waiting caller's stream ends now, and later
-    /// ones end at once.
-    pub fn close(&self) {
-        let mut r = self.registry.lock();
-        r.closed = true;
-        r.lookups.clear();
-        r.pongs.clear();
-        self.state.send_replace(NodeState::Stopped);
-    }
-
-    /// Where the node is, as a watch.
-    pub fn state(&self) -> watch::Receiver<NodeState> {
-        self.state.subscribe()
-    }
-
-    /// Our address as other nodes see it.
-    pub fn external_ip(&self) -> Option<IpAddr> {
-        self.registry.lock().external_ip
-    }
-
-    /// Delivers one event; returns the caller that stopped listening, if any.
-    fn deliver(&self, event: ApiEvent) -> Option<CallerId> {
-        let mut r = self.registry.lock();
-        match event {
-            ApiEvent::Lookup { caller, event } => {
-                let finished = matches!(event, LookupEvent::Finished(_));
-                let sent = r.lookups.get(&caller).map(|tx| tx.send(event).is_ok());
-                if finished || sent == Some(false) {
-                    r.lookups.remove(&caller);
-                }
-                (sent == Some(false) && !finished).then_some(caller)
-            }
-            ApiEvent::Pong { tag, done } => {
-                if let Some(tx) = r.pongs.remove(&tag) {
-                    let _ = tx.send(done);
-                }
-                None
-            }
-            ApiEvent::Bootstrapped(b) => {
-                if !r.closed {
-                    self.state.send_replace(if b {
-                        NodeState::Ready
-                    } else {
-                        NodeState::Bootstrapping
-                    });
-                }
-                None
-            }
-            ApiEvent::ExternalAddress(ip) => {
-                r.external_ip = Some(ip);
-                None
-            }
         }
     }
 }

@@ -10,8 +10,9 @@ use actix::{Actor, Addr, Context};
 use dhtd_protocol::node::{Piece, Pieces};
 use dhtd_protocol::telemetry::{Component, Telemetry};
 
+use crate::api::ApiSinks;
 use crate::clock::Clock;
-use crate::links::{ApiSinks, IoHandler, Links};
+use crate::links::{IoHandler, Links};
 use crate::shell::Shell;
 use crate::socket::DatagramSender;
 use crate::{

@@ -13,14 +13,13 @@
 //! answer sends it directly and the hot path saves a hop.
 
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::sync::Arc;
 
 use actix::{
     Actor, ActorContext, AsyncContext, Context, Handler, Recipient, SpawnHandle, WrapFuture,
 };
-use bytes::Bytes;
-use dhtd_protocol::node::{Datagram, RateLimiterInput};
+use dhtd_protocol::node::RateLimiterInput;
 use dhtd_protocol::telemetry::{Component, DropReason, Telemetry};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
@@ -28,10 +27,12 @@ use tokio::io::Interest;
 use crate::shell::In;
 use crate::supervision::{StopActor, Supervised};
 
+mod batch;
 #[cfg(target_os = "linux")]
 mod mmsg;
 mod send;
 
+use batch::Batch;
 pub use send::{DatagramSender, Tap};
 
 /// Datagrams handed on in one message at most; a full batch also lets the
@@ -147,50 +148,6 @@ impl SocketActor {
             }
         };
         self.recv_loop = Some(ctx.spawn(recv.into_actor(self)));
-    }
-}
-
-/// The datagrams of one batch, gathered in a reused staging buffer and
-/// handed on as slices of one exact-size [`Bytes`]: a queued datagram holds
-/// only its own bytes (`UdpFramed` kept a 64 KiB buffer alive per queued
-/// datagram), and a batch costs one allocation however many it holds.
-struct Batch {
-    /// Receives one datagram at a time (the largest UDP payload fits).
-    buf: Vec<u8>,
-    staging: Vec<u8>,
-    spans: Vec<(SocketAddr, usize, usize)>,
-}
-
-impl Default for Batch {
-    fn default() -> Self {
-        Batch {
-            buf: vec![0; 65536],
-            staging: Vec::new(),
-            spans: Vec::with_capacity(MAX_BATCH),
-        }
-    }
-}
-
-impl Batch {
-    fn keep(&mut self, len: usize, from: SocketAddr, telemetry: &Telemetry) {
-        telemetry.packets_in.incr(());
-        telemetry.bytes_in.add((), len as u64);
-        self.spans.push((from, self.staging.len(), len));
-        self.staging.extend_from_slice(&self.buf[..len]);
-    }
-
-    fn take(&mut self) -> Vec<Datagram> {
-        let shared = Bytes::copy_from_slice(&self.staging);
-        self.staging.clear();
-        // A burst of large datagrams should not pin a large staging buffer.
-        self.staging.shrink_to(64 * 1024);
-        self.spans
-            .drain(..)
-            .map(|(from, start, len)| Datagram {
-                from,
-                bytes: shared.slice(start..start + len),
-            })
-            .collect()
     }
 }
 

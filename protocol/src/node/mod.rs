@@ -29,6 +29,8 @@
 //! differs between them.
 
 pub mod bootstrap;
+mod config;
+mod log;
 pub mod lookups;
 mod messages;
 pub mod outbox;
@@ -44,6 +46,8 @@ use std::time::Instant;
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 
+pub use config::*;
+pub use log::*;
 pub use messages::*;
 pub use outbox::Outbox;
 
