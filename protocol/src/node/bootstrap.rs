@@ -19,7 +19,7 @@
 //! whose table empties bootstraps again.
 //!
 //! A complete node keeps looking up its own id on the same doubling wait,
-//! then every `retry_max`: the nodes that join near us after we did learn
+//! then every [`BootstrapConfig::look_again_max`]: the nodes that join near us after we did learn
 //! of us only if they happen to ask us, and we of them only by looking (a
 //! private network grows one node at a time; a node that bootstrapped
 //! first would otherwise stay unknown to the later ones until the
@@ -273,7 +273,7 @@ impl Bootstrap {
     fn schedule_look_again(&mut self, now: Instant) {
         if self.look_again_at.is_none() && !self.looking_again {
             self.look_again_at = Some(now + self.look_again_wait);
-            self.look_again_wait = (self.look_again_wait * 2).min(self.config.retry_max);
+            self.look_again_wait = (self.look_again_wait * 2).min(self.config.look_again_max);
         }
     }
 

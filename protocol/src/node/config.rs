@@ -111,6 +111,11 @@ pub struct BootstrapConfig {
     pub retry: Duration,
     /// Longest wait between attempts. Default 5 minutes.
     pub retry_max: Duration,
+    /// Longest wait between two lookups of our own id once bootstrapped
+    /// (the wait doubles from `retry`): how soon a node finds the nodes
+    /// that joined near it, against a lookup's dozen queries. Default 5
+    /// minutes.
+    pub look_again_max: Duration,
     /// Nodes added at run time (by hand, a .torrent's `nodes`, PORT
     /// messages) kept as bootstrap sources; the oldest are forgotten, so a
     /// stream of PORT messages cannot grow the list or the queries each
@@ -123,6 +128,7 @@ impl Default for BootstrapConfig {
         BootstrapConfig {
             retry: Duration::from_secs(2),
             retry_max: Duration::from_secs(300),
+            look_again_max: Duration::from_secs(300),
             max_added_nodes: 32,
         }
     }

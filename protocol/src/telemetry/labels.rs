@@ -139,8 +139,6 @@ label!(
         SpacingFull => "spacing_full",
         /// Too many queries are awaiting answers.
         TooManyPending => "too_many_pending",
-        /// The socket did not take the datagram.
-        SendFailed => "send_failed",
     }
 );
 
