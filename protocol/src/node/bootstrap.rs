@@ -220,6 +220,11 @@ impl Bootstrap {
     fn own_id_found(&mut self, now: Instant, summary: LookupSummary) {
         self.admit_neighbour_routers(&summary);
         match self.state {
+            State::OwnIdLookup if summary.responses == 0 && summary.queries == 0 => {
+                // Nothing to ask: the first node of a private network waits
+                // for another to join it.
+                self.retry_later(now, |retry_in| LogEvent::BootstrapNoSources { retry_in });
+            }
             State::OwnIdLookup if summary.responses == 0 => {
                 let attempt = self.attempts;
                 self.retry_later(now, |retry_in| LogEvent::BootstrapUnanswered {

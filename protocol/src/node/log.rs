@@ -19,6 +19,12 @@ pub enum LogEvent {
         /// Wait before the next.
         retry_in: Duration,
     },
+    /// No source to ask and no node in the table: waiting for a node to
+    /// join us (or to be added); the next look is in `retry_in`.
+    BootstrapNoSources {
+        /// Wait before the next.
+        retry_in: Duration,
+    },
     /// Nodes answered but none could be kept; the next attempt is in `retry_in`.
     BootstrapEmpty {
         /// Attempts so far.
@@ -66,6 +72,7 @@ impl LogEvent {
     pub fn level(&self) -> LogLevel {
         match self {
             LogEvent::BootstrapComplete(_)
+            | LogEvent::BootstrapNoSources { .. }
             | LogEvent::ExternalAddress(_)
             | LogEvent::Bep42Id(_) => LogLevel::Info,
             _ => LogLevel::Warn,
@@ -78,6 +85,7 @@ impl LogEvent {
             LogEvent::BootstrapComplete(_)
             | LogEvent::BootstrapUnanswered { .. }
             | LogEvent::BootstrapEmpty { .. }
+            | LogEvent::BootstrapNoSources { .. }
             | LogEvent::Rejoining => "dht::bootstrap",
             LogEvent::NoNodesForSearch(_)
             | LogEvent::SearchUnsuccessful { .. }
@@ -101,6 +109,10 @@ impl std::fmt::Display for LogEvent {
             LogEvent::BootstrapUnanswered { attempt, retry_in } => write!(
                 f,
                 "bootstrap reached no DHT node (attempt {attempt}); retrying in {retry_in:?}"
+            ),
+            LogEvent::BootstrapNoSources { retry_in } => write!(
+                f,
+                "no bootstrap source and no node yet: waiting for a node to join; looking again in {retry_in:?}"
             ),
             LogEvent::BootstrapEmpty { attempt, retry_in } => write!(
                 f,
