@@ -7,7 +7,6 @@
 //! piece's, so the same behaviour runs in the simulator. Every handler and
 //! the timer run inside the panic boundary ([`guarded`]).
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use actix::{
@@ -52,7 +51,6 @@ pub struct Shell<P: Piece> {
     clock: Clock,
     links: Links,
     sender: DatagramSender,
-    telemetry: Arc<Telemetry>,
     /// The one pending wake-up, and its deadline.
     timer: Option<(Option<SpawnHandle>, Instant)>,
     mailbox_capacity: usize,
@@ -82,7 +80,6 @@ where
         Shell {
             piece,
             clock,
-            telemetry: links.telemetry.clone(),
             links,
             sender,
             timer: None,
@@ -167,7 +164,7 @@ where
     }
 
     fn telemetry(&self) -> &Telemetry {
-        &self.telemetry
+        &self.links.telemetry
     }
 
     fn restart(&mut self, ctx: &mut Context<Self>) {

@@ -294,7 +294,7 @@ impl DhtHandle {
         Ok(summary.announce.unwrap_or_default())
     }
 
-    fn announce_every_inner(
+    async fn announce_every_inner(
         &self,
         info_hash: InfoHash,
         port: PortChoice,
@@ -312,7 +312,8 @@ impl DhtHandle {
         node.actors
             .shells
             .lookups
-            .try_send(In(m))
+            .send(In(m))
+            .await
             .map_err(|_| Error::Shutdown)
     }
 
@@ -325,11 +326,13 @@ impl DhtHandle {
         every: Duration,
     ) -> Result<(), Error> {
         self.announce_every_inner(info_hash, port, Some(every))
+            .await
     }
 
     /// Stops the repeated announce of `info_hash`.
     pub async fn stop_announcing(&self, info_hash: InfoHash) -> Result<(), Error> {
         self.announce_every_inner(info_hash, PortChoice::Implied, None)
+            .await
     }
 
     /// Looks up the nodes closest to `target`.
@@ -356,7 +359,8 @@ impl DhtHandle {
         node.actors
             .shells
             .rate_limiter
-            .try_send(In(RateLimiterInput::Send(query)))
+            .send(In(RateLimiterInput::Send(query)))
+            .await
             .map_err(|_| Error::Shutdown)?;
         let done = rx.await.map_err(|_| Error::Shutdown)?;
         let reply = done.result?;
@@ -395,7 +399,8 @@ impl DhtHandle {
         node.actors
             .shells
             .supervisor
-            .try_send(In(SupervisorInput::AddNodes(addrs)))
+            .send(In(SupervisorInput::AddNodes(addrs)))
+            .await
             .map_err(|_| Error::Shutdown)
     }
 

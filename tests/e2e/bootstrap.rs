@@ -86,7 +86,7 @@ async fn nodes_started_in_a_chain_of_routers_know_each_other() {
 #[tokio::test]
 async fn a_lookup_finds_the_peers_the_node_holds_itself() {
     use dhtd::{InfoHash, NodeId, PortChoice};
-    use dhtd_protocol::krpc::{Body, Message, Query};
+    use dhtd_protocol::krpc::Query;
     let a = Dht::builder(dhtd_tests::test_config(node_ip(1380), &[]))
         .start()
         .unwrap();
@@ -97,24 +97,7 @@ async fn a_lookup_finds_the_peers_the_node_holds_itself() {
     // A peer announces to `a` by hand; `b` never hears of it.
     let info_hash = InfoHash([0x61; 20]);
     let peer = RawPeer::bind(node_ip(1382));
-    let get = Query::GetPeers {
-        info_hash,
-        want: None,
-    };
-    let reply = peer
-        .ask(
-            a.local_addr(),
-            &RawPeer::query(b"g1", NodeId([3; 20]), get, false),
-        )
-        .unwrap();
-    let Ok(Message {
-        body: Body::Response(r),
-        ..
-    }) = Message::decode(&reply)
-    else {
-        panic!("{reply:?}")
-    };
-    let token = r.token.unwrap().to_vec();
+    let token = peer.token_for(a.local_addr(), info_hash);
     let announce = Query::AnnouncePeer {
         info_hash,
         port: 4444,

@@ -5,20 +5,6 @@ use dhtd_protocol::krpc::{Body, Message, Query};
 use dhtd_protocol::rate_limit::Rate;
 use dhtd_tests::{node_ip, test_config, RawPeer};
 
-fn token_for(peer: &RawPeer, to: std::net::SocketAddr, info_hash: InfoHash) -> Vec<u8> {
-    let get = Query::GetPeers {
-        info_hash,
-        want: None,
-    };
-    let reply = peer
-        .ask(to, &RawPeer::query(b"gp", NodeId([1; 20]), get, false))
-        .unwrap();
-    match Message::decode(&reply).unwrap().body {
-        Body::Response(r) => r.token.unwrap().to_vec(),
-        other => panic!("{other:?}"),
-    }
-}
-
 #[tokio::test]
 async fn an_announce_flood_beyond_the_caps_is_refused_and_the_store_stays_bounded() {
     let mut config = test_config(node_ip(910), &[]);
@@ -39,7 +25,7 @@ async fn an_announce_flood_beyond_the_caps_is_refused_and_the_store_stays_bounde
         let mut ih = [0u8; 20];
         ih[..4].copy_from_slice(&i.to_be_bytes());
         let info_hash = InfoHash(ih);
-        let token = token_for(&peer, to, info_hash);
+        let token = peer.token_for(to, info_hash);
         let q = Query::AnnouncePeer {
             info_hash,
             port: 7000,
@@ -60,7 +46,7 @@ async fn an_announce_flood_beyond_the_caps_is_refused_and_the_store_stays_bounde
     let info_hash = InfoHash([0; 20]);
     for p in 0..20 {
         let peer = RawPeer::bind(node_ip(920 + p));
-        let token = token_for(&peer, to, info_hash);
+        let token = peer.token_for(to, info_hash);
         let q = Query::AnnouncePeer {
             info_hash,
             port: 7000,

@@ -2,14 +2,7 @@
 
 use dhtd::{Dht, InfoHash, NodeId};
 use dhtd_protocol::krpc::{Body, ErrorCode, Message, Query};
-use dhtd_tests::{node_ip, test_config, RawPeer};
-
-fn error_code(reply: &[u8]) -> Option<i64> {
-    match Message::decode(reply).ok()?.body {
-        Body::Error(e) => Some(e.code.code()),
-        _ => None,
-    }
-}
+use dhtd_tests::{error_code, node_ip, test_config, RawPeer};
 
 fn start_lone(ip_index: usize, tweak: impl FnOnce(&mut dhtd::Config)) -> dhtd::DhtHandle {
     let mut config = test_config(node_ip(ip_index), &[]);
@@ -120,16 +113,7 @@ async fn bad_and_expired_tokens_are_refused_with_203() {
     };
     assert_eq!(error_code(&announce(b"a1", b"forged!!")), Some(203));
 
-    let get = Query::GetPeers {
-        info_hash,
-        want: None,
-    };
-    let reply = peer
-        .ask(to, &RawPeer::query(b"g1", me, get, false))
-        .unwrap();
-    let m = Message::decode(&reply).unwrap();
-    let Body::Response(r) = m.body else { panic!() };
-    let token = r.token.unwrap().to_vec();
+    let token = peer.token_for(to, info_hash);
     // Valid now: stored.
     assert_eq!(error_code(&announce(b"a2", &token)), None);
     // BEP 5: a token is good for 5 to 10 minutes. Two rotations later it

@@ -189,6 +189,22 @@ impl RawPeer {
         }
     }
 
+    /// Asks `node` for the peers of `info_hash`: the write token it answers with.
+    pub fn token_for(&self, node: SocketAddr, info_hash: dhtd::InfoHash) -> Vec<u8> {
+        use dhtd_protocol::krpc::{Body, Message, Query};
+        let get = Query::GetPeers {
+            info_hash,
+            want: None,
+        };
+        let reply = self
+            .ask(node, &Self::query(b"gp", dhtd::NodeId([1; 20]), get, false))
+            .unwrap_or_else(|| panic!("{node} did not answer get_peers"));
+        match Message::decode(&reply).map(|m| m.body) {
+            Ok(Body::Response(r)) => r.token.expect("get_peers carries a token").to_vec(),
+            other => panic!("{node} answered get_peers with {other:?}"),
+        }
+    }
+
     /// A query from this peer (id `sender`), encoded.
     pub fn query(
         tid: &[u8],
@@ -204,6 +220,15 @@ impl RawPeer {
             body: dhtd_protocol::krpc::Body::Query { sender, query },
         }
         .to_bytes()
+    }
+}
+
+/// The KRPC error code of `reply`, if it is an error.
+pub fn error_code(reply: &[u8]) -> Option<i64> {
+    use dhtd_protocol::krpc::{Body, Message};
+    match Message::decode(reply).ok()?.body {
+        Body::Error(e) => Some(e.code.code()),
+        _ => None,
     }
 }
 

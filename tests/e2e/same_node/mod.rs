@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use dhtd::{InfoHash, NodeId};
 use dhtd_protocol::krpc::{Body, Message, Query};
-use dhtd_tests::RawPeer;
+use dhtd_tests::{error_code, RawPeer};
 
 /// A datagram a node sent: from, to, bytes.
 pub(crate) type Sent = (SocketAddr, SocketAddr, Vec<u8>);
@@ -86,13 +86,6 @@ fn step(d: &mut dyn Driver, run: &mut Run, name: &'static str) {
 
 const ROUTER: usize = 0;
 const TICK: Duration = Duration::from_millis(100);
-
-fn error_code(reply: &[u8]) -> Option<i64> {
-    match Message::decode(reply).ok()?.body {
-        Body::Error(e) => Some(e.code.code()),
-        _ => None,
-    }
-}
 
 /// The scenario, on any driver.
 pub(crate) fn scenario(d: &mut dyn Driver) -> Run {

@@ -12,16 +12,20 @@ pub mod gate;
 pub mod pacer;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{NodeConfig, Outputs, Piece, RateLimiterInput};
 use crate::telemetry::{Component, Telemetry};
+
+/// How often per-IP budgets that have refilled completely are forgotten.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 /// The gate and the pacer: the rate limiter's piece.
 #[derive(Debug)]
 pub struct RateLimiter {
     gate: gate::Gate,
     pacer: pacer::Pacer,
+    next_sweep: Instant,
     telemetry: Arc<Telemetry>,
     outputs: Outputs,
 }
@@ -32,6 +36,7 @@ impl RateLimiter {
         RateLimiter {
             gate: gate::Gate::new(config),
             pacer: pacer::Pacer::new(now, &config.limits),
+            next_sweep: now + SWEEP_EVERY,
             telemetry,
             outputs: Outputs::default(),
         }
@@ -65,13 +70,15 @@ impl Piece for RateLimiter {
     fn handle_timeout(&mut self, now: Instant) {
         self.pacer
             .handle_timeout(now, &self.telemetry, &mut self.outputs);
-        if self.pacer.is_idle() {
+        if now >= self.next_sweep {
+            self.next_sweep = now + SWEEP_EVERY;
             self.gate.forget_idle(now);
         }
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        Some(self.pacer.poll_timeout())
+        let pacer = self.pacer.poll_timeout();
+        Some(pacer.map_or(self.next_sweep, |p| p.min(self.next_sweep)))
     }
 
     fn outputs(&mut self) -> &mut Outputs {

@@ -11,16 +11,13 @@
 //! query is not sent, and its asker is told.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::node::{
     Envelope, OutboundQuery, Outputs, QueryDone, QueryFailure, RateLimits, TransactionsInput,
 };
 use crate::rate_limit::{QueryKey, Spacing, SpacingVerdict, TokenBucket};
 use crate::telemetry::{Delay, NotSent, Telemetry};
-
-/// How often idle per-IP budgets are swept when nothing else wakes us.
-pub const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 /// The outbound pacer.
 #[derive(Debug)]
@@ -32,7 +29,6 @@ pub struct Pacer {
     /// Repeats waiting for their spacing, by the time they may go.
     spaced: BTreeMap<(Instant, u64), OutboundQuery>,
     next_seq: u64,
-    next_sweep: Instant,
 }
 
 /// Tells the asker of `query` that it was not sent.
@@ -59,18 +55,12 @@ impl Pacer {
             queue: VecDeque::new(),
             spaced: BTreeMap::new(),
             next_seq: 0,
-            next_sweep: now + SWEEP_EVERY,
         }
     }
 
     /// Queries waiting for the budget or their spacing.
     pub fn queued(&self) -> usize {
         self.queue.len() + self.spaced.len()
-    }
-
-    /// Whether nothing waits for the budget (a good time to sweep).
-    pub fn is_idle(&self) -> bool {
-        self.queue.is_empty()
     }
 
     /// A query to send: through now, later, or not at all.
@@ -128,23 +118,14 @@ impl Pacer {
                 out.push(Envelope::Transactions(TransactionsInput::Send(q)));
             }
         }
-        if now >= self.next_sweep {
-            self.next_sweep = now + SWEEP_EVERY;
-        }
     }
 
-    /// The next budget token while queries wait, the next spaced repeat,
-    /// or the next sweep of idle state.
-    pub fn poll_timeout(&self) -> Instant {
-        let mut next = self.next_sweep;
-        if !self.queue.is_empty() {
-            let ready = self.budget.ready_at(self.limits.outbound_queries);
-            next = next.min(ready);
-        }
-        if let Some((ready, _)) = self.spaced.keys().next() {
-            next = next.min(*ready);
-        }
-        next
+    /// The next budget token while queries wait, or the next spaced repeat.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let budget =
+            (!self.queue.is_empty()).then(|| self.budget.ready_at(self.limits.outbound_queries));
+        let spaced = self.spaced.keys().next().map(|(ready, _)| *ready);
+        budget.into_iter().chain(spaced).min()
     }
 }
 
@@ -153,6 +134,7 @@ mod tests {
     use super::*;
     use crate::node::{Asker, LookupId, LookupsInput, OutQuery};
     use crate::rate_limit::Rate;
+    use std::time::Duration;
 
     fn query(port: u16, q: OutQuery, asker: Asker) -> OutboundQuery {
         OutboundQuery {
@@ -199,7 +181,7 @@ mod tests {
         assert_eq!(sent(&mut out).len(), 2);
         assert_eq!(p.queued(), 3);
         assert_eq!(telemetry.snapshot().delayed.get(Delay::Budget), 3);
-        let wake = p.poll_timeout();
+        let wake = p.poll_timeout().unwrap();
         assert_eq!(wake, t0 + Duration::from_millis(100));
         p.handle_timeout(wake, &telemetry, &mut out);
         let next = sent(&mut out);
@@ -224,7 +206,7 @@ mod tests {
         p.handle_send(t0, query(1, find, Asker::Nobody), &telemetry, &mut out);
         p.handle_send(t0, query(2, find, Asker::Nobody), &telemetry, &mut out);
         assert_eq!(sent(&mut out).len(), 2);
-        assert_eq!(p.poll_timeout(), t0 + Duration::from_secs(1));
+        assert_eq!(p.poll_timeout(), Some(t0 + Duration::from_secs(1)));
         p.handle_timeout(t0 + Duration::from_millis(999), &telemetry, &mut out);
         assert!(sent(&mut out).is_empty(), "never early");
         p.handle_timeout(t0 + Duration::from_secs(1), &telemetry, &mut out);
