@@ -65,8 +65,8 @@ pub use dhtd_protocol::node::{AnnounceReport, LookupEvent, LookupSummary, NodeCo
 pub use dhtd_protocol::routing::{BucketStats, RoutingStats};
 pub use dhtd_protocol::store::StoreStats;
 pub use dhtd_protocol::telemetry::{
-    AnnounceRefusal, Component, DropReason, Method, NotSent, RestartReason, TelemetrySnapshot,
-    Warning,
+    AnnounceRefusal, Component, DropReason, Method, NotSent, RestartReason, StoreCapLabel,
+    TelemetrySnapshot, Warning,
 };
 pub use dhtd_protocol::{InfoHash, NodeId};
 pub use runtime::Runtime;

@@ -44,6 +44,7 @@
 pub mod bencode;
 pub mod compact;
 pub mod id;
+pub mod ip_prefix;
 pub mod ip_vote;
 pub mod krpc;
 pub mod lookup;

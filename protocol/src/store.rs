@@ -1,31 +1,56 @@
 //! The peer store: who announced which info hash to us, until when.
 //!
-//! Bounded on purpose: [`PeerStoreConfig::max_info_hashes`] and
-//! [`PeerStoreConfig::max_peers_per_info_hash`] exist so that no flood of
-//! announces can make us allocate without limit (libtorrent's `max_torrents`
-//! and `max_peers` have the same reason). Announces beyond a cap are refused
-//! and reported, never silently dropped. Entries expire after
+//! Bounded on purpose, and so that a flood cannot lock anyone out. The
+//! policy, for each cap:
+//!
+//! | cap | when reached |
+//! | --- | --- |
+//! | [`max_info_hashes`](PeerStoreConfig::max_info_hashes) | the info hash farthest from our id is evicted; an announce for an info hash farther than all stored ones is refused (`info_hashes_full`) |
+//! | [`max_peers_per_info_hash`](PeerStoreConfig::max_peers_per_info_hash) | a peer is evicted: the oldest of the network (/24, /64) holding most entries in that list, or a random one when no network holds two |
+//! | [`max_ports_per_ip`](PeerStoreConfig::max_ports_per_ip) | that address's oldest port in the list is replaced |
+//! | [`max_announces_per_ip`](PeerStoreConfig::max_announces_per_ip) | refused (`ip_quota`) |
+//! | [`max_announces_per_prefix`](PeerStoreConfig::max_announces_per_prefix) | refused (`prefix_quota`) |
+//!
+//! Why these: a node is asked to store the info hashes it is among the
+//! closest to, so a flood of random info hashes lands far from our id and
+//! evicts itself first (libtorrent evicts the info hash with the fewest
+//! peers, which a flood of one-peer info hashes ties with everyone). A
+//! full peer list always takes a newcomer, and its evictions fall first on
+//! the network that crowds it. The quotas bound what one address or one
+//! network can hold at all: with the defaults, one /24 holds at most 256 of
+//! the 50,000 info hashes. A real client announces each torrent to the 8
+//! nodes closest to it, so one address rarely has more than a handful of
+//! announces on any one node. Entries expire after
 //! [`PeerStoreConfig::peer_ttl`]; BEP 5's 24 hours is an upper bound, and
 //! clients re-announce every 15 to 30 minutes.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use rand::RngCore;
 
 use crate::compact::{decode_peer, peer_bytes, PEER_V6_LEN};
-use crate::id::InfoHash;
+use crate::id::{Distance, InfoHash, NodeId};
+use crate::ip_prefix::IpPrefix;
 
 /// Limits and timings of the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerStoreConfig {
-    /// Info hashes held at once; announces for new ones beyond this are
-    /// refused. Defaults to 50,000.
+    /// Info hashes held at once; beyond, the farthest from our id is
+    /// evicted. Defaults to 50,000.
     pub max_info_hashes: usize,
-    /// Peers held per info hash; announces beyond this are refused.
-    /// Defaults to 500 (libtorrent's `max_peers`).
+    /// Peers held per info hash; beyond, one is evicted. Defaults to 500
+    /// (libtorrent's `max_peers`).
     pub max_peers_per_info_hash: usize,
+    /// Ports one address holds in one info hash's list; beyond, its oldest
+    /// is replaced. Defaults to 4 (a few clients behind one NAT).
+    pub max_ports_per_ip: usize,
+    /// Announces stored from one address over all info hashes. Defaults
+    /// to 64.
+    pub max_announces_per_ip: usize,
+    /// Announces stored from one /24 (IPv4) or /64 (IPv6). Defaults to 256.
+    pub max_announces_per_prefix: usize,
     /// How long an announce is kept. Defaults to 45 minutes (one and a half
     /// times a 30-minute re-announce, as libtorrent does).
     pub peer_ttl: Duration,
@@ -38,6 +63,9 @@ impl Default for PeerStoreConfig {
         PeerStoreConfig {
             max_info_hashes: 50_000,
             max_peers_per_info_hash: 500,
+            max_ports_per_ip: 4,
+            max_announces_per_ip: 64,
+            max_announces_per_prefix: 256,
             peer_ttl: Duration::from_secs(45 * 60),
             sweep_interval: Duration::from_secs(60),
         }
@@ -49,19 +77,27 @@ impl Default for PeerStoreConfig {
 pub enum AnnounceOutcome {
     /// A new peer was stored.
     Stored,
+    /// A new peer was stored in place of another, evicted by this cap.
+    StoredEvicting(StoreCap),
     /// The peer was already known; its expiry was pushed back.
     Refreshed,
-    /// Refused because a cap was reached.
-    Rejected(StoreFull),
+    /// Refused by this cap.
+    Rejected(StoreCap),
 }
 
-/// Which cap refused an announce.
+/// The store's caps, as reported when one bites.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreFull {
+pub enum StoreCap {
     /// [`PeerStoreConfig::max_info_hashes`].
     InfoHashes,
     /// [`PeerStoreConfig::max_peers_per_info_hash`].
     PeersPerInfoHash,
+    /// [`PeerStoreConfig::max_ports_per_ip`].
+    PortsPerIp,
+    /// [`PeerStoreConfig::max_announces_per_ip`].
+    AnnouncesPerIp,
+    /// [`PeerStoreConfig::max_announces_per_prefix`].
+    AnnouncesPerPrefix,
 }
 
 /// Sizes, for gauges.
@@ -85,6 +121,10 @@ struct StoredPeer {
 impl StoredPeer {
     fn addr(&self) -> Option<SocketAddr> {
         decode_peer(&self.addr[..usize::from(self.addr_len)])
+    }
+
+    fn ip(&self) -> Option<IpAddr> {
+        self.addr().map(|a| a.ip())
     }
 }
 
@@ -119,26 +159,60 @@ impl Swarm {
         }
     }
 
-    /// Drops peers that expired by `now_s`; returns how many. May leave
-    /// the swarm empty, for the caller to remove.
-    fn expire(&mut self, now_s: u32) -> usize {
+    /// Drops the peers `gone` says so of, telling it each; may leave the
+    /// swarm empty, for the caller to remove.
+    fn remove_where(&mut self, mut gone: impl FnMut(&StoredPeer) -> bool) {
         match self {
-            Swarm::One(p) if p.expires > now_s => 0,
-            Swarm::One(_) => {
-                *self = Swarm::Many(Vec::new());
-                1
+            Swarm::One(p) => {
+                if gone(p) {
+                    *self = Swarm::Many(Vec::new());
+                }
             }
             Swarm::Many(v) => {
-                let before = v.len();
-                v.retain(|p| p.expires > now_s);
-                let removed = before - v.len();
+                v.retain(|p| !gone(p));
                 if let [only] = v.as_slice() {
                     *self = Swarm::One(*only);
                 } else if v.capacity() > 2 * v.len() + 4 {
                     v.shrink_to_fit();
                 }
-                removed
             }
+        }
+    }
+}
+
+/// How many stored announces each address and each network holds.
+#[derive(Debug, Clone, Default)]
+struct Holdings {
+    per_ip: HashMap<IpAddr, u32>,
+    per_prefix: HashMap<IpPrefix, u32>,
+}
+
+impl Holdings {
+    fn of_ip(&self, ip: IpAddr) -> usize {
+        self.per_ip.get(&ip).map_or(0, |&n| n as usize)
+    }
+
+    fn of_prefix(&self, prefix: IpPrefix) -> usize {
+        self.per_prefix.get(&prefix).map_or(0, |&n| n as usize)
+    }
+
+    fn add(&mut self, ip: IpAddr) {
+        *self.per_ip.entry(ip).or_default() += 1;
+        *self.per_prefix.entry(IpPrefix::of(ip)).or_default() += 1;
+    }
+
+    fn remove(&mut self, ip: IpAddr) {
+        decrement(&mut self.per_ip, ip);
+        decrement(&mut self.per_prefix, IpPrefix::of(ip));
+    }
+}
+
+/// Counts down, forgetting a key at zero so the maps hold only holders.
+fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, u32>, key: K) {
+    if let Some(n) = map.get_mut(&key) {
+        *n -= 1;
+        if *n == 0 {
+            map.remove(&key);
         }
     }
 }
@@ -152,6 +226,11 @@ pub struct PeerStore {
     /// exactly. A `BTreeMap` cost 2.5 times as much per lookup at 250,000
     /// info hashes (`cargo bench -p dhtd-protocol -- "peer store"`).
     swarms: HashMap<InfoHash, Swarm>,
+    /// The stored info hashes by distance from our id, for eviction; only
+    /// touched when an info hash comes or goes, never on a lookup.
+    by_distance: BTreeSet<Distance>,
+    holdings: Holdings,
+    own_id: NodeId,
     peers: usize,
     epoch: Instant,
     last_sweep: Instant,
@@ -159,10 +238,13 @@ pub struct PeerStore {
 }
 
 impl PeerStore {
-    /// An empty store.
-    pub fn new(now: Instant, config: PeerStoreConfig) -> Self {
+    /// An empty store of the node `own_id`.
+    pub fn new(now: Instant, own_id: NodeId, config: PeerStoreConfig) -> Self {
         PeerStore {
             swarms: HashMap::new(),
+            by_distance: BTreeSet::new(),
+            holdings: Holdings::default(),
+            own_id,
             peers: 0,
             epoch: now,
             last_sweep: now,
@@ -179,14 +261,15 @@ impl PeerStore {
         u32::try_from(t.saturating_duration_since(self.epoch).as_secs()).unwrap_or(u32::MAX)
     }
 
-    /// Stores (or refreshes) `peer` for `info_hash`.
+    /// Stores (or refreshes) `peer` for `info_hash`; `rng` picks a peer to
+    /// evict where no network crowds a full list.
     pub fn announce(
         &mut self,
         now: Instant,
+        rng: &mut impl RngCore,
         info_hash: InfoHash,
         peer: SocketAddr,
     ) -> AnnounceOutcome {
-        let now_s = self.secs(now);
         let expires = self.secs(now + self.config.peer_ttl);
         let (addr, len) = peer_bytes(&peer);
         let entry = StoredPeer {
@@ -194,34 +277,114 @@ impl PeerStore {
             addr_len: len as u8,
             expires,
         };
-        let max_peers = self.config.max_peers_per_info_hash;
-        match self.swarms.get_mut(&info_hash) {
-            Some(peers) => {
-                if let Some(p) = peers
-                    .as_mut_slice()
-                    .iter_mut()
-                    .find(|p| p.addr == addr && usize::from(p.addr_len) == len)
-                {
-                    p.expires = expires;
-                    return AnnounceOutcome::Refreshed;
-                }
-                if peers.as_slice().len() >= max_peers {
-                    self.peers -= peers.expire(now_s);
-                }
-                if peers.as_slice().len() >= max_peers {
-                    return AnnounceOutcome::Rejected(StoreFull::PeersPerInfoHash);
-                }
-                peers.push(entry);
+        let ip = peer.ip();
+        if let Some(swarm) = self.swarms.get_mut(&info_hash) {
+            let peers = swarm.as_mut_slice();
+            if let Some(p) = peers
+                .iter_mut()
+                .find(|p| p.addr == addr && usize::from(p.addr_len) == len)
+            {
+                p.expires = expires;
+                return AnnounceOutcome::Refreshed;
             }
-            None => {
-                if self.swarms.len() >= self.config.max_info_hashes || max_peers == 0 {
-                    return AnnounceOutcome::Rejected(StoreFull::InfoHashes);
+            // A new port of an address at its share takes the place of its
+            // oldest: the address's holdings do not change.
+            let same_ip = || peers.iter().enumerate().filter(|(_, p)| p.ip() == Some(ip));
+            if same_ip().count() >= self.config.max_ports_per_ip.max(1) {
+                if let Some((oldest, _)) = same_ip().min_by_key(|(_, p)| p.expires) {
+                    peers[oldest] = entry;
+                    return AnnounceOutcome::StoredEvicting(StoreCap::PortsPerIp);
                 }
-                self.swarms.insert(info_hash, Swarm::One(entry));
             }
         }
+        if self.holdings.of_ip(ip) >= self.config.max_announces_per_ip {
+            return AnnounceOutcome::Rejected(StoreCap::AnnouncesPerIp);
+        }
+        if self.holdings.of_prefix(IpPrefix::of(ip)) >= self.config.max_announces_per_prefix {
+            return AnnounceOutcome::Rejected(StoreCap::AnnouncesPerPrefix);
+        }
+        let max_peers = self.config.max_peers_per_info_hash;
+        if max_peers == 0 {
+            return AnnounceOutcome::Rejected(StoreCap::PeersPerInfoHash);
+        }
+        let mut evicted = None;
+        let now_s = self.secs(now);
+        match self.swarms.get_mut(&info_hash) {
+            Some(swarm) => {
+                if swarm.as_slice().len() >= max_peers {
+                    let holdings = &mut self.holdings;
+                    let mut expired = 0;
+                    swarm.remove_where(|p| {
+                        let gone = p.expires <= now_s;
+                        if gone {
+                            expired += 1;
+                            if let Some(ip) = p.ip() {
+                                holdings.remove(ip);
+                            }
+                        }
+                        gone
+                    });
+                    self.peers -= expired;
+                }
+                if swarm.as_slice().len() >= max_peers {
+                    let victim = eviction_victim(swarm.as_slice(), rng);
+                    let gone = swarm.as_slice()[victim];
+                    swarm.remove_where(|p| p.addr == gone.addr);
+                    if let Some(ip) = gone.ip() {
+                        self.holdings.remove(ip);
+                    }
+                    self.peers -= 1;
+                    evicted = Some(StoreCap::PeersPerInfoHash);
+                }
+                swarm.push(entry);
+            }
+            None => {
+                let distance = self.own_id.distance(&info_hash);
+                if self.swarms.len() >= self.config.max_info_hashes {
+                    match self.by_distance.last() {
+                        Some(&farthest) if farthest > distance => {
+                            self.remove_info_hash(&self.at_distance(farthest));
+                            evicted = Some(StoreCap::InfoHashes);
+                        }
+                        _ => return AnnounceOutcome::Rejected(StoreCap::InfoHashes),
+                    }
+                }
+                self.swarms.insert(info_hash, Swarm::One(entry));
+                self.by_distance.insert(distance);
+            }
+        }
+        self.holdings.add(ip);
         self.peers += 1;
-        AnnounceOutcome::Stored
+        match evicted {
+            Some(cap) => AnnounceOutcome::StoredEvicting(cap),
+            None => AnnounceOutcome::Stored,
+        }
+    }
+
+    /// The info hash at `distance` from our id.
+    fn at_distance(&self, distance: Distance) -> InfoHash {
+        let mut bytes = distance.0;
+        for (b, own) in bytes.iter_mut().zip(self.own_id.0) {
+            *b ^= own;
+        }
+        InfoHash(bytes)
+    }
+
+    fn remove_info_hash(&mut self, info_hash: &InfoHash) {
+        if let Some(swarm) = self.swarms.remove(info_hash) {
+            for p in swarm.as_slice() {
+                if let Some(ip) = p.ip() {
+                    self.holdings.remove(ip);
+                }
+            }
+            self.peers -= swarm.as_slice().len();
+        }
+        self.by_distance.remove(&self.own_id.distance(info_hash));
+    }
+
+    /// Announces stored from `ip` now.
+    pub fn held_by_ip(&self, ip: IpAddr) -> usize {
+        self.holdings.of_ip(ip)
     }
 
     /// Up to as many live peers of `info_hash` as fit in `byte_budget`
@@ -284,10 +447,25 @@ impl PeerStore {
     pub fn expire(&mut self, now: Instant) -> StoreStats {
         let now_s = self.secs(now);
         let mut removed = StoreStats::default();
-        self.swarms.retain(|_, peers| {
-            removed.peers += peers.expire(now_s);
+        let holdings = &mut self.holdings;
+        let by_distance = &mut self.by_distance;
+        let own_id = self.own_id;
+        self.swarms.retain(|info_hash, peers| {
+            peers.remove_where(|p| {
+                let gone = p.expires <= now_s;
+                if gone {
+                    removed.peers += 1;
+                    if let Some(ip) = p.ip() {
+                        holdings.remove(ip);
+                    }
+                }
+                gone
+            });
             let empty = peers.as_slice().is_empty();
-            removed.info_hashes += usize::from(empty);
+            if empty {
+                removed.info_hashes += 1;
+                by_distance.remove(&own_id.distance(info_hash));
+            }
             !empty
         });
         self.peers -= removed.peers;
@@ -301,6 +479,32 @@ impl PeerStore {
             info_hashes: self.swarms.len(),
             peers: self.peers,
         }
+    }
+}
+
+/// Which peer of a full list to evict: the oldest of the network holding
+/// most entries in it when one holds two or more, else a random one.
+fn eviction_victim(peers: &[StoredPeer], rng: &mut impl RngCore) -> usize {
+    let mut per_prefix: HashMap<IpPrefix, u32> = HashMap::new();
+    for p in peers {
+        if let Some(ip) = p.ip() {
+            *per_prefix.entry(IpPrefix::of(ip)).or_default() += 1;
+        }
+    }
+    // Ties broken by the prefix itself, not the map's random order, so that
+    // a seeded simulation replays.
+    let crowded = per_prefix
+        .into_iter()
+        .filter(|&(_, n)| n >= 2)
+        .max_by_key(|&(prefix, n)| (n, prefix));
+    match crowded {
+        Some((prefix, _)) => peers
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.ip().map(IpPrefix::of) == Some(prefix))
+            .min_by_key(|(_, p)| p.expires)
+            .map_or(0, |(i, _)| i),
+        None => (rng.next_u64() % peers.len().max(1) as u64) as usize,
     }
 }
 
@@ -345,8 +549,18 @@ mod tests {
         InfoHash([n; 20])
     }
 
+    /// Each on its own /24, so that only the caps under test bite.
     fn peer(n: u16) -> SocketAddr {
-        SocketAddr::from(([10, 0, (n >> 8) as u8, n as u8], 6881))
+        SocketAddr::from(([10, (n >> 8) as u8, n as u8, 1], 6881))
+    }
+
+    fn put(
+        s: &mut PeerStore,
+        now: Instant,
+        info_hash: InfoHash,
+        peer: SocketAddr,
+    ) -> AnnounceOutcome {
+        s.announce(now, &mut StdRng::seed_from_u64(0), info_hash, peer)
     }
 
     #[test]
@@ -356,9 +570,9 @@ mod tests {
             peer_ttl: Duration::from_secs(600),
             ..Default::default()
         };
-        let mut s = PeerStore::new(t0, cfg);
-        assert_eq!(s.announce(t0, ih(1), peer(1)), AnnounceOutcome::Stored);
-        assert_eq!(s.announce(t0, ih(1), peer(1)), AnnounceOutcome::Refreshed);
+        let mut s = PeerStore::new(t0, NodeId([0; 20]), cfg);
+        assert_eq!(put(&mut s, t0, ih(1), peer(1)), AnnounceOutcome::Stored);
+        assert_eq!(put(&mut s, t0, ih(1), peer(1)), AnnounceOutcome::Refreshed);
         assert_eq!(
             s.stats(),
             StoreStats {
@@ -367,8 +581,8 @@ mod tests {
             }
         );
         // Refreshed at t0+500: lives until t0+1100.
-        s.announce(t0 + Duration::from_secs(500), ih(1), peer(1));
-        s.announce(t0, ih(2), peer(2));
+        put(&mut s, t0 + Duration::from_secs(500), ih(1), peer(1));
+        put(&mut s, t0, ih(2), peer(2));
         let later = t0 + Duration::from_secs(700);
         assert_eq!(s.peer_count(later, &ih(1)), 1);
         assert_eq!(s.peer_count(later, &ih(2)), 0);
@@ -391,35 +605,167 @@ mod tests {
         assert_eq!(s.stats(), StoreStats::default());
     }
 
+    /// Our id is 0, so `ih(n)` lies at distance `n`.
     #[test]
-    fn caps_refuse_new_entries_but_not_refreshes() {
+    fn a_full_store_evicts_the_info_hash_farthest_from_our_id() {
         let t0 = crate::test_epoch();
         let cfg = PeerStoreConfig {
             max_info_hashes: 2,
-            max_peers_per_info_hash: 3,
             ..Default::default()
         };
-        let mut s = PeerStore::new(t0, cfg);
-        for n in 0..3 {
-            assert_eq!(s.announce(t0, ih(1), peer(n)), AnnounceOutcome::Stored);
-        }
+        let mut s = PeerStore::new(t0, NodeId([0; 20]), cfg);
+        assert_eq!(put(&mut s, t0, ih(1), peer(1)), AnnounceOutcome::Stored);
+        assert_eq!(put(&mut s, t0, ih(3), peer(2)), AnnounceOutcome::Stored);
+        assert_eq!(put(&mut s, t0, ih(3), peer(3)), AnnounceOutcome::Stored);
         assert_eq!(
-            s.announce(t0, ih(1), peer(9)),
-            AnnounceOutcome::Rejected(StoreFull::PeersPerInfoHash)
+            put(&mut s, t0, ih(2), peer(4)),
+            AnnounceOutcome::StoredEvicting(StoreCap::InfoHashes)
         );
-        assert_eq!(s.announce(t0, ih(1), peer(0)), AnnounceOutcome::Refreshed);
-        s.announce(t0, ih(2), peer(0));
+        assert_eq!(s.peer_count(t0, &ih(3)), 0);
         assert_eq!(
-            s.announce(t0, ih(3), peer(0)),
-            AnnounceOutcome::Rejected(StoreFull::InfoHashes)
+            s.held_by_ip(peer(2).ip()),
+            0,
+            "the evicted peers' holdings are released"
         );
+        assert_eq!(
+            put(&mut s, t0, ih(9), peer(5)),
+            AnnounceOutcome::Rejected(StoreCap::InfoHashes)
+        );
+        assert_eq!(put(&mut s, t0, ih(1), peer(1)), AnnounceOutcome::Refreshed);
         assert_eq!(
             s.stats(),
             StoreStats {
                 info_hashes: 2,
-                peers: 4
+                peers: 2
             }
         );
+    }
+
+    #[test]
+    fn a_full_peer_list_takes_a_newcomer() {
+        let t0 = crate::test_epoch();
+        let cfg = PeerStoreConfig {
+            max_peers_per_info_hash: 3,
+            ..Default::default()
+        };
+        let mut s = PeerStore::new(t0, NodeId([0; 20]), cfg);
+        for n in 0..3 {
+            assert_eq!(put(&mut s, t0, ih(1), peer(n)), AnnounceOutcome::Stored);
+        }
+        assert_eq!(
+            put(&mut s, t0, ih(1), peer(9)),
+            AnnounceOutcome::StoredEvicting(StoreCap::PeersPerInfoHash)
+        );
+        assert_eq!(s.peer_count(t0, &ih(1)), 3);
+        let mut rng = StdRng::seed_from_u64(1);
+        assert!(s.sample(t0, &mut rng, &ih(1), 1000).contains(&peer(9)));
+        assert_eq!(s.stats().peers, 3);
+    }
+
+    /// Evictions fall first on the network that crowds a full list.
+    #[test]
+    fn the_crowding_network_loses_its_oldest_entry_first() {
+        let t0 = crate::test_epoch();
+        let cfg = PeerStoreConfig {
+            max_peers_per_info_hash: 5,
+            ..Default::default()
+        };
+        let mut s = PeerStore::new(t0, NodeId([0; 20]), cfg);
+        let crowd = |n: u8| SocketAddr::from(([192, 0, 2, n], 6881));
+        put(&mut s, t0, ih(1), peer(1));
+        put(&mut s, t0, ih(1), crowd(1));
+        put(&mut s, t0 + Duration::from_secs(1), ih(1), crowd(2));
+        put(&mut s, t0 + Duration::from_secs(2), ih(1), crowd(3));
+        put(&mut s, t0 + Duration::from_secs(2), ih(1), peer(2));
+        let t3 = t0 + Duration::from_secs(3);
+        for (newcomer, gone) in [(peer(3), crowd(1)), (peer(4), crowd(2))] {
+            put(&mut s, t3, ih(1), newcomer);
+            let left = s.sample(t3, &mut StdRng::seed_from_u64(2), &ih(1), 1000);
+            assert!(
+                left.contains(&newcomer) && !left.contains(&gone),
+                "{left:?}"
+            );
+            assert_eq!(left.len(), 5);
+        }
+    }
+
+    /// One address announcing many ports keeps its newest few, not the list.
+    #[test]
+    fn an_address_holds_a_few_ports_per_info_hash() {
+        let t0 = crate::test_epoch();
+        let cfg = PeerStoreConfig {
+            max_ports_per_ip: 2,
+            ..Default::default()
+        };
+        let mut s = PeerStore::new(t0, NodeId([0; 20]), cfg);
+        let at = |port: u16| SocketAddr::from(([192, 0, 2, 1], port));
+        for port in 1..=500u16 {
+            let now = t0 + Duration::from_secs(u64::from(port));
+            put(&mut s, now, ih(1), at(port));
+        }
+        let now = t0 + Duration::from_secs(500);
+        let mut left = s.sample(now, &mut StdRng::seed_from_u64(3), &ih(1), 1000);
+        left.sort();
+        assert_eq!(left, [at(499), at(500)]);
+        assert_eq!(s.held_by_ip(at(1).ip()), 2);
+        assert_eq!(put(&mut s, now, ih(1), peer(1)), AnnounceOutcome::Stored);
+    }
+
+    #[test]
+    fn quotas_bound_what_one_address_and_one_network_hold() {
+        let t0 = crate::test_epoch();
+        let cfg = PeerStoreConfig {
+            max_announces_per_ip: 3,
+            max_announces_per_prefix: 5,
+            peer_ttl: Duration::from_secs(60),
+            ..Default::default()
+        };
+        let mut s = PeerStore::new(t0, NodeId([0; 20]), cfg);
+        let at = |n: u8| SocketAddr::from(([192, 0, 2, n], 6881));
+        for n in 0..3 {
+            assert_eq!(put(&mut s, t0, ih(n), at(1)), AnnounceOutcome::Stored);
+        }
+        assert_eq!(
+            put(&mut s, t0, ih(3), at(1)),
+            AnnounceOutcome::Rejected(StoreCap::AnnouncesPerIp)
+        );
+        assert_eq!(put(&mut s, t0, ih(0), at(1)), AnnounceOutcome::Refreshed);
+        assert_eq!(put(&mut s, t0, ih(3), at(2)), AnnounceOutcome::Stored);
+        assert_eq!(put(&mut s, t0, ih(4), at(3)), AnnounceOutcome::Stored);
+        assert_eq!(
+            put(&mut s, t0, ih(5), at(4)),
+            AnnounceOutcome::Rejected(StoreCap::AnnouncesPerPrefix)
+        );
+        assert_eq!(put(&mut s, t0, ih(5), peer(4)), AnnounceOutcome::Stored);
+        // Expiry releases the holdings.
+        let later = t0 + Duration::from_secs(61);
+        s.expire(later);
+        assert_eq!(s.held_by_ip(at(1).ip()), 0);
+        assert_eq!(put(&mut s, later, ih(3), at(1)), AnnounceOutcome::Stored);
+    }
+
+    /// The flood of the issue: 300,000 announces of distinct info hashes
+    /// from 4,000 addresses (16 /24s). With the default caps the flood
+    /// holds 16 × 256 announces, and a newcomer's announce of a new info
+    /// hash is stored at once, during the flood and after it.
+    #[test]
+    fn an_announce_flood_from_many_addresses_does_not_keep_a_newcomer_out() {
+        let t0 = crate::test_epoch();
+        let mut s = PeerStore::new(t0, NodeId([0; 20]), PeerStoreConfig::default());
+        let mut rng = StdRng::seed_from_u64(4);
+        for i in 0..300_000u32 {
+            let n = i % 4000;
+            let from = SocketAddr::from(([127, 0, (n >> 8) as u8, n as u8], 6881));
+            let info_hash = InfoHash::random(&mut rng);
+            s.announce(t0, &mut rng, info_hash, from);
+            if i == 150_000 {
+                let newcomer = InfoHash::random(&mut rng);
+                assert_eq!(put(&mut s, t0, newcomer, peer(1)), AnnounceOutcome::Stored);
+            }
+        }
+        assert_eq!(s.stats().peers, 16 * 256 + 1);
+        let newcomer = InfoHash::random(&mut rng);
+        assert_eq!(put(&mut s, t0, newcomer, peer(2)), AnnounceOutcome::Stored);
     }
 
     #[test]
@@ -430,11 +776,11 @@ mod tests {
             peer_ttl: Duration::from_secs(60),
             ..Default::default()
         };
-        let mut s = PeerStore::new(t0, cfg);
-        s.announce(t0, ih(1), peer(1));
-        s.announce(t0, ih(1), peer(2));
+        let mut s = PeerStore::new(t0, NodeId([0; 20]), cfg);
+        put(&mut s, t0, ih(1), peer(1));
+        put(&mut s, t0, ih(1), peer(2));
         let later = t0 + Duration::from_secs(61);
-        assert_eq!(s.announce(later, ih(1), peer(3)), AnnounceOutcome::Stored);
+        assert_eq!(put(&mut s, later, ih(1), peer(3)), AnnounceOutcome::Stored);
         assert_eq!(s.stats().peers, 1);
     }
 
@@ -443,9 +789,9 @@ mod tests {
     #[test]
     fn samples_fit_the_budget_and_vary() {
         let t0 = crate::test_epoch();
-        let mut s = PeerStore::new(t0, PeerStoreConfig::default());
+        let mut s = PeerStore::new(t0, NodeId([0; 20]), PeerStoreConfig::default());
         for n in 0..300 {
-            s.announce(t0, ih(1), peer(n));
+            put(&mut s, t0, ih(1), peer(n));
         }
         let mut rng = StdRng::seed_from_u64(5);
         let a = s.sample(t0, &mut rng, &ih(1), 800);
@@ -469,13 +815,13 @@ mod tests {
             peer_ttl: Duration::from_secs(60),
             ..Default::default()
         };
-        let mut s = PeerStore::new(t0, cfg);
+        let mut s = PeerStore::new(t0, NodeId([0; 20]), cfg);
         let mut rng = StdRng::seed_from_u64(1);
-        assert_eq!(s.announce(t0, ih(1), peer(1)), AnnounceOutcome::Stored);
-        assert_eq!(s.announce(t0, ih(1), peer(1)), AnnounceOutcome::Refreshed);
+        assert_eq!(put(&mut s, t0, ih(1), peer(1)), AnnounceOutcome::Stored);
+        assert_eq!(put(&mut s, t0, ih(1), peer(1)), AnnounceOutcome::Refreshed);
         let t30 = t0 + Duration::from_secs(30);
-        assert_eq!(s.announce(t30, ih(1), peer(2)), AnnounceOutcome::Stored);
-        assert_eq!(s.announce(t30, ih(1), peer(3)), AnnounceOutcome::Stored);
+        assert_eq!(put(&mut s, t30, ih(1), peer(2)), AnnounceOutcome::Stored);
+        assert_eq!(put(&mut s, t30, ih(1), peer(3)), AnnounceOutcome::Stored);
         assert_eq!(
             s.stats(),
             StoreStats {
@@ -496,7 +842,7 @@ mod tests {
         assert_eq!(left, [peer(2), peer(3)]);
         // Peer 2 refreshed: after 3 expires, it is the swarm's only peer.
         let t80 = t0 + Duration::from_secs(80);
-        assert_eq!(s.announce(t80, ih(1), peer(2)), AnnounceOutcome::Refreshed);
+        assert_eq!(put(&mut s, t80, ih(1), peer(2)), AnnounceOutcome::Refreshed);
         let t91 = t0 + Duration::from_secs(91);
         assert_eq!(
             s.expire(t91),
@@ -506,7 +852,7 @@ mod tests {
             }
         );
         assert_eq!(s.sample(t91, &mut rng, &ih(1), 1000), [peer(2)]);
-        assert_eq!(s.announce(t91, ih(1), peer(4)), AnnounceOutcome::Stored);
+        assert_eq!(put(&mut s, t91, ih(1), peer(4)), AnnounceOutcome::Stored);
         assert_eq!(
             s.stats(),
             StoreStats {
@@ -535,13 +881,13 @@ mod tests {
             peer_ttl: Duration::from_secs(60),
             ..Default::default()
         };
-        let mut s = PeerStore::new(t0, cfg);
+        let mut s = PeerStore::new(t0, NodeId([0; 20]), cfg);
         for n in 0..30 {
-            s.announce(t0, ih(1), peer(n));
+            put(&mut s, t0, ih(1), peer(n));
         }
         let later = t0 + Duration::from_secs(30);
         for n in 30..90 {
-            s.announce(later, ih(1), peer(n));
+            put(&mut s, later, ih(1), peer(n));
         }
         let now = t0 + Duration::from_secs(61);
         let mut rng = StdRng::seed_from_u64(8);

@@ -1,15 +1,46 @@
 //! Caps that defend the node: the announce store and the per-IP budget.
 
-use dhtd::{AnnounceRefusal, Dht, DropReason, InfoHash, NodeId};
+use dhtd::{AnnounceRefusal, Dht, DropReason, InfoHash, NodeId, StoreCapLabel};
 use dhtd_protocol::krpc::{Body, Message, Query};
 use dhtd_protocol::rate_limit::Rate;
 use dhtd_tests::{node_ip, test_config, RawPeer};
 
+/// Announces one info hash from `peer` on `port`; the KRPC error code, if any.
+fn announce(
+    peer: &RawPeer,
+    to: std::net::SocketAddr,
+    info_hash: InfoHash,
+    port: u16,
+) -> Option<i64> {
+    let token = peer.token_for(to, info_hash);
+    let q = Query::AnnouncePeer {
+        info_hash,
+        port,
+        implied_port: false,
+        token: &token,
+    };
+    let reply = peer
+        .ask(to, &RawPeer::query(b"an", NodeId([1; 20]), q, false))
+        .unwrap();
+    match Message::decode(&reply).unwrap().body {
+        Body::Error(e) => Some(e.code.code()),
+        _ => None,
+    }
+}
+
+fn numbered(i: u32) -> InfoHash {
+    let mut ih = [0xff; 20];
+    ih[..4].copy_from_slice(&i.to_be_bytes());
+    InfoHash(ih)
+}
+
 #[tokio::test]
-async fn an_announce_flood_beyond_the_caps_is_refused_and_the_store_stays_bounded() {
+async fn announce_floods_meet_quotas_and_evictions_and_a_newcomer_still_gets_in() {
     let mut config = test_config(node_ip(910), &[]);
     config.dht.store.max_info_hashes = 50;
     config.dht.store.max_peers_per_info_hash = 5;
+    config.dht.store.max_announces_per_ip = 30;
+    config.dht.store.max_ports_per_ip = 2;
     // This test is about the store: lift the per-IP query budget.
     config.dht.limits.queries_per_ip = Rate {
         per_second: 1e6,
@@ -18,55 +49,31 @@ async fn an_announce_flood_beyond_the_caps_is_refused_and_the_store_stays_bounde
     let node = Dht::builder(config).start().unwrap();
     let to = node.local_addr();
 
-    // 200 info hashes from one peer: 50 fit.
-    let peer = RawPeer::bind(node_ip(911));
-    let mut refused = 0;
-    for i in 0..200u32 {
-        let mut ih = [0u8; 20];
-        ih[..4].copy_from_slice(&i.to_be_bytes());
-        let info_hash = InfoHash(ih);
-        let token = peer.token_for(to, info_hash);
-        let q = Query::AnnouncePeer {
-            info_hash,
-            port: 7000,
-            implied_port: false,
-            token: &token,
-        };
-        let reply = peer
-            .ask(to, &RawPeer::query(b"an", NodeId([1; 20]), q, false))
-            .unwrap();
-        if let Body::Error(e) = Message::decode(&reply).unwrap().body {
-            assert_eq!(e.code.code(), 202);
-            refused += 1;
-        }
+    // 200 info hashes from one address: its quota of 30 is stored.
+    let flooder = RawPeer::bind(node_ip(911));
+    let refused = (0..200)
+        .filter(|&i| announce(&flooder, to, numbered(i), 7000).is_some())
+        .count();
+    assert_eq!(refused, 170);
+    // 500 ports of one address on one info hash: it keeps 2 of them.
+    let ports = RawPeer::bind(node_ip(912));
+    let crowded = numbered(0);
+    for port in 1..=500 {
+        assert_eq!(announce(&ports, to, crowded, port), None);
     }
-    assert_eq!(refused, 150);
-    // 20 more peers (distinct IPs) on the first info hash, which already
-    // holds one: 4 more fit.
-    let info_hash = InfoHash([0; 20]);
-    for p in 0..20 {
-        let peer = RawPeer::bind(node_ip(920 + p));
-        let token = peer.token_for(to, info_hash);
-        let q = Query::AnnouncePeer {
-            info_hash,
-            port: 7000,
-            implied_port: false,
-            token: &token,
-        };
-        peer.ask(to, &RawPeer::query(b"an", NodeId([1; 20]), q, false))
-            .unwrap();
+    // Newcomers on the crowded info hash and on a new one get in.
+    let newcomer = RawPeer::bind(node_ip(913));
+    assert_eq!(announce(&newcomer, to, crowded, 6881), None);
+    for i in 0..3 {
+        let other = RawPeer::bind(node_ip(914 + i));
+        assert_eq!(announce(&other, to, numbered(1000 + i as u32), 6881), None);
     }
     let stats = node.stats().await.unwrap();
-    assert_eq!(stats.store.info_hashes, 50);
-    assert_eq!(
-        stats.store.peers,
-        50 + 4,
-        "the first info hash holds 5 peers, the others 1"
-    );
-    assert_eq!(
-        stats.traffic.announces_refused.get(AnnounceRefusal::Full),
-        150 + 16
-    );
+    let t = &stats.traffic;
+    assert_eq!(t.announces_refused.get(AnnounceRefusal::IpQuota), 170);
+    assert_eq!(t.store_evictions.get(StoreCapLabel::PortsPerIp), 498);
+    assert_eq!(stats.store.peers, 30 + 2 + 1 + 3);
+    assert_eq!(t.store_limits.get(StoreCapLabel::AnnouncesPerIp), 30);
     node.shutdown().await;
 }
 

@@ -8,7 +8,7 @@
 //! | `find_node`, unknown methods with `target` or `info_hash` | the k closest nodes (libtorrent's forward compatibility) |
 //! | `get_peers` | stored peers within BEP 32's 1,024-byte reply, the k closest nodes (always the `nodes` key), and a token |
 //! | BEP 44 `get` | the k closest nodes and a token, no value: we store no items, but a token lets the querier go on to `announce_peer`, which is how the mainline crate collects tokens |
-//! | `announce_peer` | stored (or refreshed), or: 203 `bad token` (missing, forged, expired, or issued to another IP), 203 `bad port` (port 0), 202 `store full` |
+//! | `announce_peer` | stored (or refreshed), or: 203 `bad token` (missing, forged, expired, or issued to another IP), 203 `bad port` (port 0), 202 when a cap refuses (see [`crate::store`] for which caps evict instead) |
 //! | anything else | 204 `method unknown` |
 //!
 //! `implied_port` stores the UDP source port instead of `port` (for peers
@@ -32,8 +32,8 @@ use crate::krpc::ErrorCode;
 use crate::rate_limit::{Spacing, SpacingVerdict};
 use crate::routing::NodeSnapshot;
 use crate::server::{self, Answer, Needs};
-use crate::store::{AnnounceOutcome, PeerStore, StoreStats};
-use crate::telemetry::{AnnounceRefusal, Component, ErrorLabel, Telemetry};
+use crate::store::{AnnounceOutcome, PeerStore, StoreCap, StoreStats};
+use crate::telemetry::{AnnounceRefusal, Component, ErrorLabel, StoreCapLabel, Telemetry};
 use crate::token::TokenSecrets;
 use crate::K;
 
@@ -41,6 +41,17 @@ use crate::K;
 pub const REPORT_QUERIER_EVERY: Duration = Duration::from_secs(10);
 /// Queriers remembered for that; beyond, reports are skipped.
 pub const QUERIERS_TRACKED: usize = 8192;
+
+/// The exported label of a store cap.
+fn cap_label(cap: StoreCap) -> StoreCapLabel {
+    match cap {
+        StoreCap::InfoHashes => StoreCapLabel::InfoHashes,
+        StoreCap::PeersPerInfoHash => StoreCapLabel::PeersPerInfoHash,
+        StoreCap::PortsPerIp => StoreCapLabel::PortsPerIp,
+        StoreCap::AnnouncesPerIp => StoreCapLabel::AnnouncesPerIp,
+        StoreCap::AnnouncesPerPrefix => StoreCapLabel::AnnouncesPerPrefix,
+    }
+}
 
 /// The announce store's piece.
 #[derive(Debug)]
@@ -65,12 +76,22 @@ impl Responder {
         mut rng: StdRng,
         telemetry: Arc<Telemetry>,
     ) -> Self {
+        let caps = &config.store;
         telemetry
             .store_info_hashes_limit
-            .set((), config.store.max_info_hashes as u64);
+            .set((), caps.max_info_hashes as u64);
+        for (cap, limit) in [
+            (StoreCap::InfoHashes, caps.max_info_hashes),
+            (StoreCap::PeersPerInfoHash, caps.max_peers_per_info_hash),
+            (StoreCap::PortsPerIp, caps.max_ports_per_ip),
+            (StoreCap::AnnouncesPerIp, caps.max_announces_per_ip),
+            (StoreCap::AnnouncesPerPrefix, caps.max_announces_per_prefix),
+        ] {
+            telemetry.store_limits.set(cap_label(cap), limit as u64);
+        }
         Responder {
             own_id,
-            store: PeerStore::new(now, config.store),
+            store: PeerStore::new(now, own_id, config.store),
             tokens: TokenSecrets::new(now, &mut rng, config.tokens),
             rng,
             nodes: Arc::new(NodeSnapshot::empty(own_id)),
@@ -167,16 +188,42 @@ impl Responder {
             return;
         }
         let peer = SocketAddr::new(q.from.ip(), port);
-        match self.store.announce(now, args.info_hash, peer) {
-            AnnounceOutcome::Stored | AnnounceOutcome::Refreshed => {
-                self.telemetry.announces_stored.incr(());
-                self.gauges();
-                self.bare(q);
+        match self
+            .store
+            .announce(now, &mut self.rng, args.info_hash, peer)
+        {
+            AnnounceOutcome::Stored | AnnounceOutcome::Refreshed => self.stored(q),
+            AnnounceOutcome::StoredEvicting(cap) => {
+                self.telemetry.store_evictions.incr(cap_label(cap));
+                self.stored(q);
             }
-            AnnounceOutcome::Rejected(_) => {
-                self.refuse(q, AnnounceRefusal::Full, ErrorCode::Server, b"store full");
+            AnnounceOutcome::Rejected(cap) => {
+                let (why, text): (_, &[u8]) = match cap {
+                    StoreCap::InfoHashes => (
+                        AnnounceRefusal::InfoHashesFull,
+                        b"store full of info hashes closer to this node",
+                    ),
+                    StoreCap::AnnouncesPerIp => (
+                        AnnounceRefusal::IpQuota,
+                        b"announce quota of this address reached",
+                    ),
+                    StoreCap::AnnouncesPerPrefix => (
+                        AnnounceRefusal::PrefixQuota,
+                        b"announce quota of this network reached",
+                    ),
+                    StoreCap::PeersPerInfoHash | StoreCap::PortsPerIp => {
+                        (AnnounceRefusal::StoringOff, b"this node stores no peers")
+                    }
+                };
+                self.refuse(q, why, ErrorCode::Server, text);
             }
         }
+    }
+
+    fn stored(&mut self, q: &InboundQuery) {
+        self.telemetry.announces_stored.incr(());
+        self.gauges();
+        self.bare(q);
     }
 
     /// An answer with nothing but our id (`ping`, a stored announce).
@@ -375,11 +422,18 @@ mod tests {
     }
 
     #[test]
-    fn a_full_store_answers_202_and_unknown_methods_204() {
+    fn a_quota_answers_202_with_its_reason_and_unknown_methods_204() {
         let t0 = crate::test_epoch();
         let mut config = NodeConfig::default();
-        config.store.max_info_hashes = 1;
+        config.store.max_announces_per_ip = 1;
         let mut r = responder(t0, &config);
+        let limits = r.telemetry.snapshot().store_limits;
+        assert_eq!(
+            limits.get(StoreCapLabel::AnnouncesPerIp),
+            1,
+            "set from the start"
+        );
+        assert_eq!(limits.get(StoreCapLabel::InfoHashes), 50_000);
         for (i, expected) in [(1u8, None), (2, Some(202))] {
             let ih = InfoHash([i; 20]);
             let token = token_from(&ask(&mut r, t0, query("10.0.0.1:1", Needs::Peers(ih))));
@@ -390,6 +444,9 @@ mod tests {
             );
             assert_eq!(code(&m), expected);
         }
+        let refused = r.telemetry.snapshot().announces_refused;
+        assert_eq!(refused.get(AnnounceRefusal::IpQuota), 1);
+        assert_eq!(refused.total(), 1);
         let m = ask(&mut r, t0, query("10.0.0.1:1", Needs::MethodUnknown));
         assert_eq!(code(&m), Some(204));
         let get = ask(

@@ -204,10 +204,32 @@ label!(
     AnnounceRefusal = "reason" {
         /// The token was missing, forged or expired.
         BadToken => "bad_token",
-        /// The store is at its cap on info hashes or peers per info hash.
-        Full => "full",
         /// Port 0.
         BadPort => "bad_port",
+        /// The store holds its cap of info hashes, all closer to our id.
+        InfoHashesFull => "info_hashes_full",
+        /// Storing is off (`max_peers_per_info_hash` 0).
+        StoringOff => "storing_off",
+        /// The address holds its quota of stored announces.
+        IpQuota => "ip_quota",
+        /// The address's /24 or /64 holds its quota of stored announces.
+        PrefixQuota => "prefix_quota",
+    }
+);
+
+label!(
+    /// A cap of the announce store.
+    StoreCapLabel = "cap" {
+        /// Info hashes held (`max_info_hashes`).
+        InfoHashes => "info_hashes",
+        /// Peers per info hash (`max_peers_per_info_hash`).
+        PeersPerInfoHash => "peers_per_info_hash",
+        /// Ports of one address per info hash (`max_ports_per_ip`).
+        PortsPerIp => "ports_per_ip",
+        /// Announces held from one address (`max_announces_per_ip`).
+        AnnouncesPerIp => "announces_per_ip",
+        /// Announces held from one /24 or /64 (`max_announces_per_prefix`).
+        AnnouncesPerPrefix => "announces_per_prefix",
     }
 );
 

@@ -60,6 +60,15 @@ pub(crate) struct NodeArgs {
     /// Cap on peers stored per info hash.
     #[arg(long, env = "DHTD_MAX_PEERS_PER_INFO_HASH", value_name = "N")]
     pub(crate) max_peers_per_info_hash: Option<usize>,
+    /// Ports one address holds in one info hash's stored peers.
+    #[arg(long, env = "DHTD_MAX_PORTS_PER_IP", value_name = "N")]
+    pub(crate) max_ports_per_ip: Option<usize>,
+    /// Announces stored from one address.
+    #[arg(long, env = "DHTD_MAX_ANNOUNCES_PER_IP", value_name = "N")]
+    pub(crate) max_announces_per_ip: Option<usize>,
+    /// Announces stored from one /24 (IPv4) or /64 (IPv6).
+    #[arg(long, env = "DHTD_MAX_ANNOUNCES_PER_PREFIX", value_name = "N")]
+    pub(crate) max_announces_per_prefix: Option<usize>,
     /// Queries answered per second per source IP.
     #[arg(long, env = "DHTD_QUERIES_PER_IP", value_name = "N")]
     pub(crate) queries_per_ip: Option<f64>,
@@ -87,6 +96,9 @@ pub(crate) struct FileSettings {
     node_id: Option<String>,
     max_info_hashes: Option<usize>,
     max_peers_per_info_hash: Option<usize>,
+    max_ports_per_ip: Option<usize>,
+    max_announces_per_ip: Option<usize>,
+    max_announces_per_prefix: Option<usize>,
     peer_ttl_secs: Option<u64>,
     queries_per_ip: Option<f64>,
     outbound_queries: Option<f64>,
@@ -266,6 +278,18 @@ pub(crate) fn resolve_with(
         .or(file.max_peers_per_info_hash)
     {
         config.dht.store.max_peers_per_info_hash = at_least_one("max_peers_per_info_hash", n)?;
+    }
+    if let Some(n) = args.max_ports_per_ip.or(file.max_ports_per_ip) {
+        config.dht.store.max_ports_per_ip = at_least_one("max_ports_per_ip", n)?;
+    }
+    if let Some(n) = args.max_announces_per_ip.or(file.max_announces_per_ip) {
+        config.dht.store.max_announces_per_ip = at_least_one("max_announces_per_ip", n)?;
+    }
+    if let Some(n) = args
+        .max_announces_per_prefix
+        .or(file.max_announces_per_prefix)
+    {
+        config.dht.store.max_announces_per_prefix = at_least_one("max_announces_per_prefix", n)?;
     }
     if let Some(secs) = file.peer_ttl_secs {
         config.dht.store.peer_ttl =
