@@ -314,7 +314,7 @@ fn mutated_real_datagrams_never_panic_or_allocate() {
 }
 
 /// BEP 32: replies should stay under 1,024 bytes. A get_peers reply with
-/// 8 nodes, 8 IPv6 nodes, a long transaction id and token, and as many
+/// 8 nodes, 8 IPv6 nodes, the longest transaction id answered, a token, and as many
 /// stored peers as the budget allows, fits.
 #[test]
 fn a_full_get_peers_reply_fits_in_1024_bytes() {
@@ -354,8 +354,10 @@ fn a_full_get_peers_reply_fits_in_1024_bytes() {
             &mut nodes6,
         );
     }
+    // The longest transaction id the node answers.
+    let tid = [b'x'; dhtd_protocol::node::rate_limiter::gate::MAX_TRANSACTION_ID_LEN];
     let reply = |values| Message {
-        transaction_id: b"12345678",
+        transaction_id: &tid,
         version: Some(b"DH\x00\x01"),
         requester_ip: Some("[2001:db8::99]:6881".parse().unwrap()),
         read_only: false,

@@ -39,8 +39,9 @@ use crate::K;
 
 /// A querier is reported to the routing table at most this often.
 pub const REPORT_QUERIER_EVERY: Duration = Duration::from_secs(10);
-/// Queriers remembered for that; beyond, reports are skipped.
-pub const QUERIERS_TRACKED: usize = 8192;
+/// Queriers remembered for that; beyond, reports are skipped (48 bytes
+/// each: 3 MiB at most).
+pub const QUERIERS_TRACKED: usize = 65_536;
 
 /// The exported label of a store cap.
 fn cap_label(cap: StoreCap) -> StoreCapLabel {

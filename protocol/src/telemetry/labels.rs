@@ -99,6 +99,8 @@ label!(
         ReadOnly => "read_only",
         /// The socket refused an outgoing datagram (buffer full).
         SendFailed => "send_failed",
+        /// A transaction id longer than the node echoes.
+        LongTransactionId => "long_tid",
     }
 );
 

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use crate::bencode::{Decoder, Limits};
 use crate::krpc::{Body, ErrorCode, Message, Query};
 use crate::node::{
     Datagram, Envelope, InboundQuery, InboundResponse, NodeConfig, Outputs, Reply, StoreInput,
@@ -24,17 +25,34 @@ pub struct Gate {
     buf: Vec<u8>,
 }
 
-/// Whether a datagram claims to be a query, read without decoding it.
-/// Bencoded dictionaries sort their keys, so `y` comes last in real
-/// messages; a liar only moves itself to the other budget, and responses
-/// are matched against our own queries before they can do anything.
+/// The longest transaction id answered. Clients use 2 to 8 bytes; a long
+/// one would make every reply an echo chamber (a 60 KB id, a 60 KB reply),
+/// so such a datagram is dropped and counted, never answered.
+pub const MAX_TRANSACTION_ID_LEN: usize = 32;
+
+/// Top-level keys read before giving up on finding `y`: a KRPC message has
+/// at most 7 (`a`/`r`/`e`, `ip`, `q`, `ro`, `t`, `v`, `y`).
+const MAX_TOP_LEVEL_KEYS: usize = 16;
+
+/// Whether a datagram is a query, by its top-level `y` alone: the keys
+/// before it are passed over with the bencode cursor's skips, which jump
+/// over strings by their length, so a value holding `1:y1:r` cannot pass a
+/// query off as a response. Anything that is not a dictionary with `y`
+/// = `q` counts against the response budget, where it is matched against
+/// our own queries before it can do anything.
 pub fn looks_like_query(datagram: &[u8]) -> bool {
-    // Searched from the end, where `y` sits: a few steps for real messages.
-    datagram
-        .windows(6)
-        .rev()
-        .find(|w| w.starts_with(b"1:y1:"))
-        .is_some_and(|w| w[5] == b'q')
+    let mut d = Decoder::new(datagram, Limits::KRPC);
+    if d.begin_dict().is_err() {
+        return false;
+    }
+    for _ in 0..MAX_TOP_LEVEL_KEYS {
+        match d.next_key() {
+            Ok(Some(b"y")) => return matches!(d.bytes(), Ok(b"q")),
+            Ok(Some(_)) if d.skip_value().is_ok() => {}
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// The counted method of a query.
@@ -121,6 +139,9 @@ impl Gate {
             Ok(m) => m,
             Err(e) => {
                 match e.answerable() {
+                    Some(tid) if tid.len() > MAX_TRANSACTION_ID_LEN => {
+                        telemetry.dropped.incr(DropReason::LongTransactionId)
+                    }
                     Some(tid) if !self.read_only => {
                         // BEP 5: a malformed query gets 203 where it can be answered.
                         let text = format!("malformed query: {}", e.kind);
@@ -139,6 +160,10 @@ impl Gate {
                 return;
             }
         };
+        if message.transaction_id.len() > MAX_TRANSACTION_ID_LEN {
+            telemetry.dropped.incr(DropReason::LongTransactionId);
+            return;
+        }
         let tid = bytes.slice_ref(message.transaction_id);
         match message.body {
             Body::Query { sender, query } => {
@@ -228,6 +253,110 @@ mod tests {
             b"d1:rd2:id20:mnopqrstuvwxyz123456e1:t2:aa1:y1:re"
         ));
         assert!(!looks_like_query(b"garbage"));
+        // Keys in any order (not every client sorts them).
+        assert!(looks_like_query(
+            b"d1:y1:q1:t2:aa1:q4:ping1:ad2:id20:abcdefghij0123456789ee"
+        ));
+    }
+
+    /// A ping whose value holds `1:y1:r` is still a query: it is charged
+    /// to the query budget, not the response one (the bypass of a byte
+    /// scan). So is everything in the captured fixtures: the classifier
+    /// agrees with the full decoder on every one of them.
+    #[test]
+    fn a_value_that_looks_like_y_cannot_move_a_query_to_the_response_budget() {
+        let sneaky = b"d1:ad2:id20:abcdefghij01234567891:x6:1:y1:re1:q4:ping1:t2:aa1:y1:qe";
+        assert!(Message::decode(sneaky).is_ok());
+        assert!(looks_like_query(sneaky));
+        let at_end = b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:q1:z6:1:y1:re";
+        assert!(Message::decode(at_end).is_ok());
+        assert!(looks_like_query(at_end));
+
+        let t0 = crate::test_epoch();
+        let telemetry = Telemetry::default();
+        let mut config = NodeConfig::default();
+        config.limits.queries_per_ip = Rate {
+            per_second: 1.0,
+            burst: 2.0,
+        };
+        let mut gate = Gate::new(&config);
+        let mut out = Outputs::default();
+        let batch = (0..20).map(|_| datagram("10.0.0.1:1", at_end)).collect();
+        gate.handle_datagrams(t0, batch, &telemetry, &mut out);
+        let (q, _) = drain(&mut out);
+        assert_eq!(q.len(), 2, "held to the query budget");
+        assert_eq!(
+            telemetry.snapshot().dropped.get(DropReason::RateLimited),
+            18
+        );
+    }
+
+    #[test]
+    fn the_classifier_agrees_with_the_decoder_on_every_fixture() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/krpc");
+        let mut checked = 0;
+        let clients = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path());
+        let files = clients
+            .filter(|p| p.is_dir())
+            .flat_map(|p| std::fs::read_dir(p).unwrap().map(|e| e.unwrap().path()));
+        for path in files {
+            if path.extension().is_none_or(|e| e != "bin") {
+                continue;
+            }
+            let bytes = std::fs::read(&path).unwrap();
+            if let Ok(m) = Message::decode(&bytes) {
+                let is_query = matches!(m.body, Body::Query { .. });
+                assert_eq!(looks_like_query(&bytes), is_query, "{}", path.display());
+                checked += 1;
+            }
+        }
+        assert!(
+            checked >= 20,
+            "only {checked} fixtures decoded in {}",
+            dir.display()
+        );
+    }
+
+    /// A transaction id longer than the bound gets no answer at all, valid
+    /// or malformed, so no reply echoes a long id.
+    #[test]
+    fn a_long_transaction_id_is_dropped_not_echoed() {
+        let t0 = crate::test_epoch();
+        let telemetry = Telemetry::default();
+        let mut gate = Gate::new(&NodeConfig::default());
+        let mut out = Outputs::default();
+        let long = "x".repeat(MAX_TRANSACTION_ID_LEN + 1);
+        let ok = "x".repeat(MAX_TRANSACTION_ID_LEN);
+        let ping = |tid: &str| {
+            format!(
+                "d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t{}:{tid}1:y1:qe",
+                tid.len()
+            )
+        };
+        let malformed =
+            |tid: &str| format!("d1:ad2:id3:abce1:q4:ping1:t{}:{tid}1:y1:qe", tid.len());
+        let batch = [ping(&long), malformed(&long), ping(&ok), malformed(&ok)]
+            .into_iter()
+            .map(|m| Datagram {
+                from: "10.0.0.1:1".parse().unwrap(),
+                bytes: Bytes::from(m.into_bytes()),
+            })
+            .collect();
+        gate.handle_datagrams(t0, batch, &telemetry, &mut out);
+        let (q, _) = drain(&mut out);
+        assert_eq!(q.len(), 1, "the ping with a 32-byte id");
+        assert_eq!(
+            out.outbox.len(),
+            1,
+            "203 for the malformed one with a 32-byte id"
+        );
+        assert_eq!(
+            telemetry
+                .snapshot()
+                .dropped
+                .get(DropReason::LongTransactionId),
+            2
+        );
     }
 
     /// One batch: a query to the store, a response to the transaction
