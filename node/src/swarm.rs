@@ -1,7 +1,7 @@
 //! A local DHT of dhtd nodes on loopback, in one process: for `dhtd swarm`,
 //! load tests and end-to-end tests.
 //!
-//! Node `i` binds its own 127.0.x.y address (so per-IP rules apply as on
+//! Node `i` binds its own 127.x.y.1 address, on its own /24 (so per-IP rules apply as on
 //! the real network) with an OS-chosen port, and bootstraps only from
 //! earlier swarm nodes, given by number: no name is resolved and nothing
 //! leaves the machine. All nodes share one [`Runtime`].
@@ -18,22 +18,20 @@ use crate::{Config, Dht, DhtHandle, Runtime, StartError};
 /// nodes join a network that already knows itself.
 const BATCH: usize = 20;
 
-/// The loopback address of swarm node `i`: 127.0.0.3, 127.0.0.4, … (127.0.0.1
-/// and .2 are left to whatever else runs on the machine).
+/// The loopback address of swarm node `i`: 127.0.3.1, 127.0.4.1, …, each
+/// on its own /24, as honest nodes on the Internet mostly are, so that the
+/// per-network rules (one node of a /24 per bucket) apply as they would
+/// there. 127.0.0.x and 127.0.1.x are left to whatever else runs on the
+/// machine; 62,000 nodes fit.
 ///
 /// ```
 /// use std::net::IpAddr;
-/// assert_eq!(dhtd::swarm::node_ip(0), "127.0.0.3".parse::<IpAddr>().unwrap());
-/// assert_eq!(dhtd::swarm::node_ip(248), "127.0.1.1".parse::<IpAddr>().unwrap());
+/// assert_eq!(dhtd::swarm::node_ip(0), "127.0.3.1".parse::<IpAddr>().unwrap());
+/// assert_eq!(dhtd::swarm::node_ip(247), "127.1.0.1".parse::<IpAddr>().unwrap());
 /// ```
 pub fn node_ip(i: usize) -> IpAddr {
-    let i = i + 2;
-    IpAddr::V4(Ipv4Addr::new(
-        127,
-        (i / 62_500) as u8,
-        (i / 250 % 250) as u8,
-        (i % 250) as u8 + 1,
-    ))
+    let i = i + 3;
+    IpAddr::V4(Ipv4Addr::new(127, (i / 250) as u8, (i % 250) as u8, 1))
 }
 
 /// A config for a swarm node at `ip` bootstrapping from `bootstrap`, with

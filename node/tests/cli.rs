@@ -498,7 +498,8 @@ fn three_daemons_each_bootstrapping_from_the_one_before_know_each_other() {
     let mut metrics = Vec::new();
     let mut before: Option<String> = None;
     for i in 0..3 {
-        let listen = format!("127.0.0.{}:0", 85 + i);
+        // Each on its own /24: one node of a /24 per bucket.
+        let listen = format!("127.0.{}.1:0", 85 + i);
         let m = free_local_addr().to_string();
         let mut c = dhtd(&home);
         c.args(["run", "--listen", &listen, "--metrics-listen", &m]);

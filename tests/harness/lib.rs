@@ -1,6 +1,6 @@
 //! Harness for dhtd's end-to-end tests: swarms of real nodes on loopback.
 //!
-//! Every node binds a distinct 127.0.x.y address (so per-IP rules apply as
+//! Every node binds a distinct 127.x.y.1 address, each on its own /24 (so per-IP rules apply as
 //! on a real network) with an OS-chosen port, and bootstraps only from
 //! other swarm nodes: no name is resolved and nothing leaves the machine.
 

@@ -38,9 +38,9 @@ use crate::lookup::LookupKind;
 use crate::node::{Asker, BootstrapLookup};
 use crate::rate_limit::{Spacing, SpacingVerdict};
 use crate::routing::{
-    HeardOutcome, InsertOutcome, Maintenance, NodeFilter, RoutingStats, RoutingTable,
+    HeardOutcome, InsertOutcome, Maintenance, NodeFilter, RejectReason, RoutingStats, RoutingTable,
 };
-use crate::telemetry::{Component, NodeState, Telemetry};
+use crate::telemetry::{Component, NodeState, RoutingRefusal, Telemetry};
 use crate::K;
 
 /// How soon a changed table is published: soon enough that answers carry
@@ -139,6 +139,17 @@ impl Upkeep {
         match self.table.node_responded(now, info) {
             InsertOutcome::PingOldest(oldest) => self.ping(now, oldest),
             InsertOutcome::Inserted => self.changed(now),
+            InsertOutcome::Rejected(why) => {
+                let counted = match why {
+                    RejectReason::SameIp => Some(RoutingRefusal::SameIp),
+                    RejectReason::SamePrefix => Some(RoutingRefusal::SamePrefix),
+                    RejectReason::IdAtOtherAddress => Some(RoutingRefusal::IdAtOtherAddress),
+                    RejectReason::OwnId | RejectReason::ReadOnly | RejectReason::BucketFull => None,
+                };
+                if let Some(why) = counted {
+                    self.telemetry.routing_refused.incr(why);
+                }
+            }
             _ => {}
         }
     }
@@ -299,7 +310,7 @@ mod tests {
     fn node(i: u8) -> NodeInfo {
         NodeInfo {
             id: NodeId([i; 20]),
-            addr: SocketAddr::from(([10, 0, 0, i], 6881)),
+            addr: SocketAddr::from(([10, 0, i, 1], 6881)),
         }
     }
 

@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use crate::compact::NodeInfo;
+use crate::ip_prefix::IpPrefix;
 
 use super::{NodeStatus, RoutingConfig};
 
@@ -98,11 +99,31 @@ impl Bucket {
             .any(|e| e.info.addr.ip() == ip && e.info.id != info.id)
     }
 
-    /// Adds to the replacement cache, replacing an older copy and evicting
-    /// the stalest when full.
-    pub(super) fn cache(&mut self, entry: Entry, capacity: usize) {
+    /// Live entries of the bucket in `info`'s network (/24, /64), other
+    /// than `info` itself.
+    pub(super) fn in_prefix(&self, now: Instant, cfg: &RoutingConfig, info: &NodeInfo) -> usize {
+        let prefix = IpPrefix::of(info.addr.ip());
+        self.nodes
+            .iter()
+            .filter(|e| e.info.id != info.id && IpPrefix::of(e.info.addr.ip()) == prefix)
+            .filter(|e| e.status(now, cfg) != NodeStatus::Bad)
+            .count()
+    }
+
+    /// Adds to the replacement cache, replacing an older copy and the
+    /// oldest of its network beyond `per_prefix`, and evicting the stalest
+    /// when full.
+    pub(super) fn cache(&mut self, entry: Entry, capacity: usize, per_prefix: usize) {
         self.replacements
             .retain(|e| e.info.id != entry.info.id && e.info.addr != entry.info.addr);
+        let prefix = IpPrefix::of(entry.info.addr.ip());
+        let same = |e: &Entry| IpPrefix::of(e.info.addr.ip()) == prefix;
+        let crowd = self.replacements.iter().filter(|e| same(e)).count();
+        if crowd >= per_prefix.max(1) {
+            if let Some(oldest) = self.replacements.iter().position(same) {
+                self.replacements.remove(oldest);
+            }
+        }
         if capacity == 0 {
             return;
         }

@@ -38,8 +38,13 @@
 //!   small network they can fall in a full bucket, and a node would not
 //!   know its own neighbours.
 //! - **One node per IP per bucket**, unless [`RoutingConfig::restrict_ips`]
-//!   is off (test swarms on one address need that). libtorrent restricts by
-//!   /24; one address is the looser rule, since BEP 42 ids are not required.
+//!   is off (test swarms on one address need that), and **at most
+//!   [`RoutingConfig::max_per_prefix`] live nodes of one /24 (IPv4) or /64
+//!   (IPv6) per bucket**, 1 by default as libtorrent's
+//!   `restrict_routing_ips`: one party holds addresses of one network far
+//!   more cheaply than of many, and without the rule one /24 could take all
+//!   the buckets near our id, whose nodes we hand out to everyone. The
+//!   replacement cache keeps the newest of a network's nodes.
 //! - **Never** our own id, and never a read-only node (BEP 43).
 //! - **Ids and addresses.** A known id answering from a new address is
 //!   refused while the old entry is healthy (it may be spoofed); a known
@@ -70,8 +75,11 @@ pub struct RoutingConfig {
     pub refresh_after: Duration,
     /// Consecutive failures that make a node bad. Defaults to 2.
     pub max_failures: u8,
-    /// At most one node per IP address in a bucket. Defaults to on.
+    /// At most one node per IP address, and [`Self::max_per_prefix`] per
+    /// network, in a bucket. Defaults to on; off lifts both.
     pub restrict_ips: bool,
+    /// Live nodes of one /24 (IPv4) or /64 (IPv6) per bucket. Defaults to 1.
+    pub max_per_prefix: usize,
     /// Replacement-cache size per bucket. Defaults to 8.
     pub replacement_cache: usize,
 }
@@ -84,6 +92,7 @@ impl Default for RoutingConfig {
             refresh_after: Duration::from_secs(15 * 60),
             max_failures: 2,
             restrict_ips: true,
+            max_per_prefix: 1,
             replacement_cache: 8,
         }
     }
@@ -120,6 +129,8 @@ pub enum RejectReason {
     ReadOnly,
     /// Its bucket already holds another node at that IP address.
     SameIp,
+    /// Its bucket already holds its share of that address's /24 (/64).
+    SamePrefix,
     /// Its id is in the table at another address.
     IdAtOtherAddress,
     /// Its bucket is full of good nodes and cannot split.
@@ -345,6 +356,9 @@ impl RoutingTable {
             if cfg.restrict_ips && bucket.has_ip(&info) {
                 return InsertOutcome::Rejected(RejectReason::SameIp);
             }
+            if cfg.restrict_ips && bucket.in_prefix(now, &cfg, &info) >= cfg.max_per_prefix {
+                return InsertOutcome::Rejected(RejectReason::SamePrefix);
+            }
             if bucket.nodes.len() < cfg.k {
                 bucket.replacements.retain(|e| e.info.id != info.id);
                 bucket.nodes.push(Entry::responded(info, now));
@@ -375,7 +389,16 @@ impl RoutingTable {
                 return InsertOutcome::Inserted;
             }
             let bucket = &mut self.buckets[index];
-            bucket.cache(Entry::responded(info, now), cfg.replacement_cache);
+            let per_prefix = if cfg.restrict_ips {
+                cfg.max_per_prefix
+            } else {
+                usize::MAX
+            };
+            bucket.cache(
+                Entry::responded(info, now),
+                cfg.replacement_cache,
+                per_prefix,
+            );
             let oldest = bucket
                 .nodes
                 .iter_mut()
@@ -428,6 +451,11 @@ impl RoutingTable {
         }
         if self.config.restrict_ips && bucket.has_ip(info) {
             return HeardOutcome::Ignored(RejectReason::SameIp);
+        }
+        if self.config.restrict_ips
+            && bucket.in_prefix(now, &self.config, info) >= self.config.max_per_prefix
+        {
+            return HeardOutcome::Ignored(RejectReason::SamePrefix);
         }
         let has_room = bucket.nodes.len() < self.config.k
             || self.can_split(index)

@@ -4,6 +4,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use super::*;
+use crate::ip_prefix::IpPrefix;
 
 const MIN: Duration = Duration::from_secs(60);
 
@@ -11,11 +12,12 @@ fn own() -> NodeId {
     NodeId([0; 20])
 }
 
-/// A node whose id shares exactly `prefix` bits with [`own`], on its own IP.
+/// A node whose id shares exactly `prefix` bits with [`own`], on its own
+/// IP and /24.
 fn node_at(prefix: u32, n: u8, rng: &mut StdRng) -> NodeInfo {
     NodeInfo {
         id: own().random_at_prefix(prefix, false, rng),
-        addr: SocketAddr::from(([10, prefix as u8, 0, n], 6881)),
+        addr: SocketAddr::from(([10, prefix as u8, n, 1], 6881)),
     }
 }
 
@@ -142,6 +144,58 @@ fn a_bad_node_without_replacement_is_kept_until_a_newcomer_takes_its_place() {
         t.node_failed(t0, &nodes[0].id, nodes[0].addr),
         FailOutcome::NotFound
     );
+}
+
+/// The attack: one /24 answering with ids all around ours took
+/// 215 of 254 entries, all the buckets near our id. Now it holds one entry
+/// per bucket, and honest nodes from other networks still get in.
+#[test]
+fn one_network_holds_one_entry_per_bucket() {
+    let t0 = crate::test_epoch();
+    let mut rng = StdRng::seed_from_u64(6);
+    let mut t = table(t0);
+    for prefix in 0..20u32 {
+        for n in 0..12u8 {
+            let mut sybil = node_at(prefix, n, &mut rng);
+            sybil.addr = SocketAddr::from(([192, 0, 2, n * 20 + prefix as u8], 6881));
+            let outcome = t.node_responded(t0, sybil);
+            if n > 0 {
+                assert!(
+                    matches!(outcome, InsertOutcome::Rejected(RejectReason::SamePrefix)),
+                    "{outcome:?}"
+                );
+            }
+        }
+    }
+    let from_the_24 = t
+        .nodes()
+        .iter()
+        .filter(|n| IpPrefix::of(n.addr.ip()) == IpPrefix::of([192, 0, 2, 1].into()))
+        .count();
+    assert!(from_the_24 <= t.bucket_count(), "{from_the_24} entries");
+    // An honest node of another network still gets into the nearest bucket.
+    let honest = node_at(19, 1, &mut rng);
+    assert_eq!(t.heard_about(t0, &honest), HeardOutcome::WorthPinging);
+    assert_eq!(t.node_responded(t0, honest), InsertOutcome::Inserted);
+    // With the limit raised, a second node of the /24 fits in a bucket.
+    let mut loose = RoutingTable::new(
+        own(),
+        t0,
+        RoutingConfig {
+            max_per_prefix: 2,
+            ..Default::default()
+        },
+    );
+    for n in 1..=3u8 {
+        let mut node = node_at(0, n, &mut rng);
+        node.addr = SocketAddr::from(([192, 0, 2, n], 6881));
+        let expected = if n <= 2 {
+            InsertOutcome::Inserted
+        } else {
+            InsertOutcome::Rejected(RejectReason::SamePrefix)
+        };
+        assert_eq!(loose.node_responded(t0, node), expected);
+    }
 }
 
 #[test]
@@ -356,7 +410,7 @@ fn our_k_closest_are_kept_in_a_bucket_that_cannot_split() {
             id[19] = last;
             NodeId(id)
         },
-        addr: SocketAddr::from(([10, first, 0, last], 6881)),
+        addr: SocketAddr::from(([10, first, last, 1], 6881)),
     };
     // Eight far nodes fill bucket 0 (first bit set), and splitting leaves
     // it behind; then three nodes in bucket 1 and nothing closer.

@@ -568,9 +568,14 @@ impl Simulation {
     }
 }
 
-/// The address of simulated node `i`: one IP per node, so that per-IP
-/// rules apply as on the Internet.
+/// The address of simulated node `i`: one IP per node, each of the first
+/// 65,535 on its own /24, so that per-address and per-network rules apply
+/// as on the Internet (10.x.y.1, then 10.x.y.2, …).
 pub fn sim_addr(i: usize) -> SocketAddr {
     let n = i as u32 + 1;
-    SocketAddr::new(IpAddr::V4((0x0a00_0000 | n).into()), 6881)
+    let host = 1 + (n >> 16);
+    SocketAddr::new(
+        IpAddr::V4((0x0a00_0000 | (n & 0xffff) << 8 | host).into()),
+        6881,
+    )
 }

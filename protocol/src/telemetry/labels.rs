@@ -220,6 +220,18 @@ label!(
 );
 
 label!(
+    /// Why a node that answered us was kept out of the routing table.
+    RoutingRefusal = "reason" {
+        /// Its bucket holds another node at its address.
+        SameIp => "same_ip",
+        /// Its bucket holds its share of its /24 (/64).
+        SamePrefix => "same_prefix",
+        /// Its id is held, healthy, at another address (a spoof or a clash).
+        IdAtOtherAddress => "id_at_other_address",
+    }
+);
+
+label!(
     /// A cap of the announce store.
     StoreCapLabel = "cap" {
         /// Info hashes held (`max_info_hashes`).

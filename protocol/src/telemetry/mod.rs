@@ -223,6 +223,9 @@ catalogue! {
     /// Routing-table nodes, by state.
     routing_nodes: Cells<NodeState> = Gauge "dht_routing_nodes", Count, &[],
         "Routing-table nodes, by state";
+    /// Nodes that answered us but were kept out of the table, by reason.
+    routing_refused: Cells<RoutingRefusal> = Counter "dht_routing_refused_total", Count, &[],
+        "Nodes that answered us but were kept out of the routing table by a per-address or per-network rule, by reason";
     /// Routing-table buckets.
     routing_buckets: Cells<()> = Gauge "dht_routing_buckets", Count, &[],
         "Routing-table buckets";

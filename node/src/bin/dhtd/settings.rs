@@ -69,6 +69,9 @@ pub(crate) struct NodeArgs {
     /// Announces stored from one /24 (IPv4) or /64 (IPv6).
     #[arg(long, env = "DHTD_MAX_ANNOUNCES_PER_PREFIX", value_name = "N")]
     pub(crate) max_announces_per_prefix: Option<usize>,
+    /// Routing-table nodes of one /24 (IPv4) or /64 (IPv6) per bucket.
+    #[arg(long, env = "DHTD_MAX_NODES_PER_PREFIX", value_name = "N")]
+    pub(crate) max_nodes_per_prefix: Option<usize>,
     /// Queries answered per second per source IP.
     #[arg(long, env = "DHTD_QUERIES_PER_IP", value_name = "N")]
     pub(crate) queries_per_ip: Option<f64>,
@@ -99,6 +102,7 @@ pub(crate) struct FileSettings {
     max_ports_per_ip: Option<usize>,
     max_announces_per_ip: Option<usize>,
     max_announces_per_prefix: Option<usize>,
+    max_nodes_per_prefix: Option<usize>,
     peer_ttl_secs: Option<u64>,
     queries_per_ip: Option<f64>,
     outbound_queries: Option<f64>,
@@ -290,6 +294,9 @@ pub(crate) fn resolve_with(
         .or(file.max_announces_per_prefix)
     {
         config.dht.store.max_announces_per_prefix = at_least_one("max_announces_per_prefix", n)?;
+    }
+    if let Some(n) = args.max_nodes_per_prefix.or(file.max_nodes_per_prefix) {
+        config.dht.routing.max_per_prefix = at_least_one("max_nodes_per_prefix", n)?;
     }
     if let Some(secs) = file.peer_ttl_secs {
         config.dht.store.peer_ttl =

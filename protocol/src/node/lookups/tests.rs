@@ -13,7 +13,7 @@ fn pool(config: &NodeConfig) -> LookupPool {
 fn node(i: u8) -> NodeInfo {
     NodeInfo {
         id: NodeId([i; 20]),
-        addr: SocketAddr::from(([10, 0, 0, i], 6881)),
+        addr: SocketAddr::from(([10, 0, i, 1], 6881)),
     }
 }
 

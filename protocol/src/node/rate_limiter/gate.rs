@@ -269,6 +269,14 @@ mod tests {
         assert!(Message::decode(sneaky).is_ok());
         assert!(looks_like_query(sneaky));
         let at_end = b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:q1:z6:1:y1:re";
+        // Found by the fuzzer against the byte scan: unsorted keys, a
+        // response whose value after `y` holds `1:y1:q`.
+        let response = b"d1:y1:r1:rd2:id20:aaaaaaaaaaaaaaaaaaaae1:t6:1:y1:qe";
+        assert!(matches!(
+            Message::decode(response).map(|m| m.body),
+            Ok(Body::Response(_))
+        ));
+        assert!(!looks_like_query(response));
         assert!(Message::decode(at_end).is_ok());
         assert!(looks_like_query(at_end));
 
