@@ -61,7 +61,7 @@ use tokio::sync::{mpsc, watch};
 pub use config::{Config, NodeIdChoice, DEFAULT_ROUTERS};
 pub use dhtd_actors::{Clock, ManualClock};
 pub use dhtd_protocol::lookup::LookupEnd;
-pub use dhtd_protocol::node::{AnnounceReport, LookupEvent, LookupSummary, NodeConfig};
+pub use dhtd_protocol::node::{AnnounceReport, Confidence, LookupEvent, LookupSummary, NodeConfig};
 pub use dhtd_protocol::routing::{BucketStats, RoutingStats};
 pub use dhtd_protocol::store::StoreStats;
 pub use dhtd_protocol::telemetry::{

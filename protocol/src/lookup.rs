@@ -7,17 +7,40 @@
 //! [`Lookup::on_response`] and [`Lookup::on_failure`]. It never queries a
 //! node twice; retransmitting a lost datagram is the transaction layer's job.
 //!
-//! A node that does not answer within [`LookupConfig::query_timeout`] stops
-//! counting against α, so one slow node does not stall the lookup; an answer
-//! that arrives later is still used. Every lookup is bounded in candidates,
-//! queries, peers and time.
+//! A node that does not answer within the slot timeout stops counting
+//! against α, so one slow or dead node does not stall the lookup; an answer
+//! that arrives later is still used. The slot timeout is set by the caller
+//! from measured round-trip times ([`RttEstimate`]), within
+//! [`LookupConfig::min_query_timeout`] and [`LookupConfig::query_timeout`].
+//! Every lookup is bounded in candidates, queries, peers and time.
+//!
+//! ## Against Sybils
+//!
+//! Replies name nodes we cannot check, and a Sybil names made-up ids close
+//! to the target that point at itself. So:
+//! - a reply is credited to the id its sender proves (the `id` in the
+//!   reply, from the address asked), not to the id we asked for; a node
+//!   that answers under another id is not who we were told it was
+//!   ([`LookupOutcome::id_mismatches`]), and one that answers under an id
+//!   closer to the target than the one asked for is taken out of the
+//!   lookup: that is how a Sybil would take a place in the result;
+//! - at most one candidate per address and [`LookupConfig::max_per_prefix`]
+//!   per /24 (/64) take part (libtorrent's `restrict_search_ips`), so one
+//!   machine or network holds at most that many places in the result;
+//! - an address found lying elsewhere is distrusted ([`Lookup::distrust`]):
+//!   its candidates leave the lookup and no new one enters;
+//! - among responders, ids valid under BEP 42 for their address go first
+//!   into the result, where a choice is left (libtorrent's
+//!   `prefer_verified_node_ids`): a Sybil cannot choose an id near the
+//!   target without an address that hashes near it.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::compact::NodeInfo;
-use crate::id::{Distance, NodeId};
+use crate::id::{bep42, Distance, NodeId};
+use crate::ip_prefix::IpPrefix;
 use crate::token::Token;
 
 /// Lookup parameters.
@@ -28,9 +51,18 @@ pub struct LookupConfig {
     pub k: usize,
     /// Queries in flight at once. Defaults to [`crate::ALPHA`] = 3.
     pub alpha: usize,
-    /// Time after which an unanswered query no longer holds a slot and its
-    /// node counts as failed. Defaults to 2 seconds.
+    /// Time after which an unanswered node counts as failed (a later
+    /// answer is still taken), and the longest it holds one of the α
+    /// slots. Defaults to 2 seconds.
     pub query_timeout: Duration,
+    /// The shortest time a query holds its slot, whatever measured
+    /// round-trip times suggest. Defaults to 250 ms.
+    pub min_query_timeout: Duration,
+    /// At most one candidate per address, and [`Self::max_per_prefix`] per
+    /// /24 (/64). Defaults to on.
+    pub restrict_ips: bool,
+    /// Candidates of one /24 (IPv4) or /64 (IPv6). Defaults to 1.
+    pub max_per_prefix: usize,
     /// Known candidates kept (the farthest are dropped). Defaults to 128.
     pub max_candidates: usize,
     /// Queries sent in all. Defaults to 200.
@@ -47,6 +79,9 @@ impl Default for LookupConfig {
             k: crate::K,
             alpha: crate::ALPHA,
             query_timeout: Duration::from_secs(2),
+            min_query_timeout: Duration::from_millis(250),
+            restrict_ips: true,
+            max_per_prefix: 1,
             max_candidates: 128,
             max_queries: 200,
             max_peers: 2000,
@@ -80,7 +115,12 @@ pub enum LookupStep {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     NotContacted,
-    Waiting { deadline: Instant },
+    /// Asked; failed at `deadline`; holds one of the α slots until `slot`
+    /// (`None` once released: slow, but its answer is still awaited).
+    Waiting {
+        deadline: Instant,
+        slot: Option<Instant>,
+    },
     Succeeded,
     Failed,
 }
@@ -111,6 +151,10 @@ pub struct LookupOutcome {
     pub hops: u32,
     /// Peers ignored as unusable (port 0).
     pub ignored_peers: usize,
+    /// Replies whose sender proved another id than the one we asked for.
+    pub id_mismatches: usize,
+    /// Addresses taken out of the lookup for lying.
+    pub distrusted: usize,
     /// Why it ended.
     pub end: LookupEnd,
 }
@@ -146,6 +190,10 @@ pub struct Lookup {
     peers: Vec<SocketAddr>,
     peer_set: BTreeSet<SocketAddr>,
     ignored_peers: usize,
+    id_mismatches: usize,
+    distrusted: Vec<IpAddr>,
+    slot_timeout: Duration,
+    fail_timeout: Duration,
     deadline: Instant,
     end: LookupEnd,
 }
@@ -174,6 +222,10 @@ impl Lookup {
             peers: Vec::new(),
             peer_set: BTreeSet::new(),
             ignored_peers: 0,
+            id_mismatches: 0,
+            distrusted: Vec::new(),
+            slot_timeout: config.query_timeout,
+            fail_timeout: config.query_timeout,
             deadline: now + config.max_duration,
             end: LookupEnd::Running,
         };
@@ -201,18 +253,60 @@ impl Lookup {
         self.end != LookupEnd::Running
     }
 
+    /// Sets how long the next queries hold their slot, within the
+    /// configured bounds, and when their nodes count as failed: after four
+    /// slot timeouts (six times the 90th percentile of round trips, time
+    /// for a retransmission) or [`LookupConfig::query_timeout`], whichever
+    /// is first. A dead node among the closest holds the lookup up that
+    /// long, not the full timeout.
+    pub fn set_query_timeout(&mut self, timeout: Duration) {
+        self.slot_timeout = timeout.clamp(self.config.min_query_timeout, self.config.query_timeout);
+        self.fail_timeout = (self.slot_timeout * 4).min(self.config.query_timeout);
+    }
+
+    /// Whether `info` may join: not distrusted, and within the per-address
+    /// and per-network shares (failed candidates hold no share).
+    fn admissible(&self, info: &NodeInfo) -> bool {
+        let ip = info.addr.ip();
+        if self.distrusted.contains(&ip) {
+            return false;
+        }
+        if !self.config.restrict_ips {
+            return true;
+        }
+        let prefix = IpPrefix::of(ip);
+        let mut in_prefix = 0;
+        for c in self.candidates.values() {
+            if c.state == State::Failed {
+                continue;
+            }
+            let other = c.info.addr.ip();
+            if other == ip {
+                return false;
+            }
+            in_prefix += usize::from(IpPrefix::of(other) == prefix);
+        }
+        in_prefix < self.config.max_per_prefix
+    }
+
     fn add_candidates(&mut self, nodes: impl IntoIterator<Item = NodeInfo>, hop: u32) {
         for info in nodes {
             if Some(info.id) == self.exclude {
                 continue;
             }
             let d = self.target.distance(&info.id);
-            self.candidates.entry(d).or_insert(Candidate {
-                info,
-                state: State::NotContacted,
-                hop,
-                token: None,
-            });
+            if self.candidates.contains_key(&d) || !self.admissible(&info) {
+                continue;
+            }
+            self.candidates.insert(
+                d,
+                Candidate {
+                    info,
+                    state: State::NotContacted,
+                    hop,
+                    token: None,
+                },
+            );
         }
         // Drop the farthest candidates not in flight or answered.
         while self.candidates.len() > self.config.max_candidates {
@@ -231,36 +325,140 @@ impl Lookup {
         }
     }
 
-    /// A node answered. `nodes` are the closer nodes it returned, `peers`
-    /// the `values` (get_peers), `token` its write token. Returns the peers
-    /// not seen before in this lookup.
+    /// Takes every candidate at `ip` out of the lookup, answered or not, and
+    /// keeps new ones out: the address was caught lying.
+    pub fn distrust(&mut self, ip: IpAddr) {
+        if self.distrusted.contains(&ip) {
+            return;
+        }
+        self.distrusted.push(ip);
+        for c in self.candidates.values_mut() {
+            if c.info.addr.ip() != ip {
+                continue;
+            }
+            match c.state {
+                State::Waiting { slot, .. } => {
+                    self.in_flight -= usize::from(slot.is_some());
+                    self.failures += 1;
+                }
+                State::Succeeded | State::NotContacted => self.failures += 1,
+                State::Failed => {}
+            }
+            c.state = State::Failed;
+        }
+    }
+
+    /// Marks the candidate at `d` failed, if it was waiting.
+    fn fail(&mut self, d: &Distance) {
+        if let Some(c) = self.candidates.get_mut(d) {
+            if let State::Waiting { slot, .. } = c.state {
+                c.state = State::Failed;
+                self.in_flight -= usize::from(slot.is_some());
+                self.failures += 1;
+            }
+        }
+    }
+
+    /// The node we asked as `asked` answered as `replied`. `nodes` are the
+    /// closer nodes it returned, `peers` the `values` (get_peers), `token`
+    /// its write token. The answer is credited to `replied`, the id the
+    /// sender proves: when it differs, the candidate we asked for fails and
+    /// the sender takes part under its own id. Returns the peers not seen
+    /// before in this lookup.
     pub fn on_response(
         &mut self,
-        from: &NodeId,
+        asked: &NodeId,
+        replied: &NodeId,
         nodes: impl IntoIterator<Item = NodeInfo>,
         peers: impl IntoIterator<Item = SocketAddr>,
         token: Option<&[u8]>,
     ) -> Vec<SocketAddr> {
-        let d = self.target.distance(from);
-        let Some(c) = self.candidates.get_mut(&d) else {
+        let asked_at = self.target.distance(asked);
+        let Some(c) = self.candidates.get(&asked_at) else {
+            return Vec::new();
+        };
+        if replied != asked {
+            let info = NodeInfo {
+                id: *replied,
+                addr: c.info.addr,
+            };
+            let hop = c.hop;
+            if c.state == State::NotContacted {
+                return Vec::new();
+            }
+            self.id_mismatches += 1;
+            self.fail(&asked_at);
+            if self.target.distance(replied) < asked_at {
+                // It claims to be closer than it was said to be: the lie a
+                // Sybil tells to take a place in the result. Nothing it
+                // says is used, and it leaves the lookup.
+                self.distrust(info.addr.ip());
+                return Vec::new();
+            }
+            if let Some(State::Failed) = self.candidates.get(&asked_at).map(|c| c.state) {
+                // Not who it was said to be (a restart under a new id); as
+                // itself, it joins like a node asked by address.
+                self.add_candidates([info], hop);
+                let at = self.target.distance(replied);
+                match self.candidates.get_mut(&at) {
+                    Some(c) if c.info.addr == info.addr && c.state == State::NotContacted => {
+                        c.state = State::Waiting {
+                            deadline: self.deadline,
+                            slot: Some(self.deadline),
+                        };
+                        self.in_flight += 1;
+                    }
+                    _ => return Vec::new(),
+                }
+            }
+            return self.credit(&self.target.distance(replied), nodes, peers, token);
+        }
+        self.credit(&asked_at, nodes, peers, token)
+    }
+
+    fn credit(
+        &mut self,
+        at: &Distance,
+        nodes: impl IntoIterator<Item = NodeInfo>,
+        peers: impl IntoIterator<Item = SocketAddr>,
+        token: Option<&[u8]>,
+    ) -> Vec<SocketAddr> {
+        let Some(c) = self.candidates.get_mut(at) else {
             return Vec::new();
         };
         match c.state {
             State::Succeeded | State::NotContacted => return Vec::new(),
-            State::Waiting { .. } => self.in_flight -= 1,
+            State::Waiting { slot, .. } => self.in_flight -= usize::from(slot.is_some()),
             // A late answer after a timeout still counts.
-            State::Failed => self.failures -= 1,
+            State::Failed => {
+                if self.distrusted.contains(&c.info.addr.ip()) {
+                    return Vec::new();
+                }
+                self.failures -= 1
+            }
         }
         c.state = State::Succeeded;
         c.token = token.and_then(Token::new);
+        let sender = c.info;
         let hop = c.hop + 1;
         self.responses += 1;
+        let nodes: Vec<NodeInfo> = nodes.into_iter().collect();
+        if nodes
+            .iter()
+            .any(|n| n.addr.ip() == sender.addr.ip() && n.id != sender.id)
+        {
+            // A node names others at its own address: made-up ids pointing
+            // at itself, a Sybil's way into the result. An honest node
+            // never names itself, let alone under other ids.
+            self.distrust(sender.addr.ip());
+            return Vec::new();
+        }
         if !self.is_finished() {
             // A reply should carry the k closest nodes it knows; some clients
             // send their whole table. Only the k closest of it are taken, so
             // that one reply cannot fill the lookup with nodes to time out on.
             let target = self.target;
-            let mut nodes: Vec<NodeInfo> = nodes.into_iter().collect();
+            let mut nodes = nodes;
             if nodes.len() > self.config.k {
                 nodes.select_nth_unstable_by_key(self.config.k - 1, |n| target.distance(&n.id));
                 nodes.truncate(self.config.k);
@@ -305,25 +503,20 @@ impl Lookup {
             if c.state == State::NotContacted {
                 c.state = State::Waiting {
                     deadline: self.deadline,
+                    slot: Some(self.deadline),
                 };
                 self.in_flight += 1;
                 self.queries += 1;
             }
         }
-        self.on_response(&info.id, nodes, peers, token)
+        self.on_response(&info.id, &info.id, nodes, peers, token)
     }
 
     /// A query failed: an error reply, a timeout reported by the caller, or
     /// a send that could not be made.
     pub fn on_failure(&mut self, from: &NodeId) {
         let d = self.target.distance(from);
-        if let Some(c) = self.candidates.get_mut(&d) {
-            if let State::Waiting { .. } = c.state {
-                c.state = State::Failed;
-                self.in_flight -= 1;
-                self.failures += 1;
-            }
-        }
+        self.fail(&d);
     }
 
     /// Advances the lookup: returns at most one node to query now.
@@ -334,12 +527,20 @@ impl Lookup {
         if now >= self.deadline {
             return self.finish(LookupEnd::TimeLimit);
         }
+        let mut awaited = false;
         for c in self.candidates.values_mut() {
-            if let State::Waiting { deadline } = c.state {
-                if deadline <= now {
-                    c.state = State::Failed;
-                    self.in_flight -= 1;
+            if let State::Waiting { deadline, slot } = &mut c.state {
+                if *deadline <= now {
+                    self.in_flight -= usize::from(slot.is_some());
                     self.failures += 1;
+                    c.state = State::Failed;
+                } else {
+                    awaited = true;
+                    if slot.is_some_and(|until| until <= now) {
+                        // Slow: its slot goes to the next candidate.
+                        *slot = None;
+                        self.in_flight -= 1;
+                    }
                 }
             }
         }
@@ -353,7 +554,8 @@ impl Lookup {
                 State::Waiting { .. } => pending = true,
                 State::NotContacted if may_send => {
                     c.state = State::Waiting {
-                        deadline: now + self.config.query_timeout,
+                        deadline: now + self.fail_timeout,
+                        slot: Some(now + self.slot_timeout),
                     };
                     self.in_flight += 1;
                     self.queries += 1;
@@ -369,7 +571,7 @@ impl Lookup {
         if !pending {
             return self.finish(LookupEnd::Converged);
         }
-        if self.in_flight == 0 {
+        if !awaited {
             // Work remains but no query may be sent: the query budget is spent.
             return self.finish(LookupEnd::QueryLimit);
         }
@@ -393,7 +595,9 @@ impl Lookup {
         self.candidates
             .values()
             .filter_map(|c| match c.state {
-                State::Waiting { deadline } => Some(deadline),
+                State::Waiting { deadline, slot } => {
+                    Some(slot.map_or(deadline, |s| s.min(deadline)))
+                }
                 _ => None,
             })
             .chain(std::iter::once(self.deadline))
@@ -413,12 +617,18 @@ impl Lookup {
 
     /// The result so far (final once [`Lookup::poll`] returned `Finished`).
     pub fn outcome(&self) -> LookupOutcome {
-        let closest: Vec<&Candidate> = self
+        // The 2k closest responders, those with BEP 42-valid ids first,
+        // then the k closest of that order, closest first.
+        let k = self.config.k;
+        let mut closest: Vec<&Candidate> = self
             .candidates
             .values()
             .filter(|c| c.state == State::Succeeded)
-            .take(self.config.k)
+            .take(2 * k)
             .collect();
+        closest.sort_by_key(|c| !bep42::is_valid(&c.info.id, c.info.addr.ip()));
+        closest.truncate(k);
+        closest.sort_by_key(|c| self.target.distance(&c.info.id));
         LookupOutcome {
             hops: closest.first().map_or(0, |c| c.hop),
             closest: closest.iter().map(|c| (c.info, c.token)).collect(),
@@ -427,8 +637,46 @@ impl Lookup {
             responses: self.responses,
             failures: self.failures,
             ignored_peers: self.ignored_peers,
+            id_mismatches: self.id_mismatches,
+            distrusted: self.distrusted.len(),
             end: self.end,
         }
+    }
+}
+
+/// Round-trip times measured recently, and the slot timeout they suggest:
+/// half again the 90th percentile, so that about one live node in ten
+/// gives up its slot early (its answer is still taken when it comes) and a
+/// dead one costs a fraction of the fixed timeout.
+#[derive(Debug, Clone, Default)]
+pub struct RttEstimate {
+    samples: VecDeque<Duration>,
+    timeout: Option<Duration>,
+}
+
+impl RttEstimate {
+    /// Samples kept.
+    const WINDOW: usize = 64;
+    /// Samples before the estimate is used.
+    const MIN_SAMPLES: usize = 8;
+
+    /// Adds one measured round trip.
+    pub fn record(&mut self, rtt: Duration) {
+        if self.samples.len() == Self::WINDOW {
+            self.samples.pop_front();
+        }
+        self.samples.push_back(rtt);
+        if self.samples.len() >= Self::MIN_SAMPLES {
+            let mut sorted: Vec<Duration> = self.samples.iter().copied().collect();
+            let at = (sorted.len() * 9 / 10).min(sorted.len() - 1);
+            let (_, p90, _) = sorted.select_nth_unstable(at);
+            self.timeout = Some(*p90 * 3 / 2);
+        }
+    }
+
+    /// The suggested slot timeout; `None` until enough samples came.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
     }
 }
 
@@ -449,10 +697,11 @@ mod tests {
         )
     }
 
+    /// Each node on its own address and /24.
     fn node(id: NodeId, n: u16) -> NodeInfo {
         NodeInfo {
             id,
-            addr: SocketAddr::from(([127, 0, 0, 1], n)),
+            addr: SocketAddr::from(([127, (n >> 8) as u8, n as u8, 1], n)),
         }
     }
 
@@ -468,7 +717,7 @@ mod tests {
             .collect();
         let mut closest = many.clone();
         closest.sort_by_key(|n| l.target().distance(&n.id));
-        l.on_response(&seed.id, many, [], None);
+        l.on_response(&seed.id, &seed.id, many, [], None);
         let mut asked = Vec::new();
         while let LookupStep::Query(n) = l.poll(t0) {
             asked.push(n);
@@ -503,7 +752,7 @@ mod tests {
         assert_eq!(more.len(), 2);
         assert!(more.iter().all(|n| !sent.contains(n)));
         // A late answer from a timed-out node is still taken.
-        l.on_response(&sent[0].id, [], [], Some(b"tok"));
+        l.on_response(&sent[0].id, &sent[0].id, [], [], Some(b"tok"));
         l.on_failure(&more[0].id);
         l.on_failure(&more[1].id);
         assert_eq!(l.poll(later), LookupStep::Finished);
@@ -531,10 +780,10 @@ mod tests {
         assert_eq!(l.poll(t0), LookupStep::Query(a));
         let p1: SocketAddr = "10.0.0.1:6881".parse().unwrap();
         let p0: SocketAddr = "10.0.0.2:0".parse().unwrap();
-        let fresh = l.on_response(&a.id, [], [p1, p1, p0], None);
+        let fresh = l.on_response(&a.id, &a.id, [], [p1, p1, p0], None);
         assert_eq!(fresh, vec![p1]);
         // A duplicate answer is ignored.
-        assert!(l.on_response(&a.id, [], [p1], None).is_empty());
+        assert!(l.on_response(&a.id, &a.id, [], [p1], None).is_empty());
         assert_eq!(l.poll(t0), LookupStep::Finished);
         assert_eq!(l.outcome().peers, vec![p1]);
         assert_eq!(l.outcome().ignored_peers, 1);
@@ -580,5 +829,168 @@ mod tests {
         assert_eq!(l.poll(t0 + Duration::from_secs(61)), LookupStep::Finished);
         assert_eq!(l.outcome().end, LookupEnd::TimeLimit);
         assert_eq!(l.poll_timeout(), None);
+    }
+
+    fn at(id: NodeId, ip: [u8; 4]) -> NodeInfo {
+        NodeInfo {
+            id,
+            addr: SocketAddr::from((ip, 6881)),
+        }
+    }
+
+    /// One place per address, and one per /24 by default.
+    #[test]
+    fn one_candidate_per_address_and_per_network() {
+        let t0 = crate::test_epoch();
+        let target = NodeId([0; 20]);
+        let near = |b: u8| NodeId([b; 20]);
+        let seeds = [
+            at(near(1), [192, 0, 2, 1]),
+            at(near(2), [192, 0, 2, 1]),
+            at(near(3), [192, 0, 2, 9]),
+            at(near(4), [198, 51, 100, 1]),
+        ];
+        let mut l = Lookup::new(
+            t0,
+            target,
+            LookupKind::FindNode,
+            None,
+            seeds,
+            LookupConfig::default(),
+        );
+        let mut asked = Vec::new();
+        while let LookupStep::Query(n) = l.poll(t0) {
+            asked.push(n);
+        }
+        assert_eq!(asked, [seeds[0], seeds[3]]);
+        let loose = LookupConfig {
+            max_per_prefix: 2,
+            ..LookupConfig::default()
+        };
+        let mut l = Lookup::new(t0, target, LookupKind::FindNode, None, seeds, loose);
+        let mut asked = Vec::new();
+        while let LookupStep::Query(n) = l.poll(t0) {
+            asked.push(n);
+        }
+        assert_eq!(asked, [seeds[0], seeds[2], seeds[3]]);
+    }
+
+    /// A reply counts for the id its sender proves. Under a farther id it
+    /// joins as itself (a restart); under a closer one (a Sybil's claim)
+    /// it is taken out of the lookup.
+    #[test]
+    fn replies_are_credited_to_the_proven_id_and_closer_claims_are_refused() {
+        let t0 = crate::test_epoch();
+        let target = NodeId([0; 20]);
+        let a = at(NodeId([0x10; 20]), [192, 0, 2, 1]);
+        let b = at(NodeId([0x20; 20]), [198, 51, 100, 1]);
+        let mut l = Lookup::new(
+            t0,
+            target,
+            LookupKind::FindNode,
+            None,
+            [a, b],
+            LookupConfig::default(),
+        );
+        assert_eq!(l.poll(t0), LookupStep::Query(a));
+        assert_eq!(l.poll(t0), LookupStep::Query(b));
+        // `a` answers as a farther id: credited as that id.
+        let restarted = NodeId([0x30; 20]);
+        l.on_response(&a.id, &restarted, [], [], None);
+        // `b` answers as a much closer id, naming a made-up node.
+        let claimed = NodeId([0x01; 20]);
+        let bait = at(NodeId([0x02; 20]), [203, 0, 113, 1]);
+        l.on_response(&b.id, &claimed, [bait], [], None);
+        assert_eq!(l.poll(t0), LookupStep::Finished);
+        let out = l.outcome();
+        let ids: Vec<NodeId> = out.closest.iter().map(|(n, _)| n.id).collect();
+        assert_eq!(ids, [restarted]);
+        assert_eq!(out.id_mismatches, 2);
+        assert_eq!(out.distrusted, 1);
+    }
+
+    /// A node that names others at its own address is lying about them.
+    #[test]
+    fn a_reply_naming_made_up_nodes_at_its_own_address_is_dropped() {
+        let t0 = crate::test_epoch();
+        let target = NodeId([0; 20]);
+        let sybil = at(NodeId([0x40; 20]), [192, 0, 2, 1]);
+        let honest = at(NodeId([0x50; 20]), [198, 51, 100, 1]);
+        let mut l = Lookup::new(
+            t0,
+            target,
+            LookupKind::FindNode,
+            None,
+            [sybil, honest],
+            LookupConfig::default(),
+        );
+        l.poll(t0);
+        l.poll(t0);
+        let fakes: Vec<NodeInfo> = (1..=8u8)
+            .map(|i| at(NodeId([i; 20]), [192, 0, 2, 1]))
+            .collect();
+        l.on_response(&sybil.id, &sybil.id, fakes, [], Some(b"t"));
+        l.on_response(&honest.id, &honest.id, [], [], Some(b"t"));
+        assert_eq!(l.poll(t0), LookupStep::Finished);
+        let out = l.outcome();
+        assert_eq!(out.closest.len(), 1);
+        assert_eq!(out.closest[0].0, honest);
+        assert_eq!(out.distrusted, 1);
+    }
+
+    /// With measured round trips, a silent node gives up its slot after the
+    /// slot timeout and counts as failed after four of them; a late answer
+    /// is still taken.
+    #[test]
+    fn slow_nodes_give_up_their_slot_early_and_dead_ones_fail_soon() {
+        let t0 = crate::test_epoch();
+        let mut rng = StdRng::seed_from_u64(11);
+        let seeds: Vec<_> = (0..5).map(|n| node(NodeId::random(&mut rng), n)).collect();
+        let mut l = lookup(t0, &mut rng, seeds, LookupConfig::default());
+        l.set_query_timeout(Duration::from_millis(300));
+        let mut first = Vec::new();
+        while let LookupStep::Query(n) = l.poll(t0) {
+            first.push(n);
+        }
+        assert_eq!(first.len(), 3);
+        let slot_freed = t0 + Duration::from_millis(300);
+        let mut second = Vec::new();
+        while let LookupStep::Query(n) = l.poll(slot_freed) {
+            second.push(n);
+        }
+        assert_eq!(second.len(), 2, "the slow ones' slots went to the rest");
+        assert_eq!(l.in_flight(), 2);
+        l.on_response(&first[0].id, &first[0].id, [], [], None);
+        assert_eq!(l.poll(slot_freed), LookupStep::Waiting);
+        for n in &second {
+            l.on_response(&n.id, &n.id, [], [], None);
+        }
+        // Still waiting for the two silent ones, until four slot timeouts.
+        assert_eq!(
+            l.poll(t0 + Duration::from_millis(1100)),
+            LookupStep::Waiting
+        );
+        assert_eq!(
+            l.poll(t0 + Duration::from_millis(1200)),
+            LookupStep::Finished
+        );
+        let out = l.outcome();
+        assert_eq!(out.end, LookupEnd::Converged);
+        assert_eq!(out.responses, 3);
+        assert_eq!(out.failures, 2);
+    }
+
+    #[test]
+    fn the_slot_timeout_follows_the_90th_percentile_of_round_trips() {
+        let mut e = RttEstimate::default();
+        for ms in 1..=7 {
+            e.record(Duration::from_millis(ms * 10));
+        }
+        assert_eq!(e.timeout(), None, "too few samples");
+        for ms in 8..=100 {
+            e.record(Duration::from_millis(ms * 10));
+        }
+        // The last 64 samples: 370 ms to 1 s; their 90th percentile is 940 ms.
+        assert_eq!(e.timeout(), Some(Duration::from_millis(1410)));
     }
 }

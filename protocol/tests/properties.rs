@@ -359,7 +359,7 @@ proptest! {
         let t0 = epoch();
         let ids: BTreeSet<[u8; 20]> = ids.into_iter().collect();
         let net = StaticNet {
-            nodes: ids.iter().enumerate().map(|(i, id)| NodeInfo { id: NodeId(*id), addr: ([10, 1, (i >> 8) as u8, i as u8], 1).into() }).collect(),
+            nodes: ids.iter().enumerate().map(|(i, id)| NodeInfo { id: NodeId(*id), addr: ([10, (i >> 8) as u8, i as u8, 1], 1).into() }).collect(),
         };
         let index = |id: &NodeId| net.nodes.iter().position(|n| n.id == *id).unwrap();
         let target = NodeId(target);
@@ -399,7 +399,7 @@ proptest! {
                         } else {
                             net.partial_closest(index(&n.id), stride, &target, 8)
                         };
-                        lookup.on_response(&n.id, answer, [], None);
+                        lookup.on_response(&n.id, &n.id, answer, [], None);
                     }
                 }
             }

@@ -20,22 +20,27 @@
 //! application's repeated announces, and says when a search or an announce
 //! the application asked for failed (rTorrent's warnings).
 
+mod id_watch;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{
-    AnnounceReport, AnnounceSpec, ApiEvent, Asker, Envelope, LogEvent, LookupEvent, LookupId,
-    LookupLimits, LookupSummary, LookupsInput, NodeConfig, OutQuery, OutboundQuery, Outputs, Piece,
-    QueryDone, RateLimiterInput, Requester, StartLookup, StoreInput, SupervisorInput,
+    AnnounceReport, AnnounceSpec, ApiEvent, Asker, Confidence, Envelope, LogEvent, LookupEvent,
+    LookupId, LookupLimits, LookupSummary, LookupsInput, NodeConfig, OutQuery, OutboundQuery,
+    Outputs, Piece, QueryDone, RateLimiterInput, Requester, StartLookup, StoreInput,
+    SupervisorInput,
 };
 use crate::compact::NodeInfo;
 use crate::id::{InfoHash, NodeId};
-use crate::lookup::{Lookup, LookupConfig, LookupEnd, LookupKind, LookupStep};
+use crate::ip_prefix::IpPrefix;
+use crate::lookup::{Lookup, LookupConfig, LookupEnd, LookupKind, LookupStep, RttEstimate};
 use crate::routing::NodeSnapshot;
 use crate::telemetry::{Component, LookupOutcome, Telemetry, Warning};
 use crate::K;
+pub use id_watch::{IdWatch, DISTRUST_FOR, ID_CHANGE_WINDOW};
 
 /// Seeds a lookup takes from the table.
 const SEEDS: usize = 2 * K;
@@ -82,6 +87,8 @@ pub struct LookupPool {
     waiting: VecDeque<StartLookup>,
     repeats: BTreeMap<InfoHash, Repeat>,
     next_id: u64,
+    rtt: RttEstimate,
+    watch: IdWatch,
     telemetry: Arc<Telemetry>,
     outputs: Outputs,
 }
@@ -107,6 +114,8 @@ impl LookupPool {
             waiting: VecDeque::new(),
             repeats: BTreeMap::new(),
             next_id: 1,
+            rtt: RttEstimate::default(),
+            watch: IdWatch::default(),
             telemetry,
             outputs: Outputs::default(),
         }
@@ -170,11 +179,13 @@ impl LookupPool {
         self.telemetry.lookups_started.incr(request.label());
         let id = LookupId(self.next_id);
         self.next_id += 1;
+        let watch = &self.watch;
         let seeds = self
             .nodes
             .closest(&request.target, SEEDS)
             .into_iter()
-            .chain(request.seeds.iter().copied());
+            .chain(request.seeds.iter().copied())
+            .filter(|n| !watch.is_distrusted(now, n.addr.ip()));
         let lookup = Lookup::new(
             now,
             request.target,
@@ -212,9 +223,26 @@ impl LookupPool {
     }
 
     fn query_done(&mut self, now: Instant, id: LookupId, done: QueryDone) {
+        if let (Some(rtt), Ok(_)) = (done.rtt, &done.result) {
+            self.rtt.record(rtt);
+        }
+        let mut newly_distrusted = None;
+        if let Ok(reply) = &done.result {
+            if self.watch.observe(now, done.to, reply.id) {
+                self.telemetry.addresses_distrusted.incr(());
+                newly_distrusted = Some(done.to.ip());
+            }
+        }
+        if let Some(ip) = newly_distrusted {
+            for r in self.running.values_mut() {
+                r.lookup.distrust(ip);
+            }
+        }
         let Some(r) = self.running.get_mut(&id) else {
             return; // a late answer for a lookup that ended
         };
+        let watch = &self.watch;
+        let trusted = |n: &&NodeInfo| !watch.is_distrusted(now, n.addr.ip());
         let mut fresh = Vec::new();
         match &mut r.phase {
             Phase::Probing { pending } => {
@@ -225,12 +253,14 @@ impl LookupPool {
                         addr: done.to,
                     };
                     let token = reply.token.as_ref().map(|t| t.as_bytes());
-                    fresh = r.lookup.add_responder(
-                        info,
-                        reply.nodes.iter().copied(),
-                        reply.peers.iter().copied(),
-                        token,
-                    );
+                    if !watch.is_distrusted(now, done.to.ip()) {
+                        fresh = r.lookup.add_responder(
+                            info,
+                            reply.nodes.iter().filter(trusted).copied(),
+                            reply.peers.iter().copied(),
+                            token,
+                        );
+                    }
                 }
                 if *pending == 0 {
                     r.phase = Phase::Searching;
@@ -239,16 +269,20 @@ impl LookupPool {
             Phase::Searching => {
                 let Some(node) = done.node else { return };
                 match done.result {
-                    Ok(reply) => {
+                    Ok(reply) if !watch.is_distrusted(now, done.to.ip()) => {
+                        if reply.id != node {
+                            self.telemetry.lookup_id_mismatches.incr(());
+                        }
                         let token = reply.token.as_ref().map(|t| t.as_bytes());
                         fresh = r.lookup.on_response(
                             &node,
-                            reply.nodes.iter().copied(),
+                            &reply.id,
+                            reply.nodes.iter().filter(trusted).copied(),
                             reply.peers.iter().copied(),
                             token,
                         );
                     }
-                    Err(_) => r.lookup.on_failure(&node),
+                    _ => r.lookup.on_failure(&node),
                 }
             }
             Phase::Announcing { pending, report } => {
@@ -302,6 +336,9 @@ impl LookupPool {
         let Some(r) = self.running.get_mut(&id) else {
             return;
         };
+        if let Some(timeout) = self.rtt.timeout() {
+            r.lookup.set_query_timeout(timeout);
+        }
         let mut queries = Vec::new();
         let finished = match r.phase {
             Phase::Probing { .. } => false,
@@ -331,19 +368,26 @@ impl LookupPool {
             (&r.phase, r.request.announce)
         {
             let info_hash = InfoHash(r.lookup.target().0);
-            let targets: Vec<_> = r
-                .lookup
-                .outcome()
+            let outcome = r.lookup.outcome();
+            let targets: Vec<_> = outcome
                 .closest
-                .into_iter()
-                .filter_map(|(n, t)| t.map(|t| (n, t)))
+                .iter()
+                .filter_map(|(n, t)| t.map(|t| (*n, t)))
                 .take(K)
                 .collect();
+            let mut networks: Vec<IpPrefix> = targets
+                .iter()
+                .map(|(n, _)| IpPrefix::of(n.addr.ip()))
+                .collect();
+            networks.sort();
+            networks.dedup();
             r.phase = Phase::Announcing {
                 pending: targets.len(),
                 report: AnnounceReport {
                     tried: targets.len(),
                     accepted: 0,
+                    networks: networks.len(),
+                    confidence: Confidence::judge(&outcome, targets.len(), networks.len()),
                 },
             };
             if !targets.is_empty() {

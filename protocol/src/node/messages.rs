@@ -428,6 +428,52 @@ pub struct AnnounceReport {
     pub tried: usize,
     /// Answered without error.
     pub accepted: usize,
+    /// /24 (/64) networks the nodes announced to are on.
+    pub networks: usize,
+    /// How sure the node is that they were the closest.
+    pub confidence: Confidence,
+}
+
+/// How sure a lookup is that the nodes it ended with are the closest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Confidence {
+    /// It ran into a limit, or found fewer than half of k.
+    #[default]
+    Low,
+    /// It converged, but on fewer than k nodes, on shared networks, or
+    /// after catching nodes that lied (under other ids, or naming made-up
+    /// nodes at their own address).
+    Medium,
+    /// It converged on k nodes of k networks, and caught no one lying.
+    High,
+}
+
+impl Confidence {
+    /// Judges a finished search that found `targets` nodes with tokens on
+    /// `networks` networks.
+    pub fn judge(outcome: &crate::lookup::LookupOutcome, targets: usize, networks: usize) -> Self {
+        let k = crate::K;
+        if outcome.end != crate::lookup::LookupEnd::Converged || 2 * targets < k {
+            Confidence::Low
+        } else if targets == k
+            && networks == targets
+            && outcome.id_mismatches == 0
+            && outcome.distrusted == 0
+        {
+            Confidence::High
+        } else {
+            Confidence::Medium
+        }
+    }
+
+    /// As shown to people.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Confidence::Low => "low",
+            Confidence::Medium => "medium",
+            Confidence::High => "high",
+        }
+    }
 }
 
 /// The routing table's size, as the supervisor needs it.

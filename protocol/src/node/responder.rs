@@ -27,7 +27,7 @@ use super::{
     StoreInput,
 };
 use crate::compact::NodeInfo;
-use crate::id::NodeId;
+use crate::id::{InfoHash, NodeId};
 use crate::krpc::ErrorCode;
 use crate::rate_limit::{Spacing, SpacingVerdict};
 use crate::routing::NodeSnapshot;
@@ -106,6 +106,11 @@ impl Responder {
     /// The store's size.
     pub fn stats(&self) -> StoreStats {
         self.store.stats()
+    }
+
+    /// Live peers stored for `info_hash`.
+    pub fn peer_count(&self, now: Instant, info_hash: &InfoHash) -> usize {
+        self.store.peer_count(now, info_hash)
     }
 
     fn gauges(&self) {

@@ -65,6 +65,25 @@ pub struct NodeApi {
     pub log: Vec<LogEvent>,
 }
 
+/// How a simulated node treats the queries of others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Behaviour {
+    /// Its pieces answer, as dhtd does.
+    #[default]
+    Honest,
+    /// The Sybil of the hostile-network issue: it answers every
+    /// `find_node` and `get_peers` under its own id with k made-up ids
+    /// close to the target, all at its own address, and a token; it
+    /// answers pings and accepts every announce, so it stays in tables.
+    /// Its own queries and their answers still run through its pieces.
+    Sybil,
+    /// A Sybil that also answers under the id closest to the target it
+    /// handed out, as if it were that node: it passes a lookup's check of
+    /// the proven id, and is caught only by answering under another id the
+    /// next time.
+    EchoingSybil,
+}
+
 /// One simulated node.
 pub struct SimNode {
     /// Its address.
@@ -73,6 +92,8 @@ pub struct SimNode {
     pub id: NodeId,
     /// Whether it receives and runs.
     pub online: bool,
+    /// How it answers others.
+    pub behaviour: Behaviour,
     /// Its pieces.
     pub pieces: Pieces,
     /// Its counters.
@@ -221,6 +242,7 @@ impl Simulation {
             addr: spec.addr,
             id,
             online: true,
+            behaviour: Behaviour::Honest,
             pieces,
             telemetry,
             api: NodeApi::default(),
@@ -398,6 +420,12 @@ impl Simulation {
                         self.network.undeliverable();
                         continue;
                     }
+                    if self.nodes[to].behaviour != Behaviour::Honest
+                        && crate::node::rate_limiter::gate::looks_like_query(&bytes)
+                    {
+                        self.sybil_answer(to, from, &bytes);
+                        continue;
+                    }
                     let t = &self.nodes[to].telemetry;
                     t.packets_in.incr(());
                     t.bytes_in.add((), bytes.len() as u64);
@@ -442,6 +470,79 @@ impl Simulation {
     pub fn run_for(&mut self, d: Duration) {
         let until = self.now + d;
         self.run_until(until, |_| false);
+    }
+
+    /// Sybil node `i`'s answer to a query from `from`.
+    fn sybil_answer(&mut self, i: usize, from: SocketAddr, query: &[u8]) {
+        use crate::compact::{encode_node, CompactNodes};
+        use crate::krpc::{Body, Message, Query, Response};
+        let Ok(m) = Message::decode(query) else {
+            return;
+        };
+        let Body::Query { query, .. } = m.body else {
+            return;
+        };
+        let target = match query {
+            Query::FindNode { target, .. } => Some(target),
+            Query::GetPeers { info_hash, .. } => Some(NodeId(info_hash.0)),
+            _ => None,
+        };
+        let me = &self.nodes[i];
+        let mut id = me.id;
+        let mut nodes = Vec::new();
+        if let Some(target) = target {
+            // The made-up ids share their first 12 bytes with the target:
+            // closer than any real node of a network this size.
+            let mut fakes: Vec<NodeId> = (0..crate::K)
+                .map(|_| {
+                    let mut fake = target;
+                    for b in &mut fake.0[12..] {
+                        *b = (self.rng.next_u32() & 0xff) as u8;
+                    }
+                    fake
+                })
+                .collect();
+            fakes.sort_by_key(|f| target.distance(f));
+            if me.behaviour == Behaviour::EchoingSybil {
+                id = fakes[0];
+            }
+            for fake in fakes {
+                let info = NodeInfo {
+                    id: fake,
+                    addr: me.addr,
+                };
+                encode_node(&info, &mut nodes);
+            }
+        }
+        let reply = Message {
+            transaction_id: m.transaction_id,
+            version: None,
+            requester_ip: Some(from),
+            read_only: false,
+            body: Body::Response(Response {
+                nodes: target.and_then(|_| CompactNodes::v4(&nodes).ok()),
+                token: target.map(|_| &b"sybil"[..]),
+                ..Response::bare(id)
+            }),
+        };
+        let bytes = Bytes::from(reply.to_bytes());
+        let sybil = self.nodes[i].addr;
+        if let Some(delay) = self.network.transmit(&mut self.rng, sybil, from, &bytes) {
+            match self.by_addr.get(&from) {
+                Some(&j) => {
+                    let at = self.now + delay;
+                    self.schedule(
+                        at,
+                        Event::Deliver {
+                            to: j,
+                            from: sybil,
+                            bytes,
+                        },
+                    );
+                }
+                None => self.network.undeliverable(),
+            }
+        }
     }
 
     /// Runs the timeouts of node `i` that are due, then its mailbox.

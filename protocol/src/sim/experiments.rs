@@ -140,7 +140,7 @@ impl LookupReport {
     }
 }
 
-fn percentile<T: Copy + Ord>(values: &[T], p: f64) -> Option<T> {
+pub(crate) fn percentile<T: Copy + Ord>(values: &[T], p: f64) -> Option<T> {
     let mut v = values.to_vec();
     v.sort_unstable();
     let idx = ((v.len() as f64 - 1.0) * p).round() as usize;

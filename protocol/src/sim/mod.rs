@@ -10,12 +10,15 @@
 //! - [`network`]: the network model (latency, loss, undeliverable
 //!   datagrams, an optional trace);
 //! - [`driver`]: nodes, their mailboxes, virtual time;
-//! - [`experiments`]: the measurements built on them.
+//! - [`experiments`]: the measurements built on them;
+//! - [`hostile`]: the same, with a share of Sybil or dead nodes.
 
 pub mod driver;
 pub mod experiments;
+pub mod hostile;
 pub mod network;
 
-pub use driver::{sim_addr, NodeApi, NodeSpec, SimNode, Simulation};
+pub use driver::{sim_addr, Behaviour, NodeApi, NodeSpec, SimNode, Simulation};
 pub use experiments::{run_lookup_experiment, sample_indices, LookupReport, SimConfig};
+pub use hostile::{run_hostile_experiment, Hostile, HostileReport};
 pub use network::{NetStats, Network, NetworkConfig, Traced};

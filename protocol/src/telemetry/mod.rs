@@ -208,6 +208,12 @@ catalogue! {
     /// Write tokens handed out.
     tokens_issued: Cells<()> = Counter "dht_tokens_issued_total", Count, &[],
         "Write tokens handed out in get_peers and get replies";
+    /// Lookup replies whose sender proved another id than the one asked for.
+    lookup_id_mismatches: Cells<()> = Counter "dht_lookup_id_mismatches_total", Count, &[],
+        "Lookup replies whose sender answered under another id than the one we were given for it (credited to the id it proved)";
+    /// Addresses caught answering under a new id, and distrusted.
+    addresses_distrusted: Cells<()> = Counter "dht_addresses_distrusted_total", Count, &[],
+        "Addresses caught answering under a new id soon after another, kept out of lookups for an hour";
     /// Lookups started, by kind.
     lookups_started: Cells<LookupLabel> = Counter "dht_lookups_started_total", Count, &[],
         "Lookups started, by kind";

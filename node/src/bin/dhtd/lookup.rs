@@ -115,8 +115,11 @@ pub(crate) async fn announce(
         }
     };
     println!(
-        "announced {info_hash}: {} of {} nodes accepted",
-        report.accepted, report.tried
+        "announced {info_hash}: {} of {} nodes accepted, on {} networks; confidence that they are the closest: {}",
+        report.accepted,
+        report.tried,
+        report.networks,
+        report.confidence.as_str()
     );
     if report.accepted == 0 {
         dht.shutdown().await;

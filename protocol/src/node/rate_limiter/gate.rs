@@ -30,29 +30,50 @@ pub struct Gate {
 /// so such a datagram is dropped and counted, never answered.
 pub const MAX_TRANSACTION_ID_LEN: usize = 32;
 
-/// Top-level keys read before giving up on finding `y`: a KRPC message has
-/// at most 7 (`a`/`r`/`e`, `ip`, `q`, `ro`, `t`, `v`, `y`).
-const MAX_TOP_LEVEL_KEYS: usize = 16;
-
-/// Whether a datagram is a query, by its top-level `y` alone: the keys
-/// before it are passed over with the bencode cursor's skips, which jump
-/// over strings by their length, so a value holding `1:y1:r` cannot pass a
-/// query off as a response. Anything that is not a dictionary with `y`
-/// = `q` counts against the response budget, where it is matched against
-/// our own queries before it can do anything.
+/// Whether a datagram is a query, by its top-level `y` alone: the keys are
+/// passed over with the bencode cursor's skips, which jump over strings by
+/// their length, so a value holding `1:y1:r` cannot pass a query off as a
+/// response. As in the decoder, a repeated `y` counts as its last. Anything
+/// that is not a dictionary with `y` = `q` counts against the response
+/// budget, where it is matched against our own queries before it can do
+/// anything.
 pub fn looks_like_query(datagram: &[u8]) -> bool {
     let mut d = Decoder::new(datagram, Limits::KRPC);
     if d.begin_dict().is_err() {
         return false;
     }
-    for _ in 0..MAX_TOP_LEVEL_KEYS {
+    let mut query = false;
+    loop {
         match d.next_key() {
-            Ok(Some(b"y")) => return matches!(d.bytes(), Ok(b"q")),
+            Ok(Some(b"y")) => match d.bytes() {
+                Ok(y) => query = y == b"q",
+                Err(_) => return false,
+            },
             Ok(Some(_)) if d.skip_value().is_ok() => {}
+            Ok(None) => return query,
             _ => return false,
         }
     }
-    false
+}
+
+/// Whether `limiter` lets a datagram from `from` through; counts the drop
+/// if not.
+fn admitted(
+    limiter: &mut IpRateLimiter,
+    now: Instant,
+    from: SocketAddr,
+    telemetry: &Telemetry,
+) -> bool {
+    match limiter.admit(now, from.ip()) {
+        Ok(()) => true,
+        Err(limited) => {
+            telemetry.dropped.incr(match limited {
+                Limited::OverRate => DropReason::RateLimited,
+                Limited::TooManySources => DropReason::TooManySources,
+            });
+            false
+        }
+    }
 }
 
 /// The counted method of a query.
@@ -123,21 +144,26 @@ impl Gate {
         queries: &mut Vec<InboundQuery>,
         responses: &mut Vec<InboundResponse>,
     ) {
-        let limiter = if looks_like_query(&bytes) {
+        let charged_as_query = looks_like_query(&bytes);
+        let limiter = if charged_as_query {
             &mut self.queries_in
         } else {
             &mut self.responses_in
         };
-        if let Err(limited) = limiter.admit(now, from.ip()) {
-            telemetry.dropped.incr(match limited {
-                Limited::OverRate => DropReason::RateLimited,
-                Limited::TooManySources => DropReason::TooManySources,
-            });
+        if !admitted(limiter, now, from, telemetry) {
             return;
         }
         let message = match Message::decode(&bytes) {
             Ok(m) => m,
             Err(e) => {
+                // Whatever the classifier said, nothing is answered that
+                // the query budget did not pay for.
+                if e.answerable().is_some()
+                    && !charged_as_query
+                    && !admitted(&mut self.queries_in, now, from, telemetry)
+                {
+                    return;
+                }
                 match e.answerable() {
                     Some(tid) if tid.len() > MAX_TRANSACTION_ID_LEN => {
                         telemetry.dropped.incr(DropReason::LongTransactionId)
@@ -165,6 +191,12 @@ impl Gate {
             return;
         }
         let tid = bytes.slice_ref(message.transaction_id);
+        if matches!(message.body, Body::Query { .. })
+            && !charged_as_query
+            && !admitted(&mut self.queries_in, now, from, telemetry)
+        {
+            return;
+        }
         match message.body {
             Body::Query { sender, query } => {
                 let method = method_of(&query);
@@ -277,6 +309,14 @@ mod tests {
             Ok(Body::Response(_))
         ));
         assert!(!looks_like_query(response));
+        // A repeated `y` counts as its last, as in the decoder (also found
+        // by the fuzzer).
+        let repeated = b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:y1:x1:t2:aa1:y1:qe";
+        assert!(matches!(
+            Message::decode(repeated).map(|m| m.body),
+            Ok(Body::Query { .. })
+        ));
+        assert!(looks_like_query(repeated));
         assert!(Message::decode(at_end).is_ok());
         assert!(looks_like_query(at_end));
 
