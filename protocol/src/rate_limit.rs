@@ -115,20 +115,26 @@ fn sweep_due(next_sweep: &mut Option<Instant>, now: Instant) -> bool {
     true
 }
 
-/// Per-IP token buckets for inbound traffic. Each datagram costs one hash
-/// lookup, however many sources are tracked.
+/// Token buckets per source (an address, or a network) for inbound
+/// traffic. Each datagram costs one hash lookup, however many sources are
+/// tracked.
 #[derive(Debug)]
-pub struct IpRateLimiter {
+pub struct KeyedRateLimiter<Key> {
     rate: Rate,
     max_tracked: usize,
-    buckets: HashMap<IpAddr, TokenBucket>,
+    buckets: HashMap<Key, TokenBucket>,
     next_sweep: Option<Instant>,
 }
 
-impl IpRateLimiter {
-    /// A limiter allowing `rate` per IP, tracking at most `max_tracked` IPs.
+/// Budgets per source address.
+pub type IpRateLimiter = KeyedRateLimiter<IpAddr>;
+/// Budgets per source /24 (IPv4) or /64 (IPv6).
+pub type PrefixRateLimiter = KeyedRateLimiter<crate::ip_prefix::IpPrefix>;
+
+impl<Key: Eq + Hash + Copy> KeyedRateLimiter<Key> {
+    /// A limiter allowing `rate` per source, tracking at most `max_tracked`.
     pub fn new(rate: Rate, max_tracked: usize) -> Self {
-        IpRateLimiter {
+        KeyedRateLimiter {
             rate,
             max_tracked: max_tracked.max(1),
             buckets: HashMap::new(),
@@ -137,7 +143,7 @@ impl IpRateLimiter {
     }
 
     /// Whether a datagram from `ip` may be processed now.
-    pub fn admit(&mut self, now: Instant, ip: IpAddr) -> Result<(), Limited> {
+    pub fn admit(&mut self, now: Instant, ip: Key) -> Result<(), Limited> {
         let rate = self.rate;
         // One hash for a known source, the common case under load.
         let taken = match self.buckets.get_mut(&ip) {
@@ -171,7 +177,7 @@ impl IpRateLimiter {
         self.buckets.retain(|_, b| !b.is_full(now, rate));
     }
 
-    /// IPs tracked now.
+    /// Sources tracked now.
     pub fn tracked(&self) -> usize {
         self.buckets.len()
     }

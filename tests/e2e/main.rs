@@ -5,6 +5,7 @@
 
 mod bootstrap;
 mod faults;
+mod hostile;
 mod limits;
 mod restart;
 mod roles;

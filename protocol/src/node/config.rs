@@ -44,6 +44,10 @@ pub struct RateLimits {
     /// Queries accepted per source IP. Defends the node's CPU and upload
     /// against one abusive or broken peer. Default 20/s, burst 40.
     pub queries_per_ip: Rate,
+    /// Queries accepted per source /24 (IPv4) or /64 (IPv6), over all its
+    /// addresses: one party holds many addresses of one network cheaply.
+    /// Default 200/s, burst 400 (ten addresses at their full budget).
+    pub queries_per_prefix: Rate,
     /// Responses and errors accepted per source IP; they are matched against
     /// our own queries, so this only bounds floods. Default 200/s, burst 400.
     pub responses_per_ip: Rate,
@@ -67,6 +71,10 @@ impl Default for RateLimits {
             queries_per_ip: Rate {
                 per_second: 20.0,
                 burst: 40.0,
+            },
+            queries_per_prefix: Rate {
+                per_second: 200.0,
+                burst: 400.0,
             },
             responses_per_ip: Rate {
                 per_second: 200.0,

@@ -87,6 +87,8 @@ label!(
     DropReason = "reason" {
         /// The source IP was over its budget.
         RateLimited => "rate_limited",
+        /// The source's /24 (/64) was over its budget.
+        PrefixRateLimited => "prefix_rate_limited",
         /// Too many source IPs at once (a spoofed flood).
         TooManySources => "too_many_sources",
         /// The next actor's mailbox was full.

@@ -75,6 +75,9 @@ pub(crate) struct NodeArgs {
     /// Queries answered per second per source IP.
     #[arg(long, env = "DHTD_QUERIES_PER_IP", value_name = "N")]
     pub(crate) queries_per_ip: Option<f64>,
+    /// Queries answered per second per source /24 (IPv4) or /64 (IPv6).
+    #[arg(long, env = "DHTD_QUERIES_PER_PREFIX", value_name = "N")]
+    pub(crate) queries_per_prefix: Option<f64>,
     /// Queries sent per second.
     #[arg(long, env = "DHTD_OUTBOUND_QUERIES", value_name = "N")]
     pub(crate) outbound_queries: Option<f64>,
@@ -105,6 +108,7 @@ pub(crate) struct FileSettings {
     max_nodes_per_prefix: Option<usize>,
     peer_ttl_secs: Option<u64>,
     queries_per_ip: Option<f64>,
+    queries_per_prefix: Option<f64>,
     outbound_queries: Option<f64>,
     max_pending_queries: Option<usize>,
     query_spacing_ms: Option<u64>,
@@ -305,6 +309,13 @@ pub(crate) fn resolve_with(
     if let Some(rate) = args.queries_per_ip.or(file.queries_per_ip) {
         let rate = positive("queries_per_ip", rate)?;
         config.dht.limits.queries_per_ip = Rate {
+            per_second: rate,
+            burst: (rate * 2.0).max(1.0),
+        };
+    }
+    if let Some(rate) = args.queries_per_prefix.or(file.queries_per_prefix) {
+        let rate = positive("queries_per_prefix", rate)?;
+        config.dht.limits.queries_per_prefix = Rate {
             per_second: rate,
             burst: (rate * 2.0).max(1.0),
         };

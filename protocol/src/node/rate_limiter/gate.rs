@@ -6,12 +6,13 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::bencode::{Decoder, Limits};
+use crate::ip_prefix::IpPrefix;
 use crate::krpc::{Body, ErrorCode, Message, Query};
 use crate::node::{
     Datagram, Envelope, InboundQuery, InboundResponse, NodeConfig, Outputs, Reply, StoreInput,
     TransactionsInput,
 };
-use crate::rate_limit::{IpRateLimiter, Limited};
+use crate::rate_limit::{IpRateLimiter, Limited, PrefixRateLimiter};
 use crate::server;
 use crate::telemetry::{DropReason, ErrorLabel, Method, Telemetry};
 use crate::token::Token;
@@ -21,6 +22,7 @@ use crate::token::Token;
 pub struct Gate {
     read_only: bool,
     queries_in: IpRateLimiter,
+    queries_in_prefix: PrefixRateLimiter,
     responses_in: IpRateLimiter,
     buf: Vec<u8>,
 }
@@ -56,18 +58,20 @@ pub fn looks_like_query(datagram: &[u8]) -> bool {
     }
 }
 
-/// Whether `limiter` lets a datagram from `from` through; counts the drop
-/// if not.
-fn admitted(
-    limiter: &mut IpRateLimiter,
+/// Whether `limiter` lets a datagram from `source` through; counts the
+/// drop if not (`network`: the budget was its /24's or /64's).
+fn admitted<Key: Eq + std::hash::Hash + Copy>(
+    limiter: &mut crate::rate_limit::KeyedRateLimiter<Key>,
     now: Instant,
-    from: SocketAddr,
+    source: Key,
     telemetry: &Telemetry,
+    network: bool,
 ) -> bool {
-    match limiter.admit(now, from.ip()) {
+    match limiter.admit(now, source) {
         Ok(()) => true,
         Err(limited) => {
             telemetry.dropped.incr(match limited {
+                Limited::OverRate if network => DropReason::PrefixRateLimited,
                 Limited::OverRate => DropReason::RateLimited,
                 Limited::TooManySources => DropReason::TooManySources,
             });
@@ -95,6 +99,10 @@ impl Gate {
         Gate {
             read_only: config.read_only,
             queries_in: IpRateLimiter::new(limits.queries_per_ip, limits.max_tracked_ips),
+            queries_in_prefix: PrefixRateLimiter::new(
+                limits.queries_per_prefix,
+                limits.max_tracked_ips,
+            ),
             responses_in: IpRateLimiter::new(limits.responses_per_ip, limits.max_tracked_ips),
             buf: Vec::with_capacity(128),
         }
@@ -145,12 +153,12 @@ impl Gate {
         responses: &mut Vec<InboundResponse>,
     ) {
         let charged_as_query = looks_like_query(&bytes);
-        let limiter = if charged_as_query {
-            &mut self.queries_in
+        let admitted = if charged_as_query {
+            self.admit_query(now, from, telemetry)
         } else {
-            &mut self.responses_in
+            admitted(&mut self.responses_in, now, from.ip(), telemetry, false)
         };
-        if !admitted(limiter, now, from, telemetry) {
+        if !admitted {
             return;
         }
         let message = match Message::decode(&bytes) {
@@ -160,7 +168,7 @@ impl Gate {
                 // the query budget did not pay for.
                 if e.answerable().is_some()
                     && !charged_as_query
-                    && !admitted(&mut self.queries_in, now, from, telemetry)
+                    && !self.admit_query(now, from, telemetry)
                 {
                     return;
                 }
@@ -193,7 +201,7 @@ impl Gate {
         let tid = bytes.slice_ref(message.transaction_id);
         if matches!(message.body, Body::Query { .. })
             && !charged_as_query
-            && !admitted(&mut self.queries_in, now, from, telemetry)
+            && !self.admit_query(now, from, telemetry)
         {
             return;
         }
@@ -243,9 +251,22 @@ impl Gate {
         }
     }
 
+    /// A query from `from` pays its address's budget, then its network's.
+    fn admit_query(&mut self, now: Instant, from: SocketAddr, telemetry: &Telemetry) -> bool {
+        admitted(&mut self.queries_in, now, from.ip(), telemetry, false)
+            && admitted(
+                &mut self.queries_in_prefix,
+                now,
+                IpPrefix::of(from.ip()),
+                telemetry,
+                true,
+            )
+    }
+
     /// Forgets per-IP budgets that have refilled completely.
     pub fn forget_idle(&mut self, now: Instant) {
         self.queries_in.forget_idle(now);
+        self.queries_in_prefix.forget_idle(now);
         self.responses_in.forget_idle(now);
     }
 }
@@ -468,6 +489,40 @@ mod tests {
         gate.handle_datagrams(t0, batch, &telemetry, &mut out);
         assert!(out.is_empty() && out.outbox.is_empty());
         assert_eq!(telemetry.snapshot().dropped.get(DropReason::ReadOnly), 1);
+    }
+
+    /// Many addresses of one /24 share one budget: a flood spread over a
+    /// network is held to it, and other networks are not.
+    #[test]
+    fn the_addresses_of_one_network_share_its_budget() {
+        let t0 = crate::test_epoch();
+        let telemetry = Telemetry::default();
+        let mut config = NodeConfig::default();
+        config.limits.queries_per_prefix = Rate {
+            per_second: 1.0,
+            burst: 10.0,
+        };
+        let mut gate = Gate::new(&config);
+        let mut out = Outputs::default();
+        let ping = b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe";
+        let batch = (0..50u8)
+            .map(|i| Datagram {
+                from: SocketAddr::from(([192, 0, 2, i], 1)),
+                bytes: Bytes::from_static(ping),
+            })
+            .chain(std::iter::once(datagram("198.51.100.1:1", ping)))
+            .collect();
+        gate.handle_datagrams(t0, batch, &telemetry, &mut out);
+        let (q, _) = drain(&mut out);
+        assert_eq!(
+            q.len(),
+            11,
+            "10 from the /24's burst, and the other network's"
+        );
+        assert_eq!(q.last().unwrap().from, "198.51.100.1:1".parse().unwrap());
+        let s = telemetry.snapshot();
+        assert_eq!(s.dropped.get(DropReason::PrefixRateLimited), 40);
+        assert_eq!(s.dropped.get(DropReason::RateLimited), 0);
     }
 
     #[test]
