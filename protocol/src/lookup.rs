@@ -155,6 +155,9 @@ pub struct LookupOutcome {
     pub id_mismatches: usize,
     /// Addresses taken out of the lookup for lying.
     pub distrusted: usize,
+    /// Nodes named in replies but kept out: their address or network held
+    /// its share already, or was distrusted.
+    pub refused: usize,
     /// Why it ended.
     pub end: LookupEnd,
 }
@@ -192,6 +195,7 @@ pub struct Lookup {
     ignored_peers: usize,
     id_mismatches: usize,
     distrusted: Vec<IpAddr>,
+    refused: usize,
     slot_timeout: Duration,
     fail_timeout: Duration,
     deadline: Instant,
@@ -224,6 +228,7 @@ impl Lookup {
             ignored_peers: 0,
             id_mismatches: 0,
             distrusted: Vec::new(),
+            refused: 0,
             slot_timeout: config.query_timeout,
             fail_timeout: config.query_timeout,
             deadline: now + config.max_duration,
@@ -295,7 +300,11 @@ impl Lookup {
                 continue;
             }
             let d = self.target.distance(&info.id);
-            if self.candidates.contains_key(&d) || !self.admissible(&info) {
+            if self.candidates.contains_key(&d) {
+                continue;
+            }
+            if !self.admissible(&info) {
+                self.refused += 1;
                 continue;
             }
             self.candidates.insert(
@@ -639,6 +648,7 @@ impl Lookup {
             ignored_peers: self.ignored_peers,
             id_mismatches: self.id_mismatches,
             distrusted: self.distrusted.len(),
+            refused: self.refused,
             end: self.end,
         }
     }

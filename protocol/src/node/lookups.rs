@@ -432,6 +432,7 @@ impl LookupPool {
         let label = r.request.label();
         let answered = summary.responses > 0;
         t.peers_ignored.add((), summary.ignored_peers as u64);
+        t.lookup_candidates_refused.add((), outcome.refused as u64);
         t.lookups_finished.incr((
             label,
             if answered {

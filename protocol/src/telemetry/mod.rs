@@ -211,6 +211,10 @@ catalogue! {
     /// Lookup replies whose sender proved another id than the one asked for.
     lookup_id_mismatches: Cells<()> = Counter "dht_lookup_id_mismatches_total", Count, &[],
         "Lookup replies whose sender answered under another id than the one we were given for it (credited to the id it proved)";
+    /// Nodes named to lookups but kept out by the per-address, per-network
+    /// or distrust rules.
+    lookup_candidates_refused: Cells<()> = Counter "dht_lookup_candidates_refused_total", Count, &[],
+        "Nodes named in lookup replies but kept out: their address or /24 (/64) held its share of the lookup already, or was distrusted";
     /// Addresses caught answering under a new id, and distrusted.
     addresses_distrusted: Cells<()> = Counter "dht_addresses_distrusted_total", Count, &[],
         "Addresses caught answering under a new id soon after another, kept out of lookups for an hour";

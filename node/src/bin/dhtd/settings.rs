@@ -72,6 +72,9 @@ pub(crate) struct NodeArgs {
     /// Routing-table nodes of one /24 (IPv4) or /64 (IPv6) per bucket.
     #[arg(long, env = "DHTD_MAX_NODES_PER_PREFIX", value_name = "N")]
     pub(crate) max_nodes_per_prefix: Option<usize>,
+    /// Nodes of one /24 (IPv4) or /64 (IPv6) in one lookup.
+    #[arg(long, env = "DHTD_LOOKUP_NODES_PER_PREFIX", value_name = "N")]
+    pub(crate) lookup_nodes_per_prefix: Option<usize>,
     /// Queries answered per second per source IP.
     #[arg(long, env = "DHTD_QUERIES_PER_IP", value_name = "N")]
     pub(crate) queries_per_ip: Option<f64>,
@@ -106,6 +109,7 @@ pub(crate) struct FileSettings {
     max_announces_per_ip: Option<usize>,
     max_announces_per_prefix: Option<usize>,
     max_nodes_per_prefix: Option<usize>,
+    lookup_nodes_per_prefix: Option<usize>,
     peer_ttl_secs: Option<u64>,
     queries_per_ip: Option<f64>,
     queries_per_prefix: Option<f64>,
@@ -301,6 +305,12 @@ pub(crate) fn resolve_with(
     }
     if let Some(n) = args.max_nodes_per_prefix.or(file.max_nodes_per_prefix) {
         config.dht.routing.max_per_prefix = at_least_one("max_nodes_per_prefix", n)?;
+    }
+    if let Some(n) = args
+        .lookup_nodes_per_prefix
+        .or(file.lookup_nodes_per_prefix)
+    {
+        config.dht.lookup.max_per_prefix = at_least_one("lookup_nodes_per_prefix", n)?;
     }
     if let Some(secs) = file.peer_ttl_secs {
         config.dht.store.peer_ttl =
