@@ -6,6 +6,7 @@
 mod bootstrap;
 mod faults;
 mod limits;
+mod persistence;
 mod restart;
 mod roles;
 mod same_node;
