@@ -195,6 +195,17 @@ fn config_errors_name_the_problem_and_exit_2() {
         "{}",
         text(&out.stderr)
     );
+    let out = run({
+        let mut c = dhtd(&home);
+        c.args(["run", "--recv-buffer", "lots", "--bootstrap", "none"]);
+        c
+    });
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("recv_buffer"),
+        "{}",
+        text(&out.stderr)
+    );
     // A usage error is 2 as well.
     let out = run({
         let mut c = dhtd(&home);
@@ -377,8 +388,15 @@ fn a_daemon_whose_state_cannot_be_saved_reports_it_and_exits_1() {
         )
     };
     let first = daemon();
+    first.wait_for("UDP receive buffer", Duration::from_secs(10));
     first.wait_for("cannot save the routing table", Duration::from_secs(20));
     let scrape = scrape_when_ready(&metrics, 1);
+    // 2 MiB asked; Linux reports twice what it grants, at least the
+    // default 208 KiB capped by net.core.rmem_max.
+    assert!(
+        sample(&scrape, "dht_socket_recv_buffer_bytes") >= 2.0 * 212_992.0,
+        "{scrape}"
+    );
     assert!(
         sample(&scrape, "dht_state_save_failures_total") >= 1.0,
         "{scrape}"
@@ -612,6 +630,30 @@ fn load_measures_a_node_and_the_echo_responder() {
         c
     });
     assert_eq!(out.status.code(), Some(2));
+    // A flood, paced: about the rate asked, replies not awaited.
+    let out = run({
+        let mut c = dhtd(&home);
+        c.args(["load", "--flood", "--rate", "2000", "--sockets", "1"])
+            .args(["--duration", "1s", "--bind", "127.0.0.75", "--json"])
+            .args(["--target", &addr]);
+        c
+    });
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let r: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    let sent = r["sent"].as_u64().unwrap();
+    assert!((1000..=2500).contains(&sent), "{r}");
+    // Only at our own loopback: refused before anything is sent.
+    let out = run({
+        let mut c = dhtd(&home);
+        c.args(["load", "--flood", "--target", "192.0.2.1:6881"]);
+        c
+    });
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("loopback"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// The bug as a user met it: three daemons on loopback, each started with
