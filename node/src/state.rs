@@ -27,9 +27,10 @@ pub(crate) struct StateDir {
     pending_id: Mutex<Option<NodeId>>,
     /// The error of the latest write, if it failed.
     last_error: Mutex<Option<Arc<StateError>>>,
-    /// One save at a time: the periodic save and the shutdown's write the
-    /// same temporary file.
-    saving: tokio::sync::Mutex<()>,
+    /// One write at a time: the periodic save, the shutdown's and a BEP 42
+    /// id's write the same temporary files. Taken on the threads that
+    /// write, never on an Arbiter.
+    writing: Mutex<()>,
 }
 
 impl StateDir {
@@ -43,7 +44,7 @@ impl StateDir {
             telemetry,
             pending_id: Mutex::new(None),
             last_error: Mutex::new(None),
-            saving: tokio::sync::Mutex::new(()),
+            writing: Mutex::new(()),
         })
     }
 
@@ -71,6 +72,7 @@ impl StateDir {
     /// Writes `id` as the id of the next start (blocking; off the actor
     /// threads). If it fails, it is written again with the next table save.
     pub(crate) fn save_node_id(&self, id: NodeId) {
+        let _one_at_a_time = self.writing.lock();
         let written = self.write_id(id);
         self.settle(written);
     }
@@ -86,9 +88,9 @@ impl StateDir {
     /// would replace a cache that may serve the next start (a node whose
     /// network is down loses every node).
     pub(crate) async fn save_table(self: &Arc<Self>, own_id: NodeId, nodes: Vec<NodeInfo>) {
-        let _one_at_a_time = self.saving.lock().await;
         let state = self.clone();
         let written = actix_rt::task::spawn_blocking(move || {
+            let _one_at_a_time = state.writing.lock();
             let pending = *state.pending_id.lock();
             let id = pending.map(|id| state.write_id(id));
             if nodes.is_empty() {
