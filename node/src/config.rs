@@ -17,6 +17,11 @@ pub const DEFAULT_ROUTERS: [&str; 4] = [
     "dht.libtorrent.org:25401",
 ];
 
+pub use dhtd_actors::socket::MAX_RECV_BUFFER;
+
+/// The default [`Config::recv_buffer`]: 2 MiB.
+pub const DEFAULT_RECV_BUFFER: usize = 2 << 20;
+
 /// Where the node id comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum NodeIdChoice {
@@ -59,8 +64,22 @@ pub struct Config {
     /// batches); beyond it they are dropped and counted. Also the capacity,
     /// in messages, of every actor's mailbox. Default 4,096.
     pub inbound_queue: usize,
-    /// How often the routing table is saved. Default 5 minutes.
+    /// How often the routing table is saved, besides once as soon as
+    /// bootstrap completes and at shutdown: a node that is killed loses at
+    /// most this much of its table. Default 1 minute (a write of a few
+    /// kilobytes).
     pub save_interval: Duration,
+    /// The UDP socket's receive buffer (SO_RCVBUF) to ask for, in bytes:
+    /// where datagrams wait while the node is busy, and beyond which the
+    /// kernel drops them from every source alike (counted in
+    /// `dht_socket_receive_overflow_total`). `None` keeps the system's
+    /// default (`net.core.rmem_default`, usually 208 KiB). Linux grants at
+    /// most `net.core.rmem_max` unless the process has CAP_NET_ADMIN (then
+    /// SO_RCVBUFFORCE is used); the size granted is logged at start and
+    /// exported as `dht_socket_recv_buffer_bytes`. At most
+    /// [`MAX_RECV_BUFFER`] (1 GiB). Default 2 MiB, as mldht
+    /// advises.
+    pub recv_buffer: Option<usize>,
     /// Seed for every random choice (ids, tokens, transaction ids), for
     /// reproducible tests. Default none: the operating system's randomness.
     pub rng_seed: Option<u64>,
@@ -81,7 +100,8 @@ impl Default for Config {
             node_id: NodeIdChoice::Persisted,
             dht: NodeConfig::default(),
             inbound_queue: 4096,
-            save_interval: Duration::from_secs(300),
+            save_interval: Duration::from_secs(60),
+            recv_buffer: Some(DEFAULT_RECV_BUFFER),
             rng_seed: None,
             clock: Clock::Real,
             tap: None,

@@ -39,9 +39,11 @@ pub mod metrics;
 pub mod persist;
 mod runtime;
 mod service;
+mod state;
 mod stats;
 pub mod swarm;
 pub mod torrent;
+mod udp_drops;
 mod wiring;
 
 use std::net::SocketAddr;
@@ -58,7 +60,7 @@ use dhtd_protocol::node::{
 };
 use tokio::sync::{mpsc, watch};
 
-pub use config::{Config, NodeIdChoice, DEFAULT_ROUTERS};
+pub use config::{Config, NodeIdChoice, DEFAULT_RECV_BUFFER, DEFAULT_ROUTERS};
 pub use dhtd_actors::{Clock, ManualClock};
 pub use dhtd_protocol::lookup::LookupEnd;
 pub use dhtd_protocol::node::{AnnounceReport, Confidence, LookupEvent, LookupSummary, NodeConfig};
@@ -82,6 +84,15 @@ pub enum StartError {
     Bind {
         /// The address asked for.
         addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The socket's receive buffer could not be set ([`Config::recv_buffer`]).
+    #[error("recv_buffer: cannot set the UDP receive buffer to {bytes} bytes: {source}")]
+    RecvBuffer {
+        /// The size asked for.
+        bytes: usize,
         /// The cause.
         #[source]
         source: std::io::Error,
@@ -428,9 +439,21 @@ impl DhtHandle {
     }
 
     /// Saves the routing table and stops the node. Other handles' requests
-    /// fail with [`Error::Shutdown`] afterwards.
+    /// fail with [`Error::Shutdown`] afterwards. The node stops whether or
+    /// not the save succeeds: [`DhtHandle::last_save_error`] then says.
     pub async fn shutdown(&self) {
         self.node().shutdown().await;
+    }
+
+    /// Why the latest write of the state dir failed (the routing table, or
+    /// a node id), or `None` if it succeeded or nothing has been written
+    /// yet. After [`DhtHandle::shutdown`] it is the outcome of the final
+    /// save, so an application can tell its operator (`dhtd run` exits
+    /// with status 1). Each failure is also logged, counted in
+    /// `dht_state_save_failures_total`, and raises
+    /// [`Warning::StateNotSaved`] until a write succeeds.
+    pub fn last_save_error(&self) -> Option<Arc<persist::StateError>> {
+        self.node().state.as_ref()?.last_error()
     }
 
     /// Test hook: makes `actor` panic inside a handler. The node must carry

@@ -1,12 +1,15 @@
 //! The state dir: the node id and the routing-table cache.
 //!
-//! Both files are written to a temporary name and renamed over the old one,
-//! so a crash mid-write leaves the previous file intact. A missing file is
-//! normal on a first start; a corrupt one is reported and ignored, never
-//! fatal. Writes run off the actor threads (see the supervisor).
+//! Both files are written to a temporary name, synced and renamed over the
+//! old one, so a crash or a full disk mid-write leaves the previous file
+//! intact; a write that fails removes its temporary file, and one left by a
+//! crash is removed at the next start ([`remove_stale_temp_files`]). A
+//! missing file is normal on a first start; a corrupt one is reported and
+//! ignored, never fatal. Writes run off the actor threads (see the
+//! supervisor).
 
 use std::fs;
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use dhtd_protocol::bencode::{Encoder, Limits, Value};
@@ -40,18 +43,55 @@ pub enum StateError {
     },
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file, then a rename.
+/// The temporary name `path` is written under before the rename.
+pub fn temp_path(path: &Path) -> PathBuf {
+    path.with_extension("tmp")
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file, synced, then a
+/// rename. On failure the old file is untouched and no temporary file is
+/// left behind.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     let io_err = |source| StateError::Io {
         path: path.to_owned(),
         source,
     };
-    if let Some(dir) = path.parent() {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    if let Some(dir) = dir {
         fs::create_dir_all(dir).map_err(io_err)?;
     }
-    let tmp = path.with_extension("tmp");
-    fs::write(&tmp, bytes).map_err(io_err)?;
-    fs::rename(&tmp, path).map_err(io_err)
+    let tmp = temp_path(path);
+    let written = write_synced(&tmp, bytes).and_then(|()| fs::rename(&tmp, path));
+    if let Err(e) = written {
+        // A full disk leaves a 0-byte file; a failed rename a complete one.
+        // Neither is of use, and the next write truncates it anyway.
+        let _ = fs::remove_file(&tmp);
+        return Err(io_err(e));
+    }
+    // The rename survives a power cut once the directory is synced. Best
+    // effort: some file systems refuse to sync a directory, and the file
+    // itself is complete either way.
+    if let Some(dir) = dir {
+        let _ = fs::File::open(dir).and_then(|d| d.sync_all());
+    }
+    Ok(())
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = fs::File::create(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// Removes the temporary files that a crash mid-write left in `dir`;
+/// returns those removed. One that cannot be removed is harmless: the next
+/// write truncates it.
+pub fn remove_stale_temp_files(dir: &Path) -> Vec<PathBuf> {
+    [NODE_ID_FILE, TABLE_FILE]
+        .into_iter()
+        .map(|name| temp_path(&dir.join(name)))
+        .filter(|tmp| fs::remove_file(tmp).is_ok())
+        .collect()
 }
 
 fn read(path: &Path) -> Result<Option<Vec<u8>>, StateError> {
@@ -206,6 +246,73 @@ mod tests {
         let id = NodeId([0xab; 20]);
         save_node_id(&dir, &id).unwrap();
         assert_eq!(load_node_id(&dir).unwrap(), Some(id));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+    #[test]
+    fn a_failed_write_leaves_the_old_file_and_no_temporary_file() {
+        let dir = temp_dir("full");
+        let id = NodeId([0xcd; 20]);
+        save_node_id(&dir, &id).unwrap();
+        let tmp = temp_path(&dir.join(NODE_ID_FILE));
+        // A full disk, even for root: the temporary name leads to
+        // /dev/full, where every write fails with ENOSPC.
+        std::os::unix::fs::symlink("/dev/full", &tmp).unwrap();
+        let err = save_node_id(&dir, &NodeId([1; 20]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("node_id") && err.contains("space"), "{err}");
+        assert!(
+            fs::symlink_metadata(&tmp).is_err(),
+            "the temporary file was removed"
+        );
+        assert_eq!(
+            load_node_id(&dir).unwrap(),
+            Some(id),
+            "the old id is intact"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_rename_removes_the_temporary_file() {
+        let dir = temp_dir("rename");
+        // A directory where the table goes: the rename fails, for root too.
+        fs::create_dir_all(dir.join(TABLE_FILE).join("x")).unwrap();
+        assert!(save_table(&dir, &NodeId([9; 20]), &[]).is_err());
+        assert!(!temp_path(&dir.join(TABLE_FILE)).exists());
+        assert_eq!(
+            fs::read_dir(&dir).unwrap().count(),
+            1,
+            "nothing else written"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn stale_temporary_files_are_removed_and_nothing_else() {
+        let dir = temp_dir("stale");
+        fs::create_dir_all(&dir).unwrap();
+        for name in [
+            "node_id.tmp",
+            "routing_table.tmp",
+            "other.tmp",
+            NODE_ID_FILE,
+        ] {
+            fs::write(dir.join(name), b"").unwrap();
+        }
+        let mut removed = remove_stale_temp_files(&dir);
+        removed.sort();
+        assert_eq!(
+            removed,
+            vec![dir.join("node_id.tmp"), dir.join("routing_table.tmp")]
+        );
+        let mut left: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, vec![NODE_ID_FILE, "other.tmp"]);
+        assert!(remove_stale_temp_files(&dir).is_empty());
         fs::remove_dir_all(&dir).unwrap();
     }
 }

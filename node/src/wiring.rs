@@ -2,8 +2,9 @@
 //! (`dhtd_protocol::node::Pieces`, the same constructor the simulator
 //! uses), put each in its actor on the runtime's Arbiters, and wire them
 //! with one [`Links`]. Also what the node does besides its actors:
-//! telemetry export and warnings once a second, saving the table, and the
-//! I/O the pieces ask for.
+//! telemetry export and warnings once a second, saving the table soon
+//! after bootstrap and then every `save_interval`, and the I/O the pieces
+//! ask for.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
@@ -26,6 +27,8 @@ use rand::SeedableRng;
 
 use crate::config::{Config, NodeIdChoice};
 use crate::runtime::Runtime;
+use crate::state::StateDir;
+use crate::udp_drops::SocketDrops;
 use crate::{persist, StartError};
 
 /// The addresses of a node's actors.
@@ -45,33 +48,21 @@ pub(crate) struct Node {
     pub(crate) own_id: NodeId,
     pub(crate) started: Instant,
     pub(crate) config: Config,
+    /// The state dir, if the node keeps one.
+    pub(crate) state: Option<Arc<StateDir>>,
+    /// The kernel's count of datagrams it dropped for our socket.
+    socket_drops: Option<SocketDrops>,
     stopping: Arc<AtomicBool>,
 }
 
 /// How often warnings are derived and the telemetry pushed to the recorder.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 
-fn choose_id(config: &Config, rng: &mut StdRng) -> NodeId {
-    match config.node_id {
-        NodeIdChoice::Fixed(id) => id,
-        NodeIdChoice::Random => NodeId::random(rng),
-        NodeIdChoice::Persisted => {
-            let Some(dir) = &config.state_dir else {
-                return NodeId::random(rng);
-            };
-            match persist::load_node_id(dir) {
-                Ok(Some(id)) => return id,
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(target: "dht::state", error = %e, "ignoring the saved node id")
-                }
-            }
-            let id = NodeId::random(rng);
-            if let Err(e) = persist::save_node_id(dir, &id) {
-                tracing::warn!(target: "dht::state", error = %e, "cannot save the node id");
-            }
-            id
-        }
+fn choose_id(config: &Config, state: Option<&StateDir>, rng: &mut StdRng) -> NodeId {
+    match (config.node_id, state) {
+        (NodeIdChoice::Fixed(id), _) => id,
+        (NodeIdChoice::Random, _) | (NodeIdChoice::Persisted, None) => NodeId::random(rng),
+        (NodeIdChoice::Persisted, Some(state)) => state.node_id(rng),
     }
 }
 
@@ -107,10 +98,7 @@ pub(crate) fn resolve(sources: &[String]) -> Vec<SocketAddr> {
 }
 
 /// The driver's I/O: name resolution and files, off the actor threads.
-fn io_handler(
-    supervisor: Addr<SupervisorActor>,
-    state_dir: Option<std::path::PathBuf>,
-) -> IoHandler {
+fn io_handler(supervisor: Addr<SupervisorActor>, state: Option<Arc<StateDir>>) -> IoHandler {
     Arc::new(move |request| match request {
         IoRequest::Resolve { routers, nodes } => {
             let numeric = routers
@@ -133,12 +121,8 @@ fn io_handler(
             }
         }
         IoRequest::SaveNodeId(id) => {
-            if let Some(dir) = state_dir.clone() {
-                std::thread::spawn(move || {
-                    if let Err(e) = persist::save_node_id(&dir, &id) {
-                        tracing::warn!(target: "dht::state", error = %e, "cannot save the node id");
-                    }
-                });
+            if let Some(state) = state.clone() {
+                std::thread::spawn(move || state.save_node_id(id));
             }
         }
     })
@@ -152,13 +136,19 @@ pub(crate) fn start(config: Config, runtime: &Runtime) -> Result<Arc<Node>, Star
     };
     let socket = UdpSocket::bind(config.listen).map_err(bind_error)?;
     let local_addr = socket.local_addr().map_err(bind_error)?;
+    let telemetry = Arc::new(Telemetry::default());
+    telemetry.running.set((), 1);
+    size_recv_buffer(&socket, config.recv_buffer, &telemetry)?;
+    let socket_drops = SocketDrops::of(&socket);
     let mut rng = match config.rng_seed {
         Some(seed) => StdRng::seed_from_u64(seed),
         None => StdRng::from_os_rng(),
     };
-    let own_id = choose_id(&config, &mut rng);
-    let telemetry = Arc::new(Telemetry::default());
-    telemetry.running.set((), 1);
+    let state = config
+        .state_dir
+        .clone()
+        .map(|dir| StateDir::open(dir, telemetry.clone()));
+    let own_id = choose_id(&config, state.as_deref(), &mut rng);
     let mut sender = DatagramSender::new(&socket, telemetry.clone()).map_err(bind_error)?;
     if let Some(tap) = config.tap.clone() {
         sender = sender.with_tap(tap).map_err(bind_error)?;
@@ -183,7 +173,7 @@ pub(crate) fn start(config: Config, runtime: &Runtime) -> Result<Arc<Node>, Star
     let (socket_addr, socket_rx) = mailbox::<SocketActor>(16);
     let (addresses, mailboxes) = mailboxes(cap);
     let api = ApiSinks::default();
-    let io = io_handler(addresses.supervisor.clone(), config.state_dir.clone());
+    let io = io_handler(addresses.supervisor.clone(), state.clone());
     let links = addresses.links(api.clone(), io, telemetry.clone());
     let socket_actor = SocketActor::new(socket, links.rate_limiter.clone(), cap, telemetry.clone());
     let mut spawned = runtime.net().spawn_fn(move || {
@@ -215,6 +205,8 @@ pub(crate) fn start(config: Config, runtime: &Runtime) -> Result<Arc<Node>, Star
         own_id,
         started: now,
         config,
+        state,
+        socket_drops,
         stopping: Arc::new(AtomicBool::new(false)),
     });
     let weak = Arc::downgrade(&node);
@@ -224,19 +216,58 @@ pub(crate) fn start(config: Config, runtime: &Runtime) -> Result<Arc<Node>, Star
     Ok(node)
 }
 
-/// Once a second: the warnings that depend on time, and the telemetry
-/// pushed to the recorder; every `save_interval`: the routing table saved.
+/// Asks for the configured receive buffer and says what the kernel gave.
+fn size_recv_buffer(
+    socket: &UdpSocket,
+    asked: Option<usize>,
+    telemetry: &Telemetry,
+) -> Result<(), StartError> {
+    use dhtd_actors::socket::{recv_buffer, set_recv_buffer};
+    let effective = match asked {
+        Some(bytes) => {
+            let got = set_recv_buffer(socket, bytes)
+                .map_err(|source| StartError::RecvBuffer { bytes, source })?;
+            if got.cut() {
+                tracing::warn!(target: "dht::socket", asked = bytes, effective = got.effective, "UDP receive buffer: asked for {bytes} bytes, the kernel gives {} (reported {}); raise net.core.rmem_max to at least {bytes}", got.effective / 2, got.effective);
+            } else {
+                tracing::info!(target: "dht::socket", asked = bytes, effective = got.effective, forced = got.forced, "UDP receive buffer: {bytes} bytes (the kernel reports {})", got.effective);
+            }
+            got.effective
+        }
+        None => match recv_buffer(socket) {
+            Ok(n) => {
+                tracing::info!(target: "dht::socket", effective = n, "UDP receive buffer: the system's default, {n} bytes");
+                n
+            }
+            Err(_) => 0,
+        },
+    };
+    telemetry.socket_recv_buffer.set((), effective as u64);
+    Ok(())
+}
+
+/// Once a second: the warnings that depend on time, the kernel's drop
+/// count, and the telemetry pushed to the recorder. The routing table is
+/// saved as soon as bootstrap completes (a node killed minutes later still
+/// restarts from it), then every `save_interval`.
 async fn housekeeping(node: std::sync::Weak<Node>) {
     let mut tick = actix_rt::time::interval(REPORT_EVERY);
     let mut last_save = Instant::now();
+    let mut was_bootstrapped = false;
     loop {
         tick.tick().await;
         let Some(node) = node.upgrade() else { return };
         if node.stopping.load(Ordering::Relaxed) {
             return;
         }
+        if let Some(drops) = node.socket_drops.and_then(|d| d.read()) {
+            node.telemetry.socket_overflows.set((), drops);
+        }
         node.report();
-        if last_save.elapsed() >= node.config.save_interval {
+        let bootstrapped = node.telemetry.bootstrapped.value() > 0;
+        let just_bootstrapped = bootstrapped && !was_bootstrapped;
+        was_bootstrapped = bootstrapped;
+        if just_bootstrapped || last_save.elapsed() >= node.config.save_interval {
             last_save = Instant::now();
             node.save_table().await;
         }
@@ -277,31 +308,14 @@ impl Node {
 
     /// Saves the routing table off the actor threads.
     pub(crate) async fn save_table(&self) {
-        let Some(dir) = self.config.state_dir.clone() else {
-            return;
-        };
+        let Some(state) = &self.state else { return };
         let read = Inspect(Box::new(|p: &dhtd_protocol::node::upkeep::Upkeep, _| {
             p.table().nodes()
         }));
         let Ok(Some(nodes)) = self.actors.shells.routing.send(read).await else {
             return;
         };
-        let own_id = self.own_id;
-        let count = nodes.len();
-        let written =
-            actix_rt::task::spawn_blocking(move || persist::save_table(&dir, &own_id, &nodes))
-                .await;
-        match written {
-            Ok(Ok(())) => {
-                tracing::debug!(target: "dht::state", nodes = count, "routing table saved")
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(target: "dht::state", error = %e, "cannot save the routing table")
-            }
-            Err(e) => {
-                tracing::warn!(target: "dht::state", error = %e, "saving the routing table failed")
-            }
-        }
+        state.save_table(self.own_id, nodes).await;
     }
 
     /// Saves the table, withdraws the node's gauges, stops every actor.

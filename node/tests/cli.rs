@@ -195,6 +195,17 @@ fn config_errors_name_the_problem_and_exit_2() {
         "{}",
         text(&out.stderr)
     );
+    let out = run({
+        let mut c = dhtd(&home);
+        c.args(["run", "--recv-buffer", "lots", "--bootstrap", "none"]);
+        c
+    });
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("recv_buffer"),
+        "{}",
+        text(&out.stderr)
+    );
     // A usage error is 2 as well.
     let out = run({
         let mut c = dhtd(&home);
@@ -282,6 +293,140 @@ fn sigterm_saves_the_cache_and_a_restart_loads_it_and_the_daemon_answers_stats_a
     let rejoined = wait_nodes(8);
     assert_eq!(rejoined["node_id"], id, "the node id is kept");
     assert_eq!(second.terminate(), Some(0));
+}
+
+/// A daemon at `listen` with `state` as its state dir, `args` added.
+fn daemon_with_state(home: &Path, listen: &str, state: &Path, args: &[&str]) -> Proc {
+    let mut c = dhtd(home);
+    c.args(["run", "--listen", listen, "--bootstrap", "none"])
+        .arg("--state-dir")
+        .arg(state)
+        .args(args);
+    spawn(c)
+}
+
+/// The names in `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_daemon_killed_soon_after_bootstrap_restarts_from_its_table() {
+    let _serial = serial();
+    let home = scratch("killed");
+    let (_swarm, swarm_node) = background_swarm(&home, 20, "off");
+    let state = home.join("state-dir");
+    let first = daemon_with_state(
+        &home,
+        "127.0.0.72:0",
+        &state,
+        &["--node", &swarm_node.to_string(), "--metrics-listen", "off"],
+    );
+    first.wait_for("bootstrap complete", Duration::from_secs(20));
+    let table = state.join("routing_table.dat");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !table.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(table.exists(), "the table is saved soon after bootstrap");
+    let id = std::fs::read_to_string(state.join("node_id")).unwrap();
+    first.kill();
+
+    // No bootstrap source but the table saved before the kill.
+    let metrics = free_local_addr().to_string();
+    let second = daemon_with_state(
+        &home,
+        "127.0.0.72:0",
+        &state,
+        &["--metrics-listen", &metrics],
+    );
+    second.wait_for("DHT server started", Duration::from_secs(10));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let joined = loop {
+        let out = run({
+            let mut c = dhtd(&home);
+            c.args(["stats", "--json", "--metrics-listen", &metrics]);
+            c
+        });
+        let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if s["bootstrap_complete"] == true && s["nodes"].as_u64().unwrap_or(0) >= 8 {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "did not rejoin: {s}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(joined["node_id"], id.trim(), "the node id is kept");
+    assert_eq!(second.terminate(), Some(0));
+}
+
+#[test]
+fn a_daemon_whose_state_cannot_be_saved_reports_it_and_exits_1() {
+    let _serial = serial();
+    let home = scratch("unsaved");
+    let (_swarm, swarm_node) = background_swarm(&home, 20, "off");
+    let state = home.join("state-dir");
+    // A directory where the table goes: every save fails at the rename,
+    // for root too (whom a read-only mode would not stop).
+    std::fs::create_dir_all(state.join("routing_table.dat").join("keep")).unwrap();
+    let metrics = free_local_addr().to_string();
+    let daemon = || {
+        daemon_with_state(
+            &home,
+            "127.0.0.73:0",
+            &state,
+            &[
+                "--node",
+                &swarm_node.to_string(),
+                "--metrics-listen",
+                &metrics,
+            ],
+        )
+    };
+    let first = daemon();
+    first.wait_for("UDP receive buffer", Duration::from_secs(10));
+    first.wait_for("cannot save the routing table", Duration::from_secs(20));
+    let scrape = scrape_when_ready(&metrics, 1);
+    // 2 MiB asked; Linux reports twice what it grants, at least the
+    // default 208 KiB capped by net.core.rmem_max.
+    assert!(
+        sample(&scrape, "dht_socket_recv_buffer_bytes") >= 2.0 * 212_992.0,
+        "{scrape}"
+    );
+    assert!(
+        sample(&scrape, "dht_state_save_failures_total") >= 1.0,
+        "{scrape}"
+    );
+    assert_eq!(
+        sample(&scrape, "dht_warning{warning=\"state_not_saved\"}"),
+        1.0
+    );
+    assert_eq!(
+        names(&state),
+        ["node_id", "routing_table.dat"],
+        "no temporary file is left"
+    );
+    let id = std::fs::read_to_string(state.join("node_id")).unwrap();
+    assert_eq!(
+        first.terminate(),
+        Some(1),
+        "the final save failed: status 1"
+    );
+
+    let second = daemon();
+    second.wait_for(id.trim(), Duration::from_secs(10));
+    second.wait_for("cannot save the routing table", Duration::from_secs(20));
+    assert_eq!(second.terminate(), Some(1));
+    assert_eq!(names(&state), ["node_id", "routing_table.dat"]);
+    assert_eq!(
+        std::fs::read_to_string(state.join("node_id")).unwrap(),
+        id,
+        "the node id is kept"
+    );
 }
 
 #[test]
@@ -485,6 +630,30 @@ fn load_measures_a_node_and_the_echo_responder() {
         c
     });
     assert_eq!(out.status.code(), Some(2));
+    // A flood, paced: about the rate asked, replies not awaited.
+    let out = run({
+        let mut c = dhtd(&home);
+        c.args(["load", "--flood", "--rate", "2000", "--sockets", "1"])
+            .args(["--duration", "1s", "--bind", "127.0.0.75", "--json"])
+            .args(["--target", &addr]);
+        c
+    });
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let r: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    let sent = r["sent"].as_u64().unwrap();
+    assert!((1000..=2500).contains(&sent), "{r}");
+    // Only at our own loopback: refused before anything is sent.
+    let out = run({
+        let mut c = dhtd(&home);
+        c.args(["load", "--flood", "--target", "192.0.2.1:6881"]);
+        c
+    });
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("loopback"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// The bug as a user met it: three daemons on loopback, each started with

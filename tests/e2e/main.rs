@@ -7,6 +7,7 @@ mod bootstrap;
 mod faults;
 mod hostile;
 mod limits;
+mod persistence;
 mod restart;
 mod roles;
 mod same_node;

@@ -30,9 +30,11 @@ use crate::supervision::{StopActor, Supervised};
 mod batch;
 #[cfg(target_os = "linux")]
 mod mmsg;
+mod options;
 mod send;
 
 use batch::Batch;
+pub use options::{recv_buffer, set_recv_buffer, RecvBuffer, MAX_RECV_BUFFER};
 pub use send::{DatagramSender, Tap};
 
 /// Datagrams handed on in one message at most; a full batch also lets the

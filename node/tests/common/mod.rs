@@ -44,6 +44,20 @@ impl Proc {
     }
 }
 
+impl Proc {
+    /// SIGKILL by its PID, as a crash or the OOM killer would: no signal
+    /// handler runs, nothing is saved on the way out.
+    pub(crate) fn kill(mut self) {
+        self.child.kill().unwrap();
+        let status = self.child.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9),
+            "{status}"
+        );
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();

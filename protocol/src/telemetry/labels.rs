@@ -299,6 +299,9 @@ label!(
         PortUnreachable => "port_unreachable",
         /// Neither replies nor queries arrive: the port appears firewalled.
         PortFirewalled => "port_firewalled",
+        /// The latest write of the state dir failed (a read-only or full
+        /// disk): a restart would lose what was not saved.
+        StateNotSaved => "state_not_saved",
     }
 );
 
@@ -310,6 +313,9 @@ impl std::fmt::Display for Warning {
             Warning::AnnounceFailed => "announce failed (no node accepted it)",
             Warning::PortUnreachable => "port appears unreachable (replies arrive but no queries)",
             Warning::PortFirewalled => "port appears firewalled (no replies and no queries)",
+            Warning::StateNotSaved => {
+                "state not saved (the state dir cannot be written: read-only or full disk?)"
+            }
         })
     }
 }

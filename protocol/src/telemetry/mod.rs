@@ -266,6 +266,15 @@ catalogue! {
     /// 1 while the node runs.
     running: Cells<()> = Gauge "dht_nodes_running", Count, &[],
         "DHT nodes running in this process";
+    /// Failed writes of the state dir (routing-table cache or node id).
+    state_save_failures: Cells<()> = Counter "dht_state_save_failures_total", Count, &[],
+        "Failed writes of the state dir (routing-table cache or node id): a read-only or full disk";
+    /// The socket's receive buffer as the kernel reports it.
+    socket_recv_buffer: Cells<()> = Gauge "dht_socket_recv_buffer_bytes", Bytes, &[],
+        "The UDP socket's receive buffer as the kernel reports it (Linux: twice the size set, for its bookkeeping)";
+    /// Datagrams the kernel dropped because the socket's buffer was full.
+    socket_overflows: Cells<()> = Counter "dht_socket_receive_overflow_total", Count, &[],
+        "Datagrams the kernel dropped before the node read them, its receive buffer full (Linux: /proc/net/udp drops)";
     /// Datagrams waiting in the rate limiter's mailbox.
     inbound_backlog: Cells<()> = Gauge "dht_inbound_backlog", Count, &[],
         "Received datagrams waiting in the rate limiter's mailbox (its capacity is inbound_queue)";

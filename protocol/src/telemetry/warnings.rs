@@ -16,8 +16,13 @@ pub fn derive_warnings(
     if bootstrap_complete && nodes == 0 {
         w.push(Warning::NoNodes);
     }
-    for warning in [Warning::SearchUnsuccessful, Warning::AnnounceFailed] {
-        // The lookup pool keeps these two up to date.
+    for warning in [
+        Warning::SearchUnsuccessful,
+        Warning::AnnounceFailed,
+        Warning::StateNotSaved,
+    ] {
+        // The lookup pool keeps the first two up to date, the driver that
+        // writes the state dir the third.
         if t.warnings.get(warning) > 0 {
             w.push(warning);
         }

@@ -5,7 +5,10 @@
 //! Each socket runs on its own thread with plain blocking calls, so that
 //! the generator costs as little as possible per query. Closed loop keeps
 //! `concurrency` queries in flight per socket; open loop (`--rate`) sends
-//! at a fixed rate whatever comes back.
+//! at a fixed rate whatever comes back; `--flood` sends as fast as a thread
+//! can (or at `--rate`) without reading replies, to a loopback target only:
+//! one abusive source, run beside an ordinary one (a second `dhtd load`
+//! from another 127.x address) to see what the flood costs it.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -55,7 +58,15 @@ pub(crate) struct LoadArgs {
     /// Only the final JSON line.
     #[arg(long)]
     pub(crate) json: bool,
+    /// Send without reading replies, as fast as each socket's thread can, or
+    /// at `--rate` in all; loopback targets only.
+    #[arg(long)]
+    pub(crate) flood: bool,
 }
+
+/// Datagrams a flooding socket sends between two looks at the clock, at
+/// most: pacing to a millisecond without a clock read per datagram.
+const FLOOD_BATCH: usize = 64;
 
 /// Relative weights of the query kinds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -188,6 +199,9 @@ impl Worker {
         if self.socket.send_to(&self.buf, self.target).is_ok() {
             tally.sent.fetch_add(1, Relaxed);
         }
+        if self.args.flood {
+            return;
+        }
         self.in_flight.insert(
             tid,
             InFlight {
@@ -272,7 +286,34 @@ impl Worker {
         expired
     }
 
+    /// Sends until stopped, replies unread, paced to `--rate` if given. A
+    /// thread that falls behind its pace (descheduled) does not catch up
+    /// in one burst.
+    fn flood(mut self, tally: &Tally, stop: &AtomicBool) {
+        let per_socket = self.args.rate.map(|r| r / self.args.sockets as f64);
+        let batch = per_socket.map_or(FLOOD_BATCH, |r| (r / 1000.0).clamp(1.0, 64.0) as usize);
+        let interval = per_socket.map(|r| Duration::from_secs_f64(batch as f64 / r));
+        let mut next = Instant::now();
+        while !stop.load(Relaxed) {
+            for _ in 0..batch {
+                self.send_new(tally);
+            }
+            let Some(interval) = interval else { continue };
+            next += interval;
+            let now = Instant::now();
+            if next > now {
+                std::thread::sleep(next - now);
+            } else if now - next > Duration::from_millis(10) {
+                next = now;
+            }
+        }
+    }
+
     fn run(mut self, tally: &Tally, stop: &AtomicBool) -> Vec<u32> {
+        if self.args.flood {
+            self.flood(tally, stop);
+            return Vec::new();
+        }
         let mut datagram = [0u8; 65536];
         let mut last_sweep = Instant::now();
         match self.args.rate {
@@ -339,6 +380,18 @@ pub(crate) fn load(args: LoadArgs) -> Result<(), Failure> {
             "--sockets and --concurrency must be at least 1".into(),
         ));
     }
+    if let Some(rate) = args.rate.filter(|r| !(r.is_finite() && *r > 0.0)) {
+        return Err(Failure::Usage(format!(
+            "--rate must be a positive number, not {rate}"
+        )));
+    }
+    // A flood is a test of our own node, never of someone else's.
+    if args.flood && !args.target.ip().is_loopback() {
+        return Err(Failure::Usage(format!(
+            "--flood is for loopback targets only, not {}",
+            args.target
+        )));
+    }
     let tally = Arc::new(Tally::default());
     let stop = Arc::new(AtomicBool::new(false));
     let mut seed_rng = StdRng::from_os_rng();
@@ -397,7 +450,9 @@ pub(crate) fn load(args: LoadArgs) -> Result<(), Failure> {
         "sockets": args.sockets,
         "concurrency": args.concurrency,
         "rate": args.rate,
+        "flood": args.flood,
         "sent": tally.sent.load(Relaxed),
+        "sent_per_s": tally.sent.load(Relaxed) as f64 / elapsed,
         "replies": replies,
         "errors": tally.errors.load(Relaxed),
         "timeouts": tally.timeouts.load(Relaxed),
@@ -412,6 +467,17 @@ pub(crate) fn load(args: LoadArgs) -> Result<(), Failure> {
             "max": latencies.last().copied().unwrap_or(0),
         },
     });
+    if args.flood {
+        if !args.json {
+            eprintln!(
+                "flood: {} queries sent in {elapsed:.1}s: {:.0}/s (replies not read)",
+                report["sent"],
+                report["sent_per_s"].as_f64().unwrap_or(0.0)
+            );
+        }
+        println!("{report}");
+        return Ok(());
+    }
     if !args.json {
         eprintln!(
             "{} replies in {elapsed:.1}s: {:.0}/s; {} errors, {} timeouts, {} invalid; latency p50 {} µs, p90 {} µs, p99 {} µs, max {} µs; {:.1} nodes per find_node/get_peers reply",

@@ -43,7 +43,12 @@ pub(crate) async fn run(args: &NodeArgs) -> Result<(), Failure> {
     {
         tracing::warn!(target: "dht::node", "shutdown took longer than {SHUTDOWN_GRACE:?}; exiting anyway");
     }
-    Ok(())
+    // A supervisor that restarts the daemon, or the operator, should know
+    // that the next start will not find what this run learned.
+    match dht.last_save_error() {
+        Some(e) => Err(Failure::Failed(format!("the state dir was not saved: {e}"))),
+        None => Ok(()),
+    }
 }
 
 /// SIGINT and SIGTERM, caught from the moment this is made: made before

@@ -90,6 +90,18 @@ pub(crate) struct NodeArgs {
     /// `on` (the default) or `off`, as rTorrent's `dht` setting.
     #[arg(long, env = "DHTD_MODE", value_name = "on|off")]
     pub(crate) mode: Option<String>,
+    /// UDP receive buffer: bytes, or with K or M (KiB, MiB), or `default`
+    /// for the system's (net.core.rmem_default). Default 2M.
+    #[arg(long, env = "DHTD_RECV_BUFFER", value_name = "BYTES|default")]
+    pub(crate) recv_buffer: Option<String>,
+}
+
+/// A size in a config file: a number of bytes, or text such as `2M`.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(untagged)]
+pub(crate) enum Size {
+    Bytes(u64),
+    Text(String),
 }
 
 /// The keys of a config file; each is optional.
@@ -119,6 +131,8 @@ pub(crate) struct FileSettings {
     stats_first_secs: Option<u64>,
     stats_every_secs: Option<u64>,
     mode: Option<String>,
+    recv_buffer: Option<Size>,
+    save_interval_secs: Option<u64>,
 }
 
 /// A setting that cannot be used; exit status 2.
@@ -229,6 +243,47 @@ fn at_least_one(key: &'static str, value: usize) -> Result<usize, SettingsError>
             key,
             message: "must be at least 1".into(),
         })
+    }
+}
+
+/// The smallest receive buffer taken: below it the kernel would hold a
+/// handful of datagrams.
+const MIN_RECV_BUFFER: usize = 4096;
+
+/// `2097152`, `2048K`, `2M` or `default` (the system's: `None`).
+fn recv_buffer(value: &Size) -> Result<Option<usize>, SettingsError> {
+    let max = dhtd::config::MAX_RECV_BUFFER;
+    let error = |shown: &dyn std::fmt::Display| {
+        SettingsError::Value {
+        key: "recv_buffer",
+        message: format!(
+            "`{shown}` is not a size between {MIN_RECV_BUFFER} bytes and {}M (bytes, or with K or M: `2M`), or `default`",
+            max >> 20
+        ),
+    }
+    };
+    let bytes = match value {
+        Size::Bytes(n) => *n,
+        Size::Text(text) if text.trim().eq_ignore_ascii_case("default") => return Ok(None),
+        Size::Text(text) => {
+            let t = text.trim();
+            let (number, shift) = match t.char_indices().last() {
+                Some((at, 'k' | 'K')) => (&t[..at], 10),
+                Some((at, 'm' | 'M')) => (&t[..at], 20),
+                _ => (t, 0),
+            };
+            let n: u64 = number.trim().parse().map_err(|_| error(text))?;
+            n.checked_shl(shift)
+                .filter(|b| b >> shift == n)
+                .ok_or_else(|| error(text))?
+        }
+    };
+    match usize::try_from(bytes) {
+        Ok(b) if (MIN_RECV_BUFFER..=max).contains(&b) => Ok(Some(b)),
+        _ => Err(match value {
+            Size::Text(text) => error(text),
+            Size::Bytes(n) => error(n),
+        }),
     }
 }
 
@@ -343,6 +398,18 @@ pub(crate) fn resolve_with(
     if let Some(ms) = file.query_spacing_ms {
         config.dht.limits.query_spacing = Duration::from_millis(ms);
     }
+    if let Some(size) = args
+        .recv_buffer
+        .clone()
+        .map(Size::Text)
+        .or(file.recv_buffer)
+    {
+        config.recv_buffer = recv_buffer(&size)?;
+    }
+    if let Some(secs) = file.save_interval_secs {
+        config.save_interval =
+            Duration::from_secs(at_least_one("save_interval_secs", secs as usize)? as u64);
+    }
     let metrics = args.metrics_listen.clone().or(file.metrics_listen);
     let metrics_listen = match metrics {
         Some(value) => metrics_addr(&value)?,
@@ -398,6 +465,42 @@ mod tests {
         let s = resolve_with(&args(None), FileSettings::default(), Defaults::DAEMON).unwrap();
         assert_eq!(s.config.listen, "0.0.0.0:6881".parse().unwrap());
         assert_eq!(s.config.routers.len(), 4, "the default routers");
+    }
+
+    #[test]
+    fn recv_buffer_takes_sizes_and_default_and_names_itself_when_bad() {
+        let with_flag = |v: &str| {
+            let a = NodeArgs {
+                recv_buffer: Some(v.into()),
+                ..NodeArgs::default()
+            };
+            resolve_with(&a, FileSettings::default(), Defaults::DAEMON)
+        };
+        let default = resolve_with(&args(None), FileSettings::default(), Defaults::DAEMON);
+        assert_eq!(default.unwrap().config.recv_buffer, Some(2 << 20));
+        assert_eq!(with_flag("2M").unwrap().config.recv_buffer, Some(2 << 20));
+        assert_eq!(
+            with_flag("208k").unwrap().config.recv_buffer,
+            Some(208 << 10)
+        );
+        assert_eq!(with_flag("65536").unwrap().config.recv_buffer, Some(65536));
+        assert_eq!(with_flag("default").unwrap().config.recv_buffer, None);
+        for bad in ["0", "2G", "lots", "-1", "100", "99999999999999999999M"] {
+            let e = with_flag(bad).unwrap_err().to_string();
+            assert!(e.starts_with("recv_buffer:") && e.contains(bad), "{e}");
+        }
+        let file = parse_file("recv_buffer = 1048576\nsave_interval_secs = 30\n").unwrap();
+        let s = resolve_with(&args(None), file, Defaults::DAEMON).unwrap();
+        assert_eq!(s.config.recv_buffer, Some(1 << 20));
+        assert_eq!(s.config.save_interval, Duration::from_secs(30));
+        let file = parse_file("recv_buffer = \"4M\"\n").unwrap();
+        let s = resolve_with(&args(None), file, Defaults::DAEMON).unwrap();
+        assert_eq!(s.config.recv_buffer, Some(4 << 20));
+        let file = parse_file("save_interval_secs = 0\n").unwrap();
+        let e = resolve_with(&args(None), file, Defaults::DAEMON)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("save_interval_secs:"), "{e}");
     }
 
     #[test]
