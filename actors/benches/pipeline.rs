@@ -44,6 +44,7 @@ fn pipeline() -> (Addr<RateLimiterActor>, Arc<Telemetry>) {
                 per_second: 1e12,
                 burst: 1e12,
             };
+            config.limits.queries_per_prefix = config.limits.queries_per_ip;
             let clock = Clock::Real;
             let pieces = Pieces::new(
                 clock.now(),
@@ -79,7 +80,8 @@ async fn fill_table(routing: &Addr<RoutingActor>, own: NodeId) {
         } else {
             own.random_at_prefix(i % 20, false, &mut rng)
         };
-        let addr = SocketAddr::from(((0x0a00_0000u32 + i).to_be_bytes(), 6881));
+        // Each on its own /24, as honest nodes on the Internet mostly are.
+        let addr = SocketAddr::from(((0x0a00_0001u32 + (i << 8)).to_be_bytes(), 6881));
         routing.do_send(In(RoutingInput::Responded {
             info: NodeInfo { id, addr },
             heard: Vec::new(),

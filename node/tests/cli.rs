@@ -606,8 +606,13 @@ fn load_measures_a_node_and_the_echo_responder() {
         "--metrics-listen",
         "off",
     ]);
-    c.args(["--queries-per-ip", "1000000000", "--state-dir"])
-        .arg(home.join("st"));
+    c.args([
+        "--queries-per-ip",
+        "1000000000",
+        "--queries-per-prefix",
+        "1000000000",
+    ]);
+    c.args(["--state-dir"]).arg(home.join("st"));
     let node = spawn(c);
     let line = node.wait_for("DHT server started on", Duration::from_secs(10));
     let addr = line

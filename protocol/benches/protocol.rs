@@ -85,6 +85,52 @@ fn codec(c: &mut Criterion) {
     });
 }
 
+/// The gate's classifier, which picks a datagram's budget before decoding:
+/// against the byte scan for `1:y1:` it replaced (which a value holding
+/// `1:y1:r` could fool), on the two messages a node handles most.
+fn classify(c: &mut Criterion) {
+    use dhtd_protocol::node::rate_limiter::gate::looks_like_query;
+    fn byte_scan(datagram: &[u8]) -> bool {
+        datagram
+            .windows(6)
+            .rev()
+            .find(|w| w.starts_with(b"1:y1:"))
+            .is_some_and(|w| w[5] == b'q')
+    }
+    let query = find_node();
+    let mut nodes = Vec::new();
+    for i in 0..8u8 {
+        let info = NodeInfo {
+            id: NodeId([i; 20]),
+            addr: SocketAddr::from(([10, 0, i, 1], 6881)),
+        };
+        encode_node(&info, &mut nodes);
+    }
+    let response = Message {
+        transaction_id: b"aa",
+        version: Some(b"LT\x01\x02"),
+        requester_ip: Some("192.0.2.1:6881".parse().unwrap()),
+        read_only: false,
+        body: Body::Response(Response {
+            nodes: Some(CompactNodes::v4(&nodes).unwrap()),
+            token: Some(b"0123456789abcdef0123"),
+            ..Response::bare(NodeId([1; 20]))
+        }),
+    }
+    .to_bytes();
+    for (name, datagram) in [
+        ("find_node query", &query),
+        ("get_peers response", &response),
+    ] {
+        c.bench_function(&format!("classify {name}: top-level y"), |b| {
+            b.iter(|| looks_like_query(black_box(datagram)))
+        });
+        c.bench_function(&format!("classify {name}: byte scan (before)"), |b| {
+            b.iter(|| byte_scan(black_box(datagram)))
+        });
+    }
+}
+
 fn routing(c: &mut Criterion) {
     let now = Instant::now();
     let mut rng = StdRng::seed_from_u64(1);
@@ -261,5 +307,5 @@ fn sources(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, codec, routing, store, tokens, sources);
+criterion_group!(benches, codec, classify, routing, store, tokens, sources);
 criterion_main!(benches);

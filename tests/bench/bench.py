@@ -230,10 +230,12 @@ def main():
         print(f"  network: {args.network_nodes} dhtd nodes, joined through {boot}", file=sys.stderr)
     state = tempfile.mkdtemp(prefix="dhtd-bench-")
     # Every store is given room for all the announces of the run (about
-    # 100,000 per 10 s row): a full store would answer errors, not replies.
+    # 100,000 per 10 s row), from the load generator's one address: a full
+    # store or a spent quota would answer errors, not replies.
     dhtd = [DHTD, "run", "--listen", "127.0.200.92:7002", "--bootstrap", "none",
             "--metrics-listen", "off", "--state-dir", state, "--queries-per-ip", "1000000000",
-            "--max-info-hashes", "2000000"] + (["--node", boot] if boot else [])
+            "--queries-per-prefix", "1000000000", "--max-info-hashes", "2000000",
+            "--max-announces-per-ip", "2000000", "--max-announces-per-prefix", "2000000"] + (["--node", boot] if boot else [])
     targets = [
         ("echo", [DHTD, "echo", "--listen", "127.0.200.91:7001"], "127.0.200.91:7001"),
         ("dhtd", dhtd, "127.0.200.92:7002"),

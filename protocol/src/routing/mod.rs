@@ -50,7 +50,10 @@
 //!   refused while the old entry is healthy (it may be spoofed); a known
 //!   address answering with a new id replaces the old entry (the node
 //!   restarted with a new id).
-//! - Not done: BEP 42 id checks when choosing between nodes.
+//! - **Verified ids first** ([`RoutingConfig::prefer_verified_ids`]): a
+//!   full bucket trades a node whose id is not valid for its address under
+//!   BEP 42 for one whose id is, and of two nodes of one network the
+//!   verified one keeps the place (libtorrent's `prefer_verified_node_ids`).
 
 mod bucket;
 mod closest;
@@ -61,6 +64,7 @@ use rand::RngCore;
 
 use crate::compact::NodeInfo;
 use crate::id::{BucketIndex, NodeId};
+use crate::ip_prefix::IpPrefix;
 use bucket::{Bucket, Entry};
 pub use closest::{closest_among, NodeSnapshot};
 
@@ -80,6 +84,10 @@ pub struct RoutingConfig {
     pub restrict_ips: bool,
     /// Live nodes of one /24 (IPv4) or /64 (IPv6) per bucket. Defaults to 1.
     pub max_per_prefix: usize,
+    /// A full bucket, or a network's one place in it, goes to a node whose
+    /// id is valid for its address (BEP 42) over one whose id is not.
+    /// Defaults to on.
+    pub prefer_verified_ids: bool,
     /// Replacement-cache size per bucket. Defaults to 8.
     pub replacement_cache: usize,
 }
@@ -93,9 +101,16 @@ impl Default for RoutingConfig {
             max_failures: 2,
             restrict_ips: true,
             max_per_prefix: 1,
+            prefer_verified_ids: true,
             replacement_cache: 8,
         }
     }
+}
+
+/// Whether a node's id is valid for its address under BEP 42 (on a local
+/// network, where BEP 42 cannot apply, every id is).
+fn verified(info: &NodeInfo) -> bool {
+    crate::id::bep42::is_valid(&info.id, info.addr.ip())
 }
 
 /// A node's standing (BEP 5).
@@ -357,7 +372,21 @@ impl RoutingTable {
                 return InsertOutcome::Rejected(RejectReason::SameIp);
             }
             if cfg.restrict_ips && bucket.in_prefix(now, &cfg, &info) >= cfg.max_per_prefix {
-                return InsertOutcome::Rejected(RejectReason::SamePrefix);
+                // libtorrent's rule: the node we hold keeps its place,
+                // unless only the newcomer's id is valid for its address.
+                let prefix = IpPrefix::of(info.addr.ip());
+                let unverified = bucket
+                    .nodes
+                    .iter_mut()
+                    .find(|e| IpPrefix::of(e.info.addr.ip()) == prefix && !verified(&e.info));
+                return match unverified {
+                    Some(e) if cfg.prefer_verified_ids && verified(&info) => {
+                        *e = Entry::responded(info, now);
+                        bucket.last_changed = now;
+                        InsertOutcome::Inserted
+                    }
+                    _ => InsertOutcome::Rejected(RejectReason::SamePrefix),
+                };
             }
             if bucket.nodes.len() < cfg.k {
                 bucket.replacements.retain(|e| e.info.id != info.id);
@@ -389,6 +418,23 @@ impl RoutingTable {
                 return InsertOutcome::Inserted;
             }
             let bucket = &mut self.buckets[index];
+            if cfg.prefer_verified_ids && verified(&info) {
+                // A full bucket trades its longest-silent node whose id is
+                // not valid for its address for one whose id is
+                // (libtorrent's `prefer_verified_node_ids`): a place near
+                // an id is then bought with an address that hashes near it.
+                let unverified = bucket
+                    .nodes
+                    .iter_mut()
+                    .filter(|e| !verified(&e.info))
+                    .min_by_key(|e| e.last_seen());
+                if let Some(e) = unverified {
+                    *e = Entry::responded(info, now);
+                    bucket.replacements.retain(|r| r.info.id != info.id);
+                    bucket.last_changed = now;
+                    return InsertOutcome::Inserted;
+                }
+            }
             let per_prefix = if cfg.restrict_ips {
                 cfg.max_per_prefix
             } else {

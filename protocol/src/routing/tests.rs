@@ -447,3 +447,72 @@ fn our_k_closest_are_kept_in_a_bucket_that_cannot_split() {
         HeardOutcome::WorthPinging
     );
 }
+
+/// BEP 42: of two nodes wanting one place, the one whose id is valid for
+/// its address gets it: in a full bucket, and within one network.
+#[test]
+fn verified_ids_are_preferred_where_there_is_a_choice() {
+    use crate::id::bep42;
+    let t0 = crate::test_epoch();
+    let mut rng = StdRng::seed_from_u64(12);
+    let in_far_half = |id: &NodeId| id.0[0] & 0x80 != 0;
+    // Public addresses, where BEP 42 applies, and ids in the half of the
+    // space away from ours (own id 0), whose bucket cannot split.
+    let unverified_far = |rng: &mut StdRng, host: [u8; 4]| {
+        let mut id = NodeId::random(rng);
+        id.0[0] |= 0x80;
+        let info = NodeInfo {
+            id,
+            addr: SocketAddr::from((host, 6881)),
+        };
+        assert!(!bep42::is_valid(&info.id, info.addr.ip()));
+        info
+    };
+    // A BEP 42 id's first bits come from its address: the last byte of
+    // the address is varied (the network stays) until one lands far.
+    let verified_far = |rng: &mut StdRng, host: [u8; 4]| {
+        (0..=254u8)
+            .flat_map(|last| std::iter::repeat_n(last, 16))
+            .find_map(|last| {
+                let ip = std::net::IpAddr::from([host[0], host[1], host[2], last]);
+                let id = bep42::generate(ip, rng);
+                in_far_half(&id).then_some(NodeInfo {
+                    id,
+                    addr: SocketAddr::new(ip, 6881),
+                })
+            })
+            .unwrap()
+    };
+    let mut t = table(t0);
+    for i in 0..8u8 {
+        let far = unverified_far(&mut rng, [203, 0, i, 7]);
+        assert_eq!(t.node_responded(t0, far), InsertOutcome::Inserted);
+    }
+    // Our 8 closest, on the near side: the far bucket is full, split off.
+    for i in 0..8u8 {
+        t.node_responded(t0, node_at(1 + u32::from(i), 1, &mut rng));
+    }
+    let far_bucket = BucketIndex(0);
+    assert_eq!(t.bucket_nodes(far_bucket).len(), 8);
+    let waiting = unverified_far(&mut rng, [203, 0, 100, 7]);
+    assert_ne!(t.node_responded(t0, waiting), InsertOutcome::Inserted);
+    let newcomer = verified_far(&mut rng, [198, 51, 100, 20]);
+    assert_eq!(t.bucket_index(&newcomer.id), far_bucket);
+    assert_eq!(t.node_responded(t0, newcomer), InsertOutcome::Inserted);
+    assert!(t.contains(&newcomer.id));
+    assert_eq!(t.bucket_nodes(far_bucket).len(), 8);
+
+    // Within one network: the verified node takes the unverified one's
+    // place, and keeps it against an unverified one.
+    let mut t = table(t0);
+    let first = unverified_far(&mut rng, [192, 0, 2, 255]);
+    assert_eq!(t.node_responded(t0, first), InsertOutcome::Inserted);
+    let second = verified_far(&mut rng, [192, 0, 2, 20]);
+    assert_eq!(t.node_responded(t0, second), InsertOutcome::Inserted);
+    assert!(!t.contains(&first.id) && t.contains(&second.id));
+    let third = unverified_far(&mut rng, [192, 0, 2, 255]);
+    assert_eq!(
+        t.node_responded(t0, third),
+        InsertOutcome::Rejected(RejectReason::SamePrefix)
+    );
+}

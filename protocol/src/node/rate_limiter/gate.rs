@@ -5,7 +5,6 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::bencode::{Decoder, Limits};
 use crate::ip_prefix::IpPrefix;
 use crate::krpc::{Body, ErrorCode, Message, Query};
 use crate::node::{
@@ -32,30 +31,87 @@ pub struct Gate {
 /// so such a datagram is dropped and counted, never answered.
 pub const MAX_TRANSACTION_ID_LEN: usize = 32;
 
-/// Whether a datagram is a query, by its top-level `y` alone: the keys are
-/// passed over with the bencode cursor's skips, which jump over strings by
-/// their length, so a value holding `1:y1:r` cannot pass a query off as a
-/// response. As in the decoder, a repeated `y` counts as its last. Anything
-/// that is not a dictionary with `y` = `q` counts against the response
-/// budget, where it is matched against our own queries before it can do
-/// anything.
+/// Whether a datagram is a query, by its top-level `y` alone. One pass
+/// over the tokens: strings are jumped over by their length (so `1:y1:r`
+/// inside a value is just bytes), containers below the top level are only
+/// counted open and closed, and a repeated `y` counts as its last, as in
+/// the decoder. Anything that is not a dictionary with `y` = `q` counts
+/// against the response budget, where it is matched against our own
+/// queries before it can do anything; a query filed there by mistake pays
+/// the query budget too before it is answered.
 pub fn looks_like_query(datagram: &[u8]) -> bool {
-    let mut d = Decoder::new(datagram, Limits::KRPC);
-    if d.begin_dict().is_err() {
+    if datagram.first() != Some(&b'd') {
         return false;
     }
+    let mut at = 1;
+    // Containers open; the top-level dictionary is 1.
+    let mut depth = 1usize;
+    // At the top level: whether the next token is a key, and whether the
+    // last key was `y`.
+    let mut key_next = true;
+    let mut key_is_y = false;
     let mut query = false;
-    loop {
-        match d.next_key() {
-            Ok(Some(b"y")) => match d.bytes() {
-                Ok(y) => query = y == b"q",
-                Err(_) => return false,
-            },
-            Ok(Some(_)) if d.skip_value().is_ok() => {}
-            Ok(None) => return query,
+    while let Some(&byte) = datagram.get(at) {
+        match byte {
+            b'0'..=b'9' => {
+                let Some((len, start)) = string_header(datagram, at) else {
+                    return false;
+                };
+                let Some(value) = datagram.get(start..start + len) else {
+                    return false;
+                };
+                if depth == 1 {
+                    if key_next {
+                        key_is_y = value == b"y";
+                    } else if key_is_y {
+                        query = value == b"q";
+                    }
+                    key_next = !key_next;
+                }
+                at = start + len;
+            }
+            _ if depth == 1 && key_next && byte != b'e' => return false,
+            b'i' => {
+                let Some(end) = datagram[at..].iter().position(|&b| b == b'e') else {
+                    return false;
+                };
+                at += end + 1;
+                if depth == 1 {
+                    key_next = true;
+                }
+            }
+            b'l' | b'd' => {
+                depth += 1;
+                at += 1;
+            }
+            b'e' => {
+                depth -= 1;
+                at += 1;
+                match depth {
+                    0 => return at == datagram.len() && query,
+                    1 => key_next = true,
+                    _ => {}
+                }
+            }
             _ => return false,
         }
     }
+    false
+}
+
+/// The length of the string whose header starts at `at`, and where its
+/// bytes start; `None` if the header is not digits and a colon.
+fn string_header(datagram: &[u8], at: usize) -> Option<(usize, usize)> {
+    let mut len = 0usize;
+    // A datagram is under 64 KiB: five digits are enough.
+    for (i, &b) in datagram.get(at..)?.iter().take(6).enumerate() {
+        match b {
+            b'0'..=b'9' => len = len * 10 + usize::from(b - b'0'),
+            b':' if i > 0 => return Some((len, at + i + 1)),
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// Whether `limiter` lets a datagram from `source` through; counts the
