@@ -51,6 +51,7 @@ pub mod lookup;
 pub mod node;
 pub mod rate_limit;
 pub mod routing;
+pub mod rtt;
 pub mod server;
 #[cfg(feature = "sim")]
 pub mod sim;

@@ -58,6 +58,9 @@ struct Pending<T> {
     payload: T,
 }
 
+/// The shortest wait before a retransmission, whatever round trips say.
+pub const MIN_RETRANSMIT_AFTER: Duration = Duration::from_millis(250);
+
 /// Why a response matched nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unmatched {
@@ -110,6 +113,7 @@ pub struct TransactionTable<T> {
     pending: BTreeMap<TransactionId, Pending<T>>,
     deadlines: BTreeSet<(Instant, TransactionId)>,
     config: TransactionConfig,
+    retransmit_after: Duration,
 }
 
 impl<T> TransactionTable<T> {
@@ -119,6 +123,26 @@ impl<T> TransactionTable<T> {
             pending: BTreeMap::new(),
             deadlines: BTreeSet::new(),
             config,
+            retransmit_after: config.timeout,
+        }
+    }
+
+    /// Sets how long an attempt that will be retried waits: measured round
+    /// trips say when an answer is overdue, within
+    /// [`MIN_RETRANSMIT_AFTER`] and the configured timeout. The last
+    /// attempt always waits the full timeout: it is the slow node's last
+    /// chance. With one attempt (the default) nothing changes.
+    pub fn set_retransmit_after(&mut self, after: Duration) {
+        let full = self.config.timeout;
+        self.retransmit_after = after.clamp(MIN_RETRANSMIT_AFTER.min(full), full);
+    }
+
+    /// How long an attempt with `attempts_left` retries after it waits.
+    fn wait(&self, attempts_left: u8) -> Duration {
+        if attempts_left > 0 {
+            self.retransmit_after
+        } else {
+            self.config.timeout
         }
     }
 
@@ -139,14 +163,15 @@ impl<T> TransactionTable<T> {
                 break id;
             }
         };
-        let deadline = now + self.config.timeout;
+        let attempts_left = self.config.attempts.max(1) - 1;
+        let deadline = now + self.wait(attempts_left);
         self.pending.insert(
             id,
             Pending {
                 to,
                 sent_at: now,
                 deadline,
-                attempts_left: self.config.attempts.max(1) - 1,
+                attempts_left,
                 payload,
             },
         );
@@ -204,7 +229,12 @@ impl<T> TransactionTable<T> {
             if p.attempts_left > 0 {
                 p.attempts_left -= 1;
                 p.sent_at = now;
-                p.deadline = now + self.config.timeout;
+                p.deadline = now
+                    + if p.attempts_left > 0 {
+                        self.retransmit_after
+                    } else {
+                        self.config.timeout
+                    };
                 self.deadlines.insert((p.deadline, id));
                 out.push(Expired::Retransmit { id, to: p.to });
             } else if let Some(p) = self.pending.remove(&id) {
@@ -319,5 +349,42 @@ mod tests {
         );
         assert!(t.is_empty());
         assert_eq!(t.poll_timeout(), None);
+    }
+
+    /// Measured round trips set when an attempt that will be retried is
+    /// overdue; the last attempt waits the full timeout; a lone attempt is
+    /// never shortened.
+    #[test]
+    fn retransmissions_follow_measured_round_trips_and_the_last_attempt_waits_in_full() {
+        let t0 = crate::test_epoch();
+        let mut rng = StdRng::seed_from_u64(3);
+        let cfg = TransactionConfig {
+            timeout: Duration::from_secs(1),
+            attempts: 3,
+            max_pending: 8,
+        };
+        let mut t = TransactionTable::new(cfg);
+        t.set_retransmit_after(Duration::from_millis(300));
+        t.start(t0, &mut rng, addr(1), ()).unwrap();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        assert_eq!(t.poll_timeout(), Some(ms(300)));
+        assert!(matches!(
+            t.expire(ms(300))[..],
+            [Expired::Retransmit { .. }]
+        ));
+        assert!(matches!(
+            t.expire(ms(600))[..],
+            [Expired::Retransmit { .. }]
+        ));
+        assert!(t.expire(ms(1599)).is_empty(), "the last attempt waits 1 s");
+        assert!(matches!(t.expire(ms(1600))[..], [Expired::TimedOut { .. }]));
+        // Never below the floor, never above the timeout.
+        t.set_retransmit_after(Duration::from_millis(1));
+        t.start(ms(2000), &mut rng, addr(2), ()).unwrap();
+        assert_eq!(t.poll_timeout(), Some(ms(2000) + MIN_RETRANSMIT_AFTER));
+        let mut lone = TransactionTable::new(TransactionConfig { attempts: 1, ..cfg });
+        lone.set_retransmit_after(Duration::from_millis(300));
+        lone.start(t0, &mut rng, addr(3), ()).unwrap();
+        assert_eq!(lone.poll_timeout(), Some(ms(1000)));
     }
 }

@@ -36,8 +36,9 @@ use super::{
 use crate::compact::NodeInfo;
 use crate::id::{InfoHash, NodeId};
 use crate::ip_prefix::IpPrefix;
-use crate::lookup::{Lookup, LookupConfig, LookupEnd, LookupKind, LookupStep, RttEstimate};
+use crate::lookup::{Lookup, LookupConfig, LookupEnd, LookupKind, LookupStep};
 use crate::routing::NodeSnapshot;
+use crate::rtt::RttEstimate;
 use crate::telemetry::{Component, LookupOutcome, Telemetry, Warning};
 use crate::K;
 pub use id_watch::{IdWatch, DISTRUST_FOR, ID_CHANGE_WINDOW};

@@ -22,6 +22,7 @@ use crate::compact::NodeInfo;
 use crate::id::NodeId;
 use crate::ip_vote::ExternalIpVotes;
 use crate::krpc::{Body, Message, Query};
+use crate::rtt::RttEstimate;
 use crate::server::VERSION;
 use crate::telemetry::{Component, DropReason, ErrorLabel, NotSent, Telemetry};
 use crate::transactions::{Expired, TransactionId, TransactionTable};
@@ -41,6 +42,7 @@ pub struct Transactions {
     read_only: bool,
     rng: StdRng,
     votes: ExternalIpVotes,
+    rtt: RttEstimate,
     telemetry: Arc<Telemetry>,
     buf: Vec<u8>,
     outputs: Outputs,
@@ -60,6 +62,7 @@ impl Transactions {
             read_only: config.read_only,
             rng,
             votes: ExternalIpVotes::new(),
+            rtt: RttEstimate::default(),
             telemetry,
             buf: Vec::with_capacity(256),
             outputs: Outputs::default(),
@@ -146,6 +149,10 @@ impl Transactions {
             self.telemetry.dropped.incr(DropReason::UnknownTransaction);
             return;
         };
+        self.rtt.record(done.rtt);
+        if let Some(after) = self.rtt.timeout() {
+            self.table.set_retransmit_after(after);
+        }
         let Pending { asker, node, .. } = done.payload;
         let result = match r.result {
             Ok(reply) => {
