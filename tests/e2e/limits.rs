@@ -41,11 +41,12 @@ async fn announce_floods_meet_quotas_and_evictions_and_a_newcomer_still_gets_in(
     config.dht.store.max_peers_per_info_hash = 5;
     config.dht.store.max_announces_per_ip = 30;
     config.dht.store.max_ports_per_ip = 2;
-    // This test is about the store: lift the per-IP query budget.
+    // This test is about the store: lift the query budgets.
     config.dht.limits.queries_per_ip = Rate {
         per_second: 1e6,
         burst: 1e6,
     };
+    config.dht.limits.queries_per_prefix = config.dht.limits.queries_per_ip;
     let node = Dht::builder(config).start().unwrap();
     let to = node.local_addr();
 
