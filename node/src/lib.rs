@@ -67,7 +67,7 @@ pub use dhtd_protocol::node::{AnnounceReport, Confidence, LookupEvent, LookupSum
 pub use dhtd_protocol::routing::{BucketStats, RoutingStats};
 pub use dhtd_protocol::store::StoreStats;
 pub use dhtd_protocol::telemetry::{
-    AnnounceRefusal, Component, DropReason, Method, NotSent, RestartReason, StoreCapLabel,
+    AnnounceRefusal, Component, DropReason, Method, NotSent, RestartReason, StoreCap,
     TelemetrySnapshot, Warning,
 };
 pub use dhtd_protocol::{InfoHash, NodeId};

@@ -401,7 +401,7 @@ impl Lookup {
                 addr: c.info.addr,
             };
             let hop = c.hop;
-            if c.state == State::NotContacted {
+            if matches!(c.state, State::NotContacted | State::Succeeded) {
                 return Vec::new();
             }
             self.id_mismatches += 1;
@@ -413,23 +413,12 @@ impl Lookup {
                 self.distrust(info.addr.ip());
                 return Vec::new();
             }
-            if let Some(State::Failed) = self.candidates.get(&asked_at).map(|c| c.state) {
-                // Not who it was said to be (a restart under a new id); as
-                // itself, it joins like a node asked by address.
-                self.add_candidates([info], hop);
-                let at = self.target.distance(replied);
-                match self.candidates.get_mut(&at) {
-                    Some(c) if c.info.addr == info.addr && c.state == State::NotContacted => {
-                        c.state = State::Waiting {
-                            deadline: self.deadline,
-                            slot: Some(self.deadline),
-                        };
-                        self.in_flight += 1;
-                    }
-                    _ => return Vec::new(),
-                }
-            }
-            return self.credit(&self.target.distance(replied), nodes, peers, token);
+            // Not who it was said to be (a restart under a new id); as
+            // itself, it joins like a node asked by address.
+            return match self.join_answered(info, hop) {
+                Some(at) => self.credit(&at, nodes, peers, token),
+                None => Vec::new(),
+            };
         }
         self.credit(&asked_at, nodes, peers, token)
     }
@@ -528,6 +517,25 @@ impl Lookup {
             }
         }
         self.on_response(&info.id, &info.id, nodes, peers, token)
+    }
+
+    /// A node that answered under another id than the one it was asked as
+    /// joins under its own, as if asked; returns where, unless it may not
+    /// join (our own id, its address's or network's share taken) or its id
+    /// is known already.
+    fn join_answered(&mut self, info: NodeInfo, hop: u32) -> Option<Distance> {
+        self.add_candidates([info], hop);
+        let at = self.target.distance(&info.id);
+        let c = self.candidates.get_mut(&at)?;
+        if c.info.addr != info.addr || c.state != State::NotContacted {
+            return None;
+        }
+        c.state = State::Waiting {
+            deadline: self.deadline,
+            slot: Some(self.deadline),
+        };
+        self.in_flight += 1;
+        Some(at)
     }
 
     /// A query failed: an error reply, a timeout reported by the caller, or

@@ -107,7 +107,7 @@ pub enum Limited {
 pub const FULL_SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// Whether a full memory may be swept now; if so, notes when it was.
-fn sweep_due(next_sweep: &mut Option<Instant>, now: Instant) -> bool {
+pub(crate) fn sweep_due(next_sweep: &mut Option<Instant>, now: Instant) -> bool {
     if next_sweep.is_some_and(|at| now < at) {
         return false;
     }

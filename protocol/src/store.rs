@@ -33,6 +33,7 @@ use rand::RngCore;
 use crate::compact::{decode_peer, peer_bytes, PEER_V6_LEN};
 use crate::id::{Distance, InfoHash, NodeId};
 use crate::ip_prefix::IpPrefix;
+pub use crate::telemetry::StoreCap;
 
 /// Limits and timings of the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,21 +84,6 @@ pub enum AnnounceOutcome {
     Refreshed,
     /// Refused by this cap.
     Rejected(StoreCap),
-}
-
-/// The store's caps, as reported when one bites.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreCap {
-    /// [`PeerStoreConfig::max_info_hashes`].
-    InfoHashes,
-    /// [`PeerStoreConfig::max_peers_per_info_hash`].
-    PeersPerInfoHash,
-    /// [`PeerStoreConfig::max_ports_per_ip`].
-    PortsPerIp,
-    /// [`PeerStoreConfig::max_announces_per_ip`].
-    AnnouncesPerIp,
-    /// [`PeerStoreConfig::max_announces_per_prefix`].
-    AnnouncesPerPrefix,
 }
 
 /// Sizes, for gauges.
@@ -312,19 +298,7 @@ impl PeerStore {
         match self.swarms.get_mut(&info_hash) {
             Some(swarm) => {
                 if swarm.as_slice().len() >= max_peers {
-                    let holdings = &mut self.holdings;
-                    let mut expired = 0;
-                    swarm.remove_where(|p| {
-                        let gone = p.expires <= now_s;
-                        if gone {
-                            expired += 1;
-                            if let Some(ip) = p.ip() {
-                                holdings.remove(ip);
-                            }
-                        }
-                        gone
-                    });
-                    self.peers -= expired;
+                    self.peers -= drop_expired(swarm, now_s, &mut self.holdings);
                 }
                 if swarm.as_slice().len() >= max_peers {
                     let victim = eviction_victim(swarm.as_slice(), rng);
@@ -451,16 +425,7 @@ impl PeerStore {
         let by_distance = &mut self.by_distance;
         let own_id = self.own_id;
         self.swarms.retain(|info_hash, peers| {
-            peers.remove_where(|p| {
-                let gone = p.expires <= now_s;
-                if gone {
-                    removed.peers += 1;
-                    if let Some(ip) = p.ip() {
-                        holdings.remove(ip);
-                    }
-                }
-                gone
-            });
+            removed.peers += drop_expired(peers, now_s, holdings);
             let empty = peers.as_slice().is_empty();
             if empty {
                 removed.info_hashes += 1;
@@ -480,6 +445,23 @@ impl PeerStore {
             peers: self.peers,
         }
     }
+}
+
+/// Drops the peers of `swarm` that expired by `now_s`, releasing their
+/// holdings; returns how many.
+fn drop_expired(swarm: &mut Swarm, now_s: u32, holdings: &mut Holdings) -> usize {
+    let mut expired = 0;
+    swarm.remove_where(|p| {
+        let gone = p.expires <= now_s;
+        if gone {
+            expired += 1;
+            if let Some(ip) = p.ip() {
+                holdings.remove(ip);
+            }
+        }
+        gone
+    });
+    expired
 }
 
 /// Which peer of a full list to evict: the oldest of the network holding

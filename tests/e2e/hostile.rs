@@ -10,9 +10,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use dhtd::{Dht, DropReason, InfoHash, NodeId, PortChoice};
-use dhtd_protocol::compact::{encode_node, CompactNodes};
-use dhtd_protocol::krpc::{Body, Message, Query, Response, MAX_REPLY_LEN};
-use dhtd_protocol::NodeInfo;
+use dhtd_protocol::krpc::{Body, Message, Query, MAX_REPLY_LEN};
+use dhtd_protocol::sim::sybil_reply;
 use dhtd_tests::{node_ip, start_swarm, test_config, RawPeer};
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
@@ -47,7 +46,7 @@ fn answered(peer: &RawPeer, to: SocketAddr, count: usize) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn floods_from_one_address_and_from_one_network_cost_others_no_answers() {
-    let node = Dht::builder(test_config(node_ip(950), &[]))
+    let node = Dht::builder(test_config(node_ip(1600), &[]))
         .start()
         .unwrap();
     let to = node.local_addr();
@@ -58,7 +57,7 @@ async fn floods_from_one_address_and_from_one_network_cost_others_no_answers() {
     let network: Vec<_> = (1..=40u8)
         .map(|i| flood(IpAddr::V4(Ipv4Addr::new(127, 202, 2, i)), to, 40, 1))
         .collect();
-    let ordinary = RawPeer::bind(node_ip(951));
+    let ordinary = RawPeer::bind(node_ip(1601));
     let ordinary_answered = tokio::task::spawn_blocking(move || answered(&ordinary, to, 40))
         .await
         .unwrap();
@@ -82,7 +81,7 @@ async fn floods_from_one_address_and_from_one_network_cost_others_no_answers() {
 /// others.
 #[tokio::test]
 async fn junk_is_counted_and_costs_others_nothing() {
-    let mut config = test_config(node_ip(952), &[]);
+    let mut config = test_config(node_ip(1602), &[]);
     config.dht.limits.queries_per_ip = dhtd_protocol::rate_limit::Rate {
         per_second: 1e6,
         burst: 1e6,
@@ -91,7 +90,7 @@ async fn junk_is_counted_and_costs_others_nothing() {
     config.dht.limits.queries_per_prefix = config.dht.limits.queries_per_ip;
     let node = Dht::builder(config).start().unwrap();
     let to = node.local_addr();
-    let junk_peer = RawPeer::bind(node_ip(953));
+    let junk_peer = RawPeer::bind(node_ip(1603));
     let valid = ping(b"jj");
     let mut rng = StdRng::seed_from_u64(5);
     let mut sent = 0u64;
@@ -116,7 +115,7 @@ async fn junk_is_counted_and_costs_others_nothing() {
             thread::sleep(Duration::from_millis(1));
         }
     }
-    let ordinary = RawPeer::bind(node_ip(954));
+    let ordinary = RawPeer::bind(node_ip(1604));
     assert!(ordinary.ask(to, &ping(b"ok")).is_some());
     tokio::time::sleep(Duration::from_millis(300)).await;
     let t = node.stats().await.unwrap().traffic;
@@ -137,11 +136,11 @@ async fn junk_is_counted_and_costs_others_nothing() {
 /// longest id answered gets a reply under 1,024 bytes.
 #[tokio::test]
 async fn a_long_transaction_id_is_not_echoed() {
-    let node = Dht::builder(test_config(node_ip(955), &[]))
+    let node = Dht::builder(test_config(node_ip(1605), &[]))
         .start()
         .unwrap();
     let to = node.local_addr();
-    let peer = RawPeer::bind(node_ip(956));
+    let peer = RawPeer::bind(node_ip(1606));
     let long = vec![b'x'; 60_000];
     assert_eq!(peer.ask(to, &ping(&long)), None);
     let longest = [b'x'; dhtd_protocol::node::rate_limiter::gate::MAX_TRANSACTION_ID_LEN];
@@ -161,10 +160,10 @@ async fn a_long_transaction_id_is_not_echoed() {
     node.shutdown().await;
 }
 
-/// A Sybil on loopback: it answers every find_node and get_peers under its
-/// own id with 8 made-up ids next to the target, all at its own address,
-/// and a token; it answers pings and accepts announces, so honest nodes
-/// keep it in their tables.
+/// A Sybil on loopback, answering as the simulator's do ([`sybil_reply`]):
+/// every find_node and get_peers under its own id with 8 made-up ids next
+/// to the target, all at its own address, and a token; pings and announces
+/// with a bare answer, so honest nodes keep it in their tables.
 struct Sybil {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
@@ -193,37 +192,9 @@ impl Sybil {
                 let Ok((n, from)) = peer.socket.recv_from(&mut buf) else {
                     continue;
                 };
-                let Ok(m) = Message::decode(&buf[..n]) else {
-                    continue;
-                };
-                let Body::Query { query, .. } = m.body else {
-                    continue;
-                };
-                let target = match query {
-                    Query::FindNode { target, .. } => Some(target),
-                    Query::GetPeers { info_hash, .. } => Some(NodeId(info_hash.0)),
-                    _ => None,
-                };
-                let mut nodes = Vec::new();
-                if let Some(target) = target {
-                    for _ in 0..8 {
-                        let mut fake = target;
-                        rng.fill_bytes(&mut fake.0[12..]);
-                        encode_node(&NodeInfo { id: fake, addr }, &mut nodes);
-                    }
+                if let Some(reply) = sybil_reply(&buf[..n], id, addr, from, false, &mut rng) {
+                    let _ = peer.socket.send_to(&reply, from);
                 }
-                let reply = Message {
-                    transaction_id: m.transaction_id,
-                    version: None,
-                    requester_ip: Some(from),
-                    read_only: false,
-                    body: Body::Response(Response {
-                        nodes: target.and_then(|_| CompactNodes::v4(&nodes).ok()),
-                        token: target.map(|_| &b"sybil"[..]),
-                        ..Response::bare(id)
-                    }),
-                };
-                let _ = peer.socket.send_to(&reply.to_bytes(), from);
             }
         });
         Sybil {
@@ -283,7 +254,7 @@ async fn announces_reach_the_true_closest_in_a_swarm_with_sybils() {
         .collect();
     // Let the honest nodes ping the Sybils back and take them in.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let probe = RawPeer::bind(node_ip(960));
+    let probe = RawPeer::bind(node_ip(1610));
     let known = honest
         .iter()
         .flat_map(|&n| probe.find_node(n, NodeId::random(&mut rng)))
@@ -308,7 +279,7 @@ async fn announces_reach_the_true_closest_in_a_swarm_with_sybils() {
         let mut truth: Vec<usize> = (0..HONEST).filter(|&i| i != from).collect();
         truth.sort_by_key(|&i| NodeId(info_hash.0).distance(&swarm.nodes[i].id()));
         truth.truncate(8);
-        let probe = RawPeer::bind(node_ip(961 + a));
+        let probe = RawPeer::bind(node_ip(1611 + a));
         let hits = tokio::task::spawn_blocking({
             let truth: Vec<SocketAddr> = truth.iter().map(|&i| honest[i]).collect();
             move || {

@@ -1,6 +1,6 @@
 //! Caps that defend the node: the announce store and the per-IP budget.
 
-use dhtd::{AnnounceRefusal, Dht, DropReason, InfoHash, NodeId, StoreCapLabel};
+use dhtd::{AnnounceRefusal, Dht, DropReason, InfoHash, NodeId, StoreCap};
 use dhtd_protocol::krpc::{Body, Message, Query};
 use dhtd_protocol::rate_limit::Rate;
 use dhtd_tests::{node_ip, test_config, RawPeer};
@@ -72,9 +72,9 @@ async fn announce_floods_meet_quotas_and_evictions_and_a_newcomer_still_gets_in(
     let stats = node.stats().await.unwrap();
     let t = &stats.traffic;
     assert_eq!(t.announces_refused.get(AnnounceRefusal::IpQuota), 170);
-    assert_eq!(t.store_evictions.get(StoreCapLabel::PortsPerIp), 498);
+    assert_eq!(t.store_evictions.get(StoreCap::PortsPerIp), 498);
     assert_eq!(stats.store.peers, 30 + 2 + 1 + 3);
-    assert_eq!(t.store_limits.get(StoreCapLabel::AnnouncesPerIp), 30);
+    assert_eq!(t.store_limits.get(StoreCap::AnnouncesPerIp), 30);
     node.shutdown().await;
 }
 

@@ -10,6 +10,8 @@ use dhtd::persist::{self, NODE_ID_FILE, TABLE_FILE};
 use dhtd::{Dht, DhtHandle, NodeId, Warning};
 use dhtd_tests::{node_ip, start_swarm, temp_state_dir, test_config, wait_until};
 
+use crate::restart::restart_without_bootstrap;
+
 /// The names in `dir`, sorted.
 fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -48,22 +50,8 @@ async fn a_node_that_dies_soon_after_bootstrap_restarts_from_its_table() {
     assert!(saved, "the table was saved soon after bootstrap");
     drop(node);
 
-    config.bootstrap_nodes.clear();
-    let again = Dht::builder(config)
-        .runtime(&swarm.runtime)
-        .start()
-        .unwrap();
-    assert_eq!(again.id(), id, "the node id is kept");
-    let joined = wait_until(Duration::from_secs(20), || {
-        let again = again.clone();
-        async move { again.is_bootstrapped() && again.stats().await.is_ok_and(|s| s.nodes() >= 8) }
-    })
-    .await;
-    assert!(
-        joined,
-        "rejoined from the table saved at bootstrap: {:?}",
-        again.stats().await.map(|s| s.nodes())
-    );
+    // Rejoins from the table saved at bootstrap.
+    let again = restart_without_bootstrap(config, &swarm.runtime, id).await;
     again.shutdown().await;
     swarm.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);

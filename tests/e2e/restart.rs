@@ -2,8 +2,31 @@
 
 use std::time::Duration;
 
-use dhtd::{Dht, InfoHash, PortChoice};
+use dhtd::{Config, Dht, DhtHandle, InfoHash, NodeId, PortChoice, Runtime};
 use dhtd_tests::{node_ip, start_swarm, temp_state_dir, test_config, wait_until};
+
+/// Starts `config`'s node again from its state dir with no bootstrap node
+/// at all, and checks that it keeps `id` and rejoins from its saved table.
+pub(crate) async fn restart_without_bootstrap(
+    mut config: Config,
+    runtime: &Runtime,
+    id: NodeId,
+) -> DhtHandle {
+    config.bootstrap_nodes.clear();
+    let again = Dht::builder(config).runtime(runtime).start().unwrap();
+    assert_eq!(again.id(), id, "the node id is kept");
+    let joined = wait_until(Duration::from_secs(20), || {
+        let again = again.clone();
+        async move { again.is_bootstrapped() && again.stats().await.is_ok_and(|s| s.nodes() >= 8) }
+    })
+    .await;
+    assert!(
+        joined,
+        "rejoined from the saved table: {:?}",
+        again.stats().await.map(|s| s.nodes())
+    );
+    again
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_restarted_from_its_state_dir_rejoins_without_a_router() {
@@ -23,23 +46,7 @@ async fn a_node_restarted_from_its_state_dir_rejoins_without_a_router() {
     node.shutdown().await;
     assert!(dir.join(dhtd::persist::TABLE_FILE).exists());
 
-    // Same state dir, no bootstrap node at all.
-    config.bootstrap_nodes.clear();
-    let again = Dht::builder(config)
-        .runtime(&swarm.runtime)
-        .start()
-        .unwrap();
-    assert_eq!(again.id(), first_id, "the node id is kept");
-    let joined = wait_until(Duration::from_secs(20), || {
-        let again = again.clone();
-        async move { again.is_bootstrapped() && again.stats().await.is_ok_and(|s| s.nodes() >= 8) }
-    })
-    .await;
-    assert!(
-        joined,
-        "rejoined from the cache: {:?}",
-        again.stats().await.map(|s| s.nodes())
-    );
+    let again = restart_without_bootstrap(config, &swarm.runtime, first_id).await;
     // And it works: an announce from a swarm node is found through it.
     let ih = InfoHash([7; 20]);
     swarm.nodes[3]

@@ -33,7 +33,7 @@ use crate::rate_limit::{Spacing, SpacingVerdict};
 use crate::routing::NodeSnapshot;
 use crate::server::{self, Answer, Needs};
 use crate::store::{AnnounceOutcome, PeerStore, StoreCap, StoreStats};
-use crate::telemetry::{AnnounceRefusal, Component, ErrorLabel, StoreCapLabel, Telemetry};
+use crate::telemetry::{AnnounceRefusal, Component, ErrorLabel, Telemetry};
 use crate::token::TokenSecrets;
 use crate::K;
 
@@ -42,17 +42,6 @@ pub const REPORT_QUERIER_EVERY: Duration = Duration::from_secs(10);
 /// Queriers remembered for that; beyond, reports are skipped (48 bytes
 /// each: 3 MiB at most).
 pub const QUERIERS_TRACKED: usize = 65_536;
-
-/// The exported label of a store cap.
-fn cap_label(cap: StoreCap) -> StoreCapLabel {
-    match cap {
-        StoreCap::InfoHashes => StoreCapLabel::InfoHashes,
-        StoreCap::PeersPerInfoHash => StoreCapLabel::PeersPerInfoHash,
-        StoreCap::PortsPerIp => StoreCapLabel::PortsPerIp,
-        StoreCap::AnnouncesPerIp => StoreCapLabel::AnnouncesPerIp,
-        StoreCap::AnnouncesPerPrefix => StoreCapLabel::AnnouncesPerPrefix,
-    }
-}
 
 /// The announce store's piece.
 #[derive(Debug)]
@@ -88,7 +77,7 @@ impl Responder {
             (StoreCap::AnnouncesPerIp, caps.max_announces_per_ip),
             (StoreCap::AnnouncesPerPrefix, caps.max_announces_per_prefix),
         ] {
-            telemetry.store_limits.set(cap_label(cap), limit as u64);
+            telemetry.store_limits.set(cap, limit as u64);
         }
         Responder {
             own_id,
@@ -200,7 +189,7 @@ impl Responder {
         {
             AnnounceOutcome::Stored | AnnounceOutcome::Refreshed => self.stored(q),
             AnnounceOutcome::StoredEvicting(cap) => {
-                self.telemetry.store_evictions.incr(cap_label(cap));
+                self.telemetry.store_evictions.incr(cap);
                 self.stored(q);
             }
             AnnounceOutcome::Rejected(cap) => {
@@ -435,11 +424,11 @@ mod tests {
         let mut r = responder(t0, &config);
         let limits = r.telemetry.snapshot().store_limits;
         assert_eq!(
-            limits.get(StoreCapLabel::AnnouncesPerIp),
+            limits.get(StoreCap::AnnouncesPerIp),
             1,
             "set from the start"
         );
-        assert_eq!(limits.get(StoreCapLabel::InfoHashes), 50_000);
+        assert_eq!(limits.get(StoreCap::InfoHashes), 50_000);
         for (i, expected) in [(1u8, None), (2, Some(202))] {
             let ih = InfoHash([i; 20]);
             let token = token_from(&ask(&mut r, t0, query("10.0.0.1:1", Needs::Peers(ih))));

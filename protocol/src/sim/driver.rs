@@ -19,6 +19,7 @@ use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 
+use super::hostile::sybil_reply;
 use super::network::{NetStats, Network, NetworkConfig, Traced};
 use crate::compact::NodeInfo;
 use crate::id::{InfoHash, NodeId};
@@ -474,74 +475,25 @@ impl Simulation {
 
     /// Sybil node `i`'s answer to a query from `from`.
     fn sybil_answer(&mut self, i: usize, from: SocketAddr, query: &[u8]) {
-        use crate::compact::{encode_node, CompactNodes};
-        use crate::krpc::{Body, Message, Query, Response};
-        let Ok(m) = Message::decode(query) else {
-            return;
-        };
-        let Body::Query { query, .. } = m.body else {
-            return;
-        };
-        let target = match query {
-            Query::FindNode { target, .. } => Some(target),
-            Query::GetPeers { info_hash, .. } => Some(NodeId(info_hash.0)),
-            _ => None,
-        };
         let me = &self.nodes[i];
-        let mut id = me.id;
-        let mut nodes = Vec::new();
-        if let Some(target) = target {
-            // The made-up ids share their first 12 bytes with the target:
-            // closer than any real node of a network this size.
-            let mut fakes: Vec<NodeId> = (0..crate::K)
-                .map(|_| {
-                    let mut fake = target;
-                    for b in &mut fake.0[12..] {
-                        *b = (self.rng.next_u32() & 0xff) as u8;
-                    }
-                    fake
-                })
-                .collect();
-            fakes.sort_by_key(|f| target.distance(f));
-            if me.behaviour == Behaviour::EchoingSybil {
-                id = fakes[0];
-            }
-            for fake in fakes {
-                let info = NodeInfo {
-                    id: fake,
-                    addr: me.addr,
-                };
-                encode_node(&info, &mut nodes);
-            }
+        let echo = me.behaviour == Behaviour::EchoingSybil;
+        let (id, sybil) = (me.id, me.addr);
+        if let Some(reply) = sybil_reply(query, id, sybil, from, echo, &mut self.rng) {
+            self.transmit(sybil, from, Bytes::from(reply));
         }
-        let reply = Message {
-            transaction_id: m.transaction_id,
-            version: None,
-            requester_ip: Some(from),
-            read_only: false,
-            body: Body::Response(Response {
-                nodes: target.and_then(|_| CompactNodes::v4(&nodes).ok()),
-                token: target.map(|_| &b"sybil"[..]),
-                ..Response::bare(id)
-            }),
+    }
+
+    /// Hands a datagram to the network, and schedules its delivery.
+    fn transmit(&mut self, from: SocketAddr, to: SocketAddr, bytes: Bytes) {
+        let Some(delay) = self.network.transmit(&mut self.rng, from, to, &bytes) else {
+            return;
         };
-        let bytes = Bytes::from(reply.to_bytes());
-        let sybil = self.nodes[i].addr;
-        if let Some(delay) = self.network.transmit(&mut self.rng, sybil, from, &bytes) {
-            match self.by_addr.get(&from) {
-                Some(&j) => {
-                    let at = self.now + delay;
-                    self.schedule(
-                        at,
-                        Event::Deliver {
-                            to: j,
-                            from: sybil,
-                            bytes,
-                        },
-                    );
-                }
-                None => self.network.undeliverable(),
+        match self.by_addr.get(&to) {
+            Some(&j) => {
+                let at = self.now + delay;
+                self.schedule(at, Event::Deliver { to: j, from, bytes });
             }
+            None => self.network.undeliverable(),
         }
     }
 
@@ -619,16 +571,7 @@ impl Simulation {
                 .telemetry
                 .bytes_out
                 .add((), bytes.len() as u64);
-            let Some(delay) = self.network.transmit(&mut self.rng, from, to, &bytes) else {
-                continue;
-            };
-            match self.by_addr.get(&to) {
-                Some(&j) => {
-                    let at = self.now + delay;
-                    self.schedule(at, Event::Deliver { to: j, from, bytes });
-                }
-                None => self.network.undeliverable(),
-            }
+            self.transmit(from, to, bytes);
         }
     }
 

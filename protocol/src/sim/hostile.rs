@@ -6,14 +6,76 @@
 
 use std::time::{Duration, Instant};
 
+use std::net::SocketAddr;
+
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{Rng, RngCore, SeedableRng};
 
 use super::driver::{Behaviour, Simulation};
 use super::experiments::{percentile, sample_indices, SimConfig};
+use crate::compact::{encode_node, CompactNodes, NodeInfo};
 use crate::id::{InfoHash, NodeId};
+use crate::krpc::{Body, Message, Query, Response};
 use crate::lookup::LookupKind;
 use crate::node::{AnnounceSpec, Confidence};
+
+/// A Sybil's answer to `query`, a datagram from `from`: under its own id
+/// `id` (or, `echo`ing, under the closest of the ids it makes up), k
+/// made-up ids sharing their first 12 bytes with the target (closer than
+/// any real node of a network of any real size), all at its own address
+/// `addr`, and a token for any `find_node` or `get_peers`; a bare answer
+/// to anything else. `None` if `query` is not a query. The simulator's
+/// Sybils and the loopback tests' use it.
+pub fn sybil_reply(
+    query: &[u8],
+    id: NodeId,
+    addr: SocketAddr,
+    from: SocketAddr,
+    echo: bool,
+    rng: &mut impl RngCore,
+) -> Option<Vec<u8>> {
+    let m = Message::decode(query).ok()?;
+    let Body::Query { query, .. } = m.body else {
+        return None;
+    };
+    let target = match query {
+        Query::FindNode { target, .. } => Some(target),
+        Query::GetPeers { info_hash, .. } => Some(NodeId(info_hash.0)),
+        _ => None,
+    };
+    let mut id = id;
+    let mut nodes = Vec::new();
+    if let Some(target) = target {
+        let mut fakes: Vec<NodeId> = (0..crate::K)
+            .map(|_| {
+                let mut fake = target;
+                for b in &mut fake.0[12..] {
+                    *b = (rng.next_u32() & 0xff) as u8;
+                }
+                fake
+            })
+            .collect();
+        fakes.sort_by_key(|f| target.distance(f));
+        if echo {
+            id = fakes[0];
+        }
+        for fake in fakes {
+            encode_node(&NodeInfo { id: fake, addr }, &mut nodes);
+        }
+    }
+    let reply = Message {
+        transaction_id: m.transaction_id,
+        version: None,
+        requester_ip: Some(from),
+        read_only: false,
+        body: Body::Response(Response {
+            nodes: target.and_then(|_| CompactNodes::v4(&nodes).ok()),
+            token: target.map(|_| &b"sybil"[..]),
+            ..Response::bare(id)
+        }),
+    };
+    Some(reply.to_bytes())
+}
 
 /// Which nodes turn hostile, after the network has formed.
 #[derive(Debug, Clone, Copy, PartialEq)]

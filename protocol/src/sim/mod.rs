@@ -20,5 +20,5 @@ pub mod network;
 
 pub use driver::{sim_addr, Behaviour, NodeApi, NodeSpec, SimNode, Simulation};
 pub use experiments::{run_lookup_experiment, sample_indices, LookupReport, SimConfig};
-pub use hostile::{run_hostile_experiment, Hostile, HostileReport};
+pub use hostile::{run_hostile_experiment, sybil_reply, Hostile, HostileReport};
 pub use network::{NetStats, Network, NetworkConfig, Traced};

@@ -234,8 +234,9 @@ label!(
 );
 
 label!(
-    /// A cap of the announce store.
-    StoreCapLabel = "cap" {
+    /// A cap of the announce store: what an announce outcome names when one
+    /// bites, and the `cap` label of the store's metrics.
+    StoreCap = "cap" {
         /// Info hashes held (`max_info_hashes`).
         InfoHashes => "info_hashes",
         /// Peers per info hash (`max_peers_per_info_hash`).

@@ -252,10 +252,10 @@ catalogue! {
     store_info_hashes_limit: Cells<()> = Gauge "dht_store_info_hashes_limit", Count, &[],
         "The cap on stored info hashes (max_info_hashes)";
     /// Each cap of the store.
-    store_limits: Cells<StoreCapLabel> = Gauge "dht_store_limit", Count, &[],
+    store_limits: Cells<StoreCap> = Gauge "dht_store_limit", Count, &[],
         "The announce store's caps, by cap (set at start)";
     /// Stored entries evicted to make room, by the cap that was reached.
-    store_evictions: Cells<StoreCapLabel> = Counter "dht_store_evictions_total", Count, &[],
+    store_evictions: Cells<StoreCap> = Counter "dht_store_evictions_total", Count, &[],
         "Stored announces evicted to make room for a new one, by the cap that was reached";
     /// 1 once bootstrapped.
     bootstrapped: Cells<()> = Gauge "dht_bootstrapped_nodes", Count, &[],

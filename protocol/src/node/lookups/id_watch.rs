@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::id::NodeId;
-use crate::rate_limit::FULL_SWEEP_EVERY;
+use crate::rate_limit::sweep_due;
 
 /// An id change at one address within this long is a lie; later, it may be
 /// a restart.
@@ -53,13 +53,12 @@ impl IdWatch {
         true
     }
 
-    /// Forgets what has aged out, at most once per [`FULL_SWEEP_EVERY`];
+    /// Forgets what has aged out, at most once per [`crate::rate_limit::FULL_SWEEP_EVERY`];
     /// returns whether it ran.
     fn sweep(&mut self, now: Instant) -> bool {
-        if self.next_sweep.is_some_and(|at| now < at) {
+        if !sweep_due(&mut self.next_sweep, now) {
             return false;
         }
-        self.next_sweep = Some(now + FULL_SWEEP_EVERY);
         self.seen
             .retain(|_, (_, at)| now.saturating_duration_since(*at) < ID_CHANGE_WINDOW);
         self.distrusted.retain(|_, until| *until > now);

@@ -341,6 +341,9 @@ mod tests {
         }
     }
 
+    /// A ping as libtorrent sends it.
+    const PING: &[u8] = b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe";
+
     fn drain(out: &mut Outputs) -> (Vec<InboundQuery>, Vec<InboundResponse>) {
         let (mut q, mut r) = (Vec::new(), Vec::new());
         while let Some(e) = out.pop() {
@@ -355,9 +358,7 @@ mod tests {
 
     #[test]
     fn queries_are_told_from_responses_without_decoding() {
-        assert!(looks_like_query(
-            b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe"
-        ));
+        assert!(looks_like_query(PING));
         assert!(!looks_like_query(
             b"d1:rd2:id20:mnopqrstuvwxyz123456e1:t2:aa1:y1:re"
         ));
@@ -494,10 +495,7 @@ mod tests {
         let mut gate = Gate::new(&NodeConfig::default());
         let mut out = Outputs::default();
         let batch = vec![
-            datagram(
-                "10.0.0.1:1",
-                b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe",
-            ),
+            datagram("10.0.0.1:1", PING),
             datagram(
                 "10.0.0.2:1",
                 b"d1:rd2:id20:mnopqrstuvwxyz123456e1:t4:abcd1:y1:re",
@@ -536,10 +534,7 @@ mod tests {
         let mut gate = Gate::new(&config);
         let mut out = Outputs::default();
         let batch = vec![
-            datagram(
-                "10.0.0.1:1",
-                b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe",
-            ),
+            datagram("10.0.0.1:1", PING),
             datagram("10.0.0.3:1", b"d1:ad2:id3:abce1:q4:ping1:t2:m11:y1:qe"),
         ];
         gate.handle_datagrams(t0, batch, &telemetry, &mut out);
@@ -560,13 +555,12 @@ mod tests {
         };
         let mut gate = Gate::new(&config);
         let mut out = Outputs::default();
-        let ping = b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe";
         let batch = (0..50u8)
             .map(|i| Datagram {
                 from: SocketAddr::from(([192, 0, 2, i], 1)),
-                bytes: Bytes::from_static(ping),
+                bytes: Bytes::from_static(PING),
             })
-            .chain(std::iter::once(datagram("198.51.100.1:1", ping)))
+            .chain(std::iter::once(datagram("198.51.100.1:1", PING)))
             .collect();
         gate.handle_datagrams(t0, batch, &telemetry, &mut out);
         let (q, _) = drain(&mut out);
@@ -592,8 +586,7 @@ mod tests {
         };
         let mut gate = Gate::new(&config);
         let mut out = Outputs::default();
-        let ping = b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe";
-        let batch = (0..5).map(|_| datagram("10.0.0.1:1", ping)).collect();
+        let batch = (0..5).map(|_| datagram("10.0.0.1:1", PING)).collect();
         gate.handle_datagrams(t0, batch, &telemetry, &mut out);
         let (q, _) = drain(&mut out);
         assert_eq!(q.len(), 2);
