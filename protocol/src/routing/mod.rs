@@ -688,14 +688,19 @@ impl RoutingTable {
             .buckets
             .iter()
             .map(|b| b.last_changed + cfg.refresh_after);
+        // Exactly when poll_maintenance would hand the entry out: it is
+        // questionable and no ping of it is pending. A deadline at the
+        // end of a ping's grace alone would be in the past for good once
+        // the node turned good again by querying us.
         let pings = self.buckets.iter().flat_map(|b| &b.nodes).filter_map(|e| {
             if e.failures >= cfg.max_failures {
-                None
-            } else if let Some(sent) = e.ping_sent {
-                Some(sent + bucket::PING_GRACE)
-            } else {
-                e.questionable_at(cfg)
+                return None;
             }
+            let questionable = e.questionable_at(cfg)?;
+            Some(match e.ping_sent {
+                Some(sent) => questionable.max(sent + bucket::PING_GRACE),
+                None => questionable,
+            })
         });
         refresh.chain(pings).min()
     }

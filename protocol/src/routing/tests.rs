@@ -295,6 +295,33 @@ fn maintenance_pings_questionable_nodes_and_refreshes_quiet_buckets() {
     assert_eq!(t.poll_maintenance(later + MIN, &mut rng), None);
 }
 
+/// A pinged node that queries us before answering is good again: its
+/// ping's grace running out is no work, and the table must not say it is
+/// (the simulator found a driver waking at that instant forever).
+#[test]
+fn a_pinged_node_that_queries_us_sets_no_deadline_in_the_past() {
+    let t0 = crate::test_epoch();
+    let mut rng = StdRng::seed_from_u64(9);
+    let mut t = table(t0);
+    let a = node_at(0, 1, &mut rng);
+    t.node_responded(t0, a);
+    let stale = t0 + 15 * MIN;
+    assert_eq!(
+        t.poll_maintenance(stale, &mut rng),
+        Some(Maintenance::Ping(a))
+    );
+    assert!(matches!(
+        t.poll_maintenance(stale, &mut rng),
+        Some(Maintenance::Refresh { .. })
+    ));
+    assert_eq!(t.node_queried(stale, &a, false), HeardOutcome::Known);
+    let grace_over = stale + MIN;
+    assert_eq!(t.poll_maintenance(grace_over, &mut rng), None);
+    let next = t.poll_timeout().unwrap();
+    assert!(next > grace_over, "due at {next:?}, with nothing to do");
+    assert_eq!(next, stale + 15 * MIN, "when it turns questionable again");
+}
+
 #[test]
 fn refresh_targets_fall_in_their_buckets() {
     let t0 = crate::test_epoch();

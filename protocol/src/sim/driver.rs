@@ -103,6 +103,7 @@ pub struct SimNode {
     pub api: NodeApi,
     mailbox: VecDeque<Envelope>,
     wake_at: Option<Instant>,
+    wakes_now: (Instant, u32),
 }
 
 impl std::fmt::Debug for SimNode {
@@ -181,6 +182,10 @@ fn resolve(sources: &[String]) -> Vec<SocketAddr> {
     sources.iter().filter_map(|s| s.parse().ok()).collect()
 }
 
+/// Far more wake-ups of one node at one virtual instant than any piece
+/// needs to drain its due work.
+const MAX_WAKES_AT_ONE_INSTANT: u32 = 100_000;
+
 /// A simulated DHT: nodes, the network between them, and virtual time.
 pub struct Simulation {
     nodes: Vec<SimNode>,
@@ -249,6 +254,7 @@ impl Simulation {
             api: NodeApi::default(),
             mailbox: VecDeque::new(),
             wake_at: None,
+            wakes_now: (self.now, 0),
         });
         self.by_addr.insert(spec.addr, i);
         self.settle(i);
@@ -500,7 +506,18 @@ impl Simulation {
     /// Runs the timeouts of node `i` that are due, then its mailbox.
     fn wake(&mut self, i: usize) {
         let now = self.now;
-        let p = &mut self.nodes[i].pieces;
+        let node = &mut self.nodes[i];
+        // A piece whose deadline stays in the past after it ran would spin
+        // an actor as it spins this loop; say so instead of hanging.
+        node.wakes_now = match node.wakes_now {
+            (at, n) if at == now => (at, n + 1),
+            _ => (now, 1),
+        };
+        assert!(
+            node.wakes_now.1 < MAX_WAKES_AT_ONE_INSTANT,
+            "node {i} woke {MAX_WAKES_AT_ONE_INSTANT} times at one instant: a piece's poll_timeout stays in the past"
+        );
+        let p = &mut node.pieces;
         fn due<P: Piece>(piece: &mut P, now: Instant) {
             if piece.poll_timeout().is_some_and(|t| t <= now) {
                 piece.handle_timeout(now);

@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::id::NodeId;
-use crate::rate_limit::sweep_due;
+use crate::rate_limit::{retain_and_shrink, sweep_due};
 
 /// An id change at one address within this long is a lie; later, it may be
 /// a restart.
@@ -35,7 +35,8 @@ impl IdWatch {
             *at = now;
             return changed && self.distrust(now, addr.ip());
         }
-        if self.seen.len() >= ID_WATCH_CAPACITY && !self.sweep(now) {
+        self.sweep(now);
+        if self.seen.len() >= ID_WATCH_CAPACITY {
             return false;
         }
         self.seen.insert(addr, (id, now));
@@ -46,23 +47,24 @@ impl IdWatch {
         if self.is_distrusted(now, ip) {
             return false;
         }
-        if self.distrusted.len() >= ID_WATCH_CAPACITY && !self.sweep(now) {
+        self.sweep(now);
+        if self.distrusted.len() >= ID_WATCH_CAPACITY {
             return false;
         }
         self.distrusted.insert(ip, now + DISTRUST_FOR);
         true
     }
 
-    /// Forgets what has aged out, at most once per [`crate::rate_limit::FULL_SWEEP_EVERY`];
-    /// returns whether it ran.
-    fn sweep(&mut self, now: Instant) -> bool {
+    /// Forgets what has aged out, at most once per
+    /// [`crate::rate_limit::FULL_SWEEP_EVERY`].
+    fn sweep(&mut self, now: Instant) {
         if !sweep_due(&mut self.next_sweep, now) {
-            return false;
+            return;
         }
-        self.seen
-            .retain(|_, (_, at)| now.saturating_duration_since(*at) < ID_CHANGE_WINDOW);
-        self.distrusted.retain(|_, until| *until > now);
-        true
+        retain_and_shrink(&mut self.seen, |_, (_, at)| {
+            now.saturating_duration_since(*at) < ID_CHANGE_WINDOW
+        });
+        retain_and_shrink(&mut self.distrusted, |_, until| *until > now);
     }
 
     /// Whether lookups should leave `ip` out.
