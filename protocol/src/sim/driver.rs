@@ -62,9 +62,15 @@ pub struct NodeApi {
     pub bootstrapped: bool,
     /// Node ids the node asked to keep for its next start.
     pub saved_ids: Vec<NodeId>,
-    /// What it logged.
-    pub log: Vec<LogEvent>,
+    /// When each lookup reported its first peer.
+    pub first_peer_at: BTreeMap<CallerId, Instant>,
+    /// What it logged (the newest [`LOG_KEPT`] events).
+    pub log: VecDeque<LogEvent>,
 }
+
+/// Log events a simulated node keeps: a long run must not grow without
+/// bound.
+pub const LOG_KEPT: usize = 256;
 
 /// How a simulated node treats the queries of others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -146,7 +152,10 @@ impl Deliver for Local<'_> {
         let api = &mut *self.api;
         match m {
             ApiEvent::Lookup { caller, event } => match event {
-                LookupEvent::Peer(p) => api.peers.entry(caller).or_default().push(p),
+                LookupEvent::Peer(p) => {
+                    api.first_peer_at.entry(caller).or_insert(self.now);
+                    api.peers.entry(caller).or_default().push(p)
+                }
                 LookupEvent::Progress { .. } => {}
                 LookupEvent::Finished(s) => {
                     api.finished.insert(caller, s);
@@ -163,7 +172,10 @@ impl Deliver for Local<'_> {
         self.io.push(m);
     }
     fn log(&mut self, m: LogEvent) {
-        self.api.log.push(m);
+        if self.api.log.len() >= LOG_KEPT {
+            self.api.log.pop_front();
+        }
+        self.api.log.push_back(m);
     }
 }
 
@@ -196,6 +208,7 @@ pub struct Simulation {
     now: Instant,
     rng: StdRng,
     next_caller: u64,
+    events_run: u64,
 }
 
 impl std::fmt::Debug for Simulation {
@@ -220,6 +233,7 @@ impl Simulation {
             now: epoch,
             rng: StdRng::seed_from_u64(seed),
             next_caller: 1,
+            events_run: 0,
         }
     }
 
@@ -259,6 +273,16 @@ impl Simulation {
         self.by_addr.insert(spec.addr, i);
         self.settle(i);
         i
+    }
+
+    /// The node at `addr`, if any (online or not).
+    pub fn node_at(&self, addr: &SocketAddr) -> Option<usize> {
+        self.by_addr.get(addr).copied()
+    }
+
+    /// Events run so far (deliveries and wake-ups).
+    pub fn events(&self) -> u64 {
+        self.events_run
     }
 
     /// Number of nodes.
@@ -420,6 +444,7 @@ impl Simulation {
                 return false;
             }
             let ((at, _), event) = entry.remove_entry();
+            self.events_run += 1;
             self.now = self.now.max(at);
             match event {
                 Event::Deliver { to, from, bytes } => {
@@ -491,7 +516,7 @@ impl Simulation {
 
     /// Hands a datagram to the network, and schedules its delivery.
     fn transmit(&mut self, from: SocketAddr, to: SocketAddr, bytes: Bytes) {
-        let Some(delay) = self.network.transmit(&mut self.rng, from, to, &bytes) else {
+        let Some(delay) = self.network.transmit(&mut self.rng, self.now, from, to, &bytes) else {
             return;
         };
         match self.by_addr.get(&to) {
@@ -552,6 +577,12 @@ impl Simulation {
             for request in io {
                 self.io(i, request);
             }
+        }
+        // A burst (a bootstrap, a flood) must not keep its peak mailbox:
+        // at 10^5 nodes that is most of the simulator's memory.
+        let mailbox = &mut self.nodes[i].mailbox;
+        if mailbox.capacity() > 64 {
+            mailbox.shrink_to(16);
         }
         self.arm(i);
     }

@@ -11,14 +11,18 @@
 //!   datagrams, an optional trace);
 //! - [`driver`]: nodes, their mailboxes, virtual time;
 //! - [`experiments`]: the measurements built on them;
-//! - [`hostile`]: the same, with a share of Sybil or dead nodes.
+//! - [`hostile`]: the same, with a share of Sybil or dead nodes;
+//! - [`internet`]: the shipped node in a network shaped like the
+//!   Internet's (churn, NAT, heavy-tailed round trips), and what it measures.
 
 pub mod driver;
 pub mod experiments;
 pub mod hostile;
+pub mod internet;
 pub mod network;
 
 pub use driver::{sim_addr, Behaviour, NodeApi, NodeSpec, SimNode, Simulation};
 pub use experiments::{run_lookup_experiment, sample_indices, LookupReport, SimConfig};
+pub use internet::{run_internet, InternetReport, Model, Progress, Sample};
 pub use hostile::{run_hostile_experiment, sybil_reply, Hostile, HostileReport};
-pub use network::{NetStats, Network, NetworkConfig, Traced};
+pub use network::{Endpoint, NetStats, Network, NetworkConfig, Traced, NAT_MAPPING_LIFETIME};

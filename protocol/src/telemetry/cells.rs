@@ -45,6 +45,10 @@ impl<L: Labels> Cells<L> {
     pub fn get(&self, labels: L) -> u64 {
         self.cells[labels.cell()].load(Relaxed)
     }
+    /// The sum over every label.
+    pub fn total(&self) -> u64 {
+        self.cells.iter().map(|c| c.load(Relaxed)).sum()
+    }
     fn values(&self) -> Values<L> {
         Values {
             values: self.cells.iter().map(|c| c.load(Relaxed)).collect(),

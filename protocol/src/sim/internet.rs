@@ -1,0 +1,855 @@
+//! The shipped node in a network shaped like the Internet's mainline DHT:
+//! churn with heavy-tailed sessions, nodes behind NATs, read-only and slow
+//! nodes, heavy-tailed round trips and loss ([`Model`]); and what a user
+//! of the DHT would ask of it ([`InternetReport`]).
+//!
+//! A run: the first nodes start over [`Model::join_over`] from a saved
+//! table of nodes already running (as after a restart), then the network
+//! settles for [`Model::settle`]; from then on, for [`Model::duration`],
+//! nodes leave when their session ends and newcomers join from the
+//! routers, keeping N steady. Some nodes announce, half of them again
+//! every [`Model::reannounce_every`], half once; every
+//! [`Model::sample_every`] random nodes look the info hashes up, and the
+//! tables, the size estimates and the traffic are sampled.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, RngCore, SeedableRng};
+
+use super::driver::{sim_addr, NodeSpec, Simulation};
+use super::experiments::percentile;
+use super::network::{Endpoint, NetworkConfig};
+use crate::id::{InfoHash, NodeId};
+use crate::lookup::LookupKind;
+use crate::node::bootstrap::Sources;
+use crate::node::{AnnounceSpec, CallerId, NodeConfig};
+
+/// The network's model. Each default is drawn from measurements of the
+/// mainline DHT (the README's "Internet scale" section gives the sources).
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// Nodes online at any time (N).
+    pub nodes: usize,
+    /// Seed of every random choice: a seed replays a run exactly.
+    pub seed: u64,
+    /// Measured time, after joining and settling. Defaults to 1 hour.
+    pub duration: Duration,
+    /// The first N nodes start over this long. Defaults to 5 minutes.
+    pub join_over: Duration,
+    /// Time between the last start and the first measurement. Defaults to
+    /// 10 minutes.
+    pub settle: Duration,
+    /// Probability that a datagram is lost. Defaults to 2%.
+    pub loss: f64,
+    /// Median of a node's share of each one-way delay (log-normal across
+    /// nodes). Defaults to 40 ms: a median round trip of about 160 ms.
+    pub access_median: Duration,
+    /// Spread (σ of the logarithm) of the access delays. Defaults to 0.9:
+    /// one round trip in a hundred is over a second.
+    pub access_sigma: f64,
+    /// Share of nodes behind a NAT that lets in only answers. Defaults to
+    /// 30%.
+    pub nat_share: f64,
+    /// Share of read-only nodes (BEP 43). Defaults to 5%.
+    pub read_only_share: f64,
+    /// Share of nodes that answer slowly. Defaults to 5%.
+    pub slow_share: f64,
+    /// A slow node's extra delay on everything it sends, drawn between
+    /// half this and twice this. Defaults to 1 second.
+    pub slow_delay: Duration,
+    /// Median session length (Weibull). Defaults to 200 minutes.
+    pub session_median: Duration,
+    /// Shape of the Weibull session lengths; below 1, heavy-tailed: many
+    /// short sessions, a few very long ones. Defaults to 0.5.
+    pub session_shape: f64,
+    /// Nodes that never leave and that newcomers bootstrap from.
+    /// Defaults to 2.
+    pub routers: usize,
+    /// Nodes that announce an info hash of their own. Defaults to 40.
+    pub announcers: usize,
+    /// How often the re-announcing half announces again. Defaults to 15
+    /// minutes (the store keeps an announce 45).
+    pub reannounce_every: Duration,
+    /// Time between two samples. Defaults to 5 minutes.
+    pub sample_every: Duration,
+    /// get_peers lookups per sample, each for a re-announced info hash
+    /// whose announcer is online, from a random online node. Defaults to 100.
+    pub lookups_per_sample: usize,
+    /// Nodes whose tables and size estimates are sampled. Defaults to 200.
+    pub nodes_sampled: usize,
+    /// Every node's configuration (the shipped defaults unless changed).
+    pub node: NodeConfig,
+}
+
+impl Default for Model {
+    fn default() -> Self {
+        Model {
+            nodes: 1000,
+            seed: 1,
+            duration: Duration::from_secs(3600),
+            join_over: Duration::from_secs(300),
+            settle: Duration::from_secs(600),
+            loss: 0.02,
+            access_median: Duration::from_millis(40),
+            access_sigma: 0.9,
+            nat_share: 0.3,
+            read_only_share: 0.05,
+            slow_share: 0.05,
+            slow_delay: Duration::from_secs(1),
+            session_median: Duration::from_secs(200 * 60),
+            session_shape: 0.5,
+            routers: 2,
+            announcers: 40,
+            reannounce_every: Duration::from_secs(15 * 60),
+            sample_every: Duration::from_secs(300),
+            lookups_per_sample: 100,
+            nodes_sampled: 200,
+            node: NodeConfig::default(),
+        }
+    }
+}
+
+/// A standard normal draw (Box–Muller).
+fn normal(rng: &mut impl RngCore) -> f64 {
+    let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
+    let u2: f64 = rng.random();
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
+impl Model {
+    /// A session length: Weibull with [`Self::session_median`] and
+    /// [`Self::session_shape`], by inverting its distribution function.
+    fn session(&self, rng: &mut impl RngCore) -> Duration {
+        let k = self.session_shape;
+        let scale = self.session_median.as_secs_f64() / std::f64::consts::LN_2.powf(1.0 / k);
+        let u: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
+        Duration::from_secs_f64((scale * (-u.ln()).powf(1.0 / k)).min(1e9))
+    }
+
+    /// A new node's connection and traits.
+    fn draw(&self, rng: &mut impl RngCore) -> Traits {
+        let access = self
+            .access_median
+            .mul_f64((self.access_sigma * normal(rng)).exp().min(100.0));
+        let slow = if rng.random::<f64>() < self.slow_share {
+            self.slow_delay.mul_f64(0.5 + 1.5 * rng.random::<f64>())
+        } else {
+            Duration::ZERO
+        };
+        Traits {
+            endpoint: Endpoint {
+                access,
+                slow,
+                behind_nat: rng.random::<f64>() < self.nat_share,
+            },
+            read_only: rng.random::<f64>() < self.read_only_share,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Traits {
+    endpoint: Endpoint,
+    read_only: bool,
+}
+
+/// What the run knows of each node beyond the simulator.
+#[derive(Debug, Clone)]
+struct Member {
+    reachable: bool,
+    router: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Again {
+    Every,
+    Once,
+}
+
+#[derive(Debug, Clone)]
+struct Announced {
+    info_hash: InfoHash,
+    by: usize,
+    peer: SocketAddr,
+    again: Again,
+    at: Instant,
+}
+
+#[derive(Debug, Clone)]
+struct Probe {
+    from: usize,
+    caller: CallerId,
+    announced: usize,
+    started: Instant,
+    /// The k closest reachable nodes to the info hash when it started.
+    truth: Vec<NodeId>,
+    counted: bool,
+}
+
+/// One sample of the network over simulated time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sample {
+    /// Minutes since measuring started.
+    pub minute: f64,
+    /// Nodes online.
+    pub online: usize,
+    /// Share of lookups (for re-announced info hashes) that found the peer.
+    pub found_reannounced: f64,
+    /// Share of info hashes announced once that a lookup still finds.
+    pub found_once: f64,
+    /// Minutes since the announces made once.
+    pub once_age_minutes: f64,
+    /// Share of sampled table entries that are online, reachable and
+    /// under the id the table holds.
+    pub table_live: f64,
+    /// Share of sampled table entries whose node has left.
+    pub table_departed: f64,
+    /// Share of sampled table entries behind a NAT (unreachable).
+    pub table_unreachable: f64,
+    /// Median of the sampled nodes' size estimate over the true number of
+    /// reachable nodes.
+    pub size_ratio_median: f64,
+    /// Queries each node received per second over the last interval (mean
+    /// over online nodes, routers left out).
+    pub queries_in_per_node: f64,
+}
+
+/// What a run measured.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InternetReport {
+    /// N.
+    pub nodes: usize,
+    /// Seed of the run.
+    pub seed: u64,
+    /// Simulated time measured.
+    pub duration: Duration,
+    /// get_peers lookups for re-announced info hashes whose announcer was
+    /// online.
+    pub lookups: usize,
+    /// Of those, the ones that found the announced peer.
+    pub found: usize,
+    /// Of those, the ones whose k closest answering nodes were exactly the
+    /// true k closest reachable nodes.
+    pub exact: usize,
+    /// Of those, the ones that found at least k-2 of the true k closest.
+    pub nearly: usize,
+    /// Virtual time until a lookup ended, per lookup.
+    pub durations: Vec<Duration>,
+    /// Virtual time until a lookup's first peer, per lookup that found one.
+    pub first_peer: Vec<Duration>,
+    /// Hops per lookup.
+    pub hops: Vec<u32>,
+    /// Queries per lookup.
+    pub queries: Vec<usize>,
+    /// Nodes that left, and as many newcomers.
+    pub departures: usize,
+    /// Per sample over simulated time.
+    pub samples: Vec<Sample>,
+    /// Queries received per second, per node online the whole run (routers
+    /// left out): p50, p99, max.
+    pub queries_in_per_s: [f64; 3],
+    /// Queries sent per second, the same nodes: p50, p99, max.
+    pub queries_out_per_s: [f64; 3],
+    /// Queries each router received per second (mean over routers).
+    pub router_queries_in_per_s: f64,
+    /// Size estimate over the true number of reachable nodes, at the end,
+    /// over the sampled nodes: p10, p50, p90.
+    pub size_ratio: [f64; 3],
+    /// Reachable nodes online at the end (the size estimate's truth).
+    pub reachable_at_end: usize,
+    /// Datagrams sent, lost, undeliverable, blocked by NATs.
+    pub datagrams: [u64; 4],
+    /// Events the simulator ran.
+    pub events: u64,
+}
+
+fn ratio(n: usize, of: usize) -> f64 {
+    n as f64 / of.max(1) as f64
+}
+
+fn f64_percentiles(values: &mut [f64], ps: [f64; 3]) -> [f64; 3] {
+    values.sort_by(f64::total_cmp);
+    ps.map(|p| {
+        if values.is_empty() {
+            0.0
+        } else {
+            values[((values.len() - 1) as f64 * p).round() as usize]
+        }
+    })
+}
+
+impl InternetReport {
+    /// Share of lookups that found the announced peer.
+    pub fn found_rate(&self) -> f64 {
+        ratio(self.found, self.lookups)
+    }
+
+    /// Share of lookups that found exactly the true k closest.
+    pub fn exact_rate(&self) -> f64 {
+        ratio(self.exact, self.lookups)
+    }
+
+    /// Lookup time: median, p90, p99.
+    pub fn lookup_time(&self) -> [Duration; 3] {
+        [0.5, 0.9, 0.99].map(|p| percentile(&self.durations, p).unwrap_or_default())
+    }
+
+    /// Time to the first peer: median, p90, p99.
+    pub fn first_peer_time(&self) -> [Duration; 3] {
+        [0.5, 0.9, 0.99].map(|p| percentile(&self.first_peer, p).unwrap_or_default())
+    }
+
+    /// Mean of a list of counts.
+    fn mean<T: Copy + Into<f64>>(v: &[T]) -> f64 {
+        v.iter().map(|&x| x.into()).sum::<f64>() / v.len().max(1) as f64
+    }
+
+    /// Mean hops per lookup.
+    pub fn mean_hops(&self) -> f64 {
+        Self::mean(&self.hops)
+    }
+
+    /// Mean queries per lookup.
+    pub fn mean_queries(&self) -> f64 {
+        let q: Vec<f64> = self.queries.iter().map(|&q| q as f64).collect();
+        Self::mean(&q)
+    }
+
+    /// Mean share of live table entries over the samples.
+    pub fn table_live(&self) -> f64 {
+        let v: Vec<f64> = self.samples.iter().map(|s| s.table_live).collect();
+        Self::mean(&v)
+    }
+}
+
+impl std::fmt::Display for InternetReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let [t50, t90, t99] = self.lookup_time();
+        let [p50, p90, p99] = self.first_peer_time();
+        writeln!(
+            f,
+            "N = {}, seed {}, {} min measured, {} left and as many joined",
+            self.nodes,
+            self.seed,
+            self.duration.as_secs() / 60,
+            self.departures
+        )?;
+        writeln!(
+            f,
+            "lookups: {} · found the peer {:.1}% · exact 8 closest {:.1}% · ≥6 of 8 {:.1}%",
+            self.lookups,
+            100.0 * self.found_rate(),
+            100.0 * self.exact_rate(),
+            100.0 * ratio(self.nearly, self.lookups)
+        )?;
+        writeln!(
+            f,
+            "lookup time (ms): median {:.0} · p90 {:.0} · p99 {:.0}; first peer: median {:.0} · p90 {:.0} · p99 {:.0}",
+            ms(t50), ms(t90), ms(t99), ms(p50), ms(p90), ms(p99)
+        )?;
+        writeln!(
+            f,
+            "per lookup: {:.2} hops, {:.1} queries; tables {:.1}% live",
+            self.mean_hops(),
+            self.mean_queries(),
+            100.0 * self.table_live()
+        )?;
+        writeln!(
+            f,
+            "queries/s per node in: p50 {:.2} · p99 {:.2} · max {:.2}; out: p50 {:.2} · p99 {:.2} · max {:.2}; per router in: {:.1}",
+            self.queries_in_per_s[0],
+            self.queries_in_per_s[1],
+            self.queries_in_per_s[2],
+            self.queries_out_per_s[0],
+            self.queries_out_per_s[1],
+            self.queries_out_per_s[2],
+            self.router_queries_in_per_s
+        )?;
+        write!(
+            f,
+            "size estimate / {} reachable: p10 {:.2} · median {:.2} · p90 {:.2}; datagrams {} ({} lost, {} to departed, {} kept out by NATs); {} events",
+            self.reachable_at_end,
+            self.size_ratio[0],
+            self.size_ratio[1],
+            self.size_ratio[2],
+            self.datagrams[0],
+            self.datagrams[1],
+            self.datagrams[2],
+            self.datagrams[3],
+            self.events
+        )
+    }
+}
+
+/// Where a run is, for a progress line.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Simulated time so far (joining and settling included).
+    pub simulated: Duration,
+    /// Simulated time the run will take.
+    pub total: Duration,
+    /// Nodes online.
+    pub online: usize,
+    /// Events so far.
+    pub events: u64,
+}
+
+/// A run in progress.
+struct Run {
+    model: Model,
+    sim: Simulation,
+    rng: StdRng,
+    members: Vec<Member>,
+    /// Sorted departure times (time, node).
+    leaving: BTreeMap<(Instant, usize), ()>,
+    routers: Vec<SocketAddr>,
+    announced: Vec<Announced>,
+    probes: Vec<Probe>,
+    report: InternetReport,
+    started: Instant,
+    /// Queries in and out of each node online when measuring began.
+    counted_from: BTreeMap<usize, (u64, u64)>,
+}
+
+impl Run {
+    fn new(epoch: Instant, model: Model) -> Run {
+        let network = NetworkConfig {
+            loss: model.loss,
+            ..NetworkConfig::default()
+        };
+        let sim = Simulation::new(epoch, network, model.seed);
+        let rng = StdRng::seed_from_u64(model.seed ^ 0x696e_7465_726e_6574);
+        let routers = (0..model.routers.max(1)).map(sim_addr).collect();
+        Run {
+            report: InternetReport {
+                nodes: model.nodes,
+                seed: model.seed,
+                duration: model.duration,
+                ..InternetReport::default()
+            },
+            model,
+            sim,
+            rng,
+            members: Vec::new(),
+            leaving: BTreeMap::new(),
+            routers,
+            announced: Vec::new(),
+            probes: Vec::new(),
+            started: epoch,
+            counted_from: BTreeMap::new(),
+        }
+    }
+
+    fn is_up(&self, i: usize) -> bool {
+        self.sim.node(i).online
+    }
+
+    /// Starts a node. Routers and the first nodes are always reachable
+    /// enough to be found; newcomers bootstrap from the routers, the first
+    /// N from `cached` (a saved table).
+    fn start(&mut self, id: Option<NodeId>, cached: Vec<usize>, router: bool) -> usize {
+        let i = self.sim.len();
+        let addr = sim_addr(i);
+        let mut traits = self.model.draw(&mut self.rng);
+        if router {
+            traits = Traits {
+                endpoint: Endpoint {
+                    access: self.model.access_median,
+                    ..Endpoint::default()
+                },
+                read_only: false,
+            };
+        }
+        self.sim.network_mut().attach(addr, traits.endpoint.clone());
+        let mut config = self.model.node.clone();
+        config.read_only = traits.read_only;
+        let sources = Sources {
+            routers: if router {
+                Vec::new()
+            } else {
+                self.routers.iter().map(|r| r.to_string()).collect()
+            },
+            nodes: Vec::new(),
+            cached: cached
+                .iter()
+                .map(|&j| crate::compact::NodeInfo {
+                    id: self.sim.node(j).id,
+                    addr: self.sim.node(j).addr,
+                })
+                .collect(),
+        };
+        if !router {
+            let leaves = self.sim.now() + self.model.session(&mut self.rng);
+            self.leaving.insert((leaves, i), ());
+        }
+        self.members.push(Member {
+            reachable: !traits.endpoint.behind_nat && !traits.read_only,
+            router,
+        });
+        let added = self.sim.add_node(NodeSpec {
+            addr,
+            id,
+            seed: None,
+            config,
+            sources,
+        });
+        debug_assert_eq!(added, i);
+        i
+    }
+
+    /// The reachable nodes started so far that a saved table of a node
+    /// would hold: up to 8 per shared-prefix length with its id, the ones
+    /// after a random point of that range.
+    fn saved_table(&mut self, id: NodeId, started: &BTreeMap<NodeId, usize>) -> Vec<usize> {
+        let mut out = Vec::new();
+        for bits in 0..159u32 {
+            let mut flipped = id;
+            flipped.0[(bits / 8) as usize] ^= 0x80 >> (bits % 8);
+            let (lo, hi) = id_range(&flipped, bits + 1);
+            let from = id.random_at_prefix(bits, false, &mut self.rng);
+            let picked = started
+                .range(from..=hi)
+                .chain(started.range(lo..from))
+                .take(8)
+                .map(|(_, &i)| i);
+            out.extend(picked);
+            let (lo, hi) = id_range(&id, bits + 1);
+            if started.range(lo..=hi).next().is_none() {
+                break; // no one shares more bits: every deeper range is empty
+            }
+        }
+        out
+    }
+
+    /// The first N nodes: routers at once, the rest spread over
+    /// `join_over`, each from a saved table of those before it.
+    fn join(&mut self, progress: &mut impl FnMut(Progress)) {
+        for _ in 0..self.model.routers.max(1) {
+            self.start(None, Vec::new(), true);
+        }
+        let rest = self.model.nodes.saturating_sub(self.model.routers.max(1));
+        let step = self.model.join_over / rest.max(1) as u32;
+        let mut started: BTreeMap<NodeId, usize> = (0..self.members.len())
+            .map(|i| (self.sim.node(i).id, i))
+            .collect();
+        for n in 0..rest {
+            let id = NodeId::random(&mut self.rng);
+            let cached = self.saved_table(id, &started);
+            let i = self.start(Some(id), cached, false);
+            if self.members[i].reachable {
+                started.insert(id, i);
+            }
+            self.sim.run_for(step);
+            if n % 1000 == 0 {
+                progress(self.progress());
+            }
+        }
+    }
+
+    fn progress(&self) -> Progress {
+        Progress {
+            simulated: self.sim.now() - self.started,
+            total: self.model.join_over + self.model.settle + self.model.duration,
+            online: self.members.len() - self.report.departures,
+            events: self.sim.events(),
+        }
+    }
+
+    /// Runs to `until`, letting nodes leave (and newcomers join) on time.
+    fn run_to(&mut self, until: Instant) {
+        loop {
+            let next = self.leaving.keys().next().copied();
+            match next {
+                Some((at, i)) if at <= until => {
+                    self.leaving.remove(&(at, i));
+                    self.sim.run_until(at, |_| false);
+                    self.sim.set_online(i, false);
+                    self.report.departures += 1;
+                    self.start(None, Vec::new(), false);
+                }
+                _ => {
+                    self.sim.run_until(until, |_| false);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn announce(&mut self) {
+        let now = self.sim.now();
+        let candidates: Vec<usize> = (0..self.members.len())
+            .filter(|&i| self.is_up(i) && !self.members[i].router)
+            .collect();
+        for a in 0..self.model.announcers {
+            let by = candidates[self.rng.random_range(0..candidates.len())];
+            let info_hash = InfoHash::random(&mut self.rng);
+            let port = 10_000 + a as u16;
+            let again = if a % 2 == 0 { Again::Every } else { Again::Once };
+            let spec = AnnounceSpec {
+                port,
+                implied_port: false,
+            };
+            // As the library's announce does: once now, then on a timer.
+            self.sim
+                .start_lookup(by, NodeId(info_hash.0), LookupKind::GetPeers, Some(spec));
+            if again == Again::Every {
+                let every = Some(self.model.reannounce_every);
+                self.sim.announce_every(by, info_hash, spec, every);
+            }
+            let peer = SocketAddr::new(self.sim.node(by).addr.ip(), port);
+            self.announced.push(Announced {
+                info_hash,
+                by,
+                peer,
+                again,
+                at: now,
+            });
+        }
+    }
+
+    /// The k closest reachable online nodes to `target`, but `except`.
+    fn truth(&self, target: &NodeId, except: usize) -> Vec<NodeId> {
+        let k = self.model.node.lookup.k;
+        let mut best: Vec<(crate::id::Distance, NodeId)> = Vec::with_capacity(k + 1);
+        for (i, m) in self.members.iter().enumerate() {
+            if i == except || !m.reachable || !self.is_up(i) {
+                continue;
+            }
+            let id = self.sim.node(i).id;
+            let d = target.distance(&id);
+            if best.len() < k || d < best[best.len() - 1].0 {
+                let at = best.partition_point(|(x, _)| *x < d);
+                best.insert(at, (d, id));
+                best.truncate(k);
+            }
+        }
+        best.into_iter().map(|(_, id)| id).collect()
+    }
+
+    fn random_online(&mut self) -> usize {
+        loop {
+            let i = self.rng.random_range(0..self.members.len());
+            if self.is_up(i) && !self.members[i].router {
+                return i;
+            }
+        }
+    }
+
+    fn probe(&mut self, announced: usize, counted: bool) {
+        let from = self.random_online();
+        let target = NodeId(self.announced[announced].info_hash.0);
+        let truth = self.truth(&target, from);
+        let caller = self
+            .sim
+            .start_lookup(from, target, LookupKind::GetPeers, None);
+        self.probes.push(Probe {
+            from,
+            caller,
+            announced,
+            started: self.sim.now(),
+            truth,
+            counted,
+        });
+    }
+
+    /// Takes the finished probes: counts the counted ones, and returns the
+    /// share of each kind that found the peer.
+    fn collect_probes(&mut self) -> (f64, f64) {
+        let mut tally = [[0usize; 2]; 2]; // [again][found?]
+        let probes = std::mem::take(&mut self.probes);
+        for p in probes {
+            let api = &mut self.sim.node_mut(p.from).api;
+            let Some(summary) = api.finished.remove(&p.caller) else {
+                self.probes.push(p);
+                continue;
+            };
+            let peers = api.peers.remove(&p.caller).unwrap_or_default();
+            let first = api.first_peer_at.remove(&p.caller);
+            let announced = &self.announced[p.announced];
+            let found = peers.contains(&announced.peer);
+            let kind = usize::from(announced.again == Again::Once);
+            tally[kind][usize::from(found)] += 1;
+            if !p.counted {
+                continue;
+            }
+            let r = &mut self.report;
+            r.lookups += 1;
+            r.found += usize::from(found);
+            let ids: Vec<NodeId> = summary.closest.iter().map(|n| n.id).collect();
+            r.exact += usize::from(ids == p.truth);
+            let hit = p.truth.iter().filter(|id| ids.contains(id)).count();
+            r.nearly += usize::from(hit + 2 >= p.truth.len());
+            r.durations.push(summary.duration);
+            if let (true, Some(at)) = (found, first) {
+                r.first_peer.push(at - p.started);
+            }
+            r.hops.push(summary.hops);
+            r.queries.push(summary.queries);
+        }
+        let share = |t: [usize; 2]| ratio(t[1], t[0] + t[1]);
+        (share(tally[0]), share(tally[1]))
+    }
+
+    /// Samples tables and size estimates of random online nodes.
+    fn sample_tables(&mut self) -> ([f64; 3], Vec<f64>) {
+        let now = self.sim.now();
+        let reachable = (0..self.members.len())
+            .filter(|&i| self.members[i].reachable && self.is_up(i))
+            .count();
+        let mut counts = [0usize; 4]; // live, departed, unreachable, all
+        let mut ratios = Vec::new();
+        for _ in 0..self.model.nodes_sampled {
+            let i = self.random_online();
+            for e in self.sim.table(i) {
+                counts[3] += 1;
+                match self.sim.node_at(&e.addr) {
+                    Some(j) if !self.is_up(j) => counts[1] += 1,
+                    Some(j) if !self.members[j].reachable => counts[2] += 1,
+                    Some(j) if self.sim.node(j).id == e.id => counts[0] += 1,
+                    _ => counts[1] += 1,
+                }
+            }
+            if let Some(size) = self.sim.node(i).pieces.routing.table().estimated_dht_size(now) {
+                ratios.push(size as f64 / reachable.max(1) as f64);
+            }
+        }
+        self.report.reachable_at_end = reachable;
+        let shares = [0, 1, 2].map(|k| ratio(counts[k], counts[3]));
+        (shares, ratios)
+    }
+
+    fn queries_in_total(&self) -> u64 {
+        (0..self.members.len())
+            .filter(|&i| self.is_up(i) && !self.members[i].router)
+            .map(|i| self.sim.node(i).telemetry.queries_in.total())
+            .sum()
+    }
+
+    fn measure(&mut self, progress: &mut impl FnMut(Progress)) {
+        let begin = self.sim.now();
+        let every = self.model.sample_every;
+        let samples = (self.model.duration.as_secs_f64() / every.as_secs_f64()).ceil() as usize;
+        let mut last_in = self.queries_in_total();
+        self.counted_from = (0..self.members.len())
+            .filter(|&i| self.is_up(i))
+            .map(|i| {
+                let t = &self.sim.node(i).telemetry;
+                (i, (t.queries_in.total(), t.queries_out.total()))
+            })
+            .collect();
+        for s in 1..=samples {
+            // Lookups start through the interval, not all at its start.
+            let per = self.model.lookups_per_sample;
+            for l in 0..per {
+                let at = begin + every * (s as u32 - 1) + every.mul_f64(l as f64 / per as f64);
+                self.run_to(at);
+                let live: Vec<usize> = (0..self.announced.len())
+                    .filter(|&a| {
+                        let an = &self.announced[a];
+                        an.again == Again::Every && self.is_up(an.by)
+                    })
+                    .collect();
+                if !live.is_empty() {
+                    let a = live[self.rng.random_range(0..live.len())];
+                    self.probe(a, true);
+                }
+            }
+            for a in 0..self.announced.len() {
+                if self.announced[a].again == Again::Once {
+                    self.probe(a, false);
+                }
+            }
+            let end = begin + every * s as u32;
+            // The lookups of the once-announced end well within a minute.
+            self.run_to(end);
+            let (found_again, found_once) = self.collect_probes();
+            let (table, mut ratios) = self.sample_tables();
+            let queries_in = self.queries_in_total();
+            let online = (0..self.members.len()).filter(|&i| self.is_up(i)).count();
+            let once_at = self
+                .announced
+                .iter()
+                .find(|a| a.again == Again::Once)
+                .map_or(begin, |a| a.at);
+            self.report.samples.push(Sample {
+                minute: (self.sim.now() - begin).as_secs_f64() / 60.0,
+                online,
+                found_reannounced: found_again,
+                found_once,
+                once_age_minutes: (self.sim.now() - once_at).as_secs_f64() / 60.0,
+                table_live: table[0],
+                table_departed: table[1],
+                table_unreachable: table[2],
+                size_ratio_median: f64_percentiles(&mut ratios, [0.1, 0.5, 0.9])[1],
+                queries_in_per_node: queries_in.saturating_sub(last_in) as f64
+                    / online.max(1) as f64
+                    / every.as_secs_f64(),
+            });
+            last_in = queries_in;
+            progress(self.progress());
+        }
+    }
+
+    fn finish(mut self) -> InternetReport {
+        let (_, mut ratios) = self.sample_tables();
+        self.report.size_ratio = f64_percentiles(&mut ratios, [0.1, 0.5, 0.9]);
+        let mut qin = Vec::new();
+        let mut qout = Vec::new();
+        let mut routers = Vec::new();
+        let secs = self.model.duration.as_secs_f64().max(1.0);
+        for (&i, &(was_in, was_out)) in &self.counted_from {
+            if !self.sim.node(i).online {
+                continue;
+            }
+            let t = &self.sim.node(i).telemetry;
+            let rate_in = t.queries_in.total().saturating_sub(was_in) as f64 / secs;
+            if self.members[i].router {
+                routers.push(rate_in);
+            } else {
+                qin.push(rate_in);
+                qout.push(t.queries_out.total().saturating_sub(was_out) as f64 / secs);
+            }
+        }
+        self.report.queries_in_per_s = f64_percentiles(&mut qin, [0.5, 0.99, 1.0]);
+        self.report.queries_out_per_s = f64_percentiles(&mut qout, [0.5, 0.99, 1.0]);
+        self.report.router_queries_in_per_s =
+            routers.iter().sum::<f64>() / routers.len().max(1) as f64;
+        let net = self.sim.net_stats();
+        self.report.datagrams = [net.sent, net.lost, net.undeliverable, net.blocked];
+        self.report.events = self.sim.events();
+        self.report
+    }
+}
+
+/// The ids that share the first `bits` bits of `prefix`: lowest, highest.
+fn id_range(prefix: &NodeId, bits: u32) -> (NodeId, NodeId) {
+    let (mut lo, mut hi) = (prefix.0, prefix.0);
+    for i in 0..lo.len() {
+        let kept = bits.saturating_sub(8 * i as u32).min(8);
+        let mask = if kept == 0 { 0 } else { 0xffu8 << (8 - kept) };
+        lo[i] &= mask;
+        hi[i] |= !mask;
+    }
+    (NodeId(lo), NodeId(hi))
+}
+
+/// Runs the model: joins N nodes, lets them settle, announces, then
+/// measures for [`Model::duration`] with churn. `progress` is called now
+/// and then.
+pub fn run_internet(
+    epoch: Instant,
+    model: Model,
+    mut progress: impl FnMut(Progress),
+) -> InternetReport {
+    let mut run = Run::new(epoch, model);
+    run.join(&mut progress);
+    let settled = run.sim.now() + run.model.settle;
+    run.run_to(settled);
+    run.announce();
+    run.measure(&mut progress);
+    run.finish()
+}
