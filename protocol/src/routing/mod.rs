@@ -58,6 +58,7 @@
 mod bucket;
 mod closest;
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use rand::RngCore;
@@ -253,6 +254,10 @@ pub struct RoutingTable {
     own_id: NodeId,
     buckets: Vec<Bucket>,
     config: RoutingConfig,
+    /// [`Self::poll_timeout`], until the table next changes: a driver asks
+    /// after every message, and the scan of every entry was a fifth of a
+    /// simulated node's time.
+    next_due: Cell<Option<Option<Instant>>>,
 }
 
 impl RoutingTable {
@@ -262,6 +267,7 @@ impl RoutingTable {
             own_id,
             buckets: vec![Bucket::new(now)],
             config,
+            next_due: Cell::new(None),
         }
     }
 
@@ -334,6 +340,7 @@ impl RoutingTable {
 
     /// A node answered one of our queries: the only way into the table.
     pub fn node_responded(&mut self, now: Instant, info: NodeInfo) -> InsertOutcome {
+        self.next_due.set(None);
         if info.id == self.own_id {
             return InsertOutcome::Rejected(RejectReason::OwnId);
         }
@@ -522,6 +529,7 @@ impl RoutingTable {
     /// judged like [`RoutingTable::heard_about`]. BEP 43: read-only nodes
     /// are never taken.
     pub fn node_queried(&mut self, now: Instant, info: &NodeInfo, read_only: bool) -> HeardOutcome {
+        self.next_due.set(None);
         if read_only {
             return HeardOutcome::Ignored(RejectReason::ReadOnly);
         }
@@ -544,6 +552,7 @@ impl RoutingTable {
         id: &NodeId,
         addr: std::net::SocketAddr,
     ) -> FailOutcome {
+        self.next_due.set(None);
         let cfg = self.config;
         let index = usize::from(self.bucket_index(id).0);
         let bucket = &mut self.buckets[index];
@@ -646,6 +655,7 @@ impl RoutingTable {
         now: Instant,
         rng: &mut impl RngCore,
     ) -> Option<Maintenance> {
+        self.next_due.set(None);
         let cfg = self.config;
         for b in &mut self.buckets {
             if let Some(e) = b
@@ -683,6 +693,15 @@ impl RoutingTable {
 
     /// When [`RoutingTable::poll_maintenance`] will next have work.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if let Some(due) = self.next_due.get() {
+            return due;
+        }
+        let due = self.scan_deadlines();
+        self.next_due.set(Some(due));
+        due
+    }
+
+    fn scan_deadlines(&self) -> Option<Instant> {
         let cfg = &self.config;
         let refresh = self
             .buckets
