@@ -280,7 +280,7 @@ impl Lookup {
     /// [`LookupConfig::query_timeout`]): time for the retransmissions,
     /// which follow the same round trips, to be answered.
     pub fn set_query_timeout(&mut self, timeout: Duration) {
-        self.next_due.set(None);
+        // Only queries sent later use it: no deadline moves.
         self.slot_timeout = timeout.clamp(self.config.min_query_timeout, self.config.query_timeout);
         self.fail_timeout = (self.slot_timeout * FAIL_AFTER_SLOTS).min(self.config.query_timeout);
     }

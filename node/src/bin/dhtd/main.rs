@@ -9,6 +9,7 @@ mod load;
 mod lookup;
 mod run;
 mod settings;
+mod sim;
 mod swarm;
 
 use std::net::SocketAddr;
@@ -130,6 +131,8 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:6882")]
         listen: SocketAddr,
     },
+    /// The node in simulated Internet-like networks of N nodes: a table and plots.
+    Sim(sim::SimArgs),
     /// A local DHT of dhtd nodes on loopback: bootstrap, announce, look up.
     Swarm {
         /// How many nodes.
@@ -258,6 +261,7 @@ fn main() -> ExitCode {
             Command::Decode { file } => decode::decode(file.as_deref()),
             Command::Load(args) => load::load(args),
             Command::Echo { listen } => load::echo(listen),
+            Command::Sim(args) => sim::sim(args),
             Command::Swarm {
                 nodes,
                 duration,

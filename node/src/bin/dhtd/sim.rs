@@ -1,0 +1,420 @@
+//! `dhtd sim`: the node that ships, in simulated networks shaped like the
+//! Internet's mainline DHT, one run per size N; a table and plots of what
+//! a user of the DHT would ask (see `dhtd_protocol::sim::internet`).
+
+// A program: the wall clock times the runs and names the epoch.
+#![allow(clippy::disallowed_methods)]
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use dhtd_protocol::sim::{run_internet, InternetReport, Model};
+use plotters::prelude::*;
+
+use crate::{parse_duration, Failure};
+
+#[derive(Args, Debug)]
+pub(crate) struct SimArgs {
+    /// Network sizes, one run each (e.g. `1000,10000,100000`).
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    nodes: Vec<usize>,
+    /// Simulated time measured per run, after joining and settling.
+    #[arg(long, value_parser = parse_duration, default_value = "60m", value_name = "DURATION")]
+    duration: Duration,
+    /// Seed: a seed replays a run exactly.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Where the table (`report.md`), the samples (CSV) and the plots (SVG) go.
+    #[arg(long, default_value = "sim-out", value_name = "DIR")]
+    out: PathBuf,
+    /// Share of datagrams lost.
+    #[arg(long, default_value_t = Model::default().loss)]
+    loss: f64,
+    /// Share of nodes behind a NAT that lets in only answers.
+    #[arg(long, default_value_t = Model::default().nat_share)]
+    nat_share: f64,
+    /// Share of read-only nodes (BEP 43).
+    #[arg(long, default_value_t = Model::default().read_only_share)]
+    read_only_share: f64,
+    /// Share of nodes that answer slowly.
+    #[arg(long, default_value_t = Model::default().slow_share)]
+    slow_share: f64,
+    /// Median session length.
+    #[arg(long, value_parser = parse_duration, default_value = "200m", value_name = "DURATION")]
+    session_median: Duration,
+    /// Median one-way access delay of a node (a round trip is about four).
+    #[arg(long, value_parser = parse_duration, default_value = "40ms", value_name = "DURATION")]
+    access_median: Duration,
+    /// Experiment: queries in flight per lookup (the node's α).
+    #[arg(long)]
+    alpha: Option<usize>,
+    /// Experiment: the transaction timeout (the node's `timeout`).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    query_timeout: Option<Duration>,
+    /// Experiment: tries per query (the node's `attempts`).
+    #[arg(long)]
+    attempts: Option<u8>,
+    /// Experiment: the shortest time a query holds a lookup's slot.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    min_slot: Option<Duration>,
+    /// Experiment: how long a bucket stays quiet before it is refreshed.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    refresh_after: Option<Duration>,
+}
+
+impl SimArgs {
+    fn model(&self, nodes: usize) -> Result<Model, Failure> {
+        for (name, share) in [
+            ("--loss", self.loss),
+            ("--nat-share", self.nat_share),
+            ("--read-only-share", self.read_only_share),
+            ("--slow-share", self.slow_share),
+        ] {
+            if !(0.0..1.0).contains(&share) {
+                return Err(Failure::Usage(format!(
+                    "{name}: {share} is not a share (at least 0, below 1)"
+                )));
+            }
+        }
+        if nodes < 10 {
+            return Err(Failure::Usage(format!(
+                "--nodes: {nodes} is too few for a DHT (at least 10)"
+            )));
+        }
+        let mut model = Model {
+            nodes,
+            seed: self.seed,
+            duration: self.duration,
+            loss: self.loss,
+            nat_share: self.nat_share,
+            read_only_share: self.read_only_share,
+            slow_share: self.slow_share,
+            session_median: self.session_median,
+            access_median: self.access_median,
+            ..Model::default()
+        };
+        let node = &mut model.node;
+        if let Some(alpha) = self.alpha {
+            if alpha == 0 {
+                return Err(Failure::Usage("--alpha: at least 1".into()));
+            }
+            node.lookup.alpha = alpha;
+        }
+        if let Some(t) = self.query_timeout {
+            node.transactions.timeout = t;
+            node.lookup.query_timeout = t * u32::from(node.transactions.attempts.max(1));
+        }
+        if let Some(a) = self.attempts {
+            if a == 0 {
+                return Err(Failure::Usage("--attempts: at least 1".into()));
+            }
+            node.transactions.attempts = a;
+            node.lookup.query_timeout = node.transactions.timeout * u32::from(a);
+        }
+        if let Some(m) = self.min_slot {
+            node.lookup.min_query_timeout = m;
+        }
+        if let Some(r) = self.refresh_after {
+            node.routing.refresh_after = r;
+        }
+        Ok(model)
+    }
+}
+
+/// Peak resident memory of this process, from Linux's /proc.
+fn peak_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// One run's figures beside the simulator's own.
+struct Row {
+    report: InternetReport,
+    wall: Duration,
+    peak_memory: Option<u64>,
+}
+
+pub(crate) fn sim(args: SimArgs) -> Result<(), Failure> {
+    let models = args
+        .nodes
+        .iter()
+        .map(|&n| args.model(n))
+        .collect::<Result<Vec<_>, _>>()?;
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| Failure::Failed(format!("cannot create {}: {e}", args.out.display())))?;
+    let mut rows = Vec::new();
+    for model in models {
+        let n = model.nodes;
+        let started = Instant::now();
+        let report = run_internet(started, model, |p| {
+            let elapsed = started.elapsed().as_secs_f64();
+            eprint!(
+                "\rN = {n}: {:>5.1} of {:.0} simulated minutes · {} online · {} events ({:.0}k/s) · {:.0} s  ",
+                p.simulated.as_secs_f64() / 60.0,
+                p.total.as_secs_f64() / 60.0,
+                p.online,
+                p.events,
+                p.events as f64 / elapsed.max(1e-3) / 1000.0,
+                elapsed
+            );
+            let _ = std::io::stderr().flush();
+        });
+        eprintln!();
+        let row = Row {
+            wall: started.elapsed(),
+            peak_memory: peak_memory_bytes(),
+            report,
+        };
+        println!("{}\n{}\n", row.report, simulator_line(&row));
+        write_samples(&args.out, &row.report)?;
+        rows.push(row);
+    }
+    let table = summary(&rows);
+    write(&args.out.join("report.md"), &table)?;
+    plot_all(&args.out, &rows).map_err(|e| Failure::Failed(format!("cannot draw the plots: {e}")))?;
+    println!("{table}");
+    println!("written to {}", args.out.display());
+    Ok(())
+}
+
+fn simulator_line(row: &Row) -> String {
+    let r = &row.report;
+    let mut line = format!(
+        "simulator: {:.1} s wall, {:.0}k events/s",
+        row.wall.as_secs_f64(),
+        r.events as f64 / row.wall.as_secs_f64().max(1e-3) / 1000.0
+    );
+    if let Some(peak) = row.peak_memory {
+        let nodes = r.nodes + r.departures;
+        let _ = write!(
+            line,
+            ", peak memory {:.0} MiB ({:.0} KiB per simulated node, departed ones included)",
+            peak as f64 / (1 << 20) as f64,
+            peak as f64 / 1024.0 / nodes.max(1) as f64
+        );
+    }
+    line
+}
+
+fn write(path: &Path, text: &str) -> Result<(), Failure> {
+    std::fs::write(path, text)
+        .map_err(|e| Failure::Failed(format!("cannot write {}: {e}", path.display())))
+}
+
+fn write_samples(out: &Path, r: &InternetReport) -> Result<(), Failure> {
+    let mut csv = String::from(
+        "minute,online,found_reannounced,found_once,table_live,table_departed,table_unreachable,size_ratio_median,queries_in_per_node_per_s\n",
+    );
+    for s in &r.samples {
+        let _ = writeln!(
+            csv,
+            "{:.1},{},{:.4},{:.4},{:.4},{:.4},{:.4},{:.3},{:.4}",
+            s.minute,
+            s.online,
+            s.found_reannounced,
+            s.found_once,
+            s.table_live,
+            s.table_departed,
+            s.table_unreachable,
+            s.size_ratio_median,
+            s.queries_in_per_node
+        );
+    }
+    write(&out.join(format!("samples-{}.csv", r.nodes)), &csv)
+}
+
+fn summary(rows: &[Row]) -> String {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let mut t = String::from(
+        "| N | lookups | found peer | exact 8 | ≥6 of 8 | lookup median / p90 / p99 (ms) | first peer median / p90 / p99 (ms) | hops | queries | tables live | size est. p10 / median / p90 | queries/s in p50 / p99 | wall (s) | events/s | memory/node (KiB) |\n| ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: |\n",
+    );
+    for row in rows {
+        let r = &row.report;
+        let [t50, t90, t99] = r.lookup_time();
+        let [f50, f90, f99] = r.first_peer_time();
+        let mem = row.peak_memory.map_or("?".into(), |p| {
+            format!("{:.0}", p as f64 / 1024.0 / (r.nodes + r.departures).max(1) as f64)
+        });
+        let _ = writeln!(
+            t,
+            "| {} | {} | {:.1}% | {:.1}% | {:.1}% | {:.0} / {:.0} / {:.0} | {:.0} / {:.0} / {:.0} | {:.2} | {:.1} | {:.1}% | {:.2} / {:.2} / {:.2} | {:.2} / {:.2} | {:.0} | {:.0}k | {} |",
+            r.nodes,
+            r.lookups,
+            100.0 * r.found_rate(),
+            100.0 * r.exact_rate(),
+            100.0 * r.nearly as f64 / r.lookups.max(1) as f64,
+            ms(t50), ms(t90), ms(t99),
+            ms(f50), ms(f90), ms(f99),
+            r.mean_hops(),
+            r.mean_queries(),
+            100.0 * r.table_live(),
+            r.size_ratio[0], r.size_ratio[1], r.size_ratio[2],
+            r.queries_in_per_s[0], r.queries_in_per_s[1],
+            row.wall.as_secs_f64(),
+            r.events as f64 / row.wall.as_secs_f64().max(1e-3) / 1000.0,
+            mem
+        );
+    }
+    t
+}
+
+type PlotResult = Result<(), Box<dyn std::error::Error>>;
+
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+/// One line of a plot.
+struct Line {
+    label: String,
+    points: Vec<(f64, f64)>,
+}
+
+/// A plot of `lines` to `path`; `log_x` for figures against N.
+fn plot(path: &Path, title: &str, x: &str, y: &str, log_x: bool, lines: &[Line]) -> PlotResult {
+    let root = SVGBackend::new(path, (720, 420)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let xs = lines.iter().flat_map(|l| l.points.iter().map(|p| p.0));
+    let ys = lines.iter().flat_map(|l| l.points.iter().map(|p| p.1));
+    let (x_lo, x_hi) = xs.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
+    let y_hi = ys.fold(0.0f64, f64::max) * 1.1 + 1e-9;
+    let (x_lo, x_hi) = if x_lo >= x_hi {
+        (x_lo * 0.5, x_lo * 2.0 + 1.0)
+    } else {
+        (x_lo, x_hi)
+    };
+    let mut chart = ChartBuilder::on(&root);
+    chart
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60);
+    macro_rules! draw {
+        ($chart:expr) => {{
+            let mut c = $chart;
+            c.configure_mesh().x_desc(x).y_desc(y).draw()?;
+            for (i, line) in lines.iter().enumerate() {
+                let color = PALETTE[i % PALETTE.len()];
+                c.draw_series(LineSeries::new(line.points.clone(), color.stroke_width(2)))?
+                    .label(line.label.as_str())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+                c.draw_series(line.points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+            }
+            c.configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .position(SeriesLabelPosition::LowerRight)
+                .draw()?;
+        }};
+    }
+    if log_x {
+        draw!(chart.build_cartesian_2d((x_lo..x_hi).log_scale(), 0.0..y_hi)?);
+    } else {
+        draw!(chart.build_cartesian_2d(x_lo..x_hi, 0.0..y_hi)?);
+    }
+    root.present()?;
+    Ok(())
+}
+
+fn plot_all(out: &Path, rows: &[Row]) -> PlotResult {
+    let n = |r: &Row| r.report.nodes as f64;
+    let against_n = |label: &str, f: &dyn Fn(&InternetReport) -> f64| Line {
+        label: label.into(),
+        points: rows.iter().map(|r| (n(r), f(&r.report))).collect(),
+    };
+    let secs = |d: Duration| d.as_secs_f64();
+    plot(
+        &out.join("lookups.svg"),
+        "get_peers lookups that succeed",
+        "nodes (N)",
+        "% of lookups",
+        true,
+        &[
+            against_n("found the announced peer", &|r| 100.0 * r.found_rate()),
+            against_n("found the true 8 closest", &|r| 100.0 * r.exact_rate()),
+            against_n("found at least 6 of them", &|r| {
+                100.0 * r.nearly as f64 / r.lookups.max(1) as f64
+            }),
+        ],
+    )?;
+    plot(
+        &out.join("lookup-time.svg"),
+        "get_peers lookup time (virtual)",
+        "nodes (N)",
+        "seconds",
+        true,
+        &[
+            against_n("to the end: median", &|r| secs(r.lookup_time()[0])),
+            against_n("to the end: p90", &|r| secs(r.lookup_time()[1])),
+            against_n("to the end: p99", &|r| secs(r.lookup_time()[2])),
+            against_n("to the first peer: median", &|r| secs(r.first_peer_time()[0])),
+            against_n("to the first peer: p90", &|r| secs(r.first_peer_time()[1])),
+            against_n("to the first peer: p99", &|r| secs(r.first_peer_time()[2])),
+        ],
+    )?;
+    plot(
+        &out.join("cost.svg"),
+        "cost per lookup and per node",
+        "nodes (N)",
+        "count",
+        true,
+        &[
+            against_n("hops per lookup", &|r| r.mean_hops()),
+            against_n("queries per lookup", &|r| r.mean_queries()),
+            against_n("queries/s received per node, p99", &|r| r.queries_in_per_s[1]),
+            against_n("queries/s sent per node, p99", &|r| r.queries_out_per_s[1]),
+        ],
+    )?;
+    plot(
+        &out.join("size-estimate.svg"),
+        "network size estimate / true reachable N",
+        "nodes (N)",
+        "ratio",
+        true,
+        &[
+            against_n("p10", &|r| r.size_ratio[0]),
+            against_n("median", &|r| r.size_ratio[1]),
+            against_n("p90", &|r| r.size_ratio[2]),
+        ],
+    )?;
+    let over_time = |f: &dyn Fn(&dhtd_protocol::sim::Sample) -> f64, label: &str| -> Vec<Line> {
+        rows.iter()
+            .map(|r| Line {
+                label: format!("{label}N = {}", r.report.nodes),
+                points: r.report.samples.iter().map(|s| (s.minute, f(s))).collect(),
+            })
+            .collect()
+    };
+    let mut findable = over_time(&|s| 100.0 * s.found_once, "announced once, ");
+    findable.extend(over_time(
+        &|s| 100.0 * s.found_reannounced,
+        "re-announced every 15 min, ",
+    ));
+    plot(
+        &out.join("findable.svg"),
+        "announces still found, over simulated time",
+        "minutes after the announce",
+        "% found",
+        false,
+        &findable,
+    )?;
+    plot(
+        &out.join("tables.svg"),
+        "routing-table entries that are live (online, reachable)",
+        "simulated minutes",
+        "% of entries",
+        false,
+        &over_time(&|s| 100.0 * s.table_live, ""),
+    )?;
+    Ok(())
+}
