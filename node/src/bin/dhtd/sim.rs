@@ -60,6 +60,9 @@ pub(crate) struct SimArgs {
     /// Experiment: the shortest time a query holds a lookup's slot.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     min_slot: Option<Duration>,
+    /// Experiment: whether a query past its slot holds a lookup's end.
+    #[arg(long)]
+    wait_for_slow: Option<bool>,
     /// Experiment: how long a bucket stays quiet before it is refreshed.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     refresh_after: Option<Duration>,
@@ -116,6 +119,9 @@ impl SimArgs {
         }
         if let Some(m) = self.min_slot {
             node.lookup.min_query_timeout = m;
+        }
+        if let Some(w) = self.wait_for_slow {
+            node.lookup.wait_for_slow = w;
         }
         if let Some(r) = self.refresh_after {
             node.routing.refresh_after = r;
