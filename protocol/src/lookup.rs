@@ -1030,7 +1030,11 @@ mod tests {
         assert_eq!(second.len(), 2);
         // A slow node answering while the lookup runs still counts.
         l.on_response(&first[1].id, &first[1].id, [], [], None);
-        assert_eq!(l.poll(slot_freed), LookupStep::Waiting, "the second round is out");
+        assert_eq!(
+            l.poll(slot_freed),
+            LookupStep::Waiting,
+            "the second round is out"
+        );
         for n in &second {
             l.on_response(&n.id, &n.id, [], [], None);
         }

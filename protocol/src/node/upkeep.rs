@@ -55,6 +55,9 @@ pub const PINGS_TRACKED: usize = 8192;
 /// Seeds handed to a lookup started from the table.
 pub const SEEDS: usize = 2 * K;
 
+/// The routing gauges follow time alone at most this often.
+const GAUGES_EVERY: Duration = Duration::from_secs(1);
+
 /// The routing table's piece.
 #[derive(Debug)]
 pub struct Upkeep {
@@ -67,6 +70,8 @@ pub struct Upkeep {
     /// Queriers reported since the last decision, and when to decide.
     queriers: Vec<(NodeInfo, bool)>,
     queriers_at: Option<Instant>,
+    /// When the gauges may be brought up to date with time alone again.
+    gauges_at: Instant,
     telemetry: Arc<Telemetry>,
     outputs: Outputs,
 }
@@ -90,6 +95,7 @@ impl Upkeep {
             publish_at: Some(now),
             queriers: Vec::new(),
             queriers_at: None,
+            gauges_at: now,
             telemetry,
             outputs: Outputs::default(),
         }
@@ -169,7 +175,8 @@ impl Upkeep {
     }
 
     /// Brings the routing gauges up to date.
-    fn gauges(&self, now: Instant) {
+    fn gauges(&mut self, now: Instant) {
+        self.gauges_at = now + GAUGES_EVERY;
         let t = &self.telemetry;
         let total = self.table.stats(now).total;
         t.routing_nodes.set(NodeState::Good, total.good as u64);
@@ -263,7 +270,12 @@ impl Piece for Upkeep {
                 }
             }
         }
-        while let Some(work) = self.table.poll_maintenance(now, &mut self.rng) {
+        // The table says exactly when it has work (its poll_timeout), and
+        // scanning it for none was most of a quiet wake-up.
+        while self.table.poll_timeout().is_some_and(|t| t <= now) {
+            let Some(work) = self.table.poll_maintenance(now, &mut self.rng) else {
+                break;
+            };
             match work {
                 Maintenance::Ping(info) => self.ping(now, info),
                 Maintenance::Refresh { target, .. } => {
@@ -274,8 +286,9 @@ impl Piece for Upkeep {
         }
         if self.publish_at.is_some_and(|at| at <= now) {
             self.publish(now);
-        } else {
-            // Nodes turn questionable with time alone.
+        } else if now >= self.gauges_at {
+            // Nodes turn questionable with time alone; a scrape comes every
+            // few seconds at most, so once a second is fresh enough.
             self.gauges(now);
         }
     }

@@ -329,6 +329,28 @@ impl Simulation {
         }
     }
 
+    /// Node `i` leaves for good: it is stopped, and what it held (table,
+    /// store, lookups) is freed; its counters and what its application
+    /// heard stay. A network with churn would otherwise keep every node that
+    /// ever left.
+    pub fn retire(&mut self, i: usize) {
+        let now = self.now;
+        let node = &mut self.nodes[i];
+        node.online = false;
+        let mut rng = StdRng::seed_from_u64(0);
+        let quiet = NodeConfig::default();
+        node.pieces = Pieces::new(
+            now,
+            node.id,
+            &quiet,
+            Sources::default(),
+            &mut rng,
+            node.telemetry.clone(),
+        );
+        node.mailbox = VecDeque::new();
+        node.wake_at = None;
+    }
+
     fn schedule(&mut self, at: Instant, event: Event) {
         self.seq += 1;
         self.events.insert((at, self.seq), event);
@@ -516,7 +538,10 @@ impl Simulation {
 
     /// Hands a datagram to the network, and schedules its delivery.
     fn transmit(&mut self, from: SocketAddr, to: SocketAddr, bytes: Bytes) {
-        let Some(delay) = self.network.transmit(&mut self.rng, self.now, from, to, &bytes) else {
+        let Some(delay) = self
+            .network
+            .transmit(&mut self.rng, self.now, from, to, &bytes)
+        else {
             return;
         };
         match self.by_addr.get(&to) {

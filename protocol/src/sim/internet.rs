@@ -567,7 +567,7 @@ impl Run {
                 Some((at, i)) if at <= until => {
                     self.leaving.remove(&(at, i));
                     self.sim.run_until(at, |_| false);
-                    self.sim.set_online(i, false);
+                    self.sim.retire(i);
                     self.report.departures += 1;
                     self.start(None, Vec::new(), false);
                 }
@@ -588,7 +588,11 @@ impl Run {
             let by = candidates[self.rng.random_range(0..candidates.len())];
             let info_hash = InfoHash::random(&mut self.rng);
             let port = 10_000 + a as u16;
-            let again = if a % 2 == 0 { Again::Every } else { Again::Once };
+            let again = if a % 2 == 0 {
+                Again::Every
+            } else {
+                Again::Once
+            };
             let spec = AnnounceSpec {
                 port,
                 implied_port: false,
@@ -713,7 +717,14 @@ impl Run {
                     _ => counts[1] += 1,
                 }
             }
-            if let Some(size) = self.sim.node(i).pieces.routing.table().estimated_dht_size(now) {
+            if let Some(size) = self
+                .sim
+                .node(i)
+                .pieces
+                .routing
+                .table()
+                .estimated_dht_size(now)
+            {
                 ratios.push(size as f64 / reachable.max(1) as f64);
             }
         }

@@ -23,6 +23,6 @@ pub mod network;
 
 pub use driver::{sim_addr, Behaviour, NodeApi, NodeSpec, SimNode, Simulation};
 pub use experiments::{run_lookup_experiment, sample_indices, LookupReport, SimConfig};
-pub use internet::{run_internet, InternetReport, Model, Progress, Sample};
 pub use hostile::{run_hostile_experiment, sybil_reply, Hostile, HostileReport};
+pub use internet::{run_internet, InternetReport, Model, Progress, Sample};
 pub use network::{Endpoint, NetStats, Network, NetworkConfig, Traced, NAT_MAPPING_LIFETIME};

@@ -24,6 +24,12 @@ pub(crate) struct SimArgs {
     /// Simulated time measured per run, after joining and settling.
     #[arg(long, value_parser = parse_duration, default_value = "60m", value_name = "DURATION")]
     duration: Duration,
+    /// Simulated time over which the first N nodes start.
+    #[arg(long, value_parser = parse_duration, default_value = "5m", value_name = "DURATION")]
+    join_over: Duration,
+    /// Simulated time between the last start and the first measurement.
+    #[arg(long, value_parser = parse_duration, default_value = "10m", value_name = "DURATION")]
+    settle: Duration,
     /// Seed: a seed replays a run exactly.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -63,6 +69,9 @@ pub(crate) struct SimArgs {
     /// Experiment: whether a query past its slot holds a lookup's end.
     #[arg(long)]
     wait_for_slow: Option<bool>,
+    /// Experiment: nodes kept per bucket to replace failing ones.
+    #[arg(long)]
+    replacements: Option<usize>,
     /// Experiment: how long a bucket stays quiet before it is refreshed.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     refresh_after: Option<Duration>,
@@ -91,6 +100,8 @@ impl SimArgs {
             nodes,
             seed: self.seed,
             duration: self.duration,
+            join_over: self.join_over,
+            settle: self.settle,
             loss: self.loss,
             nat_share: self.nat_share,
             read_only_share: self.read_only_share,
@@ -122,6 +133,9 @@ impl SimArgs {
         }
         if let Some(w) = self.wait_for_slow {
             node.lookup.wait_for_slow = w;
+        }
+        if let Some(r) = self.replacements {
+            node.routing.replacement_cache = r;
         }
         if let Some(r) = self.refresh_after {
             node.routing.refresh_after = r;
@@ -182,7 +196,8 @@ pub(crate) fn sim(args: SimArgs) -> Result<(), Failure> {
     }
     let table = summary(&rows);
     write(&args.out.join("report.md"), &table)?;
-    plot_all(&args.out, &rows).map_err(|e| Failure::Failed(format!("cannot draw the plots: {e}")))?;
+    plot_all(&args.out, &rows)
+        .map_err(|e| Failure::Failed(format!("cannot draw the plots: {e}")))?;
     println!("{table}");
     println!("written to {}", args.out.display());
     Ok(())
@@ -244,7 +259,10 @@ fn summary(rows: &[Row]) -> String {
         let [t50, t90, t99] = r.lookup_time();
         let [f50, f90, f99] = r.first_peer_time();
         let mem = row.peak_memory.map_or("?".into(), |p| {
-            format!("{:.0}", p as f64 / 1024.0 / (r.nodes + r.departures).max(1) as f64)
+            format!(
+                "{:.0}",
+                p as f64 / 1024.0 / (r.nodes + r.departures).max(1) as f64
+            )
         });
         let _ = writeln!(
             t,
@@ -314,7 +332,11 @@ fn plot(path: &Path, title: &str, x: &str, y: &str, log_x: bool, lines: &[Line])
                 c.draw_series(LineSeries::new(line.points.clone(), color.stroke_width(2)))?
                     .label(line.label.as_str())
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-                c.draw_series(line.points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+                c.draw_series(
+                    line.points
+                        .iter()
+                        .map(|&p| Circle::new(p, 3, color.filled())),
+                )?;
             }
             c.configure_series_labels()
                 .background_style(WHITE.mix(0.8))
@@ -363,7 +385,9 @@ fn plot_all(out: &Path, rows: &[Row]) -> PlotResult {
             against_n("to the end: median", &|r| secs(r.lookup_time()[0])),
             against_n("to the end: p90", &|r| secs(r.lookup_time()[1])),
             against_n("to the end: p99", &|r| secs(r.lookup_time()[2])),
-            against_n("to the first peer: median", &|r| secs(r.first_peer_time()[0])),
+            against_n("to the first peer: median", &|r| {
+                secs(r.first_peer_time()[0])
+            }),
             against_n("to the first peer: p90", &|r| secs(r.first_peer_time()[1])),
             against_n("to the first peer: p99", &|r| secs(r.first_peer_time()[2])),
         ],
@@ -377,7 +401,9 @@ fn plot_all(out: &Path, rows: &[Row]) -> PlotResult {
         &[
             against_n("hops per lookup", &|r| r.mean_hops()),
             against_n("queries per lookup", &|r| r.mean_queries()),
-            against_n("queries/s received per node, p99", &|r| r.queries_in_per_s[1]),
+            against_n("queries/s received per node, p99", &|r| {
+                r.queries_in_per_s[1]
+            }),
             against_n("queries/s sent per node, p99", &|r| r.queries_out_per_s[1]),
         ],
     )?;
