@@ -304,52 +304,68 @@ struct Line {
     points: Vec<(f64, f64)>,
 }
 
-/// A plot of `lines` to `path`; `log_x` for figures against N.
+/// A plot of `lines` to `path`; `log_x` for figures against N (drawn on
+/// log10 N, labelled at the powers of ten).
 fn plot(path: &Path, title: &str, x: &str, y: &str, log_x: bool, lines: &[Line]) -> PlotResult {
+    let lines: Vec<Line> = lines
+        .iter()
+        .map(|l| Line {
+            label: l.label.clone(),
+            points: l
+                .points
+                .iter()
+                .map(|&(px, py)| (if log_x { px.log10() } else { px }, py))
+                .collect(),
+        })
+        .collect();
     let root = SVGBackend::new(path, (720, 420)).into_drawing_area();
     root.fill(&WHITE)?;
     let xs = lines.iter().flat_map(|l| l.points.iter().map(|p| p.0));
     let ys = lines.iter().flat_map(|l| l.points.iter().map(|p| p.1));
     let (x_lo, x_hi) = xs.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
     let y_hi = ys.fold(0.0f64, f64::max) * 1.1 + 1e-9;
+    let pad = if log_x { 0.15 } else { 0.0 };
     let (x_lo, x_hi) = if x_lo >= x_hi {
-        (x_lo * 0.5, x_lo * 2.0 + 1.0)
+        (x_lo - 0.5, x_hi + 0.5)
     } else {
-        (x_lo, x_hi)
+        (x_lo - pad, x_hi + pad)
     };
-    let mut chart = ChartBuilder::on(&root);
-    chart
+    let power_of_ten = |v: &f64| {
+        if (v - v.round()).abs() < 1e-6 {
+            format!("{:.0}", 10f64.powf(v.round()))
+        } else {
+            String::new()
+        }
+    };
+    let plain = |v: &f64| format!("{v:.0}");
+    let x_format: &dyn Fn(&f64) -> String = if log_x { &power_of_ten } else { &plain };
+    let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(40)
-        .y_label_area_size(60);
-    macro_rules! draw {
-        ($chart:expr) => {{
-            let mut c = $chart;
-            c.configure_mesh().x_desc(x).y_desc(y).draw()?;
-            for (i, line) in lines.iter().enumerate() {
-                let color = PALETTE[i % PALETTE.len()];
-                c.draw_series(LineSeries::new(line.points.clone(), color.stroke_width(2)))?
-                    .label(line.label.as_str())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-                c.draw_series(
-                    line.points
-                        .iter()
-                        .map(|&p| Circle::new(p, 3, color.filled())),
-                )?;
-            }
-            c.configure_series_labels()
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .position(SeriesLabelPosition::LowerRight)
-                .draw()?;
-        }};
+        .y_label_area_size(60)
+        .build_cartesian_2d(x_lo..x_hi, 0.0..y_hi)?;
+    chart
+        .configure_mesh()
+        .x_desc(x)
+        .y_desc(y)
+        .x_labels(if log_x { 30 } else { 10 })
+        .x_label_formatter(x_format)
+        .draw()?;
+    for (i, line) in lines.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        chart
+            .draw_series(LineSeries::new(line.points.clone(), color.stroke_width(2)))?
+            .label(line.label.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        chart.draw_series(line.points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
     }
-    if log_x {
-        draw!(chart.build_cartesian_2d((x_lo..x_hi).log_scale(), 0.0..y_hi)?);
-    } else {
-        draw!(chart.build_cartesian_2d(x_lo..x_hi, 0.0..y_hi)?);
-    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::MiddleRight)
+        .draw()?;
     root.present()?;
     Ok(())
 }
