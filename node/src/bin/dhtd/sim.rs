@@ -358,7 +358,11 @@ fn plot(path: &Path, title: &str, x: &str, y: &str, log_x: bool, lines: &[Line])
             .draw_series(LineSeries::new(line.points.clone(), color.stroke_width(2)))?
             .label(line.label.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-        chart.draw_series(line.points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+        chart.draw_series(
+            line.points
+                .iter()
+                .map(|&p| Circle::new(p, 3, color.filled())),
+        )?;
     }
     chart
         .configure_series_labels()
