@@ -34,6 +34,72 @@ fn swarm_finishes_with_every_lookup_successful() {
     );
 }
 
+/// `dhtd sim`: a small Internet-like network, a table and six plots; a
+/// bad share is refused by name.
+#[test]
+fn sim_writes_a_table_and_plots_and_refuses_a_bad_share() {
+    let _serial = serial();
+    let home = scratch("sim");
+    let dir = home.join("sim-out");
+    let out = run({
+        let mut c = dhtd(&home);
+        c.args([
+            "sim",
+            "--nodes",
+            "60",
+            "--duration",
+            "5m",
+            "--join-over",
+            "30s",
+        ]);
+        c.args(["--settle", "1m", "--out", dir.to_str().unwrap()]);
+        c
+    });
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("N = 60:"), "a progress line");
+    let table = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("| 60 |"))
+        .expect(&table);
+    let found: f64 = row
+        .split('|')
+        .nth(3)
+        .unwrap()
+        .trim()
+        .trim_end_matches('%')
+        .parse()
+        .unwrap();
+    assert!(found >= 90.0, "{row}");
+    for plot in [
+        "lookups",
+        "lookup-time",
+        "cost",
+        "size-estimate",
+        "findable",
+        "tables",
+    ] {
+        let svg = std::fs::read_to_string(dir.join(format!("{plot}.svg"))).unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.contains("<polyline"),
+            "{plot}"
+        );
+    }
+    assert!(dir.join("samples-60.csv").exists());
+    let bad = run({
+        let mut c = dhtd(&home);
+        c.args(["sim", "--nodes", "60", "--nat-share", "1.5"]);
+        c
+    });
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("--nat-share"),
+        "{}",
+        text(&bad.stderr)
+    );
+}
+
 #[test]
 fn decode_prints_every_fixture_the_decoder_accepts_and_refuses_the_rest() {
     let _serial = serial();
