@@ -43,6 +43,7 @@
 
 pub mod bencode;
 pub mod compact;
+mod deadline;
 pub mod id;
 pub mod ip_prefix;
 pub mod ip_vote;

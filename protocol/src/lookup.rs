@@ -34,12 +34,12 @@
 //!   `prefer_verified_node_ids`): a Sybil cannot choose an id near the
 //!   target without an address that hashes near it.
 
-use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::compact::NodeInfo;
+use crate::deadline::CachedDeadline;
 use crate::id::{bep42, Distance, NodeId};
 use crate::ip_prefix::IpPrefix;
 use crate::token::Token;
@@ -221,10 +221,8 @@ pub struct Lookup {
     fail_timeout: Duration,
     deadline: Instant,
     end: LookupEnd,
-    /// [`Self::poll_timeout`] until the lookup next changes: the pool asks
-    /// after every message, for every running lookup (a sixth of a
-    /// simulated node's time in bootstrap, scanning 128 candidates each).
-    next_due: Cell<Option<Option<Instant>>>,
+    /// [`Self::poll_timeout`], until the lookup next changes.
+    next_due: CachedDeadline,
 }
 
 impl Lookup {
@@ -258,7 +256,7 @@ impl Lookup {
             fail_timeout: config.query_timeout,
             deadline: now + config.max_duration,
             end: LookupEnd::Running,
-            next_due: Cell::new(None),
+            next_due: CachedDeadline::default(),
         };
         lookup.add_candidates(seeds, 1);
         lookup
@@ -364,7 +362,7 @@ impl Lookup {
     /// Takes every candidate at `ip` out of the lookup, answered or not, and
     /// keeps new ones out: the address was caught lying.
     pub fn distrust(&mut self, ip: IpAddr) {
-        self.next_due.set(None);
+        self.next_due.forget();
         if self.distrusted.contains(&ip) {
             return;
         }
@@ -410,7 +408,7 @@ impl Lookup {
         peers: impl IntoIterator<Item = SocketAddr>,
         token: Option<&[u8]>,
     ) -> Vec<SocketAddr> {
-        self.next_due.set(None);
+        self.next_due.forget();
         let asked_at = self.target.distance(asked);
         let Some(c) = self.candidates.get(&asked_at) else {
             return Vec::new();
@@ -498,7 +496,7 @@ impl Lookup {
     /// Peers learned outside a node's answer (our own store's): returns
     /// those not seen before in this lookup. Port 0 is ignored and counted.
     pub fn add_peers(&mut self, peers: impl IntoIterator<Item = SocketAddr>) -> Vec<SocketAddr> {
-        self.next_due.set(None);
+        self.next_due.forget();
         let mut fresh = Vec::new();
         for p in peers {
             if p.port() == 0 {
@@ -522,7 +520,7 @@ impl Lookup {
         peers: impl IntoIterator<Item = SocketAddr>,
         token: Option<&[u8]>,
     ) -> Vec<SocketAddr> {
-        self.next_due.set(None);
+        self.next_due.forget();
         if Some(info.id) == self.exclude {
             return Vec::new();
         }
@@ -563,14 +561,14 @@ impl Lookup {
     /// A query failed: an error reply, a timeout reported by the caller, or
     /// a send that could not be made.
     pub fn on_failure(&mut self, from: &NodeId) {
-        self.next_due.set(None);
+        self.next_due.forget();
         let d = self.target.distance(from);
         self.fail(&d);
     }
 
     /// Advances the lookup: returns at most one node to query now.
     pub fn poll(&mut self, now: Instant) -> LookupStep {
-        self.next_due.set(None);
+        self.next_due.forget();
         if self.is_finished() {
             return LookupStep::Finished;
         }
@@ -646,12 +644,7 @@ impl Lookup {
 
     /// When [`Lookup::poll`] should next be called if nothing arrives.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if let Some(due) = self.next_due.get() {
-            return due;
-        }
-        let due = self.scan_deadlines();
-        self.next_due.set(Some(due));
-        due
+        self.next_due.get_or(|| self.scan_deadlines())
     }
 
     fn scan_deadlines(&self) -> Option<Instant> {

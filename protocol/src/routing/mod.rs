@@ -58,12 +58,12 @@
 mod bucket;
 mod closest;
 
-use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use rand::RngCore;
 
 use crate::compact::NodeInfo;
+use crate::deadline::CachedDeadline;
 use crate::id::{BucketIndex, NodeId};
 use crate::ip_prefix::IpPrefix;
 use bucket::{Bucket, Entry};
@@ -254,10 +254,8 @@ pub struct RoutingTable {
     own_id: NodeId,
     buckets: Vec<Bucket>,
     config: RoutingConfig,
-    /// [`Self::poll_timeout`], until the table next changes: a driver asks
-    /// after every message, and the scan of every entry was a fifth of a
-    /// simulated node's time.
-    next_due: Cell<Option<Option<Instant>>>,
+    /// [`Self::poll_timeout`], until the table next changes.
+    next_due: CachedDeadline,
 }
 
 impl RoutingTable {
@@ -267,7 +265,7 @@ impl RoutingTable {
             own_id,
             buckets: vec![Bucket::new(now)],
             config,
-            next_due: Cell::new(None),
+            next_due: CachedDeadline::default(),
         }
     }
 
@@ -340,7 +338,7 @@ impl RoutingTable {
 
     /// A node answered one of our queries: the only way into the table.
     pub fn node_responded(&mut self, now: Instant, info: NodeInfo) -> InsertOutcome {
-        self.next_due.set(None);
+        self.next_due.forget();
         if info.id == self.own_id {
             return InsertOutcome::Rejected(RejectReason::OwnId);
         }
@@ -529,7 +527,7 @@ impl RoutingTable {
     /// judged like [`RoutingTable::heard_about`]. BEP 43: read-only nodes
     /// are never taken.
     pub fn node_queried(&mut self, now: Instant, info: &NodeInfo, read_only: bool) -> HeardOutcome {
-        self.next_due.set(None);
+        self.next_due.forget();
         if read_only {
             return HeardOutcome::Ignored(RejectReason::ReadOnly);
         }
@@ -552,7 +550,7 @@ impl RoutingTable {
         id: &NodeId,
         addr: std::net::SocketAddr,
     ) -> FailOutcome {
-        self.next_due.set(None);
+        self.next_due.forget();
         let cfg = self.config;
         let index = usize::from(self.bucket_index(id).0);
         let bucket = &mut self.buckets[index];
@@ -655,7 +653,7 @@ impl RoutingTable {
         now: Instant,
         rng: &mut impl RngCore,
     ) -> Option<Maintenance> {
-        self.next_due.set(None);
+        self.next_due.forget();
         let cfg = self.config;
         for b in &mut self.buckets {
             if let Some(e) = b
@@ -693,12 +691,7 @@ impl RoutingTable {
 
     /// When [`RoutingTable::poll_maintenance`] will next have work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if let Some(due) = self.next_due.get() {
-            return due;
-        }
-        let due = self.scan_deadlines();
-        self.next_due.set(Some(due));
-        due
+        self.next_due.get_or(|| self.scan_deadlines())
     }
 
     fn scan_deadlines(&self) -> Option<Instant> {
