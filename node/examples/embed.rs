@@ -12,11 +12,11 @@
 
 use std::net::SocketAddr;
 
-use dhtd::{Config, Dht, DhtHandle, InfoHash, PortChoice, Runtime};
+use dhtd::{Config, Dht, InfoHash, PortChoice, Runtime};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut private_net: Vec<DhtHandle> = Vec::new();
+    let mut private_net: Vec<Dht> = Vec::new();
     let bootstrap: Vec<SocketAddr> = match std::env::args().nth(1) {
         Some(addr) => vec![addr.parse()?],
         None => {
@@ -71,8 +71,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         stats.nodes(),
         stats.routing.buckets.len(),
         stats.store.info_hashes,
-        stats.traffic.packets_in.value(),
-        stats.traffic.packets_out.value()
+        stats.traffic.get("dht_packets_received_total", &[]),
+        stats.traffic.get("dht_packets_sent_total", &[])
     );
     dht.shutdown().await;
     for n in &private_net {

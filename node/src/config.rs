@@ -4,10 +4,21 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use dhtd_actors::socket::Tap;
-use dhtd_actors::Clock;
-use dhtd_protocol::node::NodeConfig;
+use std::sync::Arc;
+
 use dhtd_protocol::NodeId;
+use parking_lot::Mutex;
+
+pub use dhtd_protocol::lookup::LookupConfig;
+pub use dhtd_protocol::node::{BootstrapConfig, LookupLimits, NodeConfig, RateLimits};
+pub use dhtd_protocol::rate_limit::Rate;
+pub use dhtd_protocol::routing::RoutingConfig;
+pub use dhtd_protocol::store::PeerStoreConfig;
+pub use dhtd_protocol::token::TokenConfig;
+pub use dhtd_protocol::transactions::TransactionConfig;
+
+use crate::clock::Clock;
+use crate::error::ConfigError;
 
 /// The routers of the real network, the default [`Config::routers`]. Tests and demos always pass their own (numeric, loopback) list.
 pub const DEFAULT_ROUTERS: [&str; 4] = [
@@ -17,7 +28,8 @@ pub const DEFAULT_ROUTERS: [&str; 4] = [
     "dht.libtorrent.org:25401",
 ];
 
-pub use dhtd_actors::socket::MAX_RECV_BUFFER;
+/// The largest [`Config::recv_buffer`]: 1 GiB.
+pub const MAX_RECV_BUFFER: usize = dhtd_actors::socket::MAX_RECV_BUFFER;
 
 /// The default [`Config::recv_buffer`]: 2 MiB.
 pub const DEFAULT_RECV_BUFFER: usize = 2 << 20;
@@ -86,7 +98,8 @@ pub struct Config {
     /// The clock the node reads. Default the real one; tests use a manual
     /// one to move time themselves.
     pub clock: Clock,
-    /// Test hook: a copy of every datagram the node sends. Default none.
+    /// A copy of every datagram the node sends, for tests that watch the
+    /// wire. Default none.
     pub tap: Option<Tap>,
 }
 
@@ -120,5 +133,65 @@ impl Config {
             bootstrap_nodes: bootstrap.iter().map(ToString::to_string).collect(),
             ..Config::default()
         }
+    }
+}
+
+impl Config {
+    /// Checks every setting, naming the first one the node cannot run
+    /// with. [`DhtBuilder::start`](crate::DhtBuilder::start) calls it, so
+    /// a bad setting is refused before anything is bound.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.inbound_queue == 0 {
+            return Err(ConfigError::new("inbound_queue", "must be at least 1"));
+        }
+        if self.save_interval.is_zero() {
+            return Err(ConfigError::new(
+                "save_interval",
+                "must be longer than zero",
+            ));
+        }
+        if let Some(bytes) = self.recv_buffer {
+            if bytes == 0 || bytes > MAX_RECV_BUFFER {
+                return Err(ConfigError::new(
+                    "recv_buffer",
+                    format!("must be between 1 byte and {MAX_RECV_BUFFER} bytes, not {bytes}"),
+                ));
+            }
+        }
+        self.dht.validate().map_err(ConfigError::of_core)?;
+        Ok(())
+    }
+}
+
+/// One datagram the node sent: from, to, bytes.
+pub type SentDatagram = (std::net::SocketAddr, std::net::SocketAddr, Vec<u8>);
+
+/// A copy of every datagram a node sends ([`Config::tap`]), for tests.
+#[derive(Debug, Clone, Default)]
+pub struct Tap(Arc<Mutex<Vec<SentDatagram>>>);
+
+impl Tap {
+    /// An empty tap.
+    pub fn new() -> Self {
+        Tap::default()
+    }
+
+    /// Datagrams sent so far.
+    pub fn len(&self) -> usize {
+        self.0.lock().len()
+    }
+
+    /// Whether nothing was sent yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The datagrams sent after the first `skip`, copied.
+    pub fn since(&self, skip: usize) -> Vec<SentDatagram> {
+        self.0.lock().get(skip..).unwrap_or_default().to_vec()
+    }
+
+    pub(crate) fn driver(&self) -> dhtd_actors::socket::Tap {
+        self.0.clone()
     }
 }

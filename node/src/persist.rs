@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 
 use dhtd_protocol::bencode::{Encoder, Limits, Value};
 use dhtd_protocol::compact::{encode_node, CompactNodes};
-use dhtd_protocol::{NodeId, NodeInfo};
+use dhtd_protocol::NodeId;
+
+use crate::NodeInfo;
 
 /// The node id file: 40 hex digits.
 pub const NODE_ID_FILE: &str = "node_id";
@@ -126,65 +128,100 @@ pub fn save_node_id(dir: &Path, id: &NodeId) -> Result<(), StateError> {
     write_atomically(&dir.join(NODE_ID_FILE), format!("{id}\n").as_bytes())
 }
 
-/// The table cache's bytes.
-pub fn encode_table(own_id: &NodeId, nodes: &[NodeInfo]) -> Vec<u8> {
-    let mut v4 = Vec::new();
-    let mut v6 = Vec::new();
-    for n in nodes {
-        encode_node(n, if n.addr.is_ipv4() { &mut v4 } else { &mut v6 });
-    }
-    let mut out = Vec::new();
-    Encoder::new(&mut out)
-        .begin_dict()
-        .bytes(b"id")
-        .bytes(own_id.as_bytes())
-        .bytes(b"nodes")
-        .bytes(&v4)
-        .bytes(b"nodes6")
-        .bytes(&v6)
-        .end();
-    out
+/// A routing table as a node saves it: the id it ran under and its
+/// nodes. [`Dht::export_table`](crate::Dht::export_table) gives one,
+/// [`DhtBuilder::import_table`](crate::DhtBuilder::import_table) starts a
+/// node from one, and its bytes are the state dir's [`TABLE_FILE`], for an
+/// application that keeps its own state (libtorrent's `dht_state`).
+///
+/// ```
+/// use dhtd::persist::SavedTable;
+/// use dhtd::{NodeId, NodeInfo};
+///
+/// let table = SavedTable {
+///     id: NodeId([1; 20]),
+///     nodes: vec![NodeInfo { id: NodeId([2; 20]), addr: "127.0.0.2:6881".parse().unwrap() }],
+/// };
+/// assert_eq!(SavedTable::from_bytes(&table.to_bytes()).unwrap(), table);
+/// assert!(SavedTable::from_bytes(b"junk").is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SavedTable {
+    /// The node id the table was built around.
+    pub id: NodeId,
+    /// Its nodes, IPv4 and IPv6.
+    pub nodes: Vec<NodeInfo>,
 }
 
-/// Decodes a table cache: the id it was saved under and its nodes.
-pub fn decode_table(bytes: &[u8]) -> Result<(NodeId, Vec<NodeInfo>), &'static str> {
-    let value = Value::decode(bytes, Limits::KRPC).map_err(|_| "not bencode")?;
-    let id = match value.get(b"id") {
-        Some(Value::Bytes(b)) => NodeId::from_slice(b).ok_or("bad id")?,
-        _ => return Err("no id"),
-    };
-    let mut nodes = Vec::new();
-    for (key, family_v4) in [(&b"nodes"[..], true), (&b"nodes6"[..], false)] {
-        match value.get(key) {
-            Some(Value::Bytes(b)) => {
-                let compact = if family_v4 {
-                    CompactNodes::v4(b)
-                } else {
-                    CompactNodes::v6(b)
-                };
-                nodes.extend(compact.map_err(|_| "bad node list length")?.iter());
-            }
-            None => {}
-            Some(_) => return Err("node list is not a string"),
+/// Why bytes are not a saved table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a saved routing table: {0}")]
+pub struct TableFormatError(&'static str);
+
+impl SavedTable {
+    /// Its bytes: a bencoded dictionary of `id`, `nodes` and `nodes6`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        for n in &self.nodes {
+            let family = if n.addr.is_ipv4() { &mut v4 } else { &mut v6 };
+            encode_node(&n.to_core(), family);
         }
+        let mut out = Vec::new();
+        Encoder::new(&mut out)
+            .begin_dict()
+            .bytes(b"id")
+            .bytes(self.id.as_bytes())
+            .bytes(b"nodes")
+            .bytes(&v4)
+            .bytes(b"nodes6")
+            .bytes(&v6)
+            .end();
+        out
     }
-    Ok((id, nodes))
+
+    /// Reads what [`SavedTable::to_bytes`] wrote.
+    pub fn from_bytes(bytes: &[u8]) -> Result<SavedTable, TableFormatError> {
+        let value =
+            Value::decode(bytes, Limits::KRPC).map_err(|_| TableFormatError("not bencode"))?;
+        let id = match value.get(b"id") {
+            Some(Value::Bytes(b)) => NodeId::from_slice(b).ok_or(TableFormatError("bad id"))?,
+            _ => return Err(TableFormatError("no id")),
+        };
+        let mut nodes = Vec::new();
+        for (key, family_v4) in [(&b"nodes"[..], true), (&b"nodes6"[..], false)] {
+            match value.get(key) {
+                Some(Value::Bytes(b)) => {
+                    let compact = if family_v4 {
+                        CompactNodes::v4(b)
+                    } else {
+                        CompactNodes::v6(b)
+                    };
+                    let compact = compact.map_err(|_| TableFormatError("bad node list length"))?;
+                    nodes.extend(compact.iter().map(NodeInfo::from_core));
+                }
+                None => {}
+                Some(_) => return Err(TableFormatError("node list is not a string")),
+            }
+        }
+        Ok(SavedTable { id, nodes })
+    }
 }
 
 /// The cached table, if there is a usable one.
-pub fn load_table(dir: &Path) -> Result<Option<(NodeId, Vec<NodeInfo>)>, StateError> {
+pub fn load_table(dir: &Path) -> Result<Option<SavedTable>, StateError> {
     let path = dir.join(TABLE_FILE);
     let Some(bytes) = read(&path)? else {
         return Ok(None);
     };
-    decode_table(&bytes)
+    SavedTable::from_bytes(&bytes)
         .map(Some)
-        .map_err(|why| StateError::Corrupt { path, why })
+        .map_err(|TableFormatError(why)| StateError::Corrupt { path, why })
 }
 
 /// Saves the table cache.
-pub fn save_table(dir: &Path, own_id: &NodeId, nodes: &[NodeInfo]) -> Result<(), StateError> {
-    write_atomically(&dir.join(TABLE_FILE), &encode_table(own_id, nodes))
+pub fn save_table(dir: &Path, table: &SavedTable) -> Result<(), StateError> {
+    write_atomically(&dir.join(TABLE_FILE), &table.to_bytes())
 }
 
 #[cfg(test)]
@@ -210,8 +247,12 @@ mod tests {
             },
         ];
         let dir = temp_dir("roundtrip");
-        save_table(&dir, &NodeId([9; 20]), &nodes).unwrap();
-        assert_eq!(load_table(&dir).unwrap(), Some((NodeId([9; 20]), nodes)));
+        let table = SavedTable {
+            id: NodeId([9; 20]),
+            nodes,
+        };
+        save_table(&dir, &table).unwrap();
+        assert_eq!(load_table(&dir).unwrap(), Some(table));
         assert!(
             !dir.join("routing_table.tmp").exists(),
             "the temporary file was renamed"
@@ -278,7 +319,11 @@ mod tests {
         let dir = temp_dir("rename");
         // A directory where the table goes: the rename fails, for root too.
         fs::create_dir_all(dir.join(TABLE_FILE).join("x")).unwrap();
-        assert!(save_table(&dir, &NodeId([9; 20]), &[]).is_err());
+        let empty = SavedTable {
+            id: NodeId([9; 20]),
+            nodes: Vec::new(),
+        };
+        assert!(save_table(&dir, &empty).is_err());
         assert!(!temp_path(&dir.join(TABLE_FILE)).exists());
         assert_eq!(
             fs::read_dir(&dir).unwrap().count(),

@@ -81,6 +81,12 @@ impl Runtime {
     pub(crate) fn control(&self) -> &ArbiterHandle {
         &self.inner.control
     }
+
+    /// Whether the calling thread is one of this runtime's (its system
+    /// thread or an Arbiter): there, blocking on the runtime deadlocks.
+    pub(crate) fn is_current_thread_ours(&self) -> bool {
+        System::try_current().is_some_and(|s| s.id() == self.inner.system.id())
+    }
 }
 
 impl Drop for Inner {

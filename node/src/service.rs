@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dhtd_actors::Clock;
+use crate::Clock;
 
 use parking_lot::Mutex;
 
-use crate::{Config, Dht, DhtHandle, Runtime, StartError};
+use crate::{Config, Dht, Runtime, StartError};
 
 /// When the DHT runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +27,7 @@ pub enum Mode {
 }
 
 struct State {
-    running: Option<DhtHandle>,
+    running: Option<Dht>,
     last_used: Instant,
     watchdog: bool,
 }
@@ -79,7 +79,7 @@ impl DhtService {
     }
 
     /// Starts the node if it is not running; returns its handle.
-    pub fn start(&self) -> Result<DhtHandle, StartError> {
+    pub fn start(&self) -> Result<Dht, StartError> {
         let mut state = self.state.lock();
         state.last_used = self.clock.now();
         if let Some(h) = &state.running {
@@ -110,7 +110,7 @@ impl DhtService {
 
     /// The running node's handle. In [`Mode::Auto`] this starts the node
     /// if needed and counts as use; otherwise `None` when stopped.
-    pub fn handle(&self) -> Result<Option<DhtHandle>, StartError> {
+    pub fn handle(&self) -> Result<Option<Dht>, StartError> {
         if let Mode::Auto { .. } = self.mode {
             return self.start().map(Some);
         }

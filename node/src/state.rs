@@ -13,11 +13,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use dhtd_protocol::telemetry::{Telemetry, Warning};
-use dhtd_protocol::{NodeId, NodeInfo};
+use dhtd_protocol::NodeId;
 use parking_lot::Mutex;
 use rand::rngs::StdRng;
 
-use crate::persist::{self, StateError};
+use crate::persist::{self, SavedTable, StateError};
 
 /// A node's state dir.
 pub(crate) struct StateDir {
@@ -87,19 +87,19 @@ impl StateDir {
     /// written), on the blocking pool. An empty table is not written: it
     /// would replace a cache that may serve the next start (a node whose
     /// network is down loses every node).
-    pub(crate) async fn save_table(self: &Arc<Self>, own_id: NodeId, nodes: Vec<NodeInfo>) {
+    pub(crate) async fn save_table(self: &Arc<Self>, table: SavedTable) {
         let state = self.clone();
         let written = actix_rt::task::spawn_blocking(move || {
             let _one_at_a_time = state.writing.lock();
             let pending = *state.pending_id.lock();
             let id = pending.map(|id| state.write_id(id));
-            if nodes.is_empty() {
+            if table.nodes.is_empty() {
                 tracing::debug!(target: "dht::state", "the routing table is empty; the saved one is kept");
                 return id;
             }
-            let written = persist::save_table(&state.dir, &own_id, &nodes);
+            let written = persist::save_table(&state.dir, &table);
             if written.is_ok() {
-                tracing::debug!(target: "dht::state", nodes = nodes.len(), "routing table saved");
+                tracing::debug!(target: "dht::state", nodes = table.nodes.len(), "routing table saved");
             }
             let table = state.note("routing table", written);
             // A failed id write is not hidden by a table written after it.

@@ -1,24 +1,26 @@
-//! What `DhtHandle::stats` reports: rTorrent's `dht_statistics`, with more.
+//! What `Dht::stats` reports: rTorrent's `dht_statistics`, with more.
 //! The counters are the node's telemetry cells, the same values its
-//! metrics export.
+//! metrics export, read by their Prometheus names.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use dhtd_actors::Inspect;
 use dhtd_protocol::node::{responder::Responder, upkeep::Upkeep};
-use dhtd_protocol::routing::RoutingStats;
-use dhtd_protocol::store::StoreStats;
+use dhtd_protocol::routing::BucketStats as CoreBucket;
 use dhtd_protocol::telemetry::{
-    derive_warnings, Component, Label, Labels, RestartReason, TelemetrySnapshot, Values, Warning,
+    derive_warnings, Component, Kind, Label, Labels, RestartReason, TelemetrySnapshot, Values,
 };
 use dhtd_protocol::NodeId;
+
+pub use dhtd_protocol::telemetry::Warning;
 
 use crate::wiring::Node;
 use crate::Error;
 
 /// A node's statistics.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct Stats {
     /// Our node id.
     pub own_id: NodeId,
@@ -34,17 +36,128 @@ pub struct Stats {
     /// (the `ip` key of their responses, BEP 42).
     pub external_ip: Option<std::net::IpAddr>,
     /// Nodes per bucket and state.
-    pub routing: RoutingStats,
+    pub routing: TableStats,
     /// Estimated nodes in the whole DHT.
     pub estimated_dht_size: Option<u64>,
     /// Stored info hashes and peers.
     pub store: StoreStats,
-    /// The cap on stored info hashes (`max_info_hashes`).
+    /// The cap on stored info hashes (`dht.store.max_info_hashes`).
     pub store_info_hashes_limit: usize,
     /// Every counter and gauge of the node (what `/metrics` exports).
-    pub traffic: TelemetrySnapshot,
+    pub traffic: Counters,
     /// Current warnings.
     pub warnings: Vec<Warning>,
+}
+
+/// Nodes of one bucket, or of the whole table, by state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BucketStats {
+    /// Good nodes: answered or queried us recently.
+    pub good: usize,
+    /// Questionable nodes: silent for a while.
+    pub questionable: usize,
+    /// Bad nodes: failed repeatedly; replaced first.
+    pub bad: usize,
+    /// Nodes waiting in the bucket's replacement cache.
+    pub replacements: usize,
+}
+
+impl BucketStats {
+    fn from_core(b: CoreBucket) -> Self {
+        BucketStats {
+            good: b.good,
+            questionable: b.questionable,
+            bad: b.bad,
+            replacements: b.replacements,
+        }
+    }
+}
+
+/// The routing table by bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TableStats {
+    /// Per bucket, the farthest (bucket 0) first.
+    pub buckets: Vec<BucketStats>,
+    /// Over all buckets.
+    pub total: BucketStats,
+}
+
+/// The announce store's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreStats {
+    /// Info hashes with at least one peer.
+    pub info_hashes: usize,
+    /// Peers over all info hashes.
+    pub peers: usize,
+}
+
+/// Whether a [`Counter`] only grows or goes up and down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CounterKind {
+    /// Only grows (a Prometheus counter, `…_total`).
+    Counter,
+    /// A level now (a Prometheus gauge).
+    Gauge,
+}
+
+/// One cell of a metric: a name, its labels, its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counter {
+    /// The Prometheus name, as `/metrics` exports it.
+    pub metric: &'static str,
+    /// Counter or gauge.
+    pub kind: CounterKind,
+    /// The label pairs of this cell (none for an unlabelled metric).
+    pub labels: Vec<(&'static str, &'static str)>,
+    /// Its value.
+    pub value: u64,
+}
+
+/// Every counter and gauge of a node, by the names `/metrics` gives them
+/// (the README's metrics table lists them).
+///
+/// ```
+/// # let counters = dhtd::Counters::default();
+/// let dropped = counters.get("dht_packets_dropped_total", &[("reason", "rate_limited")]);
+/// let all_dropped = counters.get("dht_packets_dropped_total", &[]);
+/// assert!(dropped <= all_dropped);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Counters {
+    snapshot: TelemetrySnapshot,
+}
+
+impl Counters {
+    /// The sum of the cells of `metric` that carry every pair of `labels`:
+    /// one cell's value, or with fewer labels a total. 0 for a name that
+    /// does not exist.
+    pub fn get(&self, metric: &str, labels: &[(&str, &str)]) -> u64 {
+        self.iter()
+            .filter(|c| c.metric == metric && labels.iter().all(|l| c.labels.contains(l)))
+            .map(|c| c.value)
+            .sum()
+    }
+
+    /// Every cell of every counter and gauge, in the catalogue's order.
+    pub fn iter(&self) -> impl Iterator<Item = Counter> + '_ {
+        let mut cells = Vec::new();
+        self.snapshot.for_each_metric(|def, values| {
+            let kind = match def.kind {
+                Kind::Counter => CounterKind::Counter,
+                Kind::Gauge => CounterKind::Gauge,
+                _ => return,
+            };
+            for (cell, value) in values.iter().enumerate() {
+                cells.push(Counter {
+                    metric: def.name,
+                    kind,
+                    labels: (def.labels)(cell),
+                    value: *value,
+                });
+            }
+        });
+        cells.into_iter()
+    }
 }
 
 /// Reads the node's pieces and telemetry.
@@ -78,6 +191,14 @@ pub(crate) async fn gather(node: &Node) -> Result<Stats, Error> {
     let nodes = routing.total.good + routing.total.questionable + routing.total.bad;
     let uptime = node.uptime();
     let read_only = node.config.dht.read_only;
+    let routing = TableStats {
+        buckets: routing
+            .buckets
+            .into_iter()
+            .map(BucketStats::from_core)
+            .collect(),
+        total: BucketStats::from_core(routing.total),
+    };
     Ok(Stats {
         own_id: node.own_id,
         local_addr: Some(node.local_addr),
@@ -88,9 +209,12 @@ pub(crate) async fn gather(node: &Node) -> Result<Stats, Error> {
         warnings: derive_warnings(&traffic, nodes, bootstrap_complete, uptime, read_only),
         routing,
         estimated_dht_size,
-        store,
+        store: StoreStats {
+            info_hashes: store.info_hashes,
+            peers: store.peers,
+        },
         store_info_hashes_limit: node.config.dht.store.max_info_hashes,
-        traffic,
+        traffic: Counters { snapshot: traffic },
     })
 }
 
@@ -167,7 +291,7 @@ impl std::fmt::Display for Stats {
             "store: {} info hashes (cap {}), {} peers",
             self.store.info_hashes, self.store_info_hashes_limit, self.store.peers
         )?;
-        let tr = &self.traffic;
+        let tr = &self.traffic.snapshot;
         writeln!(
             f,
             "traffic: in {} packets / {} bytes, out {} packets / {} bytes",

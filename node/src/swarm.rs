@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::{Config, Dht, DhtHandle, Runtime, StartError};
+use crate::{Config, Dht, Runtime, StartError};
 
 /// Nodes started before the swarm pauses for them to settle, so later
 /// nodes join a network that already knows itself.
@@ -48,7 +48,7 @@ pub struct LocalSwarm {
     /// The shared actor threads.
     pub runtime: Runtime,
     /// The nodes, in start order.
-    pub nodes: Vec<DhtHandle>,
+    pub nodes: Vec<Dht>,
 }
 
 impl LocalSwarm {
@@ -62,7 +62,7 @@ impl LocalSwarm {
     ) -> Result<LocalSwarm, StartError> {
         let runtime = Runtime::new().map_err(StartError::Runtime)?;
         let mut rng = StdRng::seed_from_u64(seed);
-        let mut nodes: Vec<DhtHandle> = Vec::with_capacity(n);
+        let mut nodes: Vec<Dht> = Vec::with_capacity(n);
         for i in 0..n {
             let mut bootstrap = Vec::new();
             if i > 0 {

@@ -26,10 +26,11 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::config::{Config, NodeIdChoice};
+use crate::persist::{self, SavedTable};
 use crate::runtime::Runtime;
 use crate::state::StateDir;
 use crate::udp_drops::SocketDrops;
-use crate::{persist, StartError};
+use crate::StartError;
 
 /// The addresses of a node's actors.
 #[derive(Clone)]
@@ -69,7 +70,11 @@ fn choose_id(config: &Config, state: Option<&StateDir>, rng: &mut StdRng) -> Nod
 fn load_cache(dir: Option<&Path>) -> Vec<NodeInfo> {
     let Some(dir) = dir else { return Vec::new() };
     match persist::load_table(dir) {
-        Ok(Some((_, nodes))) => nodes,
+        Ok(Some(table)) => table
+            .nodes
+            .into_iter()
+            .map(crate::NodeInfo::to_core)
+            .collect(),
         Ok(None) => Vec::new(),
         Err(e) => {
             tracing::warn!(target: "dht::state", error = %e, "ignoring the routing-table cache");
@@ -97,39 +102,57 @@ pub(crate) fn resolve(sources: &[String]) -> Vec<SocketAddr> {
     out
 }
 
+/// Resolves `names` on the runtime's blocking pool (a name lookup blocks:
+/// never on an Arbiter, and never a thread per name), then hands the
+/// addresses to `done`. Numeric addresses are answered at once.
+pub(crate) fn resolve_then(
+    runtime: &actix_rt::ArbiterHandle,
+    names: Vec<String>,
+    done: impl FnOnce(Vec<SocketAddr>) + Send + 'static,
+) {
+    if names.iter().all(|s| s.parse::<SocketAddr>().is_ok()) {
+        return done(resolve(&names));
+    }
+    runtime.spawn(async move {
+        let addrs = actix_rt::task::spawn_blocking(move || resolve(&names))
+            .await
+            .unwrap_or_default();
+        done(addrs);
+    });
+}
+
 /// The driver's I/O: name resolution and files, off the actor threads.
-fn io_handler(supervisor: Addr<SupervisorActor>, state: Option<Arc<StateDir>>) -> IoHandler {
+fn io_handler(
+    supervisor: Addr<SupervisorActor>,
+    state: Option<Arc<StateDir>>,
+    blocking: actix_rt::ArbiterHandle,
+) -> IoHandler {
     Arc::new(move |request| match request {
         IoRequest::Resolve { routers, nodes } => {
-            let numeric = routers
-                .iter()
-                .chain(&nodes)
-                .all(|s| s.parse::<SocketAddr>().is_ok());
             let to = supervisor.clone();
-            let answer = move || {
-                let m = SupervisorInput::SourcesResolved {
-                    routers: resolve(&routers),
-                    nodes: resolve(&nodes),
-                };
-                to.do_send(In(m));
-            };
-            if numeric {
-                answer();
-            } else {
-                // A name lookup blocks: never on an Arbiter.
-                std::thread::spawn(answer);
-            }
+            let blocking = blocking.clone();
+            resolve_then(&blocking.clone(), routers, move |routers| {
+                resolve_then(&blocking, nodes, move |nodes| {
+                    to.do_send(In(SupervisorInput::SourcesResolved { routers, nodes }));
+                });
+            });
         }
         IoRequest::SaveNodeId(id) => {
             if let Some(state) = state.clone() {
-                std::thread::spawn(move || state.save_node_id(id));
+                blocking.spawn(async move {
+                    let _ = actix_rt::task::spawn_blocking(move || state.save_node_id(id)).await;
+                });
             }
         }
     })
 }
 
 /// Binds the socket, loads the state dir and starts every actor.
-pub(crate) fn start(config: Config, runtime: &Runtime) -> Result<Arc<Node>, StartError> {
+pub(crate) fn start(
+    config: Config,
+    imported: Vec<crate::NodeInfo>,
+    runtime: &Runtime,
+) -> Result<Arc<Node>, StartError> {
     let bind_error = |source| StartError::Bind {
         addr: config.listen,
         source,
@@ -150,13 +173,18 @@ pub(crate) fn start(config: Config, runtime: &Runtime) -> Result<Arc<Node>, Star
         .map(|dir| StateDir::open(dir, telemetry.clone()));
     let own_id = choose_id(&config, state.as_deref(), &mut rng);
     let mut sender = DatagramSender::new(&socket, telemetry.clone()).map_err(bind_error)?;
-    if let Some(tap) = config.tap.clone() {
-        sender = sender.with_tap(tap).map_err(bind_error)?;
+    if let Some(tap) = &config.tap {
+        sender = sender.with_tap(tap.driver()).map_err(bind_error)?;
     }
     let sources = Sources {
         routers: config.routers.clone(),
         nodes: config.bootstrap_nodes.clone(),
-        cached: load_cache(config.state_dir.as_deref()),
+        // An application's own saved table first, then the state dir's.
+        cached: imported
+            .into_iter()
+            .map(crate::NodeInfo::to_core)
+            .chain(load_cache(config.state_dir.as_deref()))
+            .collect(),
     };
     let now = config.clock.now();
     let pieces = Pieces::new(
@@ -173,7 +201,11 @@ pub(crate) fn start(config: Config, runtime: &Runtime) -> Result<Arc<Node>, Star
     let (socket_addr, socket_rx) = mailbox::<SocketActor>(16);
     let (addresses, mailboxes) = mailboxes(cap);
     let api = ApiSinks::default();
-    let io = io_handler(addresses.supervisor.clone(), state.clone());
+    let io = io_handler(
+        addresses.supervisor.clone(),
+        state.clone(),
+        runtime.control().clone(),
+    );
     let links = addresses.links(api.clone(), io, telemetry.clone());
     let socket_actor = SocketActor::new(socket, links.rate_limiter.clone(), cap, telemetry.clone());
     let mut spawned = runtime.net().spawn_fn(move || {
@@ -181,7 +213,8 @@ pub(crate) fn start(config: Config, runtime: &Runtime) -> Result<Arc<Node>, Star
     });
     // The serving path on one thread; our own queries on another; the
     // supervisor on the system thread (see runtime.rs).
-    for (component, start) in mailboxes.shells(pieces, &config.clock, &links, &sender, cap) {
+    for (component, start) in mailboxes.shells(pieces, &config.clock.driver(), &links, &sender, cap)
+    {
         let arbiter = match component {
             Component::Transactions | Component::Lookups => runtime.work(),
             Component::Supervisor => runtime.control(),
@@ -306,16 +339,24 @@ impl Node {
             .saturating_duration_since(self.started)
     }
 
-    /// Saves the routing table off the actor threads.
-    pub(crate) async fn save_table(&self) {
-        let Some(state) = &self.state else { return };
+    /// The routing table's nodes now; `None` once the node has stopped.
+    pub(crate) async fn table(&self) -> Option<SavedTable> {
         let read = Inspect(Box::new(|p: &dhtd_protocol::node::upkeep::Upkeep, _| {
             p.table().nodes()
         }));
-        let Ok(Some(nodes)) = self.actors.shells.routing.send(read).await else {
-            return;
-        };
-        state.save_table(self.own_id, nodes).await;
+        let nodes = self.actors.shells.routing.send(read).await.ok()??;
+        Some(SavedTable {
+            id: self.own_id,
+            nodes: nodes.into_iter().map(crate::NodeInfo::from_core).collect(),
+        })
+    }
+
+    /// Saves the routing table off the actor threads.
+    pub(crate) async fn save_table(&self) {
+        let Some(state) = &self.state else { return };
+        if let Some(table) = self.table().await {
+            state.save_table(table).await;
+        }
     }
 
     /// Saves the table, withdraws the node's gauges, stops every actor.

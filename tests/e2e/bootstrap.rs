@@ -3,13 +3,13 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use dhtd::{Config, Dht, DhtHandle, Runtime};
+use dhtd::{Config, Dht, Runtime};
 use dhtd_tests::{node_ip, wait_until, RawPeer};
 
 /// The addresses of the (at most) k nodes closest to node `i`, others only.
-fn closest_others(nodes: &[DhtHandle], i: usize) -> Vec<SocketAddr> {
+fn closest_others(nodes: &[Dht], i: usize) -> Vec<SocketAddr> {
     let own = nodes[i].id();
-    let mut others: Vec<&DhtHandle> = nodes.iter().filter(|n| n.id() != own).collect();
+    let mut others: Vec<&Dht> = nodes.iter().filter(|n| n.id() != own).collect();
     others.sort_by_key(|n| own.distance(&n.id()));
     others.iter().take(8).map(|n| n.local_addr()).collect()
 }
@@ -26,7 +26,7 @@ async fn nodes_started_in_a_chain_of_routers_know_each_other() {
     let probe = RawPeer::bind(node_ip(1399));
     let mut base = 1000;
     for n in [3usize, 10, 50] {
-        let mut nodes: Vec<DhtHandle> = Vec::new();
+        let mut nodes: Vec<Dht> = Vec::new();
         for i in 0..n {
             let mut config = Config::local(SocketAddr::new(node_ip(base + i), 0), &[]);
             if let Some(before) = nodes.last() {

@@ -63,10 +63,10 @@ async fn a_panicking_actor_is_restarted_with_its_state() {
         }
         let stats = victim.stats().await.unwrap();
         assert_eq!(
-            stats
-                .traffic
-                .restarts
-                .get((*actor, dhtd::RestartReason::Panicked)),
+            stats.traffic.get(
+                "dht_actor_restarts_total",
+                &[("actor", actor.label()), ("reason", "panicked")]
+            ),
             1,
             "round {round}: {actor:?}"
         );

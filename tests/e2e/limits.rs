@@ -1,6 +1,6 @@
 //! Caps that defend the node: the announce store and the per-IP budget.
 
-use dhtd::{AnnounceRefusal, Dht, DropReason, InfoHash, NodeId, StoreCap};
+use dhtd::{Dht, InfoHash, NodeId};
 use dhtd_protocol::krpc::{Body, Message, Query};
 use dhtd_protocol::rate_limit::Rate;
 use dhtd_tests::{node_ip, test_config, RawPeer};
@@ -71,10 +71,16 @@ async fn announce_floods_meet_quotas_and_evictions_and_a_newcomer_still_gets_in(
     }
     let stats = node.stats().await.unwrap();
     let t = &stats.traffic;
-    assert_eq!(t.announces_refused.get(AnnounceRefusal::IpQuota), 170);
-    assert_eq!(t.store_evictions.get(StoreCap::PortsPerIp), 498);
+    assert_eq!(
+        t.get("dht_announces_refused_total", &[("reason", "ip_quota")]),
+        170
+    );
+    assert_eq!(
+        t.get("dht_store_evictions_total", &[("cap", "ports_per_ip")]),
+        498
+    );
     assert_eq!(stats.store.peers, 30 + 2 + 1 + 3);
-    assert_eq!(t.store_limits.get(StoreCap::AnnouncesPerIp), 30);
+    assert_eq!(t.get("dht_store_limit", &[("cap", "announces_per_ip")]), 30);
     node.shutdown().await;
 }
 
@@ -104,6 +110,11 @@ async fn queries_beyond_the_per_ip_budget_are_dropped_and_counted() {
     let other = RawPeer::bind(node_ip(914));
     assert!(other.ask(to, &ping).is_some());
     let stats = node.stats().await.unwrap();
-    assert!(stats.traffic.dropped.get(DropReason::RateLimited) >= 88);
+    assert!(
+        stats
+            .traffic
+            .get("dht_packets_dropped_total", &[("reason", "rate_limited")])
+            >= 88
+    );
     node.shutdown().await;
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use dhtd::persist::{self, NODE_ID_FILE, TABLE_FILE};
-use dhtd::{Dht, DhtHandle, NodeId, Warning};
+use dhtd::{Dht, NodeId, Warning};
 use dhtd_tests::{node_ip, start_swarm, temp_state_dir, test_config, wait_until};
 
 use crate::restart::restart_without_bootstrap;
@@ -22,10 +22,10 @@ fn names(dir: &Path) -> Vec<String> {
     names
 }
 
-async fn save_failures(node: &DhtHandle) -> (u64, bool) {
+async fn save_failures(node: &Dht) -> (u64, bool) {
     let s = node.stats().await.unwrap();
     (
-        s.traffic.state_save_failures.value(),
+        s.traffic.get("dht_state_save_failures_total", &[]),
         s.warnings.contains(&Warning::StateNotSaved),
     )
 }
@@ -44,7 +44,7 @@ async fn a_node_that_dies_soon_after_bootstrap_restarts_from_its_table() {
     node.wait_bootstrapped().await;
     let id = node.id();
     let saved = wait_until(Duration::from_secs(10), || async {
-        matches!(persist::load_table(&dir), Ok(Some((_, nodes))) if !nodes.is_empty())
+        matches!(persist::load_table(&dir), Ok(Some(t)) if !t.nodes.is_empty())
     })
     .await;
     assert!(saved, "the table was saved soon after bootstrap");
@@ -151,13 +151,17 @@ async fn an_empty_table_does_not_replace_the_saved_one() {
     let dir = temp_state_dir("keep-cache");
     // A cache of nodes that are all gone (nothing listens on these ports):
     // the node starts with an empty table and keeps it empty.
-    let gone: Vec<dhtd_protocol::NodeInfo> = (1..=8u8)
-        .map(|i| dhtd_protocol::NodeInfo {
+    let gone: Vec<dhtd::NodeInfo> = (1..=8u8)
+        .map(|i| dhtd::NodeInfo {
             id: NodeId([i; 20]),
             addr: std::net::SocketAddr::new(node_ip(973), u16::from(i)),
         })
         .collect();
-    persist::save_table(&dir, &NodeId([0x11; 20]), &gone).unwrap();
+    let gone = persist::SavedTable {
+        id: NodeId([0x11; 20]),
+        nodes: gone,
+    };
+    persist::save_table(&dir, &gone).unwrap();
     let mut config = test_config(node_ip(974), &[]);
     config.state_dir = Some(dir.clone());
     config.save_interval = Duration::from_secs(1);
@@ -167,8 +171,7 @@ async fn an_empty_table_does_not_replace_the_saved_one() {
             .await
             .unwrap()
             .traffic
-            .bootstrap_attempts
-            .value()
+            .get("dht_bootstrap_attempts_total", &[])
             > 0
     })
     .await;
@@ -177,7 +180,7 @@ async fn an_empty_table_does_not_replace_the_saved_one() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(node.stats().await.unwrap().nodes(), 0);
     node.shutdown().await;
-    let (_, kept) = persist::load_table(&dir).unwrap().unwrap();
+    let kept = persist::load_table(&dir).unwrap().unwrap();
     assert_eq!(kept, gone, "the saved table is kept");
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use dhtd::{Config, Dht, DhtHandle, InfoHash, NodeId, PortChoice, Runtime};
+use dhtd::{Config, Dht, InfoHash, NodeId, PortChoice, Runtime};
 use dhtd_tests::{node_ip, start_swarm, temp_state_dir, test_config, wait_until};
 
 /// Starts `config`'s node again from its state dir with no bootstrap node
@@ -11,7 +11,7 @@ pub(crate) async fn restart_without_bootstrap(
     mut config: Config,
     runtime: &Runtime,
     id: NodeId,
-) -> DhtHandle {
+) -> Dht {
     config.bootstrap_nodes.clear();
     let again = Dht::builder(config).runtime(runtime).start().unwrap();
     assert_eq!(again.id(), id, "the node id is kept");
@@ -93,14 +93,11 @@ async fn requests_made_before_bootstrap_run_when_it_completes() {
         .await
         .unwrap()
         .traffic
-        .bootstrap_attempts
-        .value();
+        .get("dht_bootstrap_attempts_total", &[]);
     assert!(attempts >= 2, "it kept trying: {attempts} attempts");
     // A node handed over by hand (as rTorrent's dht_add_node) lets it join
     // at once, without waiting for the next attempt.
-    late.add_node(&swarm.nodes[0].local_addr().to_string())
-        .await
-        .unwrap();
+    late.add_node(swarm.nodes[0].local_addr()).await.unwrap();
     let (peers, summary) = tokio::time::timeout(Duration::from_secs(20), lookup)
         .await
         .unwrap()
@@ -140,8 +137,7 @@ async fn a_repeated_announce_outlives_the_store_expiry_until_stopped() {
             .await
             .unwrap()
             .traffic
-            .lookups_finished
-            .total()
+            .get("dht_lookups_finished_total", &[])
     };
     // Three repeats: at 30, 60 and 90 minutes; each one is let finish.
     for _ in 0..3 {

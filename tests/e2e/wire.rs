@@ -4,7 +4,7 @@ use dhtd::{Dht, InfoHash, NodeId};
 use dhtd_protocol::krpc::{Body, ErrorCode, Message, Query};
 use dhtd_tests::{error_code, node_ip, test_config, RawPeer};
 
-fn start_lone(ip_index: usize, tweak: impl FnOnce(&mut dhtd::Config)) -> dhtd::DhtHandle {
+fn start_lone(ip_index: usize, tweak: impl FnOnce(&mut dhtd::Config)) -> dhtd::Dht {
     let mut config = test_config(node_ip(ip_index), &[]);
     tweak(&mut config);
     Dht::builder(config).start().unwrap()
@@ -90,7 +90,12 @@ async fn answers_every_method_and_tells_the_requester_its_address() {
     // Garbage is counted, not answered.
     assert!(peer.ask(to, b"\x00garbage").is_none());
     let stats = node.stats().await.unwrap();
-    assert_eq!(stats.traffic.dropped.get(dhtd::DropReason::DecodeError), 1);
+    assert_eq!(
+        stats
+            .traffic
+            .get("dht_packets_dropped_total", &[("reason", "decode_error")]),
+        1
+    );
     node.shutdown().await;
 }
 
@@ -147,8 +152,7 @@ async fn bad_and_expired_tokens_are_refused_with_203() {
     assert_eq!(
         stats
             .traffic
-            .announces_refused
-            .get(dhtd::AnnounceRefusal::BadToken),
+            .get("dht_announces_refused_total", &[("reason", "bad_token")]),
         3
     );
     assert_eq!(stats.store.peers, 2);

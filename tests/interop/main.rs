@@ -142,7 +142,7 @@ pub async fn check_client(
         "read-only dhtd finds {name}'s peer"
     );
     // Compared with the writable node that bootstrapped from it.
-    let keeps = |client: &mut Box<dyn Client>, node: &dhtd::DhtHandle| {
+    let keeps = |client: &mut Box<dyn Client>, node: &dhtd::Dht| {
         client.table().contains(&node.local_addr())
     };
     match queriers {

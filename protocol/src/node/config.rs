@@ -141,3 +141,154 @@ impl Default for BootstrapConfig {
         }
     }
 }
+
+/// A setting that a node cannot run with: which one, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidSetting {
+    /// Its path in [`NodeConfig`], e.g. `lookup.k`.
+    pub setting: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl std::fmt::Display for InvalidSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.setting, self.problem)
+    }
+}
+
+impl std::error::Error for InvalidSetting {}
+
+fn at_least_one(setting: &'static str, value: usize) -> Result<(), InvalidSetting> {
+    if value >= 1 {
+        Ok(())
+    } else {
+        Err(InvalidSetting {
+            setting,
+            problem: "must be at least 1".into(),
+        })
+    }
+}
+
+fn not_zero(setting: &'static str, value: Duration) -> Result<(), InvalidSetting> {
+    if value.is_zero() {
+        Err(InvalidSetting {
+            setting,
+            problem: "must be longer than zero".into(),
+        })
+    } else {
+        Ok(())
+    }
+}
+
+fn rate(setting: &'static str, rate: Rate) -> Result<(), InvalidSetting> {
+    let finite_positive = |x: f64| x.is_finite() && x > 0.0;
+    if !finite_positive(rate.per_second) {
+        return Err(InvalidSetting {
+            setting,
+            problem: format!(
+                "per_second must be a positive number, not {}",
+                rate.per_second
+            ),
+        });
+    }
+    if !(rate.burst.is_finite() && rate.burst >= 1.0) {
+        return Err(InvalidSetting {
+            setting,
+            problem: format!("burst must be at least 1, not {}", rate.burst),
+        });
+    }
+    Ok(())
+}
+
+impl NodeConfig {
+    /// Checks every setting a node would misbehave or panic with (a zero
+    /// k, α or cap, a zero timeout or interval, a rate that is not a
+    /// positive number), naming the first bad one. Both drivers start only
+    /// from a valid configuration.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        let r = &self.routing;
+        at_least_one("routing.k", r.k)?;
+        at_least_one("routing.max_failures", usize::from(r.max_failures))?;
+        at_least_one("routing.max_per_prefix", r.max_per_prefix)?;
+        not_zero("routing.questionable_after", r.questionable_after)?;
+        not_zero("routing.refresh_after", r.refresh_after)?;
+        let l = &self.lookup;
+        at_least_one("lookup.k", l.k)?;
+        at_least_one("lookup.alpha", l.alpha)?;
+        at_least_one("lookup.max_per_prefix", l.max_per_prefix)?;
+        at_least_one("lookup.max_queries", l.max_queries)?;
+        not_zero("lookup.query_timeout", l.query_timeout)?;
+        not_zero("lookup.max_duration", l.max_duration)?;
+        if l.max_candidates < l.k {
+            return Err(InvalidSetting {
+                setting: "lookup.max_candidates",
+                problem: format!(
+                    "must be at least lookup.k ({}), not {}",
+                    l.k, l.max_candidates
+                ),
+            });
+        }
+        if l.min_query_timeout > l.query_timeout {
+            return Err(InvalidSetting {
+                setting: "lookup.min_query_timeout",
+                problem: "must not be longer than lookup.query_timeout".into(),
+            });
+        }
+        at_least_one("lookup_limits.max_running", self.lookup_limits.max_running)?;
+        let s = &self.store;
+        at_least_one("store.max_info_hashes", s.max_info_hashes)?;
+        at_least_one("store.max_peers_per_info_hash", s.max_peers_per_info_hash)?;
+        at_least_one("store.max_ports_per_ip", s.max_ports_per_ip)?;
+        at_least_one("store.max_announces_per_ip", s.max_announces_per_ip)?;
+        at_least_one("store.max_announces_per_prefix", s.max_announces_per_prefix)?;
+        not_zero("store.peer_ttl", s.peer_ttl)?;
+        not_zero("store.sweep_interval", s.sweep_interval)?;
+        not_zero("tokens.rotation", self.tokens.rotation)?;
+        let t = &self.transactions;
+        not_zero("transactions.timeout", t.timeout)?;
+        at_least_one("transactions.attempts", usize::from(t.attempts))?;
+        at_least_one("transactions.max_pending", t.max_pending)?;
+        let m = &self.limits;
+        rate("limits.queries_per_ip", m.queries_per_ip)?;
+        rate("limits.queries_per_prefix", m.queries_per_prefix)?;
+        rate("limits.responses_per_ip", m.responses_per_ip)?;
+        rate("limits.outbound_queries", m.outbound_queries)?;
+        at_least_one("limits.max_tracked_ips", m.max_tracked_ips)?;
+        at_least_one("limits.max_queued_queries", m.max_queued_queries)?;
+        let b = &self.bootstrap;
+        not_zero("bootstrap.retry", b.retry)?;
+        if b.retry_max < b.retry {
+            return Err(InvalidSetting {
+                setting: "bootstrap.retry_max",
+                problem: "must not be shorter than bootstrap.retry".into(),
+            });
+        }
+        not_zero("bootstrap.look_again_max", b.look_again_max)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_valid_and_a_bad_setting_is_named() {
+        assert_eq!(NodeConfig::default().validate(), Ok(()));
+        let mut c = NodeConfig::default();
+        c.lookup.k = 0;
+        assert_eq!(c.validate().unwrap_err().setting, "lookup.k");
+        let mut c = NodeConfig::default();
+        c.limits.queries_per_ip.per_second = f64::NAN;
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.setting, "limits.queries_per_ip");
+        assert!(e.to_string().contains("NaN"), "{e}");
+        let mut c = NodeConfig::default();
+        c.transactions.attempts = 0;
+        assert_eq!(c.validate().unwrap_err().setting, "transactions.attempts");
+        let mut c = NodeConfig::default();
+        c.store.peer_ttl = Duration::ZERO;
+        assert_eq!(c.validate().unwrap_err().setting, "store.peer_ttl");
+    }
+}

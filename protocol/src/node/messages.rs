@@ -74,8 +74,8 @@ pub struct InboundResponse {
     pub tid: Bytes,
     /// `ip` (BEP 42): where the responder saw us.
     pub requester_ip: Option<SocketAddr>,
-    /// The answer, or the KRPC error code.
-    pub result: Result<Reply, i64>,
+    /// The answer, or the KRPC error.
+    pub result: Result<Reply, RemoteError>,
 }
 
 /// The useful content of a response, owned.
@@ -174,14 +174,38 @@ pub struct OutboundQuery {
 }
 
 /// Why a query got no answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QueryFailure {
     /// No answer in time, after every attempt.
     Timeout,
-    /// A KRPC error with this code.
-    Remote(i64),
+    /// A KRPC error.
+    Remote(RemoteError),
     /// Never sent.
     NotSent(NotSent),
+}
+
+/// A KRPC error a node answered with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteError {
+    /// Its code (201 generic, 202 server, 203 protocol, 204 method unknown).
+    pub code: i64,
+    /// Its text, lossily decoded and cut to [`RemoteError::MAX_MESSAGE`]
+    /// bytes: a peer's text must not grow our memory.
+    pub message: String,
+}
+
+impl RemoteError {
+    /// The longest message kept, in bytes.
+    pub const MAX_MESSAGE: usize = 256;
+
+    /// From a decoded error.
+    pub fn new(code: i64, message: &[u8]) -> Self {
+        let cut = &message[..message.len().min(Self::MAX_MESSAGE)];
+        RemoteError {
+            code,
+            message: String::from_utf8_lossy(cut).into_owned(),
+        }
+    }
 }
 
 /// The outcome of a query.

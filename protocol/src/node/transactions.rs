@@ -173,14 +173,14 @@ impl Transactions {
                     }));
                 Ok(reply)
             }
-            Err(code) => {
-                self.telemetry.errors_in.incr(ErrorLabel::of(code));
+            Err(error) => {
+                self.telemetry.errors_in.incr(ErrorLabel::of(error.code));
                 if let Some(id) = node {
                     self.outputs.push(Envelope::Routing(RoutingInput::Failed {
                         info: NodeInfo { id, addr: r.from },
                     }));
                 }
-                Err(QueryFailure::Remote(code))
+                Err(QueryFailure::Remote(error))
             }
         };
         let done = QueryDone {

@@ -2,14 +2,10 @@
 //! clock, every datagram tapped.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dhtd::{
-    Clock, Config, Dht, DhtHandle, InfoHash, ManualClock, NodeIdChoice, PortChoice, Runtime,
-};
+use dhtd::{Clock, Config, Dht, InfoHash, ManualClock, NodeIdChoice, PortChoice, Runtime, Tap};
 use dhtd_tests::{node_ip, RawPeer};
-use parking_lot::Mutex;
 
 use super::{node_id, scenario, seed, Driver, Run, Sent};
 
@@ -22,9 +18,9 @@ pub(crate) struct Actors {
     rt: tokio::runtime::Runtime,
     runtime: Runtime,
     clock: ManualClock,
-    tap: dhtd_actors::socket::Tap,
+    tap: Tap,
     taken: usize,
-    nodes: Vec<DhtHandle>,
+    nodes: Vec<Dht>,
     raw: RawPeer,
     raw_sent: u64,
 }
@@ -38,7 +34,7 @@ impl Actors {
                 .unwrap(),
             runtime: Runtime::new().unwrap(),
             clock: ManualClock::new(),
-            tap: Arc::new(Mutex::new(Vec::new())),
+            tap: Tap::new(),
             taken: 0,
             nodes: Vec::new(),
             raw: RawPeer::bind(node_ip(1500)),
@@ -54,8 +50,7 @@ impl Actors {
                     .block_on(n.stats())
                     .unwrap()
                     .traffic
-                    .packets_in
-                    .value()
+                    .get("dht_packets_received_total", &[])
             })
             .sum()
     }
@@ -78,18 +73,17 @@ impl Driver for Actors {
     }
 
     fn settle(&mut self) {
-        let addrs: Vec<SocketAddr> = self.nodes.iter().map(DhtHandle::local_addr).collect();
+        let addrs: Vec<SocketAddr> = self.nodes.iter().map(Dht::local_addr).collect();
         let started = Instant::now();
         let mut last = (usize::MAX, Instant::now());
         loop {
             assert!(started.elapsed() < STEP_LIMIT, "the nodes did not settle");
-            let (sent, to_nodes) = {
-                let tap = self.tap.lock();
-                (
-                    tap.len(),
-                    tap.iter().filter(|(_, to, _)| addrs.contains(to)).count(),
-                )
-            };
+            let sent_so_far = self.tap.since(0);
+            let sent = sent_so_far.len();
+            let to_nodes = sent_so_far
+                .iter()
+                .filter(|(_, to, _)| addrs.contains(to))
+                .count();
             if sent != last.0 {
                 last = (sent, Instant::now());
             } else if last.1.elapsed() >= QUIET
@@ -142,9 +136,8 @@ impl Driver for Actors {
     }
 
     fn take_trace(&mut self) -> Vec<Sent> {
-        let tap = self.tap.lock();
-        let new = tap[self.taken..].to_vec();
-        self.taken = tap.len();
+        let new = self.tap.since(self.taken);
+        self.taken += new.len();
         new
     }
 }
@@ -154,7 +147,7 @@ impl Driver for Actors {
 pub(crate) fn run() -> (Run, Vec<SocketAddr>, SocketAddr) {
     let mut actors = Actors::new();
     let run = scenario(&mut actors);
-    let addrs = actors.nodes.iter().map(DhtHandle::local_addr).collect();
+    let addrs = actors.nodes.iter().map(Dht::local_addr).collect();
     let raw = actors.raw.socket.local_addr().unwrap();
     for n in &actors.nodes {
         actors.rt.block_on(n.shutdown());

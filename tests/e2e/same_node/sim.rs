@@ -32,7 +32,7 @@ impl Sim {
         i: usize,
         target: NodeId,
         announce: Option<AnnounceSpec>,
-    ) -> dhtd::LookupSummary {
+    ) -> dhtd_protocol::node::LookupSummary {
         let caller = self
             .sim
             .start_lookup(i, target, LookupKind::GetPeers, announce);

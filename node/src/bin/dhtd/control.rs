@@ -9,8 +9,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use dhtd::metrics::Exporter;
-use dhtd::{DhtHandle, Stats};
-use dhtd_protocol::telemetry::Kind;
+use dhtd::{CounterKind, Dht, Stats};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -30,7 +29,7 @@ pub(crate) async fn bind(addr: SocketAddr) -> Result<TcpListener, Failure> {
 #[derive(Clone)]
 struct Served {
     /// The first is the one `/stats` describes.
-    nodes: Vec<DhtHandle>,
+    nodes: Vec<Dht>,
     exporter: Exporter,
 }
 
@@ -38,7 +37,7 @@ struct Served {
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// Serves `/metrics` from `exporter` and the other paths for `nodes`.
-pub(crate) fn spawn(listener: TcpListener, nodes: Vec<DhtHandle>, exporter: Exporter) {
+pub(crate) fn spawn(listener: TcpListener, nodes: Vec<Dht>, exporter: Exporter) {
     let upkeep = exporter.clone();
     tokio::spawn(async move {
         loop {
@@ -133,8 +132,8 @@ async fn route(
             let Some(addr) = query.split('&').find_map(|kv| kv.strip_prefix("addr=")) else {
                 return ("400 Bad Request", TEXT, "missing addr=HOST:PORT\n".into());
             };
-            match node.add_node(addr).await {
-                Ok(()) => ("200 OK", TEXT, format!("added {addr}\n")),
+            match node.add_node_by_name(addr).await {
+                Ok(_) => ("200 OK", TEXT, format!("added {addr}\n")),
                 Err(e) => ("400 Bad Request", TEXT, format!("{e}\n")),
             }
         }
@@ -151,31 +150,25 @@ async fn route(
 /// ones as objects by label.
 pub(crate) fn stats_json(s: &Stats) -> serde_json::Value {
     let mut traffic = serde_json::Map::new();
-    s.traffic.for_each_metric(|def, values| {
-        if def.kind != Kind::Counter {
-            return;
-        }
-        let key = def
-            .name
+    let counters = s.traffic.iter().filter(|c| c.kind == CounterKind::Counter);
+    for c in counters {
+        let key = c
+            .metric
             .trim_start_matches("dht_")
             .trim_end_matches("_total")
             .to_owned();
-        let value = if def.cells == 1 {
-            json!(values[0])
+        if c.labels.is_empty() {
+            traffic.insert(key, json!(c.value));
         } else {
-            serde_json::Value::Object(
-                values
-                    .iter()
-                    .enumerate()
-                    .map(|(cell, n)| {
-                        let label: Vec<&str> = (def.labels)(cell).iter().map(|(_, v)| *v).collect();
-                        (label.join("/"), json!(n))
-                    })
-                    .collect(),
-            )
-        };
-        traffic.insert(key, value);
-    });
+            let label: Vec<&str> = c.labels.iter().map(|(_, v)| *v).collect();
+            let cells = traffic
+                .entry(key)
+                .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+            if let serde_json::Value::Object(cells) = cells {
+                cells.insert(label.join("/"), json!(c.value));
+            }
+        }
+    }
     json!({
         "node_id": s.own_id.to_string(),
         "listen": s.local_addr.map(|a| a.to_string()),

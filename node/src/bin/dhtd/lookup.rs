@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use dhtd::{Dht, DhtHandle, LookupEvent, LookupSummary, PortChoice};
+use dhtd::{Dht, LookupEvent, LookupSummary, PortChoice};
 use serde_json::json;
 
 use crate::settings::{self, Defaults, NodeArgs};
@@ -12,7 +12,7 @@ use crate::{parse_info_hash, run, Failure};
 /// How long a one-off job may wait for bootstrap and the lookup.
 const JOB_TIMEOUT: Duration = Duration::from_secs(90);
 
-fn start(args: &NodeArgs) -> Result<DhtHandle, Failure> {
+fn start(args: &NodeArgs) -> Result<Dht, Failure> {
     let settings = settings::resolve(args, Defaults::TOOL)?;
     Ok(Dht::builder(settings.config).start()?)
 }
@@ -60,8 +60,8 @@ pub(crate) async fn lookup(target: &str, json: bool, args: &NodeArgs) -> Result<
                         started.elapsed().as_secs_f64()
                     );
                 }
-                LookupEvent::Progress { .. } => {}
                 LookupEvent::Finished(s) => summary = Some(s),
+                _ => {}
             }
         }
     };

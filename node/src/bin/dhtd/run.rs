@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use dhtd::{Dht, DhtHandle, Warning};
+use dhtd::{Dht, Warning};
 
 use crate::settings::{self, Defaults, NodeArgs};
 use crate::{control, Failure};
@@ -89,7 +89,7 @@ impl Signals {
     }
 }
 
-async fn log_statistics(dht: DhtHandle, first: Duration, every: Duration) {
+async fn log_statistics(dht: Dht, first: Duration, every: Duration) {
     tokio::time::sleep(first).await;
     loop {
         if let Ok(s) = dht.stats().await {
@@ -100,8 +100,8 @@ async fn log_statistics(dht: DhtHandle, first: Duration, every: Duration) {
                 estimated_dht_size = s.estimated_dht_size.unwrap_or(0),
                 info_hashes = s.store.info_hashes,
                 peers = s.store.peers,
-                packets_in = s.traffic.packets_in.value(),
-                packets_out = s.traffic.packets_out.value(),
+                packets_in = s.traffic.get("dht_packets_received_total", &[]),
+                packets_out = s.traffic.get("dht_packets_sent_total", &[]),
                 "statistics: {} nodes in {} buckets, about {} in the DHT; storing {} peers for {} info hashes",
                 s.nodes(),
                 s.routing.buckets.len(),
@@ -115,7 +115,7 @@ async fn log_statistics(dht: DhtHandle, first: Duration, every: Duration) {
 }
 
 /// Logs each warning when it becomes true.
-async fn log_warnings(dht: DhtHandle) {
+async fn log_warnings(dht: Dht) {
     let mut shown: Vec<Warning> = Vec::new();
     loop {
         tokio::time::sleep(WARNING_CHECK).await;

@@ -2,7 +2,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::node::{CallerId, LookupId, QueryFailure, Reply};
+use crate::node::{CallerId, LookupId, QueryFailure, RemoteError, Reply};
 use crate::telemetry::LookupLabel;
 use crate::token::Token;
 
@@ -225,7 +225,7 @@ fn an_announce_goes_to_the_closest_nodes_that_gave_a_token() {
                             to: q.to,
                             node: q.node,
                             rtt: None,
-                            result: Err(QueryFailure::Remote(203)),
+                            result: Err(QueryFailure::Remote(RemoteError::new(203, b"bad"))),
                         };
                         p.handle(t0, LookupsInput::QueryDone { lookup, done });
                     } else {

@@ -8,8 +8,8 @@ use bytes::Bytes;
 use crate::ip_prefix::IpPrefix;
 use crate::krpc::{Body, ErrorCode, Message, Query};
 use crate::node::{
-    Datagram, Envelope, InboundQuery, InboundResponse, NodeConfig, Outputs, Reply, StoreInput,
-    TransactionsInput,
+    Datagram, Envelope, InboundQuery, InboundResponse, NodeConfig, Outputs, RemoteError, Reply,
+    StoreInput, TransactionsInput,
 };
 use crate::rate_limit::{IpRateLimiter, Limited, PrefixRateLimiter};
 use crate::server;
@@ -302,7 +302,7 @@ impl Gate {
                 from,
                 tid,
                 requester_ip: message.requester_ip,
-                result: Err(e.code.code()),
+                result: Err(RemoteError::new(e.code.code(), e.message)),
             }),
         }
     }
