@@ -79,9 +79,9 @@ impl DhtBuilder {
     /// Starts from a routing table the application saved itself
     /// ([`Dht::export_table`]): its nodes are asked first at bootstrap,
     /// before the state dir's and the routers. The node keeps the id its
-    /// [`Config::node_id`] gives; set [`NodeIdChoice::Fixed`]
-    /// (crate::NodeIdChoice::Fixed) to `table.id` to come back as the same
-    /// node.
+    /// [`Config::node_id`] gives; set
+    /// [`NodeIdChoice::Fixed`](crate::NodeIdChoice::Fixed) to `table.id` to
+    /// come back as the same node.
     pub fn import_table(mut self, table: SavedTable) -> DhtBuilder {
         self.imported.extend(table.nodes);
         self
