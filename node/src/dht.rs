@@ -319,9 +319,10 @@ impl Dht {
             .map_err(|_| Error::Shutdown)
     }
 
-    /// Announces `info_hash` now and again every `every` until
-    /// [`Dht::stop_announcing`]: stored announces expire (after 45
-    /// minutes by default), so a peer that wants to stay findable repeats.
+    /// Announces `info_hash` every `every`, the first one `every` from now
+    /// (call [`Dht::announce`] for one at once), until
+    /// [`Dht::stop_announcing`]: stored announces expire (after 45 minutes
+    /// by default), so a peer that wants to stay findable repeats.
     pub async fn announce_every(
         &self,
         info_hash: InfoHash,
