@@ -8,6 +8,8 @@
 //! variants, trait impls and re-exports. Every type they name must belong
 //! to this crate or the standard library, or be on the list below.
 
+#![allow(clippy::expect_used)]
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
