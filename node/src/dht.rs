@@ -341,6 +341,21 @@ impl Dht {
 
     /// Looks up the nodes closest to `target`;
     /// [`Error::NoNodeReached`] if none answered.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let swarm = dhtd::swarm::LocalSwarm::start(5, 4, |_, _| {}).await?;
+    /// # swarm.wait_bootstrapped(std::time::Duration::from_secs(20)).await;
+    /// # let dht = &swarm.nodes[4];
+    /// let target = dhtd::NodeId([0x42; 20]);
+    /// let summary = dht.find_node(target).await?;
+    /// for node in &summary.closest {
+    ///     println!("{} at {}", node.id, node.addr);
+    /// }
+    /// assert!(!summary.closest.is_empty());
+    /// # Ok(()) }
+    /// ```
     pub async fn find_node(&self, target: NodeId) -> Result<LookupSummary, Error> {
         let summary = Self::ended(
             self.lookup(target, LookupKind::FindNode, None)
@@ -354,6 +369,18 @@ impl Dht {
     }
 
     /// Pings one node.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use dhtd::{Config, Dht};
+    ///
+    /// let a = Dht::builder(Config::local("127.0.0.1:0".parse()?, &[])).start()?;
+    /// let b = Dht::builder(Config::local("127.0.0.2:0".parse()?, &[])).start()?;
+    /// let pong = a.ping(b.local_addr()).await?;
+    /// assert_eq!(pong.id, b.id());
+    /// # Ok(()) }
+    /// ```
     pub async fn ping(&self, addr: SocketAddr) -> Result<Pong, Error> {
         let node = self.node();
         if node.is_stopping() {
@@ -461,7 +488,23 @@ impl Dht {
     }
 
     /// Statistics: the table per bucket and state, the estimated DHT size,
-    /// the store, every counter, and warnings.
+    /// the store, every counter, and warnings. Its `Display` is the text
+    /// of `dhtd stats`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let swarm = dhtd::swarm::LocalSwarm::start(3, 5, |_, _| {}).await?;
+    /// # swarm.wait_bootstrapped(std::time::Duration::from_secs(20)).await;
+    /// # let dht = &swarm.nodes[2];
+    /// let stats = dht.stats().await?;
+    /// assert!(stats.bootstrap_complete && stats.nodes() > 0);
+    /// let received = stats.traffic.get("dht_packets_received_total", &[]);
+    /// let pings = stats.traffic.get("dht_queries_received_total", &[("method", "ping")]);
+    /// assert!(received >= pings);
+    /// println!("{stats}");
+    /// # Ok(()) }
+    /// ```
     pub async fn stats(&self) -> Result<Stats, Error> {
         stats::gather(self.node()).await
     }

@@ -215,6 +215,29 @@ impl LookupEvent {
 /// is read, the summary is kept for [`PeerStream::summary`] once the
 /// stream ends. Dropping it does not stop the lookup; the node bounds how
 /// many run.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let swarm = dhtd::swarm::LocalSwarm::start(4, 6, |_, _| {}).await?;
+/// # swarm.wait_bootstrapped(std::time::Duration::from_secs(20)).await;
+/// # let dht = &swarm.nodes[3];
+/// use dhtd::LookupEvent;
+///
+/// let mut lookup = dht.get_peers(dhtd::InfoHash([7; 20]));
+/// while let Some(event) = lookup.next_event().await {
+///     match event {
+///         LookupEvent::Peer(peer) => println!("peer {peer}"),
+///         LookupEvent::Progress { responses, common_bits, .. } => {
+///             println!("{responses} answers, {common_bits} bits from the target")
+///         }
+///         LookupEvent::Finished(summary) => println!("done in {:?}", summary.duration),
+///         _ => {}
+///     }
+/// }
+/// assert!(lookup.summary().is_some());
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct PeerStream {
     rx: mpsc::UnboundedReceiver<core::LookupEvent>,

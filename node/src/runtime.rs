@@ -17,6 +17,23 @@ use parking_lot::Mutex;
 
 /// An actix system with its Arbiters, running on its own threads so that an
 /// application with its own async runtime (or none) can embed nodes.
+///
+/// Nodes started on one runtime share its three threads:
+///
+/// ```
+/// use dhtd::{Config, Dht, Runtime};
+///
+/// let runtime = Runtime::new()?;
+/// let nodes = (1..=3u8)
+///     .map(|i| {
+///         let config = Config::local(([127, 0, 7, i], 0).into(), &[]);
+///         Dht::builder(config).runtime(&runtime).start()
+///     })
+///     .collect::<Result<Vec<Dht>, _>>()?;
+/// assert_eq!(nodes.len(), 3);
+/// // The threads end with the last node and the last clone of the runtime.
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct Runtime {
     inner: Arc<Inner>,

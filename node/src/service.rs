@@ -33,6 +33,23 @@ struct State {
 }
 
 /// A DHT node that an application starts and stops at run time.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+/// use dhtd::{Config, DhtService, Mode};
+///
+/// let config = Config::local("127.0.0.1:0".parse()?, &[]);
+/// let service = DhtService::new(config, Mode::Auto { idle: Duration::from_secs(900) }, None)?;
+/// assert!(!service.is_running());
+/// let dht = service.handle()?.expect("in auto mode a request starts the node");
+/// assert!(service.is_running());
+/// service.stop().await;
+/// assert!(!service.is_running());
+/// # drop(dht);
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct DhtService {
     config: Config,
