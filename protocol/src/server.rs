@@ -31,6 +31,9 @@ pub enum Needs {
     /// items, but a token lets the querier go on to `announce_peer`, which
     /// is how the mainline crate collects tokens for its announces).
     NodesAndToken(NodeId),
+    /// A sample of the stored info hashes and the closest nodes (BEP 51
+    /// `sample_infohashes`).
+    Samples(NodeId),
     /// A token check and a store (`announce_peer`), with its arguments.
     Store(AnnounceArgs),
     /// Nothing: the reply is error 204.
@@ -44,6 +47,7 @@ pub fn needs(query: &Query<'_>, datagram: &Bytes) -> Needs {
         Query::Ping => Needs::Id,
         Query::FindNode { target, .. } => Needs::Nodes(*target),
         Query::GetPeers { info_hash, .. } => Needs::Peers(*info_hash),
+        Query::SampleInfohashes { target, .. } => Needs::Samples(*target),
         Query::AnnouncePeer {
             info_hash,
             port,
@@ -79,10 +83,23 @@ pub struct Answer<'a> {
     pub values: &'a [SocketAddr],
     /// Write token (`get_peers`).
     pub token: Option<&'a [u8]>,
+    /// BEP 51's keys (`interval`, `num`, `samples`), for `sample_infohashes`.
+    pub samples: Option<Samples<'a>>,
     /// Send `nodes` even when there are none: BEP 5 makes it a required key
     /// of `find_node` and `get_peers` replies (a node with an empty table
     /// sends an empty string).
     pub nodes_required: bool,
+}
+
+/// A `sample_infohashes` answer's own keys.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Samples<'a> {
+    /// Seconds before the sample changes.
+    pub interval: u32,
+    /// Info hashes stored in all.
+    pub num: u64,
+    /// The sample.
+    pub hashes: &'a [InfoHash],
 }
 
 /// Encodes our reply to transaction `tid` from `requester` into `out`.
@@ -110,6 +127,9 @@ pub fn encode_answer(
     enc.raw(b"d2:ip");
     compact_address(&mut enc, &requester);
     enc.raw(b"1:rd2:id20:").raw(own_id.as_bytes());
+    if let Some(s) = answer.samples {
+        enc.raw(b"8:interval").int(i64::from(s.interval));
+    }
     if answer.nodes_required || n4 > 0 {
         enc.raw(b"5:nodes").bytes_header(n4 * NODE_V4_LEN);
         for n in v4 {
@@ -120,6 +140,14 @@ pub fn encode_answer(
         enc.raw(b"6:nodes6").bytes_header(n6 * NODE_V6_LEN);
         for n in v6 {
             compact_node(&mut enc, n);
+        }
+    }
+    if let Some(s) = answer.samples {
+        enc.raw(b"3:num")
+            .int(i64::try_from(s.num).unwrap_or(i64::MAX));
+        enc.raw(b"7:samples").bytes_header(s.hashes.len() * 20);
+        for h in s.hashes {
+            enc.raw(h.as_bytes());
         }
     }
     if let Some(token) = answer.token {
@@ -248,6 +276,7 @@ mod tests {
             values: &peers,
             token: Some(b"tok"),
             nodes_required: true,
+            samples: None,
         };
         encode_answer(&mut out, b"xy", NodeId([9; 20]), requester, answer);
         let m = Message::decode(&out).unwrap();
@@ -301,6 +330,7 @@ mod tests {
             values: &peers,
             token: Some(&[7; 8]),
             nodes_required: true,
+            samples: None,
         };
         encode_answer(&mut out, b"abcd", NodeId([9; 20]), requester, answer);
         assert!(out.len() <= crate::krpc::MAX_REPLY_LEN, "{}", out.len());
@@ -332,6 +362,7 @@ mod tests {
                                     values,
                                     token,
                                     nodes_required,
+                                    samples: None,
                                 };
                                 let mut fast = Vec::new();
                                 encode_answer(&mut fast, tid, NodeId([9; 20]), requester, answer);

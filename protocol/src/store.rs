@@ -57,6 +57,12 @@ pub struct PeerStoreConfig {
     pub peer_ttl: Duration,
     /// How often expired entries are swept out. Defaults to 1 minute.
     pub sweep_interval: Duration,
+    /// How long a BEP 51 sample stands before the next slice of the store
+    /// replaces it (the `interval` a crawler is asked to wait). Defaults to
+    /// 10 minutes: with about 30 info hashes a reply, a crawler that
+    /// comes back every interval sees a store of 1,000 info hashes in
+    /// under 6 hours, the longest interval BEP 51 allows.
+    pub sample_interval: Duration,
 }
 
 impl Default for PeerStoreConfig {
@@ -69,6 +75,7 @@ impl Default for PeerStoreConfig {
             max_announces_per_prefix: 256,
             peer_ttl: Duration::from_secs(45 * 60),
             sweep_interval: Duration::from_secs(60),
+            sample_interval: Duration::from_secs(600),
         }
     }
 }
@@ -402,6 +409,33 @@ impl PeerStore {
             sample.push(addr);
         }
         sample
+    }
+
+    /// Up to `n` stored info hashes, the next ones after `after` in the
+    /// store's order (by distance from our id), wrapping around: a BEP 51
+    /// sample. Asked again from its last info hash, it goes on where the
+    /// previous one ended, so a querier that asks every interval sees the
+    /// whole store in turn.
+    pub fn sample_info_hashes(&self, after: Option<&InfoHash>, n: usize) -> Vec<InfoHash> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let start = after.map(|h| self.own_id.distance(h));
+        let tail = match &start {
+            Some(d) => self.by_distance.range((Excluded(*d), Unbounded)),
+            None => self.by_distance.range(..),
+        };
+        let head = self
+            .by_distance
+            .iter()
+            .take_while(|d| start.is_some_and(|s| **d <= s));
+        tail.chain(head)
+            .take(n.min(self.by_distance.len()))
+            .map(|d| InfoHash(self.own_id.distance(&NodeId(d.0)).0))
+            .collect()
+    }
+
+    /// Info hashes stored.
+    pub fn info_hash_count(&self) -> usize {
+        self.swarms.len()
     }
 
     /// Number of live peers for `info_hash`.

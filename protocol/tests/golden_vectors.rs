@@ -148,7 +148,9 @@ fn check_query(row: &Row, own: &str, m: &Message<'_>) {
                 "{ctx}: token"
             );
         }
-        Query::FindNode { want, .. } | Query::GetPeers { want, .. } => {
+        Query::FindNode { want, .. }
+        | Query::GetPeers { want, .. }
+        | Query::SampleInfohashes { want, .. } => {
             let expected = note(own, "want");
             assert_eq!(want.is_some(), expected.is_some(), "{ctx}: want");
             if let (Some(w), Some(e)) = (want, expected) {

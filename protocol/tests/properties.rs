@@ -143,6 +143,9 @@ proptest! {
                     nodes6: nodes6.as_ref().map(|_| CompactNodes::v6(&nodes6_buf).unwrap()),
                     values,
                     token: token.as_deref(),
+                    interval: None,
+                    num: None,
+                    samples: None,
                 })
             }
             Spec::Error(code, message) => Body::Error(KrpcError { code: ErrorCode::from_code(*code), message }),

@@ -40,6 +40,9 @@ struct Fields<'a> {
     nodes: Option<&'a [u8]>,
     nodes6: Option<&'a [u8]>,
     values: Option<&'a [u8]>,
+    samples: Option<&'a [u8]>,
+    interval: Option<i64>,
+    num: Option<i64>,
     port: Option<i64>,
     implied_port: Option<i64>,
     want: Option<Want>,
@@ -144,6 +147,9 @@ fn fields<'a>(
             b"implied_port" => f.implied_port = int_field(d, "implied_port", problem)?,
             b"want" => f.want = want_field(d, problem)?,
             b"values" => f.values = values_field(d, problem)?,
+            b"samples" => f.samples = bytes_field(d, "samples", problem)?,
+            b"interval" => f.interval = int_field(d, "interval", problem)?,
+            b"num" => f.num = int_field(d, "num", problem)?,
             _ => d.skip_value()?,
         }
     }
@@ -259,6 +265,10 @@ fn query<'a>(method: &'a [u8], a: &Fields<'a>) -> Result<Query<'a>, ParseErrorKi
                 token,
             }
         }
+        b"sample_infohashes" => Query::SampleInfohashes {
+            target: NodeId(id20(a.target, "target")?),
+            want: a.want,
+        },
         _ => Query::Unknown {
             method,
             target: a.target.and_then(NodeId::from_slice),
@@ -280,6 +290,12 @@ fn response<'a>(r: &Fields<'a>) -> Result<Response<'a>, ParseErrorKind> {
         nodes6: nodes_of(r.nodes6, "nodes6", CompactNodes::v6)?,
         values: r.values.map(CompactPeers::from_checked_list),
         token: r.token,
+        interval: r.interval,
+        num: r.num,
+        samples: match r.samples {
+            Some(raw) if raw.len() % 20 != 0 => return Err(bad_length("samples", raw)),
+            samples => samples,
+        },
     })
 }
 

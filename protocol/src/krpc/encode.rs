@@ -45,6 +45,10 @@ fn query_args(enc: &mut Encoder<'_>, sender: &[u8; 20], query: &Query<'_>) {
                 .bytes(b"token")
                 .bytes(token);
         }
+        Query::SampleInfohashes { target, want: w } => {
+            enc.bytes(b"target").bytes(target.as_bytes());
+            want(enc, *w);
+        }
         Query::Unknown {
             target,
             info_hash,
@@ -65,11 +69,20 @@ fn query_args(enc: &mut Encoder<'_>, sender: &[u8; 20], query: &Query<'_>) {
 
 fn response(enc: &mut Encoder<'_>, r: &Response<'_>) {
     enc.begin_dict().bytes(b"id").bytes(r.id.as_bytes());
+    if let Some(interval) = r.interval {
+        enc.bytes(b"interval").int(interval);
+    }
     if let Some(nodes) = &r.nodes {
         enc.bytes(b"nodes").bytes(nodes.as_bytes());
     }
     if let Some(nodes6) = &r.nodes6 {
         enc.bytes(b"nodes6").bytes(nodes6.as_bytes());
+    }
+    if let Some(num) = r.num {
+        enc.bytes(b"num").int(num);
+    }
+    if let Some(samples) = r.samples {
+        enc.bytes(b"samples").bytes(samples);
     }
     if let Some(token) = r.token {
         enc.bytes(b"token").bytes(token);

@@ -106,7 +106,15 @@ pub enum Query<'a> {
         /// The token from an earlier `get_peers` reply.
         token: &'a [u8],
     },
-    /// Any other method (BEP 44 `get`, BEP 51 `sample_infohashes`, …). If it
+    /// `sample_infohashes` (BEP 51): a sample of the info hashes stored,
+    /// and the nodes closest to `target`.
+    SampleInfohashes {
+        /// Where the querier is walking the keyspace.
+        target: NodeId,
+        /// BEP 32 address families wanted, when given.
+        want: Option<Want>,
+    },
+    /// Any other method (BEP 44 `get`, …). If it
     /// carries `target` or `info_hash`, libtorrent answers it like `find_node`,
     /// for forward compatibility; otherwise it gets error 204.
     Unknown {
@@ -129,6 +137,7 @@ impl Query<'_> {
             Query::FindNode { .. } => b"find_node",
             Query::GetPeers { .. } => b"get_peers",
             Query::AnnouncePeer { .. } => b"announce_peer",
+            Query::SampleInfohashes { .. } => b"sample_infohashes",
             Query::Unknown { method, .. } => method,
         }
     }
@@ -147,6 +156,12 @@ pub struct Response<'a> {
     pub values: Option<CompactPeers<'a>>,
     /// `token` (get_peers), to be returned in announce_peer.
     pub token: Option<&'a [u8]>,
+    /// `interval` (BEP 51): seconds before the sample changes.
+    pub interval: Option<i64>,
+    /// `num` (BEP 51): info hashes the responder stores.
+    pub num: Option<i64>,
+    /// `samples` (BEP 51): 20-byte info hashes, concatenated.
+    pub samples: Option<&'a [u8]>,
 }
 
 impl<'a> Response<'a> {
@@ -158,7 +173,18 @@ impl<'a> Response<'a> {
             nodes6: None,
             values: None,
             token: None,
+            interval: None,
+            num: None,
+            samples: None,
         }
+    }
+
+    /// The info hashes of `samples`.
+    pub fn sample_hashes(&self) -> impl Iterator<Item = InfoHash> + 'a {
+        self.samples
+            .unwrap_or_default()
+            .chunks_exact(20)
+            .filter_map(InfoHash::from_slice)
     }
 }
 

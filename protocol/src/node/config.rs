@@ -244,6 +244,13 @@ impl NodeConfig {
         at_least_one("store.max_announces_per_prefix", s.max_announces_per_prefix)?;
         not_zero("store.peer_ttl", s.peer_ttl)?;
         not_zero("store.sweep_interval", s.sweep_interval)?;
+        not_zero("store.sample_interval", s.sample_interval)?;
+        if s.sample_interval > Duration::from_secs(21_600) {
+            return Err(InvalidSetting {
+                setting: "store.sample_interval",
+                problem: "must be at most 6 hours (BEP 51)".into(),
+            });
+        }
         not_zero("tokens.rotation", self.tokens.rotation)?;
         let t = &self.transactions;
         not_zero("transactions.timeout", t.timeout)?;

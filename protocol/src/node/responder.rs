@@ -8,6 +8,7 @@
 //! | `find_node`, unknown methods with `target` or `info_hash` | the k closest nodes (libtorrent's forward compatibility) |
 //! | `get_peers` | stored peers within BEP 32's 1,024-byte reply, the k closest nodes (always the `nodes` key), and a token |
 //! | BEP 44 `get` | the k closest nodes and a token, no value: we store no items, but a token lets the querier go on to `announce_peer`, which is how the mainline crate collects tokens |
+//! | `sample_infohashes` (BEP 51) | the k closest nodes, the number of info hashes stored, and a sample of them: as many as the 1,024-byte reply holds, the next slice of the store every `store.sample_interval`, which `interval` says |
 //! | `announce_peer` | stored (or refreshed), or: 203 `bad token` (missing, forged, expired, or issued to another IP), 203 `bad port` (port 0), 202 when a cap refuses (see [`crate::store`] for which caps evict instead) |
 //! | anything else | 204 `method unknown` |
 //!
@@ -43,6 +44,15 @@ pub const REPORT_QUERIER_EVERY: Duration = Duration::from_secs(10);
 /// each: 3 MiB at most).
 pub const QUERIERS_TRACKED: usize = 65_536;
 
+/// The BEP 51 sample that stands until `until`.
+#[derive(Debug, Default)]
+struct Sample {
+    hashes: Vec<InfoHash>,
+    /// Where the previous slice ended, for one that came out empty.
+    last_end: Option<InfoHash>,
+    until: Option<Instant>,
+}
+
 /// The announce store's piece.
 #[derive(Debug)]
 pub struct Responder {
@@ -52,6 +62,7 @@ pub struct Responder {
     rng: StdRng,
     nodes: Arc<NodeSnapshot>,
     reported: Spacing<SocketAddr>,
+    sample: Sample,
     telemetry: Arc<Telemetry>,
     buf: Vec<u8>,
     outputs: Outputs,
@@ -86,6 +97,7 @@ impl Responder {
             rng,
             nodes: Arc::new(NodeSnapshot::empty(own_id)),
             reported: Spacing::new(REPORT_QUERIER_EVERY, QUERIERS_TRACKED),
+            sample: Sample::default(),
             telemetry,
             buf: Vec::with_capacity(1024),
             outputs: Outputs::default(),
@@ -135,6 +147,7 @@ impl Responder {
                     values: &values,
                     token: Some(&token),
                     nodes_required: true,
+                    samples: None,
                 };
                 server::encode_answer(&mut self.buf, &q.tid, self.own_id, q.from, answer);
             }
@@ -150,12 +163,55 @@ impl Responder {
                 };
                 server::encode_answer(&mut self.buf, &q.tid, self.own_id, q.from, answer);
             }
+            Needs::Samples(target) => self.samples(now, q, target),
             Needs::Store(ref args) => self.store_announce(now, q, args),
             Needs::MethodUnknown => {
                 self.error(q, ErrorCode::MethodUnknown, b"method unknown");
             }
         }
         self.outputs.outbox.push(q.from, &self.buf);
+    }
+
+    /// A BEP 51 answer: the current slice of the store, as much of it as
+    /// the reply's 1,024 bytes hold.
+    fn samples(&mut self, now: Instant, q: &InboundQuery, target: NodeId) {
+        let every = self.store.config().sample_interval;
+        let due = self.sample.until.is_none_or(|until| now >= until);
+        let until = if due {
+            now + every
+        } else {
+            self.sample.until.unwrap_or(now)
+        };
+        let nodes = self.nodes.closest(&target, K);
+        let mut answer = Answer {
+            nodes: &nodes,
+            nodes_required: true,
+            samples: Some(server::Samples {
+                interval: until.saturating_duration_since(now).as_secs_f64().ceil() as u32,
+                num: self.store.info_hash_count() as u64,
+                hashes: &[],
+            }),
+            ..Answer::default()
+        };
+        // Measured without samples, then as many as fit ("0:" becomes "NNN:").
+        server::encode_answer(&mut self.buf, &q.tid, self.own_id, q.from, answer);
+        let room = crate::krpc::MAX_REPLY_LEN.saturating_sub(self.buf.len() + 2) / 20;
+        let s = &mut self.sample;
+        if due {
+            // The next slice begins after the last one ended.
+            let after = s.hashes.last().copied().or(s.last_end);
+            s.last_end = after;
+            s.hashes = self.store.sample_info_hashes(after.as_ref(), room);
+            s.until = Some(until);
+        }
+        let hashes = &s.hashes[..room.min(s.hashes.len())];
+        if let Some(samples) = &mut answer.samples {
+            samples.hashes = hashes;
+        }
+        self.telemetry
+            .info_hashes_sampled
+            .add((), hashes.len() as u64);
+        server::encode_answer(&mut self.buf, &q.tid, self.own_id, q.from, answer);
     }
 
     fn store_announce(&mut self, now: Instant, q: &InboundQuery, args: &AnnounceArgs) {
@@ -359,6 +415,61 @@ mod tests {
             implied_port,
             token,
         })
+    }
+
+    /// BEP 51: a sample fills the reply's 1,024 bytes, stands for its
+    /// interval, and the next interval brings the next slice, so that a
+    /// crawler sees the whole store in turn.
+    #[test]
+    fn samples_walk_the_whole_store_one_slice_per_interval() {
+        let t0 = Instant::now();
+        let mut config = NodeConfig::default();
+        config.store.sample_interval = Duration::from_secs(60);
+        let mut r = responder(t0, &config);
+        let mut stored = std::collections::BTreeSet::new();
+        for i in 0..100u8 {
+            let ih = InfoHash([i; 20]);
+            let from = format!("10.0.{i}.1:1");
+            let token = token_from(&ask(&mut r, t0, query(&from, Needs::Peers(ih))));
+            ask(&mut r, t0, query(&from, announce(ih, 6881, false, token)));
+            stored.insert(ih);
+        }
+        let crawler = || query("10.9.0.1:1", Needs::Samples(NodeId([3; 20])));
+        let mut seen = std::collections::BTreeSet::new();
+        let mut now = t0;
+        for _ in 0..5 {
+            r.handle(now, StoreInput::Queries(vec![crawler()]));
+            let (_, raw) = r.outputs.outbox.iter().next().unwrap();
+            assert!(raw.len() <= crate::krpc::MAX_REPLY_LEN, "{}", raw.len());
+            assert!(raw.len() > crate::krpc::MAX_REPLY_LEN - 20, "{}", raw.len());
+            r.outputs.outbox.clear();
+            let m = ask(&mut r, now, crawler());
+            let Body::Response(first) = m.body else {
+                panic!()
+            };
+            assert_eq!((first.num, first.interval), (Some(100), Some(60)));
+            let sample: Vec<InfoHash> = first.sample_hashes().collect();
+            assert!(sample.len() >= 30, "{}", sample.len());
+            let later = ask(&mut r, now + Duration::from_secs(45), crawler());
+            let Body::Response(later) = later.body else {
+                panic!()
+            };
+            assert_eq!(
+                later.sample_hashes().collect::<Vec<_>>(),
+                sample,
+                "it stands"
+            );
+            assert_eq!(later.interval, Some(15));
+            seen.extend(sample);
+            now += Duration::from_secs(60);
+        }
+        assert_eq!(seen, stored, "every stored info hash was sampled");
+        // An empty store answers with an empty sample, not without one.
+        let mut empty = responder(t0, &config);
+        let Body::Response(e) = ask(&mut empty, t0, crawler()).body else {
+            panic!()
+        };
+        assert_eq!((e.num, e.samples), (Some(0), Some(&b""[..])));
     }
 
     /// BEP 5: a token is good for 5 to 10 minutes and only for the IP it was

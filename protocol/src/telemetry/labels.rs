@@ -117,6 +117,8 @@ label!(
         GetPeers => "get_peers",
         /// `announce_peer`.
         AnnouncePeer => "announce_peer",
+        /// `sample_infohashes` (BEP 51).
+        SampleInfohashes => "sample_infohashes",
         /// Anything else.
         Other => "other",
     }

@@ -254,6 +254,9 @@ catalogue! {
     /// Each cap of the store.
     store_limits: Cells<StoreCap> = Gauge "dht_store_limit", Count, &[],
         "The announce store's caps, by cap (set at start)";
+    /// Info hashes sent in `sample_infohashes` answers (BEP 51).
+    info_hashes_sampled: Cells<()> = Counter "dht_info_hashes_sampled_total", Count, &[],
+        "Stored info hashes sent in sample_infohashes answers (BEP 51)";
     /// Stored entries evicted to make room, by the cap that was reached.
     store_evictions: Cells<StoreCap> = Counter "dht_store_evictions_total", Count, &[],
         "Stored announces evicted to make room for a new one, by the cap that was reached";

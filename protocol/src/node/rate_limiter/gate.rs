@@ -143,6 +143,7 @@ pub fn method_of(query: &Query<'_>) -> Method {
         Query::FindNode { .. } => Method::FindNode,
         Query::GetPeers { .. } => Method::GetPeers,
         Query::AnnouncePeer { .. } => Method::AnnouncePeer,
+        Query::SampleInfohashes { .. } => Method::SampleInfohashes,
         Query::Unknown { .. } => Method::Other,
     }
 }
