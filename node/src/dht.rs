@@ -199,7 +199,7 @@ impl Dht {
         let _ = rx.wait_for(|s| *s != NodeState::Bootstrapping).await;
     }
 
-    fn node(&self) -> &wiring::Node {
+    pub(crate) fn node(&self) -> &wiring::Node {
         &self.inner.node
     }
 

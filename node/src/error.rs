@@ -118,6 +118,10 @@ pub enum Error {
     /// (`dht.lookup_limits.max_waiting`); try again later.
     #[error("too many lookups are waiting")]
     Overloaded,
+    /// The node answered, but not with what the method asks for: it does
+    /// not implement it (a `sample_infohashes` answered like `find_node`).
+    #[error("the node does not support this method")]
+    Unsupported,
     /// We did not send the query.
     #[error("query not sent: {}", .0.label())]
     NotSent(NotSent),

@@ -51,6 +51,7 @@ mod lookup;
 pub mod metrics;
 pub mod persist;
 mod runtime;
+mod sample;
 mod service;
 mod state;
 mod stats;
@@ -70,6 +71,7 @@ pub use lookup::{
     AnnounceReport, Confidence, LookupEnd, LookupEvent, LookupSummary, NodeInfo, PeerStream,
 };
 pub use runtime::Runtime;
+pub use sample::Samples;
 pub use service::{DhtService, Mode};
 pub use stats::{
     BucketStats, Counter, CounterKind, Counters, Stats, StoreStats, TableStats, Warning,

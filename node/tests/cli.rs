@@ -537,6 +537,24 @@ fn one_off_commands_against_a_swarm() {
         serde_json::from_str(text(&out.stdout).lines().last().unwrap()).unwrap();
     assert!(last["summary"]["responses"].as_u64().unwrap() > 0);
 
+    // BEP 51: a crawl of the swarm finds every announced info hash (the
+    // swarm's round announced one per node) and ours.
+    let out = tool(&["sample", "--duration", "20s", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let found: std::collections::HashSet<&str> = lines
+        .iter()
+        .filter_map(|l| l["info_hash"].as_str())
+        .collect();
+    assert!(found.contains(ih), "{found:?}");
+    assert!(found.len() >= 31, "{} info hashes", found.len());
+    let summary = &lines.last().unwrap()["summary"];
+    assert_eq!(summary["info_hashes"].as_u64(), Some(found.len() as u64));
+    assert!(summary["answered"].as_u64().unwrap() >= 20, "{summary}");
+
     let out = tool(&["ping", &node_s]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(

@@ -91,6 +91,19 @@ pub struct Reply {
     pub token: Option<Token>,
     /// `v`, the responder's client and version.
     pub version: Option<Vec<u8>>,
+    /// BEP 51's keys, in a `sample_infohashes` answer.
+    pub samples: Option<Sampled>,
+}
+
+/// What a `sample_infohashes` answer said (BEP 51).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sampled {
+    /// Seconds before asking again brings a new sample.
+    pub interval: u32,
+    /// Info hashes the node stores.
+    pub num: u64,
+    /// Its sample of them.
+    pub hashes: Vec<InfoHash>,
 }
 
 /// A query we want to send.
@@ -102,6 +115,8 @@ pub enum OutQuery {
     FindNode(NodeId),
     /// `get_peers`.
     GetPeers(InfoHash),
+    /// `sample_infohashes` (BEP 51), walking towards a target.
+    SampleInfohashes(NodeId),
     /// `announce_peer`.
     AnnouncePeer {
         /// The torrent.
@@ -122,6 +137,7 @@ impl OutQuery {
             OutQuery::Ping => Method::Ping,
             OutQuery::FindNode(_) => Method::FindNode,
             OutQuery::GetPeers(_) => Method::GetPeers,
+            OutQuery::SampleInfohashes(_) => Method::SampleInfohashes,
             OutQuery::AnnouncePeer { .. } => Method::AnnouncePeer,
         }
     }
@@ -130,7 +146,7 @@ impl OutQuery {
     pub fn target(&self) -> [u8; 20] {
         match self {
             OutQuery::Ping => [0; 20],
-            OutQuery::FindNode(t) => *t.as_bytes(),
+            OutQuery::FindNode(t) | OutQuery::SampleInfohashes(t) => *t.as_bytes(),
             OutQuery::GetPeers(ih) | OutQuery::AnnouncePeer { info_hash: ih, .. } => *ih.as_bytes(),
         }
     }

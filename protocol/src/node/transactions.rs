@@ -90,6 +90,10 @@ impl Transactions {
                 info_hash: *info_hash,
                 want: None,
             },
+            OutQuery::SampleInfohashes(target) => Query::SampleInfohashes {
+                target: *target,
+                want: None,
+            },
             OutQuery::AnnouncePeer {
                 info_hash,
                 port,

@@ -42,7 +42,7 @@ pub(crate) fn to_json(m: &Message<'_>) -> Value {
             a.insert("id".into(), json!(sender.to_string()));
             match query {
                 Query::Ping => {}
-                Query::FindNode { target, want } => {
+                Query::FindNode { target, want } | Query::SampleInfohashes { target, want } => {
                     a.insert("target".into(), json!(target.to_string()));
                     if let Some(w) = want {
                         a.insert("want".into(), json!({"n4": w.v4, "n6": w.v6}));
@@ -99,6 +99,16 @@ pub(crate) fn to_json(m: &Message<'_>) -> Value {
             }
             if let Some(t) = r.token {
                 body.insert("token".into(), json!(hex(t)));
+            }
+            if let Some(i) = r.interval {
+                body.insert("interval".into(), json!(i));
+            }
+            if let Some(n) = r.num {
+                body.insert("num".into(), json!(n));
+            }
+            if r.samples.is_some() {
+                let samples: Vec<String> = r.sample_hashes().map(|h| h.to_string()).collect();
+                body.insert("samples".into(), json!(samples));
             }
             out.insert("r".into(), Value::Object(body));
         }

@@ -8,6 +8,7 @@ mod diag;
 mod load;
 mod lookup;
 mod run;
+mod sample;
 mod settings;
 mod sim;
 mod swarm;
@@ -117,6 +118,20 @@ enum Command {
         /// The daemon's metrics listener.
         #[arg(long, env = "DHTD_METRICS_LISTEN", default_value = settings::DEFAULT_METRICS_LISTEN, value_name = "ADDR")]
         metrics_listen: String,
+    },
+    /// Crawl the DHT for info hashes with BEP 51 `sample_infohashes`.
+    Sample {
+        /// Stop after asking this many nodes.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(usize))]
+        max_nodes: usize,
+        /// Stop after this long, e.g. `10m`.
+        #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
+        duration: Duration,
+        /// JSON lines instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        node: NodeArgs,
     },
     /// Print a raw KRPC datagram as JSON.
     Decode {
@@ -234,6 +249,12 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run { node } => run::run(&node).await,
             Command::Lookup { target, json, node } => lookup::lookup(&target, json, &node).await,
+            Command::Sample {
+                max_nodes,
+                duration,
+                json,
+                node,
+            } => sample::sample(max_nodes, duration, json, &node).await,
             Command::Announce {
                 info_hash,
                 port,

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use crate::ip_prefix::IpPrefix;
 use crate::krpc::{Body, ErrorCode, Message, Query};
 use crate::node::{
-    Datagram, Envelope, InboundQuery, InboundResponse, NodeConfig, Outputs, RemoteError, Reply,
+    Datagram, Envelope, InboundQuery, InboundResponse, NodeConfig, Outputs, RemoteError, Reply, Sampled,
     StoreInput, TransactionsInput,
 };
 use crate::rate_limit::{IpRateLimiter, Limited, PrefixRateLimiter};
@@ -291,6 +291,13 @@ impl Gate {
                     peers: r.values.iter().flat_map(|v| v.iter()).collect(),
                     token: r.token.and_then(Token::new),
                     version: message.version.map(<[u8]>::to_vec),
+                    // BEP 51 caps the interval at 6 hours; a larger one is
+                    // taken as that.
+                    samples: r.samples.map(|_| Sampled {
+                        interval: r.interval.unwrap_or(0).clamp(0, 21_600) as u32,
+                        num: r.num.unwrap_or(0).max(0) as u64,
+                        hashes: r.sample_hashes().collect(),
+                    }),
                 };
                 responses.push(InboundResponse {
                     from,
