@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use dhtd_tests::ScriptNode;
 
@@ -41,4 +42,59 @@ async fn libtorrent_and_dhtd_serve_each_other() {
         },
     )
     .await;
+}
+
+/// BEP 51 both ways: libtorrent samples what a dhtd node stores, and dhtd
+/// samples what libtorrent stores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libtorrent_and_dhtd_sample_each_others_info_hashes() {
+    if !super::available("python3-libtorrent", installed()) {
+        return;
+    }
+    let swarm = dhtd_tests::start_swarm(6, 72, |_, _| {}).await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/libtorrent_node.py");
+    let ip = dhtd_tests::node_ip(710);
+    let mut lt = ScriptNode::start(
+        PYTHON,
+        &[
+            script.display().to_string(),
+            ip.to_string(),
+            swarm.nodes[0].local_addr().to_string(),
+        ],
+        ip,
+    );
+    // An info hash equal to libtorrent's id: it is the closest node, so
+    // the announce reaches it once it is in the swarm's tables.
+    let closest_to_lt = dhtd::InfoHash(lt.id.0);
+    let stored_by_lt = dhtd_tests::poll_until(Duration::from_secs(30), || {
+        let rt = tokio::runtime::Handle::current();
+        tokio::task::block_in_place(|| {
+            rt.block_on(async {
+                let _ = swarm.nodes[3]
+                    .announce(closest_to_lt, dhtd::PortChoice::Port(5151))
+                    .await;
+                swarm.nodes[3]
+                    .sample_infohashes(lt.addr, dhtd::NodeId([0; 20]))
+                    .await
+                    .is_ok_and(|s| s.info_hashes.contains(&closest_to_lt))
+            })
+        })
+    });
+    assert!(stored_by_lt, "dhtd's sample of libtorrent shows the announce it stored");
+
+    // libtorrent asks a dhtd node, which stores it too.
+    let dhtd_node = swarm.nodes[0].local_addr();
+    let answer = lt.ask(&format!("sample {dhtd_node}"), Duration::from_secs(30));
+    let samples: Vec<String> = answer["samples"]
+        .as_array()
+        .unwrap_or_else(|| panic!("libtorrent got no sample: {answer}"))
+        .iter()
+        .filter_map(|h| h.as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        samples.contains(&closest_to_lt.to_string()),
+        "{answer}"
+    );
+    assert_eq!(answer["num"].as_u64(), Some(samples.len() as u64), "{answer}");
+    assert!(answer["interval"].as_f64().unwrap() > 0.0, "{answer}");
 }

@@ -7,7 +7,8 @@ stdin/stdout: one command per line in, one JSON object per line out.
 Commands: `info` (node id and port), `nodes` (its routing table),
 `get_peers HEX` (a DHT lookup; the peers found), `announce HEX` (adds a
 magnet for the info hash, which makes the torrent run get_peers and then
-announce_peer with the session's port), `quit`.
+announce_peer with the session's port), `sample IP:PORT` (BEP 51
+sample_infohashes to that node; its samples, num and interval), `quit`.
 
 Everything stays on loopback: the built-in routers are replaced by the
 given bootstrap nodes, and LSD, UPnP, NAT-PMP and the default plugins
@@ -129,6 +130,23 @@ def main():
             atp.flags &= ~lt.torrent_flags.paused
             ses.add_torrent(atp)
             out({"ok": True, "port": ses.listen_port()})
+        elif cmd == "sample":
+            host, port = words[1].rsplit(":", 1)
+            ses.dht_sample_infohashes((host, int(port)), lt.sha1_hash(bytes(20)))
+
+            def samples_from(a):
+                if isinstance(a, lt.dht_sample_infohashes_alert) and a.endpoint[1] == int(port):
+                    return {
+                        "samples": [str(h) for h in a.samples],
+                        "num": a.num_infohashes,
+                        "interval": a.interval.total_seconds()
+                        if hasattr(a.interval, "total_seconds")
+                        else a.interval,
+                    }
+                return None
+
+            answer = first(samples_from, 20)
+            out(answer if answer is not None else {"timeout": True})
         elif cmd == "quit":
             break
         else:
