@@ -53,6 +53,7 @@ pub mod node;
 pub mod rate_limit;
 pub mod routing;
 pub mod rtt;
+pub mod scrape;
 pub mod server;
 #[cfg(feature = "sim")]
 pub mod sim;
