@@ -127,7 +127,8 @@ fn bench(c: &mut Criterion) {
             query(Query::GetPeers {
                 info_hash: InfoHash([4; 20]),
                 want: None,
-            }),
+scrape: false, noseed: false,
+}),
         ),
     ];
     let mut group = c.benchmark_group("pipeline");

@@ -55,7 +55,11 @@ impl ScrapeBloom {
     /// How many addresses the filter holds, estimated from its zero bits
     /// (BEP 33's formula; it breaks down towards 8,000).
     pub fn estimate(&self) -> f64 {
-        let zeros = self.0.iter().map(|b| b.count_zeros() as usize).sum::<usize>();
+        let zeros = self
+            .0
+            .iter()
+            .map(|b| b.count_zeros() as usize)
+            .sum::<usize>();
         let c = zeros.min(BITS - 1) as f64;
         let m = BITS as f64;
         (c / m).ln() / (2.0 * (1.0 - 1.0 / m).ln())
@@ -92,7 +96,11 @@ mod tests {
             FD8F72EF";
         let hex: String = bloom.0.iter().map(|b| format!("{b:02X}")).collect();
         assert_eq!(hex, expected);
-        assert!((bloom.estimate() - 1224.9308).abs() < 0.0001, "{}", bloom.estimate());
+        assert!(
+            (bloom.estimate() - 1224.9308).abs() < 0.0001,
+            "{}",
+            bloom.estimate()
+        );
     }
 
     #[test]

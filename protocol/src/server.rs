@@ -13,6 +13,7 @@ use crate::compact::{peer_bytes, NodeInfo, NODE_V4_LEN, NODE_V6_LEN};
 use crate::id::{InfoHash, NodeId};
 use crate::krpc::{values_budget, Body, ErrorCode, KrpcError, Message, Query, MAX_REPLY_LEN};
 use crate::node::AnnounceArgs;
+use crate::scrape::ScrapeBloom;
 
 /// The `v` key we send: client "DH", version 0.1.
 pub const VERSION: &[u8; 4] = b"DH\x00\x01";
@@ -27,6 +28,16 @@ pub enum Needs {
     Nodes(NodeId),
     /// Stored peers, the closest nodes and a token (`get_peers`).
     Peers(InfoHash),
+    /// The same, with BEP 33's options: the seed and peer bloom filters
+    /// (`scrape`), non-seeds first in `values` (`noseed`).
+    PeersScraped {
+        /// The torrent.
+        info_hash: InfoHash,
+        /// Add `BFsd` and `BFpe`.
+        scrape: bool,
+        /// Non-seeds first.
+        noseed: bool,
+    },
     /// The closest nodes and a token, no value (BEP 44 `get`: we store no
     /// items, but a token lets the querier go on to `announce_peer`, which
     /// is how the mainline crate collects tokens for its announces).
@@ -46,18 +57,35 @@ pub fn needs(query: &Query<'_>, datagram: &Bytes) -> Needs {
     match query {
         Query::Ping => Needs::Id,
         Query::FindNode { target, .. } => Needs::Nodes(*target),
-        Query::GetPeers { info_hash, .. } => Needs::Peers(*info_hash),
+        Query::GetPeers {
+            info_hash,
+            scrape: false,
+            noseed: false,
+            ..
+        } => Needs::Peers(*info_hash),
+        Query::GetPeers {
+            info_hash,
+            scrape,
+            noseed,
+            ..
+        } => Needs::PeersScraped {
+            info_hash: *info_hash,
+            scrape: *scrape,
+            noseed: *noseed,
+        },
         Query::SampleInfohashes { target, .. } => Needs::Samples(*target),
         Query::AnnouncePeer {
             info_hash,
             port,
             implied_port,
             token,
+            seed,
         } => Needs::Store(AnnounceArgs {
             info_hash: *info_hash,
             port: *port,
             implied_port: *implied_port,
             token: datagram.slice_ref(token),
+            seed: *seed,
         }),
         Query::Unknown {
             method: b"get",
@@ -83,6 +111,8 @@ pub struct Answer<'a> {
     pub values: &'a [SocketAddr],
     /// Write token (`get_peers`).
     pub token: Option<&'a [u8]>,
+    /// BEP 33's filters (`BFsd`, `BFpe`), for a scrape.
+    pub blooms: Option<(&'a ScrapeBloom, &'a ScrapeBloom)>,
     /// BEP 51's keys (`interval`, `num`, `samples`), for `sample_infohashes`.
     pub samples: Option<Samples<'a>>,
     /// Send `nodes` even when there are none: BEP 5 makes it a required key
@@ -126,7 +156,12 @@ pub fn encode_answer(
     let mut enc = Encoder::new(out);
     enc.raw(b"d2:ip");
     compact_address(&mut enc, &requester);
-    enc.raw(b"1:rd2:id20:").raw(own_id.as_bytes());
+    enc.raw(b"1:rd");
+    if let Some((seeds, peers)) = answer.blooms {
+        enc.raw(b"4:BFpe256:").raw(&peers.0);
+        enc.raw(b"4:BFsd256:").raw(&seeds.0);
+    }
+    enc.raw(b"2:id20:").raw(own_id.as_bytes());
     if let Some(s) = answer.samples {
         enc.raw(b"8:interval").int(i64::from(s.interval));
     }
@@ -187,6 +222,17 @@ pub fn values_budget_for(
     nodes: &[NodeInfo],
     token: &[u8],
 ) -> usize {
+    values_budget_with(tid, requester, nodes, token, false)
+}
+
+/// [`values_budget_for`], with BEP 33's two 256-byte filters or not.
+pub fn values_budget_with(
+    tid: &[u8],
+    requester: SocketAddr,
+    nodes: &[NodeInfo],
+    token: &[u8],
+    blooms: bool,
+) -> usize {
     /// `N:` and the N bytes.
     fn string(len: usize) -> usize {
         let digits = len.checked_ilog10().unwrap_or(0) as usize + 1;
@@ -197,6 +243,9 @@ pub fn values_budget_for(
     let ip_len = if requester.is_ipv4() { 6 } else { 18 };
     let mut len = 1 + string(2) + string(ip_len); // d, ip
     len += string(1) + 1 + string(2) + string(20); // r, d, id
+    if blooms {
+        len += 2 * (string(4) + string(crate::scrape::BLOOM_LEN));
+    }
     len += string(5) + string(n4 * NODE_V4_LEN); // nodes: required here
     if n6 > 0 {
         len += string(6) + string(n6 * NODE_V6_LEN);
@@ -277,6 +326,7 @@ mod tests {
             token: Some(b"tok"),
             nodes_required: true,
             samples: None,
+            blooms: None,
         };
         encode_answer(&mut out, b"xy", NodeId([9; 20]), requester, answer);
         let m = Message::decode(&out).unwrap();
@@ -331,6 +381,7 @@ mod tests {
             token: Some(&[7; 8]),
             nodes_required: true,
             samples: None,
+            blooms: None,
         };
         encode_answer(&mut out, b"abcd", NodeId([9; 20]), requester, answer);
         assert!(out.len() <= crate::krpc::MAX_REPLY_LEN, "{}", out.len());
@@ -363,6 +414,7 @@ mod tests {
                                     token,
                                     nodes_required,
                                     samples: None,
+                                    blooms: None,
                                 };
                                 let mut fast = Vec::new();
                                 encode_answer(&mut fast, tid, NodeId([9; 20]), requester, answer);

@@ -33,6 +33,7 @@ use rand::RngCore;
 use crate::compact::{decode_peer, peer_bytes, PEER_V6_LEN};
 use crate::id::{Distance, InfoHash, NodeId};
 use crate::ip_prefix::IpPrefix;
+use crate::scrape::ScrapeBloom;
 pub use crate::telemetry::StoreCap;
 
 /// Limits and timings of the store.
@@ -108,6 +109,8 @@ pub struct StoreStats {
 struct StoredPeer {
     addr: [u8; PEER_V6_LEN],
     addr_len: u8,
+    /// Announced with `seed = 1` (BEP 33); fits in what was padding.
+    seed: bool,
     expires: u32,
 }
 
@@ -263,11 +266,25 @@ impl PeerStore {
         info_hash: InfoHash,
         peer: SocketAddr,
     ) -> AnnounceOutcome {
+        self.announce_as(now, rng, info_hash, peer, false)
+    }
+
+    /// [`PeerStore::announce`], saying whether the peer is a seed (BEP 33:
+    /// a refresh updates it).
+    pub fn announce_as(
+        &mut self,
+        now: Instant,
+        rng: &mut impl RngCore,
+        info_hash: InfoHash,
+        peer: SocketAddr,
+        seed: bool,
+    ) -> AnnounceOutcome {
         let expires = self.secs(now + self.config.peer_ttl);
         let (addr, len) = peer_bytes(&peer);
         let entry = StoredPeer {
             addr,
             addr_len: len as u8,
+            seed,
             expires,
         };
         let ip = peer.ip();
@@ -278,6 +295,7 @@ impl PeerStore {
                 .find(|p| p.addr == addr && usize::from(p.addr_len) == len)
             {
                 p.expires = expires;
+                p.seed = seed;
                 return AnnounceOutcome::Refreshed;
             }
             // A new port of an address at its share takes the place of its
@@ -378,6 +396,38 @@ impl PeerStore {
         info_hash: &InfoHash,
         byte_budget: usize,
     ) -> Vec<SocketAddr> {
+        self.sample_of(now, rng, info_hash, byte_budget, false)
+    }
+
+    /// The two BEP 33 filters of `info_hash`'s live entries, seeds' IPs and
+    /// the other peers' IPs; `None` when nothing live is stored for it.
+    pub fn blooms(&self, now: Instant, info_hash: &InfoHash) -> Option<(ScrapeBloom, ScrapeBloom)> {
+        let now_s = self.secs(now);
+        let peers = self.swarms.get(info_hash)?.as_slice();
+        let (mut seeds, mut others) = (ScrapeBloom::default(), ScrapeBloom::default());
+        let mut any = false;
+        for p in peers.iter().filter(|p| p.expires > now_s) {
+            let Some(ip) = p.ip() else { continue };
+            if p.seed {
+                seeds.insert(ip);
+            } else {
+                others.insert(ip);
+            }
+            any = true;
+        }
+        any.then_some((seeds, others))
+    }
+
+    /// [`PeerStore::sample`]; with `noseed`, seeds only where too few other
+    /// peers fill the budget (BEP 33's best effort).
+    pub fn sample_of(
+        &self,
+        now: Instant,
+        rng: &mut impl RngCore,
+        info_hash: &InfoHash,
+        byte_budget: usize,
+        noseed: bool,
+    ) -> Vec<SocketAddr> {
         let now_s = self.secs(now);
         let Some(peers) = self.swarms.get(info_hash).map(Swarm::as_slice) else {
             return Vec::new();
@@ -393,20 +443,28 @@ impl PeerStore {
         let stride = coprime_stride(rng, n);
         let mut sample = Vec::new();
         let mut spent = 0;
-        let mut at = start;
-        for _ in 0..n {
-            let p = &peers[at];
-            at = (at + stride) % n;
-            if p.expires <= now_s {
-                continue;
+        // With `noseed`, a first pass over the non-seeds, then the seeds.
+        let passes: &[Option<bool>] = if noseed {
+            &[Some(false), Some(true)]
+        } else {
+            &[None]
+        };
+        for only in passes {
+            let mut at = start;
+            for _ in 0..n {
+                let p = &peers[at];
+                at = (at + stride) % n;
+                if p.expires <= now_s || only.is_some_and(|seed| p.seed != seed) {
+                    continue;
+                }
+                let Some(addr) = p.addr() else { continue };
+                let cost = encoded_value_len(&addr);
+                if spent + cost > byte_budget {
+                    break;
+                }
+                spent += cost;
+                sample.push(addr);
             }
-            let Some(addr) = p.addr() else { continue };
-            let cost = encoded_value_len(&addr);
-            if spent + cost > byte_budget {
-                break;
-            }
-            spent += cost;
-            sample.push(addr);
         }
         sample
     }

@@ -178,6 +178,7 @@ fn wrong_types_in_every_field_are_errors() {
                 port: 6881,
                 implied_port: true,
                 token: b"tok",
+                seed: false,
             },
         },
     }

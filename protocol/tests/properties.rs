@@ -120,10 +120,10 @@ proptest! {
         let body = match &spec {
             Spec::Ping => Body::Query { sender: NodeId(sender), query: Query::Ping },
             Spec::FindNode(t, w) => Body::Query { sender: NodeId(sender), query: Query::FindNode { target: NodeId(*t), want: *w } },
-            Spec::GetPeers(h, w) => Body::Query { sender: NodeId(sender), query: Query::GetPeers { info_hash: InfoHash(*h), want: *w } },
+            Spec::GetPeers(h, w) => Body::Query { sender: NodeId(sender), query: Query::GetPeers { info_hash: InfoHash(*h), want: *w, scrape: false, noseed: false } },
             Spec::Announce(h, port, implied_port, token) => Body::Query {
                 sender: NodeId(sender),
-                query: Query::AnnouncePeer { info_hash: InfoHash(*h), port: *port, implied_port: *implied_port, token },
+                query: Query::AnnouncePeer { info_hash: InfoHash(*h), port: *port, implied_port: *implied_port, token, seed: false },
             },
             Spec::Unknown(m, t, h) => Body::Query {
                 sender: NodeId(sender),
@@ -146,6 +146,8 @@ proptest! {
                     interval: None,
                     num: None,
                     samples: None,
+                    seeds_bloom: None,
+                    peers_bloom: None,
                 })
             }
             Spec::Error(code, message) => Body::Error(KrpcError { code: ErrorCode::from_code(*code), message }),

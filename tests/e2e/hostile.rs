@@ -154,7 +154,8 @@ async fn a_long_transaction_id_is_not_echoed() {
         Query::GetPeers {
             info_hash: InfoHash([1; 20]),
             want: None,
-        },
+scrape: false, noseed: false,
+},
         false,
     );
     let reply = peer.ask(to, &find).expect("an answer");
@@ -226,7 +227,8 @@ fn stores(asker: &RawPeer, node: SocketAddr, info_hash: InfoHash, peer: SocketAd
         Query::GetPeers {
             info_hash,
             want: None,
-        },
+scrape: false, noseed: false,
+},
         false,
     );
     let Some(reply) = asker.ask(node, &q) else {

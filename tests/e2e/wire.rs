@@ -47,7 +47,8 @@ async fn answers_every_method_and_tells_the_requester_its_address() {
     let get = Query::GetPeers {
         info_hash: InfoHash([3; 20]),
         want: None,
-    };
+scrape: false, noseed: false,
+};
     let reply = peer
         .ask(to, &RawPeer::query(b"g1", me, get, false))
         .expect("get_peers answered");
@@ -113,7 +114,8 @@ async fn bad_and_expired_tokens_are_refused_with_203() {
             port: 6881,
             implied_port: false,
             token,
-        };
+seed: false,
+};
         peer.ask(to, &RawPeer::query(tid, me, q, false)).unwrap()
     };
     assert_eq!(error_code(&announce(b"a1", b"forged!!")), Some(203));
@@ -130,7 +132,8 @@ async fn bad_and_expired_tokens_are_refused_with_203() {
         port: 6882,
         implied_port: false,
         token: &token,
-    };
+seed: false,
+};
     let reply = peer.ask(to, &RawPeer::query(b"a5", me, q, false)).unwrap();
     assert_eq!(error_code(&reply), None, "one rotation old: still good");
     clock.advance(rotation);
@@ -142,7 +145,8 @@ async fn bad_and_expired_tokens_are_refused_with_203() {
         port: 6881,
         implied_port: false,
         token: &token,
-    };
+seed: false,
+};
     assert_eq!(
         error_code(&other.ask(to, &RawPeer::query(b"a4", me, q, false)).unwrap()),
         Some(203)

@@ -41,6 +41,11 @@ struct Fields<'a> {
     nodes6: Option<&'a [u8]>,
     values: Option<&'a [u8]>,
     samples: Option<&'a [u8]>,
+    bf_seeds: Option<&'a [u8]>,
+    bf_peers: Option<&'a [u8]>,
+    scrape: Option<i64>,
+    noseed: Option<i64>,
+    seed: Option<i64>,
     interval: Option<i64>,
     num: Option<i64>,
     port: Option<i64>,
@@ -148,6 +153,11 @@ fn fields<'a>(
             b"want" => f.want = want_field(d, problem)?,
             b"values" => f.values = values_field(d, problem)?,
             b"samples" => f.samples = bytes_field(d, "samples", problem)?,
+            b"BFsd" => f.bf_seeds = bytes_field(d, "BFsd", problem)?,
+            b"BFpe" => f.bf_peers = bytes_field(d, "BFpe", problem)?,
+            b"scrape" => f.scrape = int_field(d, "scrape", problem)?,
+            b"noseed" => f.noseed = int_field(d, "noseed", problem)?,
+            b"seed" => f.seed = int_field(d, "seed", problem)?,
             b"interval" => f.interval = int_field(d, "interval", problem)?,
             b"num" => f.num = int_field(d, "num", problem)?,
             _ => d.skip_value()?,
@@ -247,6 +257,8 @@ fn query<'a>(method: &'a [u8], a: &Fields<'a>) -> Result<Query<'a>, ParseErrorKi
         b"get_peers" => Query::GetPeers {
             info_hash: InfoHash(id20(a.info_hash, "info_hash")?),
             want: a.want,
+            scrape: a.scrape == Some(1),
+            noseed: a.noseed == Some(1),
         },
         b"announce_peer" => {
             let info_hash = InfoHash(id20(a.info_hash, "info_hash")?);
@@ -263,6 +275,7 @@ fn query<'a>(method: &'a [u8], a: &Fields<'a>) -> Result<Query<'a>, ParseErrorKi
                 port,
                 implied_port,
                 token,
+                seed: a.seed == Some(1),
             }
         }
         b"sample_infohashes" => Query::SampleInfohashes {
@@ -276,6 +289,14 @@ fn query<'a>(method: &'a [u8], a: &Fields<'a>) -> Result<Query<'a>, ParseErrorKi
             want: a.want,
         },
     })
+}
+
+/// A BEP 33 filter: exactly 256 bytes.
+fn bloom<'a>(raw: Option<&'a [u8]>, key: &'static str) -> Result<Option<&'a [u8]>, ParseErrorKind> {
+    match raw {
+        Some(raw) if raw.len() != crate::scrape::BLOOM_LEN => Err(bad_length(key, raw)),
+        raw => Ok(raw),
+    }
 }
 
 fn response<'a>(r: &Fields<'a>) -> Result<Response<'a>, ParseErrorKind> {
@@ -292,6 +313,8 @@ fn response<'a>(r: &Fields<'a>) -> Result<Response<'a>, ParseErrorKind> {
         token: r.token,
         interval: r.interval,
         num: r.num,
+        seeds_bloom: bloom(r.bf_seeds, "BFsd")?,
+        peers_bloom: bloom(r.bf_peers, "BFpe")?,
         samples: match r.samples {
             Some(raw) if raw.len() % 20 != 0 => return Err(bad_length("samples", raw)),
             samples => samples,

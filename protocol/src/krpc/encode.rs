@@ -25,8 +25,19 @@ fn query_args(enc: &mut Encoder<'_>, sender: &[u8; 20], query: &Query<'_>) {
             enc.bytes(b"target").bytes(target.as_bytes());
             want(enc, *w);
         }
-        Query::GetPeers { info_hash, want: w } => {
+        Query::GetPeers {
+            info_hash,
+            want: w,
+            scrape,
+            noseed,
+        } => {
             enc.bytes(b"info_hash").bytes(info_hash.as_bytes());
+            if *noseed {
+                enc.bytes(b"noseed").int(1);
+            }
+            if *scrape {
+                enc.bytes(b"scrape").int(1);
+            }
             want(enc, *w);
         }
         Query::AnnouncePeer {
@@ -34,6 +45,7 @@ fn query_args(enc: &mut Encoder<'_>, sender: &[u8; 20], query: &Query<'_>) {
             port,
             implied_port,
             token,
+            seed,
         } => {
             if *implied_port {
                 enc.bytes(b"implied_port").int(1);
@@ -41,9 +53,11 @@ fn query_args(enc: &mut Encoder<'_>, sender: &[u8; 20], query: &Query<'_>) {
             enc.bytes(b"info_hash")
                 .bytes(info_hash.as_bytes())
                 .bytes(b"port")
-                .int(i64::from(*port))
-                .bytes(b"token")
-                .bytes(token);
+                .int(i64::from(*port));
+            if *seed {
+                enc.bytes(b"seed").int(1);
+            }
+            enc.bytes(b"token").bytes(token);
         }
         Query::SampleInfohashes { target, want: w } => {
             enc.bytes(b"target").bytes(target.as_bytes());
@@ -68,7 +82,15 @@ fn query_args(enc: &mut Encoder<'_>, sender: &[u8; 20], query: &Query<'_>) {
 }
 
 fn response(enc: &mut Encoder<'_>, r: &Response<'_>) {
-    enc.begin_dict().bytes(b"id").bytes(r.id.as_bytes());
+    enc.begin_dict();
+    // Capitals sort first.
+    if let Some(bloom) = r.peers_bloom {
+        enc.bytes(b"BFpe").bytes(bloom);
+    }
+    if let Some(bloom) = r.seeds_bloom {
+        enc.bytes(b"BFsd").bytes(bloom);
+    }
+    enc.bytes(b"id").bytes(r.id.as_bytes());
     if let Some(interval) = r.interval {
         enc.bytes(b"interval").int(interval);
     }

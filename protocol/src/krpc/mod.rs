@@ -94,6 +94,10 @@ pub enum Query<'a> {
         info_hash: InfoHash,
         /// BEP 32 address families wanted, when given.
         want: Option<Want>,
+        /// `scrape = 1` (BEP 33): add the seed and peer bloom filters.
+        scrape: bool,
+        /// `noseed = 1` (BEP 33): leave seeds out of `values` if possible.
+        noseed: bool,
     },
     /// `announce_peer`.
     AnnouncePeer {
@@ -105,6 +109,8 @@ pub enum Query<'a> {
         implied_port: bool,
         /// The token from an earlier `get_peers` reply.
         token: &'a [u8],
+        /// `seed = 1` (BEP 33): the announcer has the whole torrent.
+        seed: bool,
     },
     /// `sample_infohashes` (BEP 51): a sample of the info hashes stored,
     /// and the nodes closest to `target`.
@@ -162,6 +168,10 @@ pub struct Response<'a> {
     pub num: Option<i64>,
     /// `samples` (BEP 51): 20-byte info hashes, concatenated.
     pub samples: Option<&'a [u8]>,
+    /// `BFsd` (BEP 33): the bloom filter of the stored seeds' IPs.
+    pub seeds_bloom: Option<&'a [u8]>,
+    /// `BFpe` (BEP 33): the bloom filter of the stored peers' IPs.
+    pub peers_bloom: Option<&'a [u8]>,
 }
 
 impl<'a> Response<'a> {
@@ -176,6 +186,8 @@ impl<'a> Response<'a> {
             interval: None,
             num: None,
             samples: None,
+            seeds_bloom: None,
+            peers_bloom: None,
         }
     }
 

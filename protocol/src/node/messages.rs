@@ -63,6 +63,8 @@ pub struct AnnounceArgs {
     pub implied_port: bool,
     /// The token presented.
     pub token: Bytes,
+    /// `seed = 1` (BEP 33).
+    pub seed: bool,
 }
 
 /// A decoded response or error, for the transaction table.

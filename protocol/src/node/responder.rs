@@ -136,21 +136,12 @@ impl Responder {
                 };
                 server::encode_answer(&mut self.buf, &q.tid, self.own_id, q.from, answer);
             }
-            Needs::Peers(info_hash) => {
-                let nodes = self.nodes.closest(&NodeId::from(info_hash), K);
-                let token = self.tokens.issue(now, q.from.ip());
-                t.tokens_issued.incr(());
-                let budget = server::values_budget_for(&q.tid, q.from, &nodes, &token);
-                let values = self.store.sample(now, &mut self.rng, &info_hash, budget);
-                let answer = Answer {
-                    nodes: &nodes,
-                    values: &values,
-                    token: Some(&token),
-                    nodes_required: true,
-                    samples: None,
-                };
-                server::encode_answer(&mut self.buf, &q.tid, self.own_id, q.from, answer);
-            }
+            Needs::Peers(info_hash) => self.peers(now, q, info_hash, false, false),
+            Needs::PeersScraped {
+                info_hash,
+                scrape,
+                noseed,
+            } => self.peers(now, q, info_hash, scrape, noseed),
             Needs::NodesAndToken(target) => {
                 let nodes = self.nodes.closest(&target, K);
                 let token = self.tokens.issue(now, q.from.ip());
@@ -170,6 +161,43 @@ impl Responder {
             }
         }
         self.outputs.outbox.push(q.from, &self.buf);
+    }
+
+    /// A `get_peers` answer: stored peers within the reply's 1,024 bytes,
+    /// the closest nodes and a token; with `scrape` (BEP 33), the seed and
+    /// peer filters first, `values` shrinking to make room.
+    fn peers(
+        &mut self,
+        now: Instant,
+        q: &InboundQuery,
+        info_hash: InfoHash,
+        scrape: bool,
+        noseed: bool,
+    ) {
+        let nodes = self.nodes.closest(&NodeId::from(info_hash), K);
+        let token = self.tokens.issue(now, q.from.ip());
+        self.telemetry.tokens_issued.incr(());
+        let blooms = if scrape {
+            self.store.blooms(now, &info_hash)
+        } else {
+            None
+        };
+        if blooms.is_some() {
+            self.telemetry.scrapes_answered.incr(());
+        }
+        let budget = server::values_budget_with(&q.tid, q.from, &nodes, &token, blooms.is_some());
+        let values = self
+            .store
+            .sample_of(now, &mut self.rng, &info_hash, budget, noseed);
+        let answer = Answer {
+            nodes: &nodes,
+            values: &values,
+            token: Some(&token),
+            nodes_required: true,
+            samples: None,
+            blooms: blooms.as_ref().map(|(seeds, peers)| (seeds, peers)),
+        };
+        server::encode_answer(&mut self.buf, &q.tid, self.own_id, q.from, answer);
     }
 
     /// A BEP 51 answer: the current slice of the store, as much of it as
@@ -241,7 +269,7 @@ impl Responder {
         let peer = SocketAddr::new(q.from.ip(), port);
         match self
             .store
-            .announce(now, &mut self.rng, args.info_hash, peer)
+            .announce_as(now, &mut self.rng, args.info_hash, peer, args.seed)
         {
             AnnounceOutcome::Stored | AnnounceOutcome::Refreshed => self.stored(q),
             AnnounceOutcome::StoredEvicting(cap) => {
@@ -414,7 +442,80 @@ mod tests {
             port,
             implied_port,
             token,
+            seed: false,
         })
+    }
+
+    /// BEP 33: `seed = 1` is stored; a scrape carries the seed and peer
+    /// filters of the stored IPs (none for an unknown info hash) and still
+    /// fits in 1,024 bytes however many peers there are; `noseed` puts the
+    /// other peers first.
+    #[test]
+    fn scrapes_answer_with_seed_and_peer_filters() {
+        use crate::scrape::ScrapeBloom;
+        let t0 = Instant::now();
+        let mut config = NodeConfig::default();
+        config.store.max_announces_per_prefix = 1_000;
+        let mut r = responder(t0, &config);
+        let ih = InfoHash([4; 20]);
+        let mut expected = (ScrapeBloom::default(), ScrapeBloom::default());
+        for i in 0..200u8 {
+            let from = format!("10.1.{i}.1:1");
+            let seed = i % 4 == 0;
+            let token = token_from(&ask(&mut r, t0, query(&from, Needs::Peers(ih))));
+            let Needs::Store(mut args) = announce(ih, 6881, false, token) else {
+                unreachable!()
+            };
+            args.seed = seed;
+            assert!(code(&ask(&mut r, t0, query(&from, Needs::Store(args)))).is_none());
+            let ip = from.parse::<SocketAddr>().unwrap().ip();
+            if seed {
+                expected.0.insert(ip);
+            } else {
+                expected.1.insert(ip);
+            }
+        }
+        let scrape = |noseed| Needs::PeersScraped {
+            info_hash: ih,
+            scrape: true,
+            noseed,
+        };
+        r.handle(
+            t0,
+            StoreInput::Queries(vec![query("10.9.0.1:1", scrape(false))]),
+        );
+        let (_, raw) = r.outputs.outbox.iter().next().unwrap();
+        assert!(raw.len() <= crate::krpc::MAX_REPLY_LEN, "{}", raw.len());
+        r.outputs.outbox.clear();
+        let Body::Response(answer) = ask(&mut r, t0, query("10.9.0.1:1", scrape(true))).body else {
+            panic!()
+        };
+        assert_eq!(answer.seeds_bloom, Some(&expected.0 .0[..]));
+        assert_eq!(answer.peers_bloom, Some(&expected.1 .0[..]));
+        let values: Vec<SocketAddr> = answer.values.unwrap().iter().collect();
+        assert!(!values.is_empty() && values.len() < 50, "{}", values.len());
+        assert!(
+            values.iter().all(|v| v
+                .ip()
+                .to_string()
+                .split('.')
+                .nth(2)
+                .unwrap()
+                .parse::<u8>()
+                .unwrap()
+                % 4
+                != 0),
+            "noseed: only non-seeds while they fill the reply"
+        );
+        let other = Needs::PeersScraped {
+            info_hash: InfoHash([5; 20]),
+            scrape: true,
+            noseed: false,
+        };
+        let Body::Response(none) = ask(&mut r, t0, query("10.9.0.1:1", other)).body else {
+            panic!()
+        };
+        assert_eq!((none.seeds_bloom, none.peers_bloom), (None, None));
     }
 
     /// BEP 51: a sample fills the reply's 1,024 bytes, stands for its

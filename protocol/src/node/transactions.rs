@@ -89,6 +89,8 @@ impl Transactions {
             OutQuery::GetPeers(info_hash) => Query::GetPeers {
                 info_hash: *info_hash,
                 want: None,
+                scrape: false,
+                noseed: false,
             },
             OutQuery::SampleInfohashes(target) => Query::SampleInfohashes {
                 target: *target,
@@ -104,6 +106,7 @@ impl Transactions {
                 port: *port,
                 implied_port: *implied_port,
                 token: token.as_bytes(),
+                seed: false,
             },
         };
         self.buf.clear();

@@ -254,6 +254,9 @@ catalogue! {
     /// Each cap of the store.
     store_limits: Cells<StoreCap> = Gauge "dht_store_limit", Count, &[],
         "The announce store's caps, by cap (set at start)";
+    /// `get_peers` scrapes answered with bloom filters (BEP 33).
+    scrapes_answered: Cells<()> = Counter "dht_scrapes_answered_total", Count, &[],
+        "get_peers queries with scrape=1 answered with seed and peer bloom filters (BEP 33)";
     /// Info hashes sent in `sample_infohashes` answers (BEP 51).
     info_hashes_sampled: Cells<()> = Counter "dht_info_hashes_sampled_total", Count, &[],
         "Stored info hashes sent in sample_infohashes answers (BEP 51)";

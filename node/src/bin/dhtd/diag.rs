@@ -153,7 +153,8 @@ pub(crate) async fn get_peers(addr: &str, info_hash: &str, args: &NodeArgs) -> R
         Query::GetPeers {
             info_hash,
             want: None,
-        },
+scrape: false, noseed: false,
+},
     )?;
     let (_, r) = answer.response()?;
     println!("id {}, rtt {:.1?}", r.id, answer.rtt);

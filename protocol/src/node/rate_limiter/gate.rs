@@ -8,8 +8,8 @@ use bytes::Bytes;
 use crate::ip_prefix::IpPrefix;
 use crate::krpc::{Body, ErrorCode, Message, Query};
 use crate::node::{
-    Datagram, Envelope, InboundQuery, InboundResponse, NodeConfig, Outputs, RemoteError, Reply, Sampled,
-    StoreInput, TransactionsInput,
+    Datagram, Envelope, InboundQuery, InboundResponse, NodeConfig, Outputs, RemoteError, Reply,
+    Sampled, StoreInput, TransactionsInput,
 };
 use crate::rate_limit::{IpRateLimiter, Limited, PrefixRateLimiter};
 use crate::server;
