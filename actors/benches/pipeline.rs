@@ -127,8 +127,9 @@ fn bench(c: &mut Criterion) {
             query(Query::GetPeers {
                 info_hash: InfoHash([4; 20]),
                 want: None,
-scrape: false, noseed: false,
-}),
+                scrape: false,
+                noseed: false,
+            }),
         ),
     ];
     let mut group = c.benchmark_group("pipeline");

@@ -39,10 +39,12 @@ impl PortChoice {
             PortChoice::Port(port) => AnnounceSpec {
                 port,
                 implied_port: false,
+                seed: false,
             },
             PortChoice::Implied => AnnounceSpec {
                 port: 0,
                 implied_port: true,
+                seed: false,
             },
         }
     }
@@ -209,10 +211,21 @@ impl Dht {
         kind: LookupKind,
         announce: Option<AnnounceSpec>,
     ) -> PeerStream {
+        self.lookup_with(target, kind, announce, false)
+    }
+
+    fn lookup_with(
+        &self,
+        target: NodeId,
+        kind: LookupKind,
+        announce: Option<AnnounceSpec>,
+        scrape: bool,
+    ) -> PeerStream {
         let node = self.node();
         let (caller, rx) = node.api.register_lookup();
         let mut start = StartLookup::new(target, kind, Requester::Caller(caller));
         start.announce = announce;
+        start.scrape = scrape;
         // `do_send`, not `try_send`: a burst of API calls must not be
         // dropped (the pool bounds how many run). If the node is gone, the
         // request is dropped and the stream ends at once.
@@ -285,6 +298,48 @@ impl Dht {
             Some(report) if report.tried > 0 => Ok(report),
             _ => Err(Error::NoNodeReached),
         }
+    }
+
+    /// [`Dht::announce`] as a seed: the nodes store that we have the whole
+    /// torrent (BEP 33 `seed = 1`), which scrapes count apart.
+    pub async fn announce_seeding(
+        &self,
+        info_hash: InfoHash,
+        port: PortChoice,
+    ) -> Result<AnnounceReport, Error> {
+        let mut spec = port.spec();
+        spec.seed = true;
+        let mut stream = self.lookup(NodeId::from(info_hash), LookupKind::GetPeers, Some(spec));
+        let summary = Self::ended(stream.finish().await)?;
+        match summary.announce {
+            Some(report) if report.tried > 0 => Ok(report),
+            _ => Err(Error::NoNodeReached),
+        }
+    }
+
+    /// Estimates the swarm of `info_hash` without joining it: a lookup
+    /// that asks the nodes near it for the bloom filters of the seeds and
+    /// peers they store (BEP 33 scrape) and counts their union. The peers
+    /// found on the way stream in as with [`Dht::get_peers`]; the estimate
+    /// is the summary's [`LookupSummary::scrape`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let swarm = dhtd::swarm::LocalSwarm::start(6, 9, |_, _| {}).await?;
+    /// # swarm.wait_bootstrapped(std::time::Duration::from_secs(20)).await;
+    /// use dhtd::{InfoHash, PortChoice};
+    ///
+    /// let info_hash = InfoHash([3; 20]);
+    /// swarm.nodes[1].announce_seeding(info_hash, PortChoice::Port(6881)).await?;
+    /// swarm.nodes[2].announce(info_hash, PortChoice::Port(6881)).await?;
+    /// let (_, summary) = swarm.nodes[5].scrape(info_hash).collect().await;
+    /// let swarm_size = summary.and_then(|s| s.scrape).expect("an estimate");
+    /// assert_eq!((swarm_size.seeds, swarm_size.peers), (1, 1));
+    /// # Ok(()) }
+    /// ```
+    pub fn scrape(&self, info_hash: InfoHash) -> PeerStream {
+        self.lookup_with(NodeId::from(info_hash), LookupKind::GetPeers, None, true)
     }
 
     /// A finished lookup's summary, or why there is none.

@@ -69,6 +69,7 @@ pub use dhtd_protocol::{InfoHash, NodeId};
 pub use error::{ConfigError, Error, NotSent, RemoteError, StartError};
 pub use lookup::{
     AnnounceReport, Confidence, LookupEnd, LookupEvent, LookupSummary, NodeInfo, PeerStream,
+    ScrapeEstimate,
 };
 pub use runtime::Runtime;
 pub use sample::Samples;

@@ -150,6 +150,20 @@ pub struct LookupSummary {
     pub duration: Duration,
     /// The announce, when one was asked for.
     pub announce: Option<AnnounceReport>,
+    /// The swarm's size, when a scrape was asked for ([`Dht::scrape`](crate::Dht::scrape)).
+    pub scrape: Option<ScrapeEstimate>,
+}
+
+/// A swarm's size from a DHT scrape (BEP 33): the number of distinct IPs
+/// of seeds and of other peers that the nodes near the info hash store,
+/// estimated from the union of their bloom filters (within a few percent
+/// up to a few thousand; the filters saturate towards 8,000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ScrapeEstimate {
+    /// Seeds: peers that announced with `seed = 1`.
+    pub seeds: u64,
+    /// The other peers (downloaders).
+    pub peers: u64,
 }
 
 impl LookupSummary {
@@ -166,6 +180,10 @@ impl LookupSummary {
             end: LookupEnd::from_core(s.end),
             duration: s.duration,
             announce: s.announce.map(AnnounceReport::from_core),
+            scrape: s.scrape.map(|(seeds, peers)| ScrapeEstimate {
+                seeds: seeds.estimate().round() as u64,
+                peers: peers.estimate().round() as u64,
+            }),
         }
     }
 }

@@ -47,7 +47,11 @@ impl Dht {
     /// assert_eq!(samples.num as usize, samples.info_hashes.len());
     /// # Ok(()) }
     /// ```
-    pub async fn sample_infohashes(&self, addr: SocketAddr, target: NodeId) -> Result<Samples, Error> {
+    pub async fn sample_infohashes(
+        &self,
+        addr: SocketAddr,
+        target: NodeId,
+    ) -> Result<Samples, Error> {
         let node = self.node();
         if node.is_stopping() {
             return Err(Error::Shutdown);

@@ -537,6 +537,20 @@ fn one_off_commands_against_a_swarm() {
         serde_json::from_str(text(&out.stdout).lines().last().unwrap()).unwrap();
     assert!(last["summary"]["responses"].as_u64().unwrap() > 0);
 
+    // BEP 33: announced as a seed, scraped as one.
+    let seeded = "89abcdef0123456789abcdef0123456789abcdef";
+    let out = tool(&["announce", seeded, "--port", "4568", "--seed"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = tool(&["lookup", seeded, "--scrape", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let last: serde_json::Value =
+        serde_json::from_str(text(&out.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(
+        last["summary"]["scrape"],
+        serde_json::json!({"seeds": 1, "peers": 0}),
+        "{last}"
+    );
+
     // BEP 51: a crawl of the swarm finds every announced info hash (the
     // swarm's round announced one per node) and ours.
     let out = tool(&["sample", "--duration", "20s", "--json"]);

@@ -53,8 +53,12 @@ impl ScrapeBloom {
     }
 
     /// How many addresses the filter holds, estimated from its zero bits
-    /// (BEP 33's formula; it breaks down towards 8,000).
+    /// (BEP 33's formula; it breaks down towards 8,000). An empty filter is
+    /// 0, not the 0.5 the formula gives it (it caps the zero bits at m − 1).
     pub fn estimate(&self) -> f64 {
+        if self.is_empty() {
+            return 0.0;
+        }
         let zeros = self
             .0
             .iter()
@@ -106,7 +110,7 @@ mod tests {
     #[test]
     fn a_union_counts_each_address_once() {
         let (mut a, mut b) = (ScrapeBloom::default(), ScrapeBloom::default());
-        assert!(a.is_empty() && a.estimate() < 1.0);
+        assert!(a.is_empty() && a.estimate() == 0.0);
         for i in 0..50u8 {
             a.insert(IpAddr::V4(Ipv4Addr::new(10, 0, 0, i)));
             b.insert(IpAddr::V4(Ipv4Addr::new(10, 0, 0, i + 25)));

@@ -103,8 +103,8 @@ async fn a_lookup_finds_the_peers_the_node_holds_itself() {
         port: 4444,
         implied_port: false,
         token: &token,
-seed: false,
-};
+        seed: false,
+    };
     peer.ask(
         a.local_addr(),
         &RawPeer::query(b"a1", NodeId([3; 20]), announce, false),

@@ -154,8 +154,9 @@ async fn a_long_transaction_id_is_not_echoed() {
         Query::GetPeers {
             info_hash: InfoHash([1; 20]),
             want: None,
-scrape: false, noseed: false,
-},
+            scrape: false,
+            noseed: false,
+        },
         false,
     );
     let reply = peer.ask(to, &find).expect("an answer");
@@ -227,8 +228,9 @@ fn stores(asker: &RawPeer, node: SocketAddr, info_hash: InfoHash, peer: SocketAd
         Query::GetPeers {
             info_hash,
             want: None,
-scrape: false, noseed: false,
-},
+            scrape: false,
+            noseed: false,
+        },
         false,
     );
     let Some(reply) = asker.ask(node, &q) else {

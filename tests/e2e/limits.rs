@@ -18,8 +18,8 @@ fn announce(
         port,
         implied_port: false,
         token: &token,
-seed: false,
-};
+        seed: false,
+    };
     let reply = peer
         .ask(to, &RawPeer::query(b"an", NodeId([1; 20]), q, false))
         .unwrap();

@@ -47,8 +47,9 @@ async fn answers_every_method_and_tells_the_requester_its_address() {
     let get = Query::GetPeers {
         info_hash: InfoHash([3; 20]),
         want: None,
-scrape: false, noseed: false,
-};
+        scrape: false,
+        noseed: false,
+    };
     let reply = peer
         .ask(to, &RawPeer::query(b"g1", me, get, false))
         .expect("get_peers answered");
@@ -114,8 +115,8 @@ async fn bad_and_expired_tokens_are_refused_with_203() {
             port: 6881,
             implied_port: false,
             token,
-seed: false,
-};
+            seed: false,
+        };
         peer.ask(to, &RawPeer::query(tid, me, q, false)).unwrap()
     };
     assert_eq!(error_code(&announce(b"a1", b"forged!!")), Some(203));
@@ -132,8 +133,8 @@ seed: false,
         port: 6882,
         implied_port: false,
         token: &token,
-seed: false,
-};
+        seed: false,
+    };
     let reply = peer.ask(to, &RawPeer::query(b"a5", me, q, false)).unwrap();
     assert_eq!(error_code(&reply), None, "one rotation old: still good");
     clock.advance(rotation);
@@ -145,8 +146,8 @@ seed: false,
         port: 6881,
         implied_port: false,
         token: &token,
-seed: false,
-};
+        seed: false,
+    };
     assert_eq!(
         error_code(&other.ask(to, &RawPeer::query(b"a4", me, q, false)).unwrap()),
         Some(203)

@@ -195,8 +195,9 @@ impl RawPeer {
         let get = Query::GetPeers {
             info_hash,
             want: None,
-scrape: false, noseed: false,
-};
+            scrape: false,
+            noseed: false,
+        };
         let reply = self
             .ask(node, &Self::query(b"gp", dhtd::NodeId([1; 20]), get, false))
             .unwrap_or_else(|| panic!("{node} did not answer get_peers"));

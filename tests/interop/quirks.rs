@@ -126,8 +126,8 @@ async fn odd_answers_are_tolerated_ignored_where_unusable_and_counted() {
         port: 1,
         implied_port: false,
         token: &[7; 20],
-seed: false,
-};
+        seed: false,
+    };
     let reply = probe
         .ask(
             node.local_addr(),

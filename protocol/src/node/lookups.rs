@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use super::{
     AnnounceReport, AnnounceSpec, ApiEvent, Asker, Confidence, Envelope, LogEvent, LookupEvent,
     LookupId, LookupLimits, LookupSummary, LookupsInput, NodeConfig, OutQuery, OutboundQuery,
-    Outputs, Piece, QueryDone, RateLimiterInput, Requester, StartLookup, StoreInput,
+    Outputs, Piece, QueryDone, RateLimiterInput, Reply, Requester, StartLookup, StoreInput,
     SupervisorInput,
 };
 use crate::compact::NodeInfo;
@@ -39,6 +39,7 @@ use crate::ip_prefix::IpPrefix;
 use crate::lookup::{Lookup, LookupConfig, LookupEnd, LookupKind, LookupStep};
 use crate::routing::NodeSnapshot;
 use crate::rtt::RttEstimate;
+use crate::scrape::ScrapeBloom;
 use crate::telemetry::{Component, LookupOutcome, Telemetry, Warning};
 use crate::K;
 pub use id_watch::{IdWatch, DISTRUST_FOR, ID_CHANGE_WINDOW};
@@ -62,6 +63,8 @@ enum Phase {
 #[derive(Debug)]
 struct Running {
     request: StartLookup,
+    /// A scrape's union of filters so far.
+    scrape: Option<(ScrapeBloom, ScrapeBloom)>,
     lookup: Lookup,
     phase: Phase,
     started: Instant,
@@ -94,10 +97,29 @@ pub struct LookupPool {
     outputs: Outputs,
 }
 
-fn query_for(kind: LookupKind, target: NodeId) -> OutQuery {
-    match kind {
+fn query_for(request: &StartLookup, target: NodeId) -> OutQuery {
+    match request.kind {
         LookupKind::FindNode => OutQuery::FindNode(target),
+        LookupKind::GetPeers if request.scrape => OutQuery::Scrape(InfoHash(target.0)),
         LookupKind::GetPeers => OutQuery::GetPeers(InfoHash(target.0)),
+    }
+}
+
+/// Adds an answer's BEP 33 filters to a scrape's union. An answer with
+/// peers but no filters (a node without BEP 33) counts its peers' IPs as
+/// peers, as the BEP suggests.
+fn merge_scrape(into: &mut Option<(ScrapeBloom, ScrapeBloom)>, reply: &Reply) {
+    let Some((seeds, peers)) = into else { return };
+    match &reply.blooms {
+        Some(b) => {
+            seeds.union(&b.0);
+            peers.union(&b.1);
+        }
+        None => {
+            for p in &reply.peers {
+                peers.insert(p.ip());
+            }
+        }
     }
 }
 
@@ -204,7 +226,7 @@ impl LookupPool {
         );
         let mut pending = request.addr_seeds.len();
         for addr in request.addr_seeds.clone() {
-            self.send(id, addr, None, query_for(request.kind, request.target));
+            self.send(id, addr, None, query_for(&request, request.target));
         }
         if request.kind == LookupKind::GetPeers && self.ask_store {
             pending += 1;
@@ -221,6 +243,7 @@ impl LookupPool {
         self.running.insert(
             id,
             Running {
+                scrape: request.scrape.then(Default::default),
                 request,
                 lookup,
                 phase,
@@ -256,6 +279,7 @@ impl LookupPool {
             Phase::Probing { pending } => {
                 *pending = pending.saturating_sub(1);
                 if let Ok(reply) = done.result {
+                    merge_scrape(&mut r.scrape, &reply);
                     let info = NodeInfo {
                         id: reply.id,
                         addr: done.to,
@@ -278,6 +302,7 @@ impl LookupPool {
                 let Some(node) = done.node else { return };
                 match done.result {
                     Ok(reply) if !watch.is_distrusted(now, done.to.ip()) => {
+                        merge_scrape(&mut r.scrape, &reply);
                         if reply.id != node {
                             self.telemetry.lookup_id_mismatches.incr(());
                         }
@@ -359,7 +384,7 @@ impl LookupPool {
                 }
             },
         };
-        let query = query_for(r.request.kind, r.lookup.target());
+        let query = query_for(&r.request, r.lookup.target());
         for n in queries {
             self.send(id, n.addr, Some(n.id), query);
         }
@@ -372,8 +397,14 @@ impl LookupPool {
         let Some(r) = self.running.get_mut(&id) else {
             return;
         };
-        if let (Phase::Searching, Some(AnnounceSpec { port, implied_port })) =
-            (&r.phase, r.request.announce)
+        if let (
+            Phase::Searching,
+            Some(AnnounceSpec {
+                port,
+                implied_port,
+                seed,
+            }),
+        ) = (&r.phase, r.request.announce)
         {
             let info_hash = InfoHash(r.lookup.target().0);
             let outcome = r.lookup.outcome();
@@ -405,6 +436,7 @@ impl LookupPool {
                         port,
                         implied_port,
                         token,
+                        seed,
                     };
                     self.send(id, n.addr, Some(n.id), q);
                 }
@@ -435,6 +467,7 @@ impl LookupPool {
                 Phase::Announcing { report, .. } => Some(report),
                 _ => None,
             },
+            scrape: r.scrape,
         };
         let t = &self.telemetry;
         let label = r.request.label();

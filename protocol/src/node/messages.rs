@@ -13,6 +13,7 @@ use crate::compact::NodeInfo;
 use crate::id::{InfoHash, NodeId};
 use crate::lookup::{LookupEnd, LookupKind};
 use crate::routing::NodeSnapshot;
+use crate::scrape::ScrapeBloom;
 use crate::server::Needs;
 use crate::telemetry::{LookupLabel, Method, NotSent};
 use crate::token::Token;
@@ -95,6 +96,9 @@ pub struct Reply {
     pub version: Option<Vec<u8>>,
     /// BEP 51's keys, in a `sample_infohashes` answer.
     pub samples: Option<Sampled>,
+    /// BEP 33's seed and peer filters, in a scrape's answer (boxed: 512
+    /// bytes that most replies do not carry).
+    pub blooms: Option<Box<(ScrapeBloom, ScrapeBloom)>>,
 }
 
 /// What a `sample_infohashes` answer said (BEP 51).
@@ -117,6 +121,8 @@ pub enum OutQuery {
     FindNode(NodeId),
     /// `get_peers`.
     GetPeers(InfoHash),
+    /// `get_peers` with `scrape = 1` (BEP 33).
+    Scrape(InfoHash),
     /// `sample_infohashes` (BEP 51), walking towards a target.
     SampleInfohashes(NodeId),
     /// `announce_peer`.
@@ -129,6 +135,8 @@ pub enum OutQuery {
         implied_port: bool,
         /// The token the node gave us.
         token: Token,
+        /// We have the whole torrent (BEP 33 `seed = 1`).
+        seed: bool,
     },
 }
 
@@ -138,7 +146,7 @@ impl OutQuery {
         match self {
             OutQuery::Ping => Method::Ping,
             OutQuery::FindNode(_) => Method::FindNode,
-            OutQuery::GetPeers(_) => Method::GetPeers,
+            OutQuery::GetPeers(_) | OutQuery::Scrape(_) => Method::GetPeers,
             OutQuery::SampleInfohashes(_) => Method::SampleInfohashes,
             OutQuery::AnnouncePeer { .. } => Method::AnnouncePeer,
         }
@@ -149,7 +157,9 @@ impl OutQuery {
         match self {
             OutQuery::Ping => [0; 20],
             OutQuery::FindNode(t) | OutQuery::SampleInfohashes(t) => *t.as_bytes(),
-            OutQuery::GetPeers(ih) | OutQuery::AnnouncePeer { info_hash: ih, .. } => *ih.as_bytes(),
+            OutQuery::GetPeers(ih)
+            | OutQuery::Scrape(ih)
+            | OutQuery::AnnouncePeer { info_hash: ih, .. } => *ih.as_bytes(),
         }
     }
 }
@@ -338,6 +348,8 @@ pub struct AnnounceSpec {
     pub port: u16,
     /// Let the receivers store our UDP source port.
     pub implied_port: bool,
+    /// We have the whole torrent (BEP 33).
+    pub seed: bool,
 }
 
 /// Start a lookup.
@@ -355,6 +367,8 @@ pub struct StartLookup {
     pub seeds: Vec<NodeInfo>,
     /// Addresses without a known id (routers, added nodes), asked first.
     pub addr_seeds: Vec<SocketAddr>,
+    /// Ask with `scrape = 1` and sum up the seed and peer filters (BEP 33).
+    pub scrape: bool,
 }
 
 impl StartLookup {
@@ -367,6 +381,7 @@ impl StartLookup {
             requester,
             seeds: Vec::new(),
             addr_seeds: Vec::new(),
+            scrape: false,
         }
     }
 
@@ -461,6 +476,9 @@ pub struct LookupSummary {
     pub duration: Duration,
     /// The announce, when one was asked for.
     pub announce: Option<AnnounceReport>,
+    /// The union of the seed and peer filters of every answer, when a
+    /// scrape was asked for (BEP 33).
+    pub scrape: Option<(ScrapeBloom, ScrapeBloom)>,
 }
 
 /// How an announce went.

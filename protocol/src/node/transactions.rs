@@ -92,6 +92,12 @@ impl Transactions {
                 scrape: false,
                 noseed: false,
             },
+            OutQuery::Scrape(info_hash) => Query::GetPeers {
+                info_hash: *info_hash,
+                want: None,
+                scrape: true,
+                noseed: false,
+            },
             OutQuery::SampleInfohashes(target) => Query::SampleInfohashes {
                 target: *target,
                 want: None,
@@ -101,12 +107,13 @@ impl Transactions {
                 port,
                 implied_port,
                 token,
+                seed,
             } => Query::AnnouncePeer {
                 info_hash: *info_hash,
                 port: *port,
                 implied_port: *implied_port,
                 token: token.as_bytes(),
-                seed: false,
+                seed: *seed,
             },
         };
         self.buf.clear();

@@ -182,6 +182,7 @@ pub fn run_hostile_experiment(
         let spec = AnnounceSpec {
             port,
             implied_port: false,
+            seed: false,
         };
         let Some(summary) = sim.lookup(from, target, LookupKind::GetPeers, Some(spec), limit)
         else {

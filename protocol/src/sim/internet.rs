@@ -596,6 +596,7 @@ impl Run {
             let spec = AnnounceSpec {
                 port,
                 implied_port: false,
+                seed: false,
             };
             // As the library's announce does: once now, then on a timer.
             self.sim

@@ -134,8 +134,9 @@ pub(crate) fn scenario(d: &mut dyn Driver) -> Run {
     let get = Query::GetPeers {
         info_hash,
         want: None,
-scrape: false, noseed: false,
-};
+        scrape: false,
+        noseed: false,
+    };
     let reply = d.raw(1, &RawPeer::query(b"g1", NodeId([7; 20]), get, false));
     let token = match Message::decode(&reply).map(|m| m.body) {
         Ok(Body::Response(r)) => r.token.unwrap_or_default().to_vec(),
@@ -148,8 +149,8 @@ scrape: false, noseed: false,
         port: 6881,
         implied_port: false,
         token: &token,
-seed: false,
-};
+        seed: false,
+    };
     let reply = d.raw(1, &RawPeer::query(b"a1", NodeId([7; 20]), announce, false));
     d.settle();
     step(d, &mut run, "a token two rotations old");

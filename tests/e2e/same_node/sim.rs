@@ -75,6 +75,7 @@ impl Driver for Sim {
         let spec = AnnounceSpec {
             port,
             implied_port: false,
+            seed: false,
         };
         let report = self
             .lookup(i, NodeId::from(info_hash), Some(spec))

@@ -48,7 +48,9 @@ pub(crate) fn to_json(m: &Message<'_>) -> Value {
                         a.insert("want".into(), json!({"n4": w.v4, "n6": w.v6}));
                     }
                 }
-                Query::GetPeers { info_hash, want, .. } => {
+                Query::GetPeers {
+                    info_hash, want, ..
+                } => {
                     a.insert("info_hash".into(), json!(info_hash.to_string()));
                     if let Some(w) = want {
                         a.insert("want".into(), json!({"n4": w.v4, "n6": w.v6}));
@@ -59,8 +61,8 @@ pub(crate) fn to_json(m: &Message<'_>) -> Value {
                     port,
                     implied_port,
                     token,
-..
-} => {
+                    ..
+                } => {
                     a.insert("info_hash".into(), json!(info_hash.to_string()));
                     a.insert("port".into(), json!(port));
                     a.insert("implied_port".into(), json!(implied_port));

@@ -153,8 +153,9 @@ pub(crate) async fn get_peers(addr: &str, info_hash: &str, args: &NodeArgs) -> R
         Query::GetPeers {
             info_hash,
             want: None,
-scrape: false, noseed: false,
-},
+            scrape: false,
+            noseed: false,
+        },
     )?;
     let (_, r) = answer.response()?;
     println!("id {}, rtt {:.1?}", r.id, answer.rtt);

@@ -179,15 +179,16 @@ impl Worker {
             (2, _) | (3, false) => Query::GetPeers {
                 info_hash,
                 want: None,
-scrape: false, noseed: false,
-},
+                scrape: false,
+                noseed: false,
+            },
             _ => Query::AnnouncePeer {
                 info_hash,
                 port: 6881,
                 implied_port: false,
                 token,
-seed: false,
-},
+                seed: false,
+            },
         };
         self.buf.clear();
         Message {

@@ -28,12 +28,21 @@ fn summary_line(s: &LookupSummary, peers: usize) -> String {
     )
 }
 
-pub(crate) async fn lookup(target: &str, json: bool, args: &NodeArgs) -> Result<(), Failure> {
+pub(crate) async fn lookup(
+    target: &str,
+    json: bool,
+    scrape: bool,
+    args: &NodeArgs,
+) -> Result<(), Failure> {
     let info_hash = parse_info_hash(target)?;
     let dht = start(args)?;
     let started = Instant::now();
     let progress = std::io::stderr().is_terminal() && !json;
-    let mut stream = dht.get_peers(info_hash);
+    let mut stream = if scrape {
+        dht.scrape(info_hash)
+    } else {
+        dht.get_peers(info_hash)
+    };
     let mut peers = 0;
     let mut summary = None;
     let job = async {
@@ -82,10 +91,14 @@ pub(crate) async fn lookup(target: &str, json: bool, args: &NodeArgs) -> Result<
                 "peers": peers, "queries": summary.queries, "responses": summary.responses,
                 "failures": summary.failures, "duration_ms": summary.duration.as_millis() as u64,
                 "closest": summary.closest.iter().map(|n| json!({"id": n.id.to_string(), "addr": n.addr.to_string()})).collect::<Vec<_>>(),
+                "scrape": summary.scrape.map(|s| json!({"seeds": s.seeds, "peers": s.peers})),
             }})
         );
     } else {
         eprintln!("{}", summary_line(&summary, peers));
+        if let Some(s) = summary.scrape {
+            println!("scrape: about {} seeds and {} peers", s.seeds, s.peers);
+        }
     }
     if summary.responses == 0 {
         return Err(Failure::Failed(
@@ -98,6 +111,7 @@ pub(crate) async fn lookup(target: &str, json: bool, args: &NodeArgs) -> Result<
 pub(crate) async fn announce(
     target: &str,
     port: Option<u16>,
+    seed: bool,
     every: Option<Duration>,
     args: &NodeArgs,
 ) -> Result<(), Failure> {
@@ -105,7 +119,14 @@ pub(crate) async fn announce(
     let info_hash = parse_info_hash(target)?;
     let how = port.map_or(PortChoice::Implied, PortChoice::Port);
     let dht = start(args)?;
-    let report = match tokio::time::timeout(JOB_TIMEOUT, dht.announce(info_hash, how)).await {
+    let announcing = async {
+        if seed {
+            dht.announce_seeding(info_hash, how).await
+        } else {
+            dht.announce(info_hash, how).await
+        }
+    };
+    let report = match tokio::time::timeout(JOB_TIMEOUT, announcing).await {
         Ok(Ok(report)) => report,
         Ok(Err(e)) => return Err(Failure::Failed(e.to_string())),
         Err(_) => {

@@ -54,6 +54,9 @@ enum Command {
         /// JSON lines instead of text.
         #[arg(long)]
         json: bool,
+        /// Also estimate the swarm's seeds and peers (BEP 33 scrape).
+        #[arg(long)]
+        scrape: bool,
         #[command(flatten)]
         node: NodeArgs,
     },
@@ -71,6 +74,9 @@ enum Command {
         /// Let the receivers store our UDP source port (behind NAT).
         #[arg(long)]
         implied_port: bool,
+        /// We have the whole torrent: scrapes count us as a seed (BEP 33).
+        #[arg(long)]
+        seed: bool,
         /// Repeat the announce this often until interrupted (e.g. `30m`).
         #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
         every: Option<Duration>,
@@ -248,7 +254,12 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Run { node } => run::run(&node).await,
-            Command::Lookup { target, json, node } => lookup::lookup(&target, json, &node).await,
+            Command::Lookup {
+                target,
+                json,
+                scrape,
+                node,
+            } => lookup::lookup(&target, json, scrape, &node).await,
             Command::Sample {
                 max_nodes,
                 duration,
@@ -259,9 +270,10 @@ fn main() -> ExitCode {
                 info_hash,
                 port,
                 implied_port: _,
+                seed,
                 every,
                 node,
-            } => lookup::announce(&info_hash, port, every, &node).await,
+            } => lookup::announce(&info_hash, port, seed, every, &node).await,
             Command::Ping { addr, node } => diag::ping(&addr, &node).await,
             Command::FindNode { addr, target, node } => {
                 diag::find_node(&addr, target.as_deref(), &node).await

@@ -53,7 +53,10 @@ pub(crate) async fn sample(
     let progress = std::io::stderr().is_terminal() && !json;
     let mut rng = StdRng::from_os_rng();
 
-    let table = dht.export_table().await.map_err(|e| Failure::Failed(e.to_string()))?;
+    let table = dht
+        .export_table()
+        .await
+        .map_err(|e| Failure::Failed(e.to_string()))?;
     let mut frontier: VecDeque<SocketAddr> = table.nodes.iter().map(|n| n.addr).collect();
     let mut known: HashSet<SocketAddr> = frontier.iter().copied().collect();
     // Nodes to ask again once their interval has passed, soonest first.
@@ -72,7 +75,9 @@ pub(crate) async fn sample(
             frontier.push_back(addr);
         }
         while asking.len() < IN_FLIGHT && tally.asked < max_nodes && now < deadline {
-            let Some(addr) = frontier.pop_front() else { break };
+            let Some(addr) = frontier.pop_front() else {
+                break;
+            };
             let target = NodeId(rng.random());
             let dht = dht.clone();
             asking.spawn(async move { (addr, dht.sample_infohashes(addr, target).await) });
@@ -88,14 +93,19 @@ pub(crate) async fn sample(
                 _ => break,
             }
         }
-        let Some(Ok((addr, result))) = asking.join_next().await else { continue };
+        let Some(Ok((addr, result))) = asking.join_next().await else {
+            continue;
+        };
         match result {
             Ok(s) => {
                 tally.answered += 1;
                 for h in &s.info_hashes {
                     if found.insert(*h) {
                         if json {
-                            println!("{}", json!({"info_hash": h.to_string(), "from": addr.to_string()}));
+                            println!(
+                                "{}",
+                                json!({"info_hash": h.to_string(), "from": addr.to_string()})
+                            );
                         } else {
                             if progress {
                                 eprint!("\r\x1b[K");
@@ -160,4 +170,3 @@ pub(crate) async fn sample(
     }
     Ok(())
 }
-

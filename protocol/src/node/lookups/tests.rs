@@ -195,6 +195,7 @@ fn an_announce_goes_to_the_closest_nodes_that_gave_a_token() {
     start.announce = Some(AnnounceSpec {
         port: 5000,
         implied_port: false,
+        seed: false,
     });
     p.handle(t0, LookupsInput::Start(start));
     let mut announced = Vec::new();
@@ -281,6 +282,7 @@ fn announces_repeat_until_stopped() {
     let spec = AnnounceSpec {
         port: 1,
         implied_port: false,
+        seed: false,
     };
     p.handle(
         t0,

@@ -12,6 +12,7 @@ use crate::node::{
     Sampled, StoreInput, TransactionsInput,
 };
 use crate::rate_limit::{IpRateLimiter, Limited, PrefixRateLimiter};
+use crate::scrape::ScrapeBloom;
 use crate::server;
 use crate::telemetry::{DropReason, ErrorLabel, Method, Telemetry};
 use crate::token::Token;
@@ -298,6 +299,11 @@ impl Gate {
                         num: r.num.unwrap_or(0).max(0) as u64,
                         hashes: r.sample_hashes().collect(),
                     }),
+                    blooms: r
+                        .seeds_bloom
+                        .and_then(ScrapeBloom::from_slice)
+                        .zip(r.peers_bloom.and_then(ScrapeBloom::from_slice))
+                        .map(Box::new),
                 };
                 responses.push(InboundResponse {
                     from,
