@@ -180,9 +180,9 @@ impl LookupSummary {
             end: LookupEnd::from_core(s.end),
             duration: s.duration,
             announce: s.announce.map(AnnounceReport::from_core),
-            scrape: s.scrape.map(|(seeds, peers)| ScrapeEstimate {
-                seeds: seeds.estimate().round() as u64,
-                peers: peers.estimate().round() as u64,
+            scrape: s.scrape.map(|blooms| ScrapeEstimate {
+                seeds: blooms.0.estimate().round() as u64,
+                peers: blooms.1.estimate().round() as u64,
             }),
         }
     }

@@ -102,3 +102,65 @@ async fn libtorrent_and_dhtd_sample_each_others_info_hashes() {
     );
     assert!(answer["interval"].as_f64().unwrap() > 0.0, "{answer}");
 }
+
+/// BEP 33 with libtorrent: it stores dhtd's `seed = 1`, and its scrape
+/// filters are read by dhtd. The network is dhtd node A, libtorrent
+/// (bootstrapped from A) and dhtd node B (bootstrapped from libtorrent);
+/// B announces as a seed, then A leaves, so that only libtorrent answers
+/// B's scrape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libtorrent_counts_dhtd_seeds_in_its_scrape_filters() {
+    if !super::available("python3-libtorrent", installed()) {
+        return;
+    }
+    let runtime = dhtd::Runtime::new().unwrap();
+    let start = |ip_index: usize, bootstrap: &[std::net::SocketAddr]| {
+        dhtd::Dht::builder(dhtd_tests::test_config(
+            dhtd_tests::node_ip(ip_index),
+            bootstrap,
+        ))
+        .runtime(&runtime)
+        .start()
+        .unwrap()
+    };
+    let a = start(720, &[]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/libtorrent_node.py");
+    let ip = dhtd_tests::node_ip(721);
+    let lt = ScriptNode::start(
+        PYTHON,
+        &[
+            script.display().to_string(),
+            ip.to_string(),
+            a.local_addr().to_string(),
+        ],
+        ip,
+    );
+    let b = start(722, &[lt.addr]);
+    tokio::time::timeout(Duration::from_secs(30), b.wait_bootstrapped())
+        .await
+        .expect("bootstrapped from libtorrent");
+    let info_hash = dhtd::InfoHash([0x33; 20]);
+    let stored = dhtd_tests::poll_until(Duration::from_secs(30), || {
+        let rt = tokio::runtime::Handle::current();
+        tokio::task::block_in_place(|| {
+            rt.block_on(b.announce_seeding(info_hash, dhtd::PortChoice::Port(6333)))
+                .is_ok_and(|r| r.accepted >= 2)
+        })
+    });
+    assert!(stored, "libtorrent and A took the announce");
+    a.shutdown().await;
+    // Past the spacing of queries for one target to one node (1 s): the
+    // announce's get_peers went to libtorrent just now.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, summary) = b.scrape(info_hash).collect().await;
+    let summary = summary.unwrap();
+    assert!(
+        summary.closest.iter().any(|n| n.addr == lt.addr),
+        "{summary:?}"
+    );
+    assert_eq!(
+        summary.scrape,
+        Some(dhtd::ScrapeEstimate { seeds: 1, peers: 0 }),
+        "libtorrent's BFsd holds B's IP as a seed"
+    );
+}

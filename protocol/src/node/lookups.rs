@@ -467,7 +467,7 @@ impl LookupPool {
                 Phase::Announcing { report, .. } => Some(report),
                 _ => None,
             },
-            scrape: r.scrape,
+            scrape: r.scrape.map(Box::new),
         };
         let t = &self.telemetry;
         let label = r.request.label();

@@ -477,8 +477,9 @@ pub struct LookupSummary {
     /// The announce, when one was asked for.
     pub announce: Option<AnnounceReport>,
     /// The union of the seed and peer filters of every answer, when a
-    /// scrape was asked for (BEP 33).
-    pub scrape: Option<(ScrapeBloom, ScrapeBloom)>,
+    /// scrape was asked for (BEP 33; boxed: 512 bytes most lookups do
+    /// not carry).
+    pub scrape: Option<Box<(ScrapeBloom, ScrapeBloom)>>,
 }
 
 /// How an announce went.

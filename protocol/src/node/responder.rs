@@ -453,7 +453,7 @@ mod tests {
     #[test]
     fn scrapes_answer_with_seed_and_peer_filters() {
         use crate::scrape::ScrapeBloom;
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut config = NodeConfig::default();
         config.store.max_announces_per_prefix = 1_000;
         let mut r = responder(t0, &config);
@@ -523,7 +523,7 @@ mod tests {
     /// crawler sees the whole store in turn.
     #[test]
     fn samples_walk_the_whole_store_one_slice_per_interval() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut config = NodeConfig::default();
         config.store.sample_interval = Duration::from_secs(60);
         let mut r = responder(t0, &config);

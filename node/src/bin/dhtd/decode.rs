@@ -6,6 +6,7 @@ use std::io::Read;
 use std::path::Path;
 
 use dhtd_protocol::krpc::{Body, Message, Query};
+use dhtd_protocol::scrape::ScrapeBloom;
 use serde_json::{json, Map, Value};
 
 use crate::Failure;
@@ -49,9 +50,18 @@ pub(crate) fn to_json(m: &Message<'_>) -> Value {
                     }
                 }
                 Query::GetPeers {
-                    info_hash, want, ..
+                    info_hash,
+                    want,
+                    scrape,
+                    noseed,
                 } => {
                     a.insert("info_hash".into(), json!(info_hash.to_string()));
+                    if *scrape {
+                        a.insert("scrape".into(), json!(1));
+                    }
+                    if *noseed {
+                        a.insert("noseed".into(), json!(1));
+                    }
                     if let Some(w) = want {
                         a.insert("want".into(), json!({"n4": w.v4, "n6": w.v6}));
                     }
@@ -61,9 +71,12 @@ pub(crate) fn to_json(m: &Message<'_>) -> Value {
                     port,
                     implied_port,
                     token,
-                    ..
+                    seed,
                 } => {
                     a.insert("info_hash".into(), json!(info_hash.to_string()));
+                    if *seed {
+                        a.insert("seed".into(), json!(1));
+                    }
                     a.insert("port".into(), json!(port));
                     a.insert("implied_port".into(), json!(implied_port));
                     a.insert("token".into(), json!(hex(token)));
@@ -102,6 +115,16 @@ pub(crate) fn to_json(m: &Message<'_>) -> Value {
             }
             if let Some(t) = r.token {
                 body.insert("token".into(), json!(hex(t)));
+            }
+            let blooms = [("BFsd", r.seeds_bloom), ("BFpe", r.peers_bloom)];
+            for (key, bloom) in blooms {
+                let Some(filter) = bloom.and_then(ScrapeBloom::from_slice) else {
+                    continue;
+                };
+                body.insert(
+                    key.into(),
+                    json!({"hex": hex(&filter.0), "estimate": filter.estimate()}),
+                );
             }
             if let Some(i) = r.interval {
                 body.insert("interval".into(), json!(i));
