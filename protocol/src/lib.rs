@@ -45,6 +45,7 @@ pub mod bencode;
 pub mod compact;
 mod deadline;
 pub mod id;
+pub mod item;
 pub mod ip_prefix;
 pub mod ip_vote;
 pub mod krpc;
