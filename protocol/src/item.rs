@@ -49,7 +49,13 @@ pub fn signable(salt: &[u8], seq: i64, value: &[u8]) -> Vec<u8> {
 }
 
 /// Whether `sig` signs `salt`, `seq` and `value` for `key`.
-pub fn signature_valid(key: &[u8; 32], sig: &[u8; 64], salt: &[u8], seq: i64, value: &[u8]) -> bool {
+pub fn signature_valid(
+    key: &[u8; 32],
+    sig: &[u8; 64],
+    salt: &[u8],
+    seq: i64,
+    value: &[u8],
+) -> bool {
     let Ok(key) = VerifyingKey::from_bytes(key) else {
         return false;
     };
@@ -139,9 +145,15 @@ impl PutRefusal {
             PutRefusal::ValueTooBig => (ErrorCode::Other(205), b"message (v field) too big"),
             PutRefusal::InvalidSignature => (ErrorCode::Other(206), b"invalid signature"),
             PutRefusal::SaltTooBig => (ErrorCode::Other(207), b"salt (salt field) too big"),
-            PutRefusal::CasMismatch => (ErrorCode::Other(301), b"the CAS hash mismatched, re-read value and try again"),
+            PutRefusal::CasMismatch => (
+                ErrorCode::Other(301),
+                b"the CAS hash mismatched, re-read value and try again",
+            ),
             PutRefusal::SeqTooLow => (ErrorCode::Other(302), b"sequence number less than current"),
-            PutRefusal::SeqNotNewer => (ErrorCode::Other(302), b"sequence number not newer than current"),
+            PutRefusal::SeqNotNewer => (
+                ErrorCode::Other(302),
+                b"sequence number not newer than current",
+            ),
             PutRefusal::StoreFull => (ErrorCode::Server, b"item store full"),
         }
     }
@@ -238,7 +250,12 @@ impl ItemStore {
 
     /// Stores a checked item ([`Item::check`]); `cas` is the sequence
     /// number the putter expects to replace.
-    pub fn put(&mut self, now: Instant, item: Item, cas: Option<i64>) -> Result<PutOutcome, PutRefusal> {
+    pub fn put(
+        &mut self,
+        now: Instant,
+        item: Item,
+        cas: Option<i64>,
+    ) -> Result<PutOutcome, PutRefusal> {
         let target = item.target();
         let expires = now + self.config.lifetime;
         if let Some(old) = self.items.get_mut(&target).filter(|s| s.expires > now) {
@@ -305,7 +322,14 @@ impl ItemStore {
         let victim = self
             .items
             .iter()
-            .min_by_key(|(_, s)| (s.expires > now, s.last_read.is_some(), s.last_read, s.put_at))
+            .min_by_key(|(_, s)| {
+                (
+                    s.expires > now,
+                    s.last_read.is_some(),
+                    s.last_read,
+                    s.put_at,
+                )
+            })
             .map(|(t, _)| *t);
         match victim {
             Some(t) => {
@@ -366,7 +390,10 @@ mod tests {
                 sig: hex("305ac8aeb6c9c151fa120f120ea2cfb923564e11552d06a5d856091e5e853cff1260d3f39e4999684aa92eb73ffd136e6f4f3ecbfda0ce53a1608ecd7ae21f01"),
             }),
         };
-        assert_eq!(plain.target().to_string(), "4a533d47ec9c7d95b1ad75f576cffc641853b750");
+        assert_eq!(
+            plain.target().to_string(),
+            "4a533d47ec9c7d95b1ad75f576cffc641853b750"
+        );
         assert_eq!(plain.check(), Ok(()));
         let salted = Item {
             value: value.clone(),
@@ -377,10 +404,19 @@ mod tests {
                 sig: hex("6834284b6b24c3204eb2fea824d82f88883a3d95e8b4a21b8c0ded553d17d17ddf9a8a7104b1258f30bed3787e6cb896fca78c58f8e03b5f18f14951a87d9a08"),
             }),
         };
-        assert_eq!(salted.target().to_string(), "411eba73b6f087ca51a3795d9c8c938d365e32c1");
+        assert_eq!(
+            salted.target().to_string(),
+            "411eba73b6f087ca51a3795d9c8c938d365e32c1"
+        );
         assert_eq!(salted.check(), Ok(()));
-        let immutable = Item { value, signed: None };
-        assert_eq!(immutable.target().to_string(), "e5f96f6f38320f0f33959cb4d3d656452117aadb");
+        let immutable = Item {
+            value,
+            signed: None,
+        };
+        assert_eq!(
+            immutable.target().to_string(),
+            "e5f96f6f38320f0f33959cb4d3d656452117aadb"
+        );
         // A signature moved to another sequence number fails.
         let mut forged = plain.clone();
         if let Some(s) = &mut forged.signed {
@@ -408,15 +444,36 @@ mod tests {
     fn sequence_numbers_only_go_up_and_cas_is_checked() {
         let t0 = crate::test_epoch();
         let mut store = ItemStore::new(ItemStoreConfig::default());
-        assert_eq!(store.put(t0, mutable(5, b"1:a"), None), Ok(PutOutcome::Stored));
-        assert_eq!(store.put(t0, mutable(4, b"1:b"), None), Err(PutRefusal::SeqTooLow));
-        assert_eq!(store.put(t0, mutable(5, b"1:b"), None), Err(PutRefusal::SeqNotNewer));
-        assert_eq!(store.put(t0, mutable(5, b"1:a"), None), Ok(PutOutcome::Refreshed));
-        assert_eq!(store.put(t0, mutable(6, b"1:c"), Some(4)), Err(PutRefusal::CasMismatch));
-        assert_eq!(store.put(t0, mutable(6, b"1:c"), Some(5)), Ok(PutOutcome::Updated));
+        assert_eq!(
+            store.put(t0, mutable(5, b"1:a"), None),
+            Ok(PutOutcome::Stored)
+        );
+        assert_eq!(
+            store.put(t0, mutable(4, b"1:b"), None),
+            Err(PutRefusal::SeqTooLow)
+        );
+        assert_eq!(
+            store.put(t0, mutable(5, b"1:b"), None),
+            Err(PutRefusal::SeqNotNewer)
+        );
+        assert_eq!(
+            store.put(t0, mutable(5, b"1:a"), None),
+            Ok(PutOutcome::Refreshed)
+        );
+        assert_eq!(
+            store.put(t0, mutable(6, b"1:c"), Some(4)),
+            Err(PutRefusal::CasMismatch)
+        );
+        assert_eq!(
+            store.put(t0, mutable(6, b"1:c"), Some(5)),
+            Ok(PutOutcome::Updated)
+        );
         let target = mutable(6, b"1:c").target();
         assert_eq!(store.get(t0, &target, None).unwrap().value, &b"1:c"[..]);
-        assert!(store.get(t0, &target, Some(6)).is_none(), "not newer than 6");
+        assert!(
+            store.get(t0, &target, Some(6)).is_none(),
+            "not newer than 6"
+        );
         assert_eq!(store.seq(t0, &target), Some(6));
         assert_eq!(store.size(), (1, 3));
         let later = t0 + ItemStoreConfig::default().lifetime;
@@ -443,7 +500,10 @@ mod tests {
         for i in 3..1000 {
             let now = t0 + Duration::from_millis(u64::from(i));
             for t in &read {
-                assert!(store.get(now, t, None).is_some(), "read item {t} evicted at {i}");
+                assert!(
+                    store.get(now, t, None).is_some(),
+                    "read item {t} evicted at {i}"
+                );
             }
             store.put(now, item(i), None).unwrap();
         }

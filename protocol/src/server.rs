@@ -11,6 +11,7 @@ use bytes::Bytes;
 use crate::bencode::Encoder;
 use crate::compact::{peer_bytes, NodeInfo, NODE_V4_LEN, NODE_V6_LEN};
 use crate::id::{InfoHash, NodeId};
+use crate::item::{Item, Signed};
 use crate::krpc::{values_budget, Body, ErrorCode, KrpcError, Message, Query, MAX_REPLY_LEN};
 use crate::node::AnnounceArgs;
 use crate::scrape::ScrapeBloom;
@@ -38,10 +39,17 @@ pub enum Needs {
         /// Non-seeds first.
         noseed: bool,
     },
-    /// The closest nodes and a token, no value (BEP 44 `get`: we store no
-    /// items, but a token lets the querier go on to `announce_peer`, which
-    /// is how the mainline crate collects tokens for its announces).
-    NodesAndToken(NodeId),
+    /// The item at a target (if stored, and newer than `seq` when given),
+    /// the closest nodes and a token (BEP 44 `get`; the mainline crate also
+    /// collects its `announce_peer` tokens this way).
+    Item {
+        /// Where.
+        target: NodeId,
+        /// Only a mutable item with a higher sequence number.
+        seq: Option<i64>,
+    },
+    /// A token check, the BEP 44 checks and a store (`put`).
+    Put(PutRequest),
     /// A sample of the stored info hashes and the closest nodes (BEP 51
     /// `sample_infohashes`).
     Samples(NodeId),
@@ -87,11 +95,23 @@ pub fn needs(query: &Query<'_>, datagram: &Bytes) -> Needs {
             token: datagram.slice_ref(token),
             seed: *seed,
         }),
-        Query::Unknown {
-            method: b"get",
-            target: Some(t),
-            ..
-        } => Needs::NodesAndToken(*t),
+        Query::Get { target, seq, .. } => Needs::Item {
+            target: *target,
+            seq: *seq,
+        },
+        Query::Put(p) => Needs::Put(PutRequest {
+            item: Item {
+                value: datagram.slice_ref(p.value),
+                signed: p.signed.map(|s| Signed {
+                    key: *s.key,
+                    salt: datagram.slice_ref(s.salt),
+                    seq: s.seq,
+                    sig: *s.sig,
+                }),
+            },
+            cas: p.cas,
+            token: datagram.slice_ref(p.token),
+        }),
         Query::Unknown {
             target, info_hash, ..
         } => match (target, info_hash) {
@@ -100,6 +120,17 @@ pub fn needs(query: &Query<'_>, datagram: &Bytes) -> Needs {
             (None, None) => Needs::MethodUnknown,
         },
     }
+}
+
+/// A `put`'s item, its `cas` and token, owned (slices of the datagram).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutRequest {
+    /// The item.
+    pub item: Item,
+    /// The sequence number it expects to replace.
+    pub cas: Option<i64>,
+    /// The token presented.
+    pub token: Bytes,
 }
 
 /// The content of a successful reply.
@@ -111,6 +142,8 @@ pub struct Answer<'a> {
     pub values: &'a [SocketAddr],
     /// Write token (`get_peers`).
     pub token: Option<&'a [u8]>,
+    /// The item stored at a `get`'s target (BEP 44).
+    pub item: Option<&'a Item>,
     /// BEP 33's filters (`BFsd`, `BFpe`), for a scrape.
     pub blooms: Option<(&'a ScrapeBloom, &'a ScrapeBloom)>,
     /// BEP 51's keys (`interval`, `num`, `samples`), for `sample_infohashes`.
@@ -165,6 +198,10 @@ pub fn encode_answer(
     if let Some(s) = answer.samples {
         enc.raw(b"8:interval").int(i64::from(s.interval));
     }
+    let signed = answer.item.and_then(|i| i.signed.as_ref());
+    if let Some(s) = signed {
+        enc.raw(b"1:k32:").raw(&s.key);
+    }
     if answer.nodes_required || n4 > 0 {
         enc.raw(b"5:nodes").bytes_header(n4 * NODE_V4_LEN);
         for n in v4 {
@@ -185,8 +222,14 @@ pub fn encode_answer(
             enc.raw(h.as_bytes());
         }
     }
+    if let Some(s) = signed {
+        enc.raw(b"3:seq").int(s.seq).raw(b"3:sig64:").raw(&s.sig);
+    }
     if let Some(token) = answer.token {
         enc.raw(b"5:token").bytes(token);
+    }
+    if let Some(item) = answer.item {
+        enc.raw(b"1:v").raw(&item.value);
     }
     if !answer.values.is_empty() {
         enc.raw(b"6:valuesl");
@@ -289,7 +332,7 @@ mod tests {
     #[test]
     fn unknown_methods_with_a_target_are_answered_as_find_node() {
         let q = Query::Unknown {
-            method: b"sample_infohashes",
+            method: b"find_value",
             target: Some(NodeId([3; 20])),
             info_hash: None,
             want: None,
@@ -302,16 +345,6 @@ mod tests {
             want: None,
         };
         assert_eq!(needs(&q, &Bytes::new()), Needs::MethodUnknown);
-        let q = Query::Unknown {
-            method: b"get",
-            target: Some(NodeId([5; 20])),
-            info_hash: None,
-            want: None,
-        };
-        assert_eq!(
-            needs(&q, &Bytes::new()),
-            Needs::NodesAndToken(NodeId([5; 20]))
-        );
     }
 
     #[test]
@@ -327,6 +360,7 @@ mod tests {
             nodes_required: true,
             samples: None,
             blooms: None,
+            item: None,
         };
         encode_answer(&mut out, b"xy", NodeId([9; 20]), requester, answer);
         let m = Message::decode(&out).unwrap();
@@ -382,6 +416,7 @@ mod tests {
             nodes_required: true,
             samples: None,
             blooms: None,
+            item: None,
         };
         encode_answer(&mut out, b"abcd", NodeId([9; 20]), requester, answer);
         assert!(out.len() <= crate::krpc::MAX_REPLY_LEN, "{}", out.len());
@@ -415,6 +450,7 @@ mod tests {
                                     nodes_required,
                                     samples: None,
                                     blooms: None,
+                                    item: None,
                                 };
                                 let mut fast = Vec::new();
                                 encode_answer(&mut fast, tid, NodeId([9; 20]), requester, answer);

@@ -162,7 +162,20 @@ fn check_query(row: &Row, own: &str, m: &Message<'_>) {
             let has_target = key_set(own, "a").iter().any(|k| k == "target");
             assert_eq!(target.is_some(), has_target, "{ctx}: target");
         }
-        Query::Ping => {}
+        Query::Put(p) => {
+            let keys = key_set(own, "a");
+            assert_eq!(
+                p.signed.is_some(),
+                keys.iter().any(|k| k == "k"),
+                "{ctx}: k"
+            );
+            assert_eq!(
+                p.cas.is_some(),
+                keys.iter().any(|k| k == "cas"),
+                "{ctx}: cas"
+            );
+        }
+        Query::Get { .. } | Query::Ping => {}
     }
 }
 

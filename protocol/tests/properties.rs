@@ -148,6 +148,8 @@ proptest! {
                     samples: None,
                     seeds_bloom: None,
                     peers_bloom: None,
+                    value: None,
+                    signed: None,
                 })
             }
             Spec::Error(code, message) => Body::Error(KrpcError { code: ErrorCode::from_code(*code), message }),

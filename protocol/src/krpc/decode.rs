@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 
 use super::error::{ErrorCode, ParseError, ParseErrorKind};
-use super::{Body, KrpcError, Message, Query, Response, Want};
+use super::{Body, KrpcError, Message, PutArgs, Query, Response, SignedArgs, Want};
 use crate::bencode::{DecodeError, Decoder, Kind, Limits};
 use crate::compact::{decode_peer, BadNodeListLength, CompactNodes, CompactPeers};
 use crate::id::{InfoHash, NodeId};
@@ -41,6 +41,12 @@ struct Fields<'a> {
     nodes6: Option<&'a [u8]>,
     values: Option<&'a [u8]>,
     samples: Option<&'a [u8]>,
+    v: Option<&'a [u8]>,
+    k: Option<&'a [u8]>,
+    sig: Option<&'a [u8]>,
+    salt: Option<&'a [u8]>,
+    seq: Option<i64>,
+    cas: Option<i64>,
     bf_seeds: Option<&'a [u8]>,
     bf_peers: Option<&'a [u8]>,
     scrape: Option<i64>,
@@ -153,6 +159,18 @@ fn fields<'a>(
             b"want" => f.want = want_field(d, problem)?,
             b"values" => f.values = values_field(d, problem)?,
             b"samples" => f.samples = bytes_field(d, "samples", problem)?,
+            b"v" => {
+                // Any bencoded value, kept verbatim: it is hashed and signed
+                // as it came.
+                let start = d.position();
+                d.skip_value()?;
+                f.v = Some(&d.input()[start..d.position()]);
+            }
+            b"k" => f.k = bytes_field(d, "k", problem)?,
+            b"sig" => f.sig = bytes_field(d, "sig", problem)?,
+            b"salt" => f.salt = bytes_field(d, "salt", problem)?,
+            b"seq" => f.seq = int_field(d, "seq", problem)?,
+            b"cas" => f.cas = int_field(d, "cas", problem)?,
             b"BFsd" => f.bf_seeds = bytes_field(d, "BFsd", problem)?,
             b"BFpe" => f.bf_peers = bytes_field(d, "BFpe", problem)?,
             b"scrape" => f.scrape = int_field(d, "scrape", problem)?,
@@ -278,6 +296,17 @@ fn query<'a>(method: &'a [u8], a: &Fields<'a>) -> Result<Query<'a>, ParseErrorKi
                 seed: a.seed == Some(1),
             }
         }
+        b"get" => Query::Get {
+            target: NodeId(id20(a.target, "target")?),
+            seq: a.seq,
+            want: a.want,
+        },
+        b"put" => Query::Put(PutArgs {
+            token: a.token.ok_or(ParseErrorKind::MissingKey("token"))?,
+            value: a.v.ok_or(ParseErrorKind::MissingKey("v"))?,
+            signed: signed(a)?,
+            cas: a.cas,
+        }),
         b"sample_infohashes" => Query::SampleInfohashes {
             target: NodeId(id20(a.target, "target")?),
             want: a.want,
@@ -289,6 +318,21 @@ fn query<'a>(method: &'a [u8], a: &Fields<'a>) -> Result<Query<'a>, ParseErrorKi
             want: a.want,
         },
     })
+}
+
+/// The signed part of a BEP 44 item: all of `k`, `seq` and `sig`, or
+/// none (then `salt` is ignored).
+fn signed<'a>(f: &Fields<'a>) -> Result<Option<SignedArgs<'a>>, ParseErrorKind> {
+    let Some(k) = f.k else { return Ok(None) };
+    let key = <&[u8; 32]>::try_from(k).map_err(|_| bad_length("k", k))?;
+    let raw_sig = f.sig.ok_or(ParseErrorKind::MissingKey("sig"))?;
+    let sig = <&[u8; 64]>::try_from(raw_sig).map_err(|_| bad_length("sig", raw_sig))?;
+    Ok(Some(SignedArgs {
+        key,
+        salt: f.salt.unwrap_or_default(),
+        seq: f.seq.ok_or(ParseErrorKind::MissingKey("seq"))?,
+        sig,
+    }))
 }
 
 /// A BEP 33 filter: exactly 256 bytes.
@@ -313,6 +357,8 @@ fn response<'a>(r: &Fields<'a>) -> Result<Response<'a>, ParseErrorKind> {
         token: r.token,
         interval: r.interval,
         num: r.num,
+        value: r.v,
+        signed: signed(r)?,
         seeds_bloom: bloom(r.bf_seeds, "BFsd")?,
         peers_bloom: bloom(r.bf_peers, "BFpe")?,
         samples: match r.samples {

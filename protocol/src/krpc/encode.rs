@@ -1,6 +1,6 @@
 //! [`Message`] → bytes, keys in sorted order (BEP 3) at every level.
 
-use super::{Body, Message, Query, Response, Want};
+use super::{Body, Message, PutArgs, Query, Response, Want};
 use crate::bencode::Encoder;
 use crate::compact::peer_bytes;
 
@@ -18,7 +18,12 @@ fn want(enc: &mut Encoder<'_>, want: Option<Want>) {
 }
 
 fn query_args(enc: &mut Encoder<'_>, sender: &[u8; 20], query: &Query<'_>) {
-    enc.begin_dict().bytes(b"id").bytes(sender);
+    enc.begin_dict();
+    // `cas` sorts before `id`.
+    if let Query::Put(PutArgs { cas: Some(cas), .. }) = query {
+        enc.bytes(b"cas").int(*cas);
+    }
+    enc.bytes(b"id").bytes(sender);
     match query {
         Query::Ping => {}
         Query::FindNode { target, want: w } => {
@@ -59,6 +64,29 @@ fn query_args(enc: &mut Encoder<'_>, sender: &[u8; 20], query: &Query<'_>) {
             }
             enc.bytes(b"token").bytes(token);
         }
+        Query::Get {
+            target,
+            seq,
+            want: w,
+        } => {
+            if let Some(seq) = seq {
+                enc.bytes(b"seq").int(*seq);
+            }
+            enc.bytes(b"target").bytes(target.as_bytes());
+            want(enc, *w);
+        }
+        Query::Put(p) => {
+            // Sorted: (cas, id above) k, salt, seq, sig, token, v.
+            if let Some(s) = &p.signed {
+                enc.bytes(b"k").bytes(s.key);
+                if !s.salt.is_empty() {
+                    enc.bytes(b"salt").bytes(s.salt);
+                }
+                enc.bytes(b"seq").int(s.seq).bytes(b"sig").bytes(s.sig);
+            }
+            enc.bytes(b"token").bytes(p.token);
+            enc.bytes(b"v").raw(p.value);
+        }
         Query::SampleInfohashes { target, want: w } => {
             enc.bytes(b"target").bytes(target.as_bytes());
             want(enc, *w);
@@ -94,6 +122,9 @@ fn response(enc: &mut Encoder<'_>, r: &Response<'_>) {
     if let Some(interval) = r.interval {
         enc.bytes(b"interval").int(interval);
     }
+    if let Some(s) = &r.signed {
+        enc.bytes(b"k").bytes(s.key);
+    }
     if let Some(nodes) = &r.nodes {
         enc.bytes(b"nodes").bytes(nodes.as_bytes());
     }
@@ -106,8 +137,14 @@ fn response(enc: &mut Encoder<'_>, r: &Response<'_>) {
     if let Some(samples) = r.samples {
         enc.bytes(b"samples").bytes(samples);
     }
+    if let Some(s) = &r.signed {
+        enc.bytes(b"seq").int(s.seq).bytes(b"sig").bytes(s.sig);
+    }
     if let Some(token) = r.token {
         enc.bytes(b"token").bytes(token);
+    }
+    if let Some(v) = r.value {
+        enc.bytes(b"v").raw(v);
     }
     if let Some(values) = &r.values {
         enc.bytes(b"values").raw(values.as_encoded());

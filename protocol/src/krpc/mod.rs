@@ -112,6 +112,18 @@ pub enum Query<'a> {
         /// `seed = 1` (BEP 33): the announcer has the whole torrent.
         seed: bool,
     },
+    /// `get` (BEP 44): the item stored at `target`, the closest nodes and a
+    /// token.
+    Get {
+        /// The item's target.
+        target: NodeId,
+        /// Only a mutable item with a higher sequence number is wanted.
+        seq: Option<i64>,
+        /// BEP 32 address families wanted, when given.
+        want: Option<Want>,
+    },
+    /// `put` (BEP 44): store an item.
+    Put(PutArgs<'a>),
     /// `sample_infohashes` (BEP 51): a sample of the info hashes stored,
     /// and the nodes closest to `target`.
     SampleInfohashes {
@@ -144,9 +156,37 @@ impl Query<'_> {
             Query::GetPeers { .. } => b"get_peers",
             Query::AnnouncePeer { .. } => b"announce_peer",
             Query::SampleInfohashes { .. } => b"sample_infohashes",
+            Query::Get { .. } => b"get",
+            Query::Put(_) => b"put",
             Query::Unknown { method, .. } => method,
         }
     }
+}
+
+/// The arguments of a BEP 44 `put`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutArgs<'a> {
+    /// The token from an earlier `get`.
+    pub token: &'a [u8],
+    /// `v`: the value, bencoded, verbatim.
+    pub value: &'a [u8],
+    /// For a mutable item: the key, salt, sequence number and signature.
+    pub signed: Option<SignedArgs<'a>>,
+    /// `cas`: the sequence number the put expects to replace.
+    pub cas: Option<i64>,
+}
+
+/// The signed part of a mutable `put` or `get` answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignedArgs<'a> {
+    /// `k`: the ed25519 public key.
+    pub key: &'a [u8; 32],
+    /// `salt`, empty when absent.
+    pub salt: &'a [u8],
+    /// `seq`.
+    pub seq: i64,
+    /// `sig`.
+    pub sig: &'a [u8; 64],
 }
 
 /// A response (`r`). Which fields are present depends on the query answered.
@@ -168,6 +208,11 @@ pub struct Response<'a> {
     pub num: Option<i64>,
     /// `samples` (BEP 51): 20-byte info hashes, concatenated.
     pub samples: Option<&'a [u8]>,
+    /// `v` (BEP 44 `get`): the item's value, bencoded, verbatim.
+    pub value: Option<&'a [u8]>,
+    /// `k`, `seq`, `sig` (BEP 44 `get`, a mutable item); the salt is not
+    /// sent back, so it is empty here.
+    pub signed: Option<SignedArgs<'a>>,
     /// `BFsd` (BEP 33): the bloom filter of the stored seeds' IPs.
     pub seeds_bloom: Option<&'a [u8]>,
     /// `BFpe` (BEP 33): the bloom filter of the stored peers' IPs.
@@ -188,6 +233,8 @@ impl<'a> Response<'a> {
             samples: None,
             seeds_bloom: None,
             peers_bloom: None,
+            value: None,
+            signed: None,
         }
     }
 

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::item::ItemStoreConfig;
 use crate::lookup::LookupConfig;
 use crate::rate_limit::Rate;
 use crate::routing::RoutingConfig;
@@ -23,6 +24,8 @@ pub struct NodeConfig {
     /// Peer store caps and expiry. The caps stop an announce flood from
     /// exhausting memory.
     pub store: PeerStoreConfig,
+    /// BEP 44 item store caps and lifetime.
+    pub items: ItemStoreConfig,
     /// Token secret rotation.
     pub tokens: TokenConfig,
     /// Outstanding queries: timeout, attempts, cap.
@@ -251,6 +254,17 @@ impl NodeConfig {
                 problem: "must be at most 6 hours (BEP 51)".into(),
             });
         }
+        at_least_one("items.max_items", self.items.max_items)?;
+        if self.items.max_bytes < crate::item::MAX_VALUE_LEN {
+            return Err(InvalidSetting {
+                setting: "items.max_bytes",
+                problem: format!(
+                    "must hold one value of {} bytes at least",
+                    crate::item::MAX_VALUE_LEN
+                ),
+            });
+        }
+        not_zero("items.lifetime", self.items.lifetime)?;
         not_zero("tokens.rotation", self.tokens.rotation)?;
         let t = &self.transactions;
         not_zero("transactions.timeout", t.timeout)?;

@@ -29,12 +29,13 @@ use super::{
 };
 use crate::compact::NodeInfo;
 use crate::id::{InfoHash, NodeId};
+use crate::item::{ItemStore, PutOutcome, PutRefusal};
 use crate::krpc::ErrorCode;
 use crate::rate_limit::{Spacing, SpacingVerdict};
 use crate::routing::NodeSnapshot;
-use crate::server::{self, Answer, Needs};
+use crate::server::{self, Answer, Needs, PutRequest};
 use crate::store::{AnnounceOutcome, PeerStore, StoreCap, StoreStats};
-use crate::telemetry::{AnnounceRefusal, Component, ErrorLabel, Telemetry};
+use crate::telemetry::{AnnounceRefusal, Component, ErrorLabel, ItemDrop, ItemPut, Telemetry};
 use crate::token::TokenSecrets;
 use crate::K;
 
@@ -63,6 +64,7 @@ pub struct Responder {
     nodes: Arc<NodeSnapshot>,
     reported: Spacing<SocketAddr>,
     sample: Sample,
+    items: ItemStore,
     telemetry: Arc<Telemetry>,
     buf: Vec<u8>,
     outputs: Outputs,
@@ -98,6 +100,7 @@ impl Responder {
             nodes: Arc::new(NodeSnapshot::empty(own_id)),
             reported: Spacing::new(REPORT_QUERIER_EVERY, QUERIERS_TRACKED),
             sample: Sample::default(),
+            items: ItemStore::new(config.items),
             telemetry,
             buf: Vec::with_capacity(1024),
             outputs: Outputs::default(),
@@ -142,18 +145,24 @@ impl Responder {
                 scrape,
                 noseed,
             } => self.peers(now, q, info_hash, scrape, noseed),
-            Needs::NodesAndToken(target) => {
+            Needs::Item { target, seq } => {
                 let nodes = self.nodes.closest(&target, K);
                 let token = self.tokens.issue(now, q.from.ip());
                 t.tokens_issued.incr(());
+                let item = self.items.get(now, &target, seq);
+                if item.is_some() {
+                    t.items_served.incr(());
+                }
                 let answer = Answer {
                     nodes: &nodes,
                     token: Some(&token),
                     nodes_required: true,
+                    item,
                     ..Answer::default()
                 };
                 server::encode_answer(&mut self.buf, &q.tid, self.own_id, q.from, answer);
             }
+            Needs::Put(ref put) => self.put(now, q, put),
             Needs::Samples(target) => self.samples(now, q, target),
             Needs::Store(ref args) => self.store_announce(now, q, args),
             Needs::MethodUnknown => {
@@ -196,6 +205,7 @@ impl Responder {
             nodes_required: true,
             samples: None,
             blooms: blooms.as_ref().map(|(seeds, peers)| (seeds, peers)),
+            item: None,
         };
         server::encode_answer(&mut self.buf, &q.tid, self.own_id, q.from, answer);
     }
@@ -240,6 +250,54 @@ impl Responder {
             .info_hashes_sampled
             .add((), hashes.len() as u64);
         server::encode_answer(&mut self.buf, &q.tid, self.own_id, q.from, answer);
+    }
+
+    /// A BEP 44 `put`: the token, then the item's own checks, then the
+    /// store's sequence rules; any failure stores nothing and answers its
+    /// code.
+    fn put(&mut self, now: Instant, q: &InboundQuery, put: &PutRequest) {
+        let t = self.telemetry.clone();
+        if !self.tokens.check(now, q.from.ip(), &put.token) {
+            t.item_puts.incr(ItemPut::BadToken);
+            self.error(q, ErrorCode::Protocol, b"bad token");
+            return;
+        }
+        let outcome = put
+            .item
+            .check()
+            .and_then(|()| self.items.put(now, put.item.clone(), put.cas));
+        match outcome {
+            Ok(outcome) => {
+                t.item_puts.incr(match outcome {
+                    PutOutcome::Stored | PutOutcome::StoredEvicting => ItemPut::Stored,
+                    PutOutcome::Updated => ItemPut::Updated,
+                    PutOutcome::Refreshed => ItemPut::Refreshed,
+                });
+                if outcome == PutOutcome::StoredEvicting {
+                    t.items_dropped.incr(ItemDrop::Evicted);
+                }
+                self.item_gauges();
+                self.bare(q);
+            }
+            Err(refusal) => {
+                t.item_puts.incr(match refusal {
+                    PutRefusal::ValueTooBig => ItemPut::ValueTooBig,
+                    PutRefusal::InvalidSignature => ItemPut::InvalidSignature,
+                    PutRefusal::SaltTooBig => ItemPut::SaltTooBig,
+                    PutRefusal::CasMismatch => ItemPut::CasMismatch,
+                    PutRefusal::SeqTooLow | PutRefusal::SeqNotNewer => ItemPut::SeqTooLow,
+                    PutRefusal::StoreFull => ItemPut::StoreFull,
+                });
+                let (code, text) = refusal.error();
+                self.error(q, code, text);
+            }
+        }
+    }
+
+    fn item_gauges(&self) {
+        let (items, bytes) = self.items.size();
+        self.telemetry.items_stored.set((), items as u64);
+        self.telemetry.item_bytes.set((), bytes as u64);
     }
 
     fn store_announce(&mut self, now: Instant, q: &InboundQuery, args: &AnnounceArgs) {
@@ -369,6 +427,12 @@ impl Piece for Responder {
         if now >= self.store.poll_timeout() {
             self.store.expire(now);
             self.gauges();
+            // Items expire on the same sweep (their lifetime is hours).
+            let expired = self.items.expire(now);
+            self.telemetry
+                .items_dropped
+                .add(ItemDrop::Expired, expired as u64);
+            self.item_gauges();
         }
         self.tokens.handle_timeout(now);
     }
@@ -444,6 +508,112 @@ mod tests {
             token,
             seed: false,
         })
+    }
+
+    /// BEP 44: a `put` with a token is stored and a `get` returns it; every
+    /// malformed `put` gets its code and stores nothing.
+    #[test]
+    fn items_are_put_and_got_and_bad_puts_get_their_codes() {
+        use crate::item::{signable, Item, Signed};
+        use ed25519_dalek::{Signer, SigningKey};
+        let t0 = crate::test_epoch();
+        let mut r = responder(t0, &NodeConfig::default());
+        let from = "10.0.0.5:1";
+        let key = SigningKey::from_bytes(&[9; 32]);
+        let mutable = |seq: i64, value: &'static [u8], salt: &'static [u8]| Item {
+            value: Bytes::from_static(value),
+            signed: Some(Signed {
+                key: key.verifying_key().to_bytes(),
+                salt: Bytes::from_static(salt),
+                seq,
+                sig: key.sign(&signable(salt, seq, value)).to_bytes(),
+            }),
+        };
+        let first = mutable(1, b"5:hello", b"");
+        let target = first.target();
+        let get = |r: &mut Responder| {
+            let m = ask(r, t0, query(from, Needs::Item { target, seq: None }));
+            let Body::Response(resp) = m.body else {
+                panic!()
+            };
+            (
+                resp.value.map(<[u8]>::to_vec),
+                resp.signed.map(|s| s.seq),
+                Bytes::copy_from_slice(resp.token.unwrap()),
+            )
+        };
+        let (value, _, token) = get(&mut r);
+        assert_eq!(value, None);
+        let put = |r: &mut Responder, item: Item, cas: Option<i64>, token: Bytes| {
+            code(&ask(
+                r,
+                t0,
+                query(from, Needs::Put(PutRequest { item, cas, token })),
+            ))
+        };
+        assert_eq!(
+            put(&mut r, first.clone(), None, Bytes::from_static(b"forged")),
+            Some(203)
+        );
+        assert_eq!(put(&mut r, first.clone(), None, token.clone()), None);
+        assert_eq!(get(&mut r).0.as_deref(), Some(&b"5:hello"[..]));
+        let mut forged = mutable(2, b"5:world", b"");
+        if let Some(s) = &mut forged.signed {
+            s.sig[0] ^= 1;
+        }
+        let big: &'static [u8] = Box::leak(
+            format!("1001:{}", "x".repeat(1001))
+                .into_bytes()
+                .into_boxed_slice(),
+        );
+        let long_salt: &'static [u8] = Box::leak(vec![b's'; 65].into_boxed_slice());
+        for (item, cas, expected) in [
+            (forged, None, 206),
+            (mutable(2, big, b""), None, 205),
+            (mutable(2, b"1:x", long_salt), None, 207),
+            (mutable(2, b"5:world", b""), Some(7), 301),
+            (mutable(0, b"5:older", b""), None, 302),
+        ] {
+            assert_eq!(put(&mut r, item, cas, token.clone()), Some(expected));
+            assert_eq!(
+                get(&mut r).0.as_deref(),
+                Some(&b"5:hello"[..]),
+                "{expected} stored nothing"
+            );
+        }
+        assert_eq!(
+            put(&mut r, mutable(2, b"5:world", b""), Some(1), token.clone()),
+            None
+        );
+        assert_eq!(get(&mut r).1, Some(2));
+        let puts = r.telemetry.snapshot().item_puts;
+        assert_eq!(
+            (puts.get(ItemPut::Stored), puts.get(ItemPut::Updated)),
+            (1, 1)
+        );
+        assert_eq!(puts.get(ItemPut::BadToken), 1);
+        // Immutable: stored under the SHA-1 of its value.
+        let immutable = Item {
+            value: Bytes::from_static(b"12:Hello World!"),
+            signed: None,
+        };
+        assert_eq!(put(&mut r, immutable.clone(), None, token), None);
+        let m = ask(
+            &mut r,
+            t0,
+            query(
+                from,
+                Needs::Item {
+                    target: immutable.target(),
+                    seq: None,
+                },
+            ),
+        );
+        let Body::Response(resp) = m.body else {
+            panic!()
+        };
+        assert_eq!(resp.value, Some(&b"12:Hello World!"[..]));
+        assert!(resp.signed.is_none());
     }
 
     /// BEP 33: `seed = 1` is stored; a scrape carries the seed and peer
@@ -659,7 +829,13 @@ mod tests {
         let get = ask(
             &mut r,
             t0,
-            query("10.0.0.1:1", Needs::NodesAndToken(NodeId([5; 20]))),
+            query(
+                "10.0.0.1:1",
+                Needs::Item {
+                    target: NodeId([5; 20]),
+                    seq: None,
+                },
+            ),
         );
         let Body::Response(resp) = get.body else {
             panic!()

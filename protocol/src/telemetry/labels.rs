@@ -83,6 +83,42 @@ macro_rules! label {
 }
 
 label!(
+    /// Why a BEP 44 item left the store.
+    ItemDrop = "reason" {
+        /// Not put again within its lifetime.
+        Expired => "expired",
+        /// Evicted for a new item (`items.max_items`, `items.max_bytes`).
+        Evicted => "evicted",
+    }
+);
+
+label!(
+    /// What became of a BEP 44 `put`.
+    ItemPut = "outcome" {
+        /// Stored anew.
+        Stored => "stored",
+        /// A mutable item replaced by a higher sequence number.
+        Updated => "updated",
+        /// The same item again: its lifetime starts over.
+        Refreshed => "refreshed",
+        /// Refused: no valid token (203).
+        BadToken => "bad_token",
+        /// Refused: value over 1,000 bytes (205).
+        ValueTooBig => "value_too_big",
+        /// Refused: signature invalid (206).
+        InvalidSignature => "invalid_signature",
+        /// Refused: salt over 64 bytes (207).
+        SaltTooBig => "salt_too_big",
+        /// Refused: `cas` mismatch (301).
+        CasMismatch => "cas_mismatch",
+        /// Refused: sequence number not above the stored one (302).
+        SeqTooLow => "seq_too_low",
+        /// Refused: the store is full of items being read (202).
+        StoreFull => "store_full",
+    }
+);
+
+label!(
     /// Why an inbound datagram was dropped without an answer.
     DropReason = "reason" {
         /// The source IP was over its budget.
@@ -119,6 +155,10 @@ label!(
         AnnouncePeer => "announce_peer",
         /// `sample_infohashes` (BEP 51).
         SampleInfohashes => "sample_infohashes",
+        /// `get` (BEP 44).
+        Get => "get",
+        /// `put` (BEP 44).
+        Put => "put",
         /// Anything else.
         Other => "other",
     }

@@ -254,6 +254,21 @@ catalogue! {
     /// Each cap of the store.
     store_limits: Cells<StoreCap> = Gauge "dht_store_limit", Count, &[],
         "The announce store's caps, by cap (set at start)";
+    /// BEP 44 `put`s by outcome.
+    item_puts: Cells<ItemPut> = Counter "dht_item_puts_total", Count, &[],
+        "BEP 44 put queries by outcome: stored, updated, refreshed, or refused and why";
+    /// BEP 44 `get`s answered with an item.
+    items_served: Cells<()> = Counter "dht_items_served_total", Count, &[],
+        "BEP 44 get queries answered with the item";
+    /// Items held for others (BEP 44).
+    items_stored: Cells<()> = Gauge "dht_items_stored", Count, &[],
+        "BEP 44 items held for other nodes";
+    /// Bytes of the values held (BEP 44).
+    item_bytes: Cells<()> = Gauge "dht_item_bytes", Bytes, &[],
+        "Bytes of the BEP 44 values held";
+    /// Items dropped: expired, or evicted for a new one (BEP 44).
+    items_dropped: Cells<ItemDrop> = Counter "dht_items_dropped_total", Count, &[],
+        "BEP 44 items dropped: expired, or evicted to make room (the store's caps)";
     /// `get_peers` scrapes answered with bloom filters (BEP 33).
     scrapes_answered: Cells<()> = Counter "dht_scrapes_answered_total", Count, &[],
         "get_peers queries with scrape=1 answered with seed and peer bloom filters (BEP 33)";

@@ -145,6 +145,8 @@ pub fn method_of(query: &Query<'_>) -> Method {
         Query::GetPeers { .. } => Method::GetPeers,
         Query::AnnouncePeer { .. } => Method::AnnouncePeer,
         Query::SampleInfohashes { .. } => Method::SampleInfohashes,
+        Query::Get { .. } => Method::Get,
+        Query::Put(_) => Method::Put,
         Query::Unknown { .. } => Method::Other,
     }
 }
