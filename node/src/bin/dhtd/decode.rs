@@ -81,6 +81,25 @@ pub(crate) fn to_json(m: &Message<'_>) -> Value {
                     a.insert("implied_port".into(), json!(implied_port));
                     a.insert("token".into(), json!(hex(token)));
                 }
+                Query::Get { target, seq, .. } => {
+                    a.insert("target".into(), json!(target.to_string()));
+                    if let Some(seq) = seq {
+                        a.insert("seq".into(), json!(seq));
+                    }
+                }
+                Query::Put(p) => {
+                    a.insert("token".into(), json!(hex(p.token)));
+                    a.insert("v".into(), json!(text_or_hex(p.value)));
+                    if let Some(s) = &p.signed {
+                        a.insert("k".into(), json!(hex(s.key)));
+                        a.insert("salt".into(), json!(text_or_hex(s.salt)));
+                        a.insert("seq".into(), json!(s.seq));
+                        a.insert("sig".into(), json!(hex(s.sig)));
+                    }
+                    if let Some(cas) = p.cas {
+                        a.insert("cas".into(), json!(cas));
+                    }
+                }
                 Query::Unknown {
                     target, info_hash, ..
                 } => {
@@ -125,6 +144,14 @@ pub(crate) fn to_json(m: &Message<'_>) -> Value {
                     key.into(),
                     json!({"hex": hex(&filter.0), "estimate": filter.estimate()}),
                 );
+            }
+            if let Some(v) = r.value {
+                body.insert("v".into(), json!(text_or_hex(v)));
+            }
+            if let Some(s) = &r.signed {
+                body.insert("k".into(), json!(hex(s.key)));
+                body.insert("seq".into(), json!(s.seq));
+                body.insert("sig".into(), json!(hex(s.sig)));
             }
             if let Some(i) = r.interval {
                 body.insert("interval".into(), json!(i));
