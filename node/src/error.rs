@@ -122,6 +122,10 @@ pub enum Error {
     /// not implement it (a `sample_infohashes` answered like `find_node`).
     #[error("the node does not support this method")]
     Unsupported,
+    /// What was asked is not valid (a BEP 44 value too big, a salt too
+    /// long); says why.
+    #[error("invalid: {0}")]
+    Invalid(String),
     /// We did not send the query.
     #[error("query not sent: {}", .0.label())]
     NotSent(NotSent),

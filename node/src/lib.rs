@@ -47,6 +47,7 @@ mod clock;
 pub mod config;
 mod dht;
 mod error;
+mod items;
 mod lookup;
 pub mod metrics;
 pub mod persist;
@@ -67,6 +68,7 @@ pub use dht::{Dht, DhtBuilder, Pong, PortChoice};
 pub use dhtd_protocol::telemetry::Component;
 pub use dhtd_protocol::{InfoHash, NodeId};
 pub use error::{ConfigError, Error, NotSent, RemoteError, StartError};
+pub use items::{Item, Mutable, PutReport, SigningKey, MAX_VALUE_LEN};
 pub use lookup::{
     AnnounceReport, Confidence, LookupEnd, LookupEvent, LookupSummary, NodeInfo, PeerStream,
     ScrapeEstimate,

@@ -152,6 +152,8 @@ pub struct LookupSummary {
     pub announce: Option<AnnounceReport>,
     /// The swarm's size, when a scrape was asked for ([`Dht::scrape`](crate::Dht::scrape)).
     pub scrape: Option<ScrapeEstimate>,
+    /// The best item found, for [`Dht::get_item`](crate::Dht::get_item).
+    pub item: Option<crate::Item>,
 }
 
 /// A swarm's size from a DHT scrape (BEP 33): the number of distinct IPs
@@ -180,6 +182,7 @@ impl LookupSummary {
             end: LookupEnd::from_core(s.end),
             duration: s.duration,
             announce: s.announce.map(AnnounceReport::from_core),
+            item: s.item.as_deref().map(crate::Item::from_core),
             scrape: s.scrape.map(|blooms| ScrapeEstimate {
                 seeds: blooms.0.estimate().round() as u64,
                 peers: blooms.1.estimate().round() as u64,
@@ -194,6 +197,9 @@ impl LookupSummary {
 pub enum LookupEvent {
     /// A peer not reported before.
     Peer(SocketAddr),
+    /// A BEP 44 item, checked, newer than any reported before
+    /// ([`Dht::get_item`](crate::Dht::get_item)).
+    Item(crate::Item),
     /// A node answered: how far the lookup has come.
     Progress {
         /// Queries sent so far.
@@ -212,6 +218,7 @@ impl LookupEvent {
     pub(crate) fn from_core(e: core::LookupEvent) -> Self {
         match e {
             core::LookupEvent::Peer(p) => LookupEvent::Peer(p),
+            core::LookupEvent::Item(item) => LookupEvent::Item(crate::Item::from_core(&item)),
             core::LookupEvent::Progress {
                 queries,
                 responses,

@@ -566,6 +566,21 @@ impl Lookup {
         self.fail(&d);
     }
 
+    /// The query to `node` goes out only at `until` (the pacer's spacing
+    /// rule): its failure and slot times count from then.
+    pub fn delayed(&mut self, node: &NodeId, until: Instant) {
+        self.next_due.forget();
+        let d = self.target.distance(node);
+        if let Some(c) = self.candidates.get_mut(&d) {
+            if let State::Waiting { deadline, slot } = &mut c.state {
+                *deadline = until + self.fail_timeout;
+                if slot.is_some() {
+                    *slot = Some(until + self.slot_timeout);
+                }
+            }
+        }
+    }
+
     /// Advances the lookup: returns at most one node to query now.
     pub fn poll(&mut self, now: Instant) -> LookupStep {
         self.next_due.forget();

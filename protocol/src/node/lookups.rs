@@ -28,14 +28,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{
-    AnnounceReport, AnnounceSpec, ApiEvent, Asker, Confidence, Envelope, LogEvent, LookupEvent,
-    LookupId, LookupLimits, LookupSummary, LookupsInput, NodeConfig, OutQuery, OutboundQuery,
-    Outputs, Piece, QueryDone, RateLimiterInput, Reply, Requester, StartLookup, StoreInput,
-    SupervisorInput,
+    AnnounceReport, AnnounceSpec, ApiEvent, Asker, Confidence, Envelope, ItemLookup, LogEvent,
+    LookupEvent, LookupId, LookupLimits, LookupSummary, LookupsInput, NodeConfig, OutQuery,
+    OutboundQuery, Outputs, Piece, PutItem, QueryDone, RateLimiterInput, Reply, Requester,
+    StartLookup, StoreInput, SupervisorInput,
 };
 use crate::compact::NodeInfo;
 use crate::id::{InfoHash, NodeId};
 use crate::ip_prefix::IpPrefix;
+use crate::item::Item;
 use crate::lookup::{Lookup, LookupConfig, LookupEnd, LookupKind, LookupStep};
 use crate::routing::NodeSnapshot;
 use crate::rtt::RttEstimate;
@@ -60,8 +61,16 @@ enum Phase {
     },
 }
 
+/// What a lookup stores at the closest nodes once it has found them.
+enum Store {
+    Announce(AnnounceSpec),
+    Put(Arc<PutItem>),
+}
+
 #[derive(Debug)]
 struct Running {
+    /// A BEP 44 get's best item so far.
+    item: Option<Box<Item>>,
     request: StartLookup,
     /// A scrape's union of filters so far.
     scrape: Option<(ScrapeBloom, ScrapeBloom)>,
@@ -98,10 +107,43 @@ pub struct LookupPool {
 }
 
 fn query_for(request: &StartLookup, target: NodeId) -> OutQuery {
+    if let Some(item) = &request.item {
+        let seq = match item {
+            ItemLookup::Get { seq, .. } => *seq,
+            ItemLookup::Put(_) => None,
+        };
+        return OutQuery::Get { target, seq };
+    }
     match request.kind {
         LookupKind::FindNode => OutQuery::FindNode(target),
         LookupKind::GetPeers if request.scrape => OutQuery::Scrape(InfoHash(target.0)),
         LookupKind::GetPeers => OutQuery::GetPeers(InfoHash(target.0)),
+    }
+}
+
+/// A `get` answer's item, if it answers the lookup (its target matches
+/// under the lookup's salt, a mutable one's signature holds) and beats the
+/// best so far (a higher sequence number; the first immutable one).
+fn better_item(
+    request: &StartLookup,
+    target: &NodeId,
+    best: &Option<Box<Item>>,
+    reply: &Reply,
+) -> Option<Box<Item>> {
+    let Some(ItemLookup::Get { salt, .. }) = &request.item else {
+        return None;
+    };
+    let mut item = reply.item.clone()?;
+    if let Some(s) = &mut item.signed {
+        s.salt = salt.clone();
+    }
+    if !item.answers(target) {
+        return None;
+    }
+    let seq = |i: &Item| i.signed.as_ref().map(|s| s.seq);
+    match best {
+        Some(b) if seq(b) >= seq(&item) => None,
+        _ => Some(item),
     }
 }
 
@@ -243,6 +285,7 @@ impl LookupPool {
         self.running.insert(
             id,
             Running {
+                item: None,
                 scrape: request.scrape.then(Default::default),
                 request,
                 lookup,
@@ -275,11 +318,13 @@ impl LookupPool {
         let watch = &self.watch;
         let trusted = |n: &&NodeInfo| !watch.is_distrusted(now, n.addr.ip());
         let mut fresh = Vec::new();
+        let mut found = None;
         match &mut r.phase {
             Phase::Probing { pending } => {
                 *pending = pending.saturating_sub(1);
                 if let Ok(reply) = done.result {
                     merge_scrape(&mut r.scrape, &reply);
+                    found = better_item(&r.request, &r.lookup.target(), &r.item, &reply);
                     let info = NodeInfo {
                         id: reply.id,
                         addr: done.to,
@@ -303,6 +348,7 @@ impl LookupPool {
                 match done.result {
                     Ok(reply) if !watch.is_distrusted(now, done.to.ip()) => {
                         merge_scrape(&mut r.scrape, &reply);
+                        found = better_item(&r.request, &r.lookup.target(), &r.item, &reply);
                         if reply.id != node {
                             self.telemetry.lookup_id_mismatches.incr(());
                         }
@@ -325,8 +371,25 @@ impl LookupPool {
                 }
             }
         }
+        if let Some(item) = found {
+            self.found_item(id, item);
+        }
         self.progress(id, fresh);
         self.drive(now, id);
+    }
+
+    /// Keeps a better item and tells the caller.
+    fn found_item(&mut self, id: LookupId, item: Box<Item>) {
+        let Some(r) = self.running.get_mut(&id) else {
+            return;
+        };
+        r.item = Some(item.clone());
+        if let Requester::Caller(caller) = r.request.requester {
+            self.outputs.push(Envelope::Api(ApiEvent::Lookup {
+                caller,
+                event: LookupEvent::Item(item),
+            }));
+        }
     }
 
     fn local_peers(&mut self, now: Instant, id: LookupId, peers: Vec<SocketAddr>) {
@@ -386,7 +449,7 @@ impl LookupPool {
         };
         let query = query_for(&r.request, r.lookup.target());
         for n in queries {
-            self.send(id, n.addr, Some(n.id), query);
+            self.send(id, n.addr, Some(n.id), query.clone());
         }
         if finished {
             self.search_finished(now, id);
@@ -397,15 +460,14 @@ impl LookupPool {
         let Some(r) = self.running.get_mut(&id) else {
             return;
         };
-        if let (
-            Phase::Searching,
-            Some(AnnounceSpec {
-                port,
-                implied_port,
-                seed,
-            }),
-        ) = (&r.phase, r.request.announce)
-        {
+        // What goes to each of the closest nodes that gave a token: an
+        // announce, or a BEP 44 put.
+        let store = match (&r.request.announce, &r.request.item) {
+            (Some(spec), _) => Some(Store::Announce(*spec)),
+            (None, Some(ItemLookup::Put(item))) => Some(Store::Put(item.clone())),
+            _ => None,
+        };
+        if let (Phase::Searching, Some(store)) = (&r.phase, store) {
             let info_hash = InfoHash(r.lookup.target().0);
             let outcome = r.lookup.outcome();
             let targets: Vec<_> = outcome
@@ -431,12 +493,15 @@ impl LookupPool {
             };
             if !targets.is_empty() {
                 for (n, token) in targets {
-                    let q = OutQuery::AnnouncePeer {
-                        info_hash,
-                        port,
-                        implied_port,
-                        token,
-                        seed,
+                    let q = match &store {
+                        Store::Announce(spec) => OutQuery::AnnouncePeer {
+                            info_hash,
+                            port: spec.port,
+                            implied_port: spec.implied_port,
+                            token,
+                            seed: spec.seed,
+                        },
+                        Store::Put(item) => OutQuery::Put(item.clone(), token),
                     };
                     self.send(id, n.addr, Some(n.id), q);
                 }
@@ -468,6 +533,7 @@ impl LookupPool {
                 _ => None,
             },
             scrape: r.scrape.map(Box::new),
+            item: r.item,
         };
         let t = &self.telemetry;
         let label = r.request.label();
@@ -590,6 +656,15 @@ impl Piece for LookupPool {
             LookupsInput::QueryDone { lookup, done } => self.query_done(now, lookup, done),
             LookupsInput::Snapshot(nodes) => self.nodes = nodes,
             LookupsInput::LocalPeers { lookup, peers } => self.local_peers(now, lookup, peers),
+            LookupsInput::Delayed {
+                lookup,
+                node,
+                until,
+            } => {
+                if let Some(r) = self.running.get_mut(&lookup) {
+                    r.lookup.delayed(&node, until);
+                }
+            }
             LookupsInput::Bootstrapped(done) => {
                 self.bootstrapped = done;
                 self.start_waiting(now);

@@ -4,13 +4,14 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use super::Envelope;
 use crate::compact::NodeInfo;
 use crate::id::{InfoHash, NodeId};
+use crate::item::Item;
 use crate::lookup::{LookupEnd, LookupKind};
 use crate::routing::NodeSnapshot;
 use crate::scrape::ScrapeBloom;
@@ -96,9 +97,35 @@ pub struct Reply {
     pub version: Option<Vec<u8>>,
     /// BEP 51's keys, in a `sample_infohashes` answer.
     pub samples: Option<Sampled>,
+    /// BEP 44's item, in a `get` answer (the salt is not sent back: empty).
+    pub item: Option<Box<Item>>,
     /// BEP 33's seed and peer filters, in a scrape's answer (boxed: 512
     /// bytes that most replies do not carry).
     pub blooms: Option<Box<(ScrapeBloom, ScrapeBloom)>>,
+}
+
+/// An item to put (BEP 44), and the sequence number it replaces (`cas`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutItem {
+    /// The item.
+    pub item: Item,
+    /// `cas`, when the putter read the item it replaces.
+    pub cas: Option<i64>,
+}
+
+/// What a lookup does with BEP 44 items.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemLookup {
+    /// Find the item at the target: immutable, or mutable under `salt`
+    /// (needed to check the target), newer than `seq` if given.
+    Get {
+        /// The salt of a mutable item (empty for none, and for immutable).
+        salt: Bytes,
+        /// Only a mutable item with a higher sequence number.
+        seq: Option<i64>,
+    },
+    /// Put the item to the closest nodes that gave a token.
+    Put(Arc<PutItem>),
 }
 
 /// What a `sample_infohashes` answer said (BEP 51).
@@ -113,7 +140,7 @@ pub struct Sampled {
 }
 
 /// A query we want to send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutQuery {
     /// `ping`.
     Ping,
@@ -123,6 +150,15 @@ pub enum OutQuery {
     GetPeers(InfoHash),
     /// `get_peers` with `scrape = 1` (BEP 33).
     Scrape(InfoHash),
+    /// `get` (BEP 44): the item at a target, newer than `seq` if given.
+    Get {
+        /// The item's target.
+        target: NodeId,
+        /// Only a newer mutable item.
+        seq: Option<i64>,
+    },
+    /// `put` (BEP 44), with the token the node gave our `get`.
+    Put(Arc<PutItem>, Token),
     /// `sample_infohashes` (BEP 51), walking towards a target.
     SampleInfohashes(NodeId),
     /// `announce_peer`.
@@ -148,6 +184,8 @@ impl OutQuery {
             OutQuery::FindNode(_) => Method::FindNode,
             OutQuery::GetPeers(_) | OutQuery::Scrape(_) => Method::GetPeers,
             OutQuery::SampleInfohashes(_) => Method::SampleInfohashes,
+            OutQuery::Get { .. } => Method::Get,
+            OutQuery::Put(..) => Method::Put,
             OutQuery::AnnouncePeer { .. } => Method::AnnouncePeer,
         }
     }
@@ -156,7 +194,10 @@ impl OutQuery {
     pub fn target(&self) -> [u8; 20] {
         match self {
             OutQuery::Ping => [0; 20],
-            OutQuery::FindNode(t) | OutQuery::SampleInfohashes(t) => *t.as_bytes(),
+            OutQuery::FindNode(t)
+            | OutQuery::SampleInfohashes(t)
+            | OutQuery::Get { target: t, .. } => *t.as_bytes(),
+            OutQuery::Put(p, _) => *p.item.target().as_bytes(),
             OutQuery::GetPeers(ih)
             | OutQuery::Scrape(ih)
             | OutQuery::AnnouncePeer { info_hash: ih, .. } => *ih.as_bytes(),
@@ -369,6 +410,8 @@ pub struct StartLookup {
     pub addr_seeds: Vec<SocketAddr>,
     /// Ask with `scrape = 1` and sum up the seed and peer filters (BEP 33).
     pub scrape: bool,
+    /// Get or put a BEP 44 item (the lookup then sends `get`).
+    pub item: Option<ItemLookup>,
 }
 
 impl StartLookup {
@@ -382,6 +425,7 @@ impl StartLookup {
             seeds: Vec::new(),
             addr_seeds: Vec::new(),
             scrape: false,
+            item: None,
         }
     }
 
@@ -416,6 +460,16 @@ pub enum LookupsInput {
         /// The peers.
         peers: Vec<SocketAddr>,
     },
+    /// A query of a lookup waits for the spacing rule until `until`: its
+    /// timeouts count from then, not from when the lookup asked.
+    Delayed {
+        /// The lookup.
+        lookup: LookupId,
+        /// The node asked.
+        node: NodeId,
+        /// When the query goes out.
+        until: Instant,
+    },
     /// Bootstrap completed (true) or was lost (false): the application's
     /// lookups run, or wait.
     Bootstrapped(bool),
@@ -437,6 +491,8 @@ pub enum LookupsInput {
 pub enum LookupEvent {
     /// A peer not reported before.
     Peer(SocketAddr),
+    /// A BEP 44 item, checked, newer than any reported before.
+    Item(Box<Item>),
     /// A node answered: how far the lookup has come.
     Progress {
         /// Queries sent so far.
@@ -480,6 +536,9 @@ pub struct LookupSummary {
     /// scrape was asked for (BEP 33; boxed: 512 bytes most lookups do
     /// not carry).
     pub scrape: Option<Box<(ScrapeBloom, ScrapeBloom)>>,
+    /// The item found (BEP 44 `get`): the immutable one, or the mutable
+    /// one with the highest sequence number; checked against the target.
+    pub item: Option<Box<Item>>,
 }
 
 /// How an announce went.

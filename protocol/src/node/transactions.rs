@@ -21,7 +21,7 @@ use super::{
 use crate::compact::NodeInfo;
 use crate::id::NodeId;
 use crate::ip_vote::ExternalIpVotes;
-use crate::krpc::{Body, Message, Query};
+use crate::krpc::{Body, Message, PutArgs, Query, SignedArgs};
 use crate::rtt::RttEstimate;
 use crate::server::VERSION;
 use crate::telemetry::{Component, DropReason, ErrorLabel, NotSent, Telemetry};
@@ -98,6 +98,25 @@ impl Transactions {
                 scrape: true,
                 noseed: false,
             },
+            OutQuery::Get { target, seq } => Query::Get {
+                target: *target,
+                seq: *seq,
+                want: None,
+            },
+            OutQuery::Put(p, token) => {
+                let signed = p.item.signed.as_ref();
+                Query::Put(PutArgs {
+                    token: token.as_bytes(),
+                    value: &p.item.value,
+                    signed: signed.map(|s| SignedArgs {
+                        key: &s.key,
+                        salt: &s.salt,
+                        seq: s.seq,
+                        sig: &s.sig,
+                    }),
+                    cas: p.cas,
+                })
+            }
             OutQuery::SampleInfohashes(target) => Query::SampleInfohashes {
                 target: *target,
                 want: None,
@@ -140,7 +159,8 @@ impl Transactions {
         let pending = Pending {
             asker: q.asker,
             node: q.node,
-            query: q.query,
+            // Kept for retransmission; a put's item is shared, not copied.
+            query: q.query.clone(),
         };
         let Ok(tid) = self.table.start(now, &mut self.rng, q.to, pending) else {
             self.telemetry.not_sent.incr(NotSent::TooManyPending);
@@ -226,7 +246,7 @@ impl Piece for Transactions {
         for expired in self.table.expire(now) {
             match expired {
                 Expired::Retransmit { id, to } => {
-                    let Some(query) = self.table.payload(id).map(|p| p.query) else {
+                    let Some(query) = self.table.payload(id).map(|p| p.query.clone()) else {
                         continue;
                     };
                     self.encode(id, &query);

@@ -156,6 +156,7 @@ impl Deliver for Local<'_> {
                     api.first_peer_at.entry(caller).or_insert(self.now);
                     api.peers.entry(caller).or_default().push(p)
                 }
+                LookupEvent::Item(_) => {}
                 LookupEvent::Progress { .. } => {}
                 LookupEvent::Finished(s) => {
                     api.finished.insert(caller, s);

@@ -306,6 +306,21 @@ impl Gate {
                         .and_then(ScrapeBloom::from_slice)
                         .zip(r.peers_bloom.and_then(ScrapeBloom::from_slice))
                         .map(Box::new),
+                    // Bounded by the datagram; the lookup checks it.
+                    item: r
+                        .value
+                        .filter(|v| v.len() <= crate::item::MAX_VALUE_LEN)
+                        .map(|v| {
+                            Box::new(crate::item::Item {
+                                value: bytes.slice_ref(v),
+                                signed: r.signed.map(|s| crate::item::Signed {
+                                    key: *s.key,
+                                    salt: Bytes::new(),
+                                    seq: s.seq,
+                                    sig: *s.sig,
+                                }),
+                            })
+                        }),
                 };
                 responses.push(InboundResponse {
                     from,

@@ -14,7 +14,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 use crate::node::{
-    Envelope, OutboundQuery, Outputs, QueryDone, QueryFailure, RateLimits, TransactionsInput,
+    Asker, Envelope, LookupsInput, OutboundQuery, Outputs, QueryDone, QueryFailure, RateLimits,
+    TransactionsInput,
 };
 use crate::rate_limit::{QueryKey, Spacing, SpacingVerdict, TokenBucket};
 use crate::telemetry::{Delay, NotSent, Telemetry};
@@ -81,6 +82,16 @@ impl Pacer {
                     return;
                 }
                 telemetry.delayed.incr(Delay::Spacing);
+                // A lookup that asks the same node for the same target
+                // again soon (two lookups in a row) must not count the
+                // wait as the node's silence.
+                if let (Asker::Lookup(lookup), Some(node)) = (query.asker, query.node) {
+                    out.push(Envelope::Lookups(LookupsInput::Delayed {
+                        lookup,
+                        node,
+                        until: ready,
+                    }));
+                }
                 self.spaced.insert((ready, self.next_seq), query);
                 self.next_seq += 1;
                 return;
@@ -202,8 +213,18 @@ mod tests {
         let mut p = Pacer::new(t0, &limits);
         let mut out = Outputs::default();
         let find = OutQuery::FindNode(crate::NodeId([7; 20]));
-        p.handle_send(t0, query(1, find, Asker::Nobody), &telemetry, &mut out);
-        p.handle_send(t0, query(1, find, Asker::Nobody), &telemetry, &mut out);
+        p.handle_send(
+            t0,
+            query(1, find.clone(), Asker::Nobody),
+            &telemetry,
+            &mut out,
+        );
+        p.handle_send(
+            t0,
+            query(1, find.clone(), Asker::Nobody),
+            &telemetry,
+            &mut out,
+        );
         p.handle_send(t0, query(2, find, Asker::Nobody), &telemetry, &mut out);
         assert_eq!(sent(&mut out).len(), 2);
         assert_eq!(p.poll_timeout(), Some(t0 + Duration::from_secs(1)));
