@@ -537,6 +537,40 @@ fn one_off_commands_against_a_swarm() {
         serde_json::from_str(text(&out.stdout).lines().last().unwrap()).unwrap();
     assert!(last["summary"]["responses"].as_u64().unwrap() > 0);
 
+    // BEP 44: an immutable item put from a file and got by its target; a
+    // mutable one by its key and salt; a bad combination refused (exit 2).
+    let value = home.join("value.txt");
+    std::fs::write(&value, "Hello World!").unwrap();
+    let value_s = value.to_str().unwrap();
+    let out = tool(&["put", value_s]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "e5f96f6f38320f0f33959cb4d3d656452117aadb",
+        "BEP 44's immutable test vector"
+    );
+    let out = tool(&["get", "e5f96f6f38320f0f33959cb4d3d656452117aadb"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "Hello World!");
+    let secret = "07".repeat(32);
+    let out = tool(&[
+        "put", value_s, "--secret", &secret, "--salt", "s", "--seq", "3", "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let put: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let key = put["public_key"].as_str().unwrap().to_owned();
+    let out = tool(&["get", &key, "--salt", "s", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (got["value"].as_str(), got["seq"].as_i64()),
+        (Some("Hello World!"), Some(3))
+    );
+    let out = tool(&["put", value_s, "--seq", "2"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let out = tool(&["get", "0000000000000000000000000000000000000001"]);
+    assert_eq!(out.status.code(), Some(1), "not found is a failure");
+
     // BEP 33: announced as a seed, scraped as one.
     let seeded = "89abcdef0123456789abcdef0123456789abcdef";
     let out = tool(&["announce", seeded, "--port", "4568", "--seed"]);

@@ -5,6 +5,7 @@
 mod control;
 mod decode;
 mod diag;
+mod items;
 mod load;
 mod lookup;
 mod run;
@@ -124,6 +125,46 @@ enum Command {
         /// The daemon's metrics listener.
         #[arg(long, env = "DHTD_METRICS_LISTEN", default_value = settings::DEFAULT_METRICS_LISTEN, value_name = "ADDR")]
         metrics_listen: String,
+    },
+    /// Store a BEP 44 item: immutable, or mutable with `--secret`. Prints
+    /// its target (the key to get it by).
+    Put {
+        /// The value's file; `-` or nothing for standard input.
+        file: Option<std::path::PathBuf>,
+        /// A mutable item, signed with this ed25519 secret seed (64 hex digits).
+        #[arg(long, env = "DHTD_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+        /// The mutable item's salt (one key, many items).
+        #[arg(long, default_value = "")]
+        salt: String,
+        /// The mutable item's sequence number (default 1; higher replaces).
+        #[arg(long)]
+        seq: Option<i64>,
+        /// Store only where the held sequence number is this (compare and swap).
+        #[arg(long)]
+        cas: Option<i64>,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Find a BEP 44 item: by its target (40 hex digits), or by a public
+    /// key (64 hex digits, mutable) and `--salt`. Prints the value.
+    Get {
+        /// The target, or the public key.
+        target: String,
+        /// The mutable item's salt.
+        #[arg(long, default_value = "")]
+        salt: String,
+        /// Only a mutable item with a higher sequence number.
+        #[arg(long)]
+        newer_than: Option<i64>,
+        /// JSON instead of the raw value.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        node: NodeArgs,
     },
     /// Crawl the DHT for info hashes with BEP 51 `sample_infohashes`.
     Sample {
@@ -260,6 +301,32 @@ fn main() -> ExitCode {
                 scrape,
                 node,
             } => lookup::lookup(&target, json, scrape, &node).await,
+            Command::Put {
+                file,
+                secret,
+                salt,
+                seq,
+                cas,
+                json,
+                node,
+            } => {
+                let args = items::PutArgs {
+                    file: file.as_deref(),
+                    secret: secret.as_deref(),
+                    salt: &salt,
+                    seq,
+                    cas,
+                    json,
+                };
+                items::put(args, &node).await
+            }
+            Command::Get {
+                target,
+                salt,
+                newer_than,
+                json,
+                node,
+            } => items::get(&target, &salt, newer_than, json, &node).await,
             Command::Sample {
                 max_nodes,
                 duration,
