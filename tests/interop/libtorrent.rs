@@ -123,9 +123,9 @@ async fn libtorrent_counts_dhtd_seeds_in_its_scrape_filters() {
         .start()
         .unwrap()
     };
-    let a = start(720, &[]);
+    let a = start(740, &[]);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/libtorrent_node.py");
-    let ip = dhtd_tests::node_ip(721);
+    let ip = dhtd_tests::node_ip(741);
     let lt = ScriptNode::start(
         PYTHON,
         &[
@@ -135,7 +135,7 @@ async fn libtorrent_counts_dhtd_seeds_in_its_scrape_filters() {
         ],
         ip,
     );
-    let b = start(722, &[lt.addr]);
+    let b = start(742, &[lt.addr]);
     tokio::time::timeout(Duration::from_secs(30), b.wait_bootstrapped())
         .await
         .expect("bootstrapped from libtorrent");
