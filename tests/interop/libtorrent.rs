@@ -163,3 +163,64 @@ async fn libtorrent_counts_dhtd_seeds_in_its_scrape_filters() {
         "libtorrent's BFsd holds B's IP as a seed"
     );
 }
+
+/// BEP 44 with libtorrent: immutable and mutable items put by one are got
+/// by the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libtorrent_and_dhtd_put_and_get_each_others_items() {
+    if !super::available("python3-libtorrent", installed()) {
+        return;
+    }
+    let swarm = dhtd_tests::start_swarm(8, 75, |_, _| {}).await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/libtorrent_node.py");
+    let ip = dhtd_tests::node_ip(750);
+    let mut lt = ScriptNode::start(
+        PYTHON,
+        &[
+            script.display().to_string(),
+            ip.to_string(),
+            swarm.nodes[0].local_addr().to_string(),
+        ],
+        ip,
+    );
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let dhtd = &swarm.nodes[5];
+    let wait = Duration::from_secs(40);
+    // libtorrent's table fills within seconds; its put waits for it.
+    let mut their_target = String::new();
+    let put = dhtd_tests::poll_until(wait, || {
+        let answer = lt.ask("put_immutable from-libtorrent", wait);
+        their_target = answer["target"].as_str().unwrap_or_default().to_owned();
+        answer["num_success"].as_u64().is_some_and(|n| n > 0)
+    });
+    assert!(put, "libtorrent stored its immutable item");
+    let target = dhtd_protocol::item::immutable_target(b"15:from-libtorrent");
+    assert_eq!(their_target, target.to_string(), "the same target: SHA-1 of the bencoded value");
+    let got = dhtd.get_immutable(target).await.unwrap();
+    assert_eq!(got.as_deref(), Some(&b"from-libtorrent"[..]));
+
+    let ours = dhtd.put_immutable(b"from-dhtd").await.unwrap();
+    assert!(ours.accepted > 0);
+    let answer = lt.ask(&format!("get_immutable {}", ours.target), wait);
+    assert_eq!(answer["value"], "from-dhtd", "{answer}");
+
+    let key = dhtd::SigningKey::from_seed([8; 32]);
+    let put = dhtd.put_mutable(&key, b"mutable-from-dhtd", 3, b"s", None).await.unwrap();
+    assert!(put.accepted > 0);
+    let answer = lt.ask(&format!("get_mutable {} s", hex(&key.public_key())), wait);
+    assert_eq!((answer["value"].as_str(), answer["seq"].as_i64()), (Some("mutable-from-dhtd"), Some(3)), "{answer}");
+
+    let seed = [9u8; 32];
+    let theirs = dhtd::SigningKey::from_seed(seed);
+    let answer = lt.ask(
+        &format!("put_mutable {} {} t mutable-from-libtorrent", hex(&seed), hex(&theirs.public_key())),
+        wait,
+    );
+    assert!(answer["num_success"].as_u64().is_some_and(|n| n > 0), "{answer}");
+    let got = dhtd
+        .get_mutable(&theirs.public_key(), b"t", None)
+        .await
+        .unwrap()
+        .expect("dhtd finds libtorrent's signed item");
+    assert_eq!(got.value(), b"mutable-from-libtorrent");
+}

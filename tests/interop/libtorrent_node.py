@@ -8,7 +8,10 @@ Commands: `info` (node id and port), `nodes` (its routing table),
 `get_peers HEX` (a DHT lookup; the peers found), `announce HEX` (adds a
 magnet for the info hash, which makes the torrent run get_peers and then
 announce_peer with the session's port), `sample IP:PORT` (BEP 51
-sample_infohashes to that node; its samples, num and interval), `quit`.
+sample_infohashes to that node; its samples, num and interval), BEP 44's
+`put_immutable TEXT`, `get_immutable HEX`, `put_mutable SEED PUBLIC SALT
+TEXT` (hex seed and public key; salt `-` for none) and `get_mutable PUBLIC
+SALT`, `quit`.
 
 Everything stays on loopback: the built-in routers are replaced by the
 given bootstrap nodes, and LSD, UPnP, NAT-PMP and the default plugins
@@ -16,6 +19,7 @@ given bootstrap nodes, and LSD, UPnP, NAT-PMP and the default plugins
 are lifted, because on loopback every node of the test is "close".
 """
 
+import hashlib
 import json
 import sys
 import tempfile
@@ -27,6 +31,18 @@ import libtorrent as lt
 
 # dht_state() is deprecated in 2.0 but still the way to read our node id.
 warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+def text_of(item):
+    """An item's value as text: libtorrent gives a string entry as bytes or
+    str depending on the binding's version."""
+    if isinstance(item, bytes):
+        return item.decode(errors="replace")
+    if isinstance(item, str):
+        return item
+    if isinstance(item, dict) and "value" in item:
+        return text_of(item["value"])
+    return repr(item)
 
 
 def out(obj):
@@ -146,6 +162,59 @@ def main():
                 return None
 
             answer = first(samples_from, 20)
+            out(answer if answer is not None else {"timeout": True})
+        elif cmd == "put_immutable":
+            target = ses.dht_put_immutable_item(words[1].encode())
+
+            def put_done(a):
+                if isinstance(a, lt.dht_put_alert) and str(a.target) == str(target):
+                    return {"target": str(target), "num_success": a.num_success}
+                return None
+
+            answer = first(put_done, 30)
+            out(answer if answer is not None else {"timeout": True})
+        elif cmd == "get_immutable":
+            target = lt.sha1_hash(bytes.fromhex(words[1]))
+            ses.dht_get_immutable_item(target)
+
+            def item_of(a):
+                if isinstance(a, lt.dht_immutable_item_alert) and a.target == target:
+                    item = a.item
+                    return {"value": text_of(item)}
+                return None
+
+            answer = first(item_of, 30)
+            out(answer if answer is not None else {"timeout": True})
+        elif cmd == "put_mutable":
+            seed, public = bytes.fromhex(words[1]), bytes.fromhex(words[2])
+            salt = "" if words[3] == "-" else words[3]
+            # libtorrent's secret key is the expanded form of the seed
+            # (RFC 8032: SHA-512, clamped), as BEP 44's vectors show it.
+            secret = bytearray(hashlib.sha512(seed).digest())
+            secret[0] &= 248
+            secret[31] &= 63
+            secret[31] |= 64
+            ses.dht_put_mutable_item(bytes(secret), public, words[4], salt)
+
+            def put_done(a):
+                if isinstance(a, lt.dht_put_alert) and bytes(a.public_key) == public:
+                    return {"num_success": a.num_success, "seq": a.seq}
+                return None
+
+            answer = first(put_done, 30)
+            out(answer if answer is not None else {"timeout": True})
+        elif cmd == "get_mutable":
+            public = bytes.fromhex(words[1])
+            salt = "" if words[2] == "-" else words[2]
+            ses.dht_get_mutable_item(public, salt)
+
+            def item_of(a):
+                if isinstance(a, lt.dht_mutable_item_alert) and bytes(a.key) == public and a.authoritative:
+                    item = a.item
+                    return {"value": text_of(item), "seq": a.seq}
+                return None
+
+            answer = first(item_of, 30)
             out(answer if answer is not None else {"timeout": True})
         elif cmd == "quit":
             break
