@@ -120,3 +120,16 @@ fn many_nodes_on_one_runtime_all_find_the_announce() {
         "{stdout}"
     );
 }
+
+#[test]
+fn signed_record_publishes_updates_and_resolves_the_latest() {
+    let mut cmd = example("signed_record");
+    cmd.args(["--record", "v=2;addr=127.0.0.1", "--first-ip", "127.0.90.1"]);
+    let out = run_bounded(cmd, Duration::from_secs(60));
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("resolved seq 2: v=2;addr=127.0.0.1"),
+        "{stdout}"
+    );
+}

@@ -28,7 +28,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// The targets of `fuzz/Cargo.toml`.
-const TARGETS: [&str; 2] = ["decode_datagram", "classify_datagram"];
+const TARGETS: [&str; 3] = ["decode_datagram", "classify_datagram", "put_item"];
 /// Fuzzing time for all targets together.
 const FUZZ_TOTAL: Duration = Duration::from_secs(60);
 /// The longest the fuzz build may take.

@@ -95,6 +95,76 @@ fn decoding_allocates_nothing() {
     assert_eq!(n, 0, "get_peers response decode allocated");
 }
 
+/// Malformed BEP 44 puts are decode errors that keep the transaction id
+/// (so the node answers 203), allocating nothing; a `v` of any bencoded
+/// type is taken verbatim.
+#[test]
+fn malformed_puts_are_plain_errors() {
+    let put = |args: &str| {
+        format!("d1:ad2:id20:aaaaaaaaaaaaaaaaaaaa{args}e1:q3:put1:t2:pt1:y1:qe").into_bytes()
+    };
+    let key = format!("1:k32:{}", "k".repeat(32));
+    let sig = format!("3:sig64:{}", "s".repeat(64));
+    let cases: Vec<(&str, Vec<u8>, ParseErrorKind)> = vec![
+        ("no v", put("5:token2:tk"), ParseErrorKind::MissingKey("v")),
+        (
+            "no token",
+            put("1:v2:hi"),
+            ParseErrorKind::MissingKey("token"),
+        ),
+        (
+            "a 31-byte key",
+            put(&format!(
+                "1:k31:{}3:seqi1e{sig}5:token2:tk1:v2:hi",
+                "k".repeat(31)
+            )),
+            ParseErrorKind::BadLength { key: "k", len: 31 },
+        ),
+        (
+            "a 63-byte signature",
+            put(&format!(
+                "{key}3:seqi1e3:sig63:{}5:token2:tk1:v2:hi",
+                "s".repeat(63)
+            )),
+            ParseErrorKind::BadLength {
+                key: "sig",
+                len: 63,
+            },
+        ),
+        (
+            "a key without seq",
+            put(&format!("{key}{sig}5:token2:tk1:v2:hi")),
+            ParseErrorKind::MissingKey("seq"),
+        ),
+        (
+            "a key without sig",
+            put(&format!("{key}3:seqi1e5:token2:tk1:v2:hi")),
+            ParseErrorKind::MissingKey("sig"),
+        ),
+    ];
+    for (name, input, expected) in cases {
+        let (result, n) = allocations(|| {
+            Message::decode(&input)
+                .map(|_| ())
+                .map_err(|e| (e.kind, e.transaction_id))
+        });
+        let (kind, tid) = result.expect_err(name);
+        assert_eq!(kind, expected, "{name}");
+        assert_eq!(tid, Some(&b"pt"[..]), "{name}: the id is kept for the 203");
+        assert_eq!(n, 0, "{name}: allocated");
+    }
+    let list_value = put("5:token2:tk1:vli1ei2ee");
+    let m = Message::decode(&list_value).unwrap();
+    let Body::Query {
+        query: Query::Put(p),
+        ..
+    } = m.body
+    else {
+        panic!()
+    };
+    assert_eq!(p.value, b"li1ei2ee");
+}
+
 #[test]
 fn the_known_killers_are_plain_errors() {
     let mut deep = vec![b'l'; 32_000];

@@ -195,7 +195,11 @@ async fn libtorrent_and_dhtd_put_and_get_each_others_items() {
     });
     assert!(put, "libtorrent stored its immutable item");
     let target = dhtd_protocol::item::immutable_target(b"15:from-libtorrent");
-    assert_eq!(their_target, target.to_string(), "the same target: SHA-1 of the bencoded value");
+    assert_eq!(
+        their_target,
+        target.to_string(),
+        "the same target: SHA-1 of the bencoded value"
+    );
     let got = dhtd.get_immutable(target).await.unwrap();
     assert_eq!(got.as_deref(), Some(&b"from-libtorrent"[..]));
 
@@ -205,18 +209,32 @@ async fn libtorrent_and_dhtd_put_and_get_each_others_items() {
     assert_eq!(answer["value"], "from-dhtd", "{answer}");
 
     let key = dhtd::SigningKey::from_seed([8; 32]);
-    let put = dhtd.put_mutable(&key, b"mutable-from-dhtd", 3, b"s", None).await.unwrap();
+    let put = dhtd
+        .put_mutable(&key, b"mutable-from-dhtd", 3, b"s", None)
+        .await
+        .unwrap();
     assert!(put.accepted > 0);
     let answer = lt.ask(&format!("get_mutable {} s", hex(&key.public_key())), wait);
-    assert_eq!((answer["value"].as_str(), answer["seq"].as_i64()), (Some("mutable-from-dhtd"), Some(3)), "{answer}");
+    assert_eq!(
+        (answer["value"].as_str(), answer["seq"].as_i64()),
+        (Some("mutable-from-dhtd"), Some(3)),
+        "{answer}"
+    );
 
     let seed = [9u8; 32];
     let theirs = dhtd::SigningKey::from_seed(seed);
     let answer = lt.ask(
-        &format!("put_mutable {} {} t mutable-from-libtorrent", hex(&seed), hex(&theirs.public_key())),
+        &format!(
+            "put_mutable {} {} t mutable-from-libtorrent",
+            hex(&seed),
+            hex(&theirs.public_key())
+        ),
         wait,
     );
-    assert!(answer["num_success"].as_u64().is_some_and(|n| n > 0), "{answer}");
+    assert!(
+        answer["num_success"].as_u64().is_some_and(|n| n > 0),
+        "{answer}"
+    );
     let got = dhtd
         .get_mutable(&theirs.public_key(), b"t", None)
         .await

@@ -86,7 +86,11 @@ async fn mainline_and_dhtd_put_and_get_each_others_items() {
     let mut node = MainlineNode::start(dhtd_tests::node_ip(730), swarm.nodes[0].local_addr());
     let dhtd_addrs: Vec<SocketAddr> = swarm.nodes.iter().map(|n| n.local_addr()).collect();
     let joined = dhtd_tests::poll_until(std::time::Duration::from_secs(30), || {
-        node.table().iter().filter(|a| dhtd_addrs.contains(a)).count() >= 4
+        node.table()
+            .iter()
+            .filter(|a| dhtd_addrs.contains(a))
+            .count()
+            >= 4
     });
     assert!(joined, "the mainline node knows the swarm");
     let blocking = |f: &mut dyn FnMut()| tokio::task::block_in_place(f);
@@ -107,7 +111,12 @@ async fn mainline_and_dhtd_put_and_get_each_others_items() {
 
     // Mutable with a salt, mainline to dhtd; then dhtd updates it.
     let seed = [5u8; 32];
-    let item = MutableItem::new(ed25519_dalek::SigningKey::from_bytes(&seed), b"v1", 1, Some(b"salt"));
+    let item = MutableItem::new(
+        ed25519_dalek::SigningKey::from_bytes(&seed),
+        b"v1",
+        1,
+        Some(b"salt"),
+    );
     blocking(&mut || {
         node.dht.put_mutable(item.clone(), None).unwrap();
     });
@@ -117,11 +126,21 @@ async fn mainline_and_dhtd_put_and_get_each_others_items() {
         .await
         .unwrap()
         .expect("dhtd finds the crate's item");
-    assert_eq!((got.value(), got.mutable.as_ref().map(|m| m.seq)), (&b"v1"[..], Some(1)));
-    let update = dhtd.put_mutable(&key, b"v2", 2, b"salt", Some(1)).await.unwrap();
+    assert_eq!(
+        (got.value(), got.mutable.as_ref().map(|m| m.seq)),
+        (&b"v1"[..], Some(1))
+    );
+    let update = dhtd
+        .put_mutable(&key, b"v2", 2, b"salt", Some(1))
+        .await
+        .unwrap();
     assert!(update.accepted > 0, "{update:?}");
     let mut latest = None;
-    blocking(&mut || latest = node.dht.get_mutable_most_recent(&key.public_key(), Some(b"salt")));
+    blocking(&mut || {
+        latest = node
+            .dht
+            .get_mutable_most_recent(&key.public_key(), Some(b"salt"))
+    });
     let latest = latest.expect("the crate finds dhtd's update");
     assert_eq!((latest.value(), latest.seq()), (&b"v2"[..], 2));
 }
