@@ -9,6 +9,7 @@ use std::sync::Arc;
 use dhtd_protocol::NodeId;
 use parking_lot::Mutex;
 
+pub use dhtd_protocol::item::ItemStoreConfig;
 pub use dhtd_protocol::lookup::LookupConfig;
 pub use dhtd_protocol::node::{BootstrapConfig, LookupLimits, NodeConfig, RateLimits};
 pub use dhtd_protocol::rate_limit::Rate;

@@ -33,6 +33,7 @@ const ALLOWED: &[&str] = &[
     "dhtd_protocol::token::TokenConfig",
     "dhtd_protocol::transactions::TransactionConfig",
     "dhtd_protocol::rate_limit::Rate",
+    "dhtd_protocol::item::ItemStoreConfig",
     // Label values of exported metrics, which are a public contract anyway.
     "dhtd_protocol::telemetry::labels::Warning",
     "dhtd_protocol::telemetry::labels::NotSent",

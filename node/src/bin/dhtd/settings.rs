@@ -57,6 +57,12 @@ pub(crate) struct NodeArgs {
     /// Cap on info hashes stored for others.
     #[arg(long, env = "DHTD_MAX_INFO_HASHES", value_name = "N")]
     pub(crate) max_info_hashes: Option<usize>,
+    /// Cap on BEP 44 items stored for others.
+    #[arg(long, env = "DHTD_MAX_ITEMS", value_name = "N")]
+    pub(crate) max_items: Option<usize>,
+    /// Cap on the bytes of BEP 44 values stored for others.
+    #[arg(long, env = "DHTD_MAX_ITEM_BYTES", value_name = "BYTES")]
+    pub(crate) max_item_bytes: Option<usize>,
     /// Cap on peers stored per info hash.
     #[arg(long, env = "DHTD_MAX_PEERS_PER_INFO_HASH", value_name = "N")]
     pub(crate) max_peers_per_info_hash: Option<usize>,
@@ -116,6 +122,8 @@ pub(crate) struct FileSettings {
     read_only: Option<bool>,
     node_id: Option<String>,
     max_info_hashes: Option<usize>,
+    max_items: Option<usize>,
+    max_item_bytes: Option<usize>,
     max_peers_per_info_hash: Option<usize>,
     max_ports_per_ip: Option<usize>,
     max_announces_per_ip: Option<usize>,
@@ -340,6 +348,21 @@ pub(crate) fn resolve_with(
     if let Some(n) = args.max_info_hashes.or(file.max_info_hashes) {
         config.dht.store.max_info_hashes = at_least_one("max_info_hashes", n)?;
     }
+    if let Some(n) = args.max_items.or(file.max_items) {
+        config.dht.items.max_items = at_least_one("max_items", n)?;
+    }
+    if let Some(n) = args.max_item_bytes.or(file.max_item_bytes) {
+        if n < dhtd::MAX_VALUE_LEN {
+            return Err(SettingsError::Value {
+                key: "max_item_bytes",
+                message: format!(
+                    "must hold one value of {} bytes at least, not {n}",
+                    dhtd::MAX_VALUE_LEN
+                ),
+            });
+        }
+        config.dht.items.max_bytes = n;
+    }
     if let Some(n) = args
         .max_peers_per_info_hash
         .or(file.max_peers_per_info_hash)
@@ -535,5 +558,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("max_info_hashes:"), "{e}");
+        let file = parse_file("max_item_bytes = 10\nmax_items = 5\n").unwrap();
+        let e = resolve_with(&args(None), file, Defaults::TOOL)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("max_item_bytes:"), "{e}");
+        let file = parse_file("max_items = 5\n").unwrap();
+        let s = resolve_with(&args(None), file, Defaults::TOOL).unwrap();
+        assert_eq!(s.config.dht.items.max_items, 5);
     }
 }
