@@ -770,6 +770,33 @@ mod tests {
         assert!(asked.iter().all(|n| closest[..crate::K].contains(n)));
     }
 
+    /// A query the pacer holds back (the spacing rule) times out from when
+    /// it goes out: a lookup right after another of the same target does
+    /// not end at once with every node counted failed.
+    #[test]
+    fn a_delayed_query_times_out_from_when_it_is_sent() {
+        let t0 = crate::test_epoch();
+        let mut rng = StdRng::seed_from_u64(3);
+        let seed = node(NodeId::random(&mut rng), 1);
+        let mut l = lookup(t0, &mut rng, vec![seed], LookupConfig::default());
+        assert_eq!(l.poll(t0), LookupStep::Query(seed));
+        let sent_at = t0 + Duration::from_millis(900);
+        l.delayed(&seed.id, sent_at);
+        // Past the timeout counted from the ask, within the one counted
+        // from the send: still waiting on it.
+        let check = t0 + Duration::from_millis(2500);
+        assert_ne!(l.poll(check), LookupStep::Finished);
+        l.on_response(&seed.id, &seed.id, [], [], None);
+        assert_eq!(l.poll(check), LookupStep::Finished);
+        assert_eq!(l.outcome().responses, 1);
+        // Without the delay the same lookup fails the node at that time.
+        let mut rng = StdRng::seed_from_u64(3);
+        let mut plain = lookup(t0, &mut rng, vec![seed], LookupConfig::default());
+        assert_eq!(plain.poll(t0), LookupStep::Query(seed));
+        assert_eq!(plain.poll(check), LookupStep::Finished);
+        assert_eq!(plain.outcome().responses, 0);
+    }
+
     #[test]
     fn keeps_alpha_in_flight_and_times_out_slow_nodes() {
         let t0 = crate::test_epoch();

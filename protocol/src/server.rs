@@ -49,7 +49,8 @@ pub enum Needs {
         seq: Option<i64>,
     },
     /// A token check, the BEP 44 checks and a store (`put`).
-    Put(PutRequest),
+    /// Boxed: every inbound query carries a `Needs`, and a put is rare.
+    Put(Box<PutRequest>),
     /// A sample of the stored info hashes and the closest nodes (BEP 51
     /// `sample_infohashes`).
     Samples(NodeId),
@@ -99,7 +100,7 @@ pub fn needs(query: &Query<'_>, datagram: &Bytes) -> Needs {
             target: *target,
             seq: *seq,
         },
-        Query::Put(p) => Needs::Put(PutRequest {
+        Query::Put(p) => Needs::Put(Box::new(PutRequest {
             item: Item {
                 value: datagram.slice_ref(p.value),
                 signed: p.signed.map(|s| Signed {
@@ -111,7 +112,7 @@ pub fn needs(query: &Query<'_>, datagram: &Bytes) -> Needs {
             },
             cas: p.cas,
             token: datagram.slice_ref(p.token),
-        }),
+        })),
         Query::Unknown {
             target, info_hash, ..
         } => match (target, info_hash) {
@@ -327,6 +328,17 @@ mod tests {
             id: NodeId([i; 20]),
             addr: addr.parse().unwrap(),
         }
+    }
+
+    /// Every inbound query carries its `Needs` through the serving path's
+    /// queues: the rare, large ones are boxed to keep it small.
+    #[test]
+    fn needs_stays_small() {
+        assert!(
+            std::mem::size_of::<Needs>() <= 64,
+            "{}",
+            std::mem::size_of::<Needs>()
+        );
     }
 
     #[test]

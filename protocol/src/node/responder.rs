@@ -548,7 +548,7 @@ mod tests {
             code(&ask(
                 r,
                 t0,
-                query(from, Needs::Put(PutRequest { item, cas, token })),
+                query(from, Needs::Put(Box::new(PutRequest { item, cas, token }))),
             ))
         };
         assert_eq!(
