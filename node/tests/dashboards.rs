@@ -146,6 +146,30 @@ fn every_dashboard_and_alert_expression_reads_exported_metrics_through_a_real_pr
         .output()
         .unwrap();
     assert!(check.status.success(), "{}", text(&check.stdout));
+    // Every rule fires on the series that should fire it, and only on
+    // those (alerts_test.yml); no rule goes untested.
+    let unit = Command::new(&promtool)
+        .args(["test", "rules", "alerts_test.yml"])
+        .current_dir(dashboards_dir())
+        .output()
+        .unwrap();
+    assert!(
+        unit.status.success(),
+        "{}{}",
+        text(&unit.stdout),
+        text(&unit.stderr)
+    );
+    let names = |file: &str, key: &str| -> std::collections::BTreeSet<String> {
+        std::fs::read_to_string(dashboards_dir().join(file))
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.trim().trim_start_matches("- ").strip_prefix(key))
+            .map(|n| n.trim().to_owned())
+            .collect()
+    };
+    let rules_named = names("alerts.yml", "alert:");
+    assert_eq!(rules_named.len(), 9, "{rules_named:?}");
+    assert_eq!(rules_named, names("alerts_test.yml", "alertname:"), "every rule has a test");
     let check = Command::new(&promtool)
         .args(["check", "config", "--syntax-only"])
         .arg(dashboards_dir().join("prometheus.yml"))
