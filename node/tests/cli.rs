@@ -852,3 +852,66 @@ fn three_daemons_each_bootstrapping_from_the_one_before_know_each_other() {
         assert_eq!(p.terminate(), Some(0));
     }
 }
+
+#[test]
+fn man_pages_and_completions_come_from_the_command_definitions() {
+    let home = scratch("man");
+    let pages = home.join("man");
+    let out = run({
+        let mut c = dhtd(&home);
+        c.arg("man").arg("--out").arg(&pages);
+        c
+    });
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // Every command that --help lists has its page.
+    let help = text(
+        &run({
+            let mut c = dhtd(&home);
+            c.arg("--help");
+            c
+        })
+        .stdout,
+    );
+    let commands: Vec<&str> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert!(commands.len() >= 15, "{commands:?}");
+    // roff writes a hyphen as `\-`.
+    let main = std::fs::read_to_string(pages.join("dhtd.1"))
+        .unwrap()
+        .replace("\\-", "-");
+    assert!(main.contains(".TH dhtd"), "{main}");
+    for command in &commands {
+        assert!(main.contains(command), "dhtd.1 names {command}");
+        let page = pages.join(format!("dhtd-{command}.1"));
+        assert!(page.exists(), "no page for {command}");
+    }
+    for shell in ["bash", "zsh", "fish"] {
+        let out = run({
+            let mut c = dhtd(&home);
+            c.args(["completions", shell]);
+            c
+        });
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let script = text(&out.stdout);
+        assert!(
+            commands.iter().all(|c| script.contains(c)),
+            "{shell} completes every command"
+        );
+    }
+    let out = run({
+        let mut c = dhtd(&home);
+        c.args(["completions", "tcsh"]);
+        c
+    });
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
+}

@@ -169,7 +169,11 @@ fn every_dashboard_and_alert_expression_reads_exported_metrics_through_a_real_pr
     };
     let rules_named = names("alerts.yml", "alert:");
     assert_eq!(rules_named.len(), 9, "{rules_named:?}");
-    assert_eq!(rules_named, names("alerts_test.yml", "alertname:"), "every rule has a test");
+    assert_eq!(
+        rules_named,
+        names("alerts_test.yml", "alertname:"),
+        "every rule has a test"
+    );
     let check = Command::new(&promtool)
         .args(["check", "config", "--syntax-only"])
         .arg(dashboards_dir().join("prometheus.yml"))

@@ -180,6 +180,17 @@ enum Command {
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// Write the man pages (dhtd(1) and one per command) into a directory.
+    Man {
+        /// Where; created if missing.
+        #[arg(long, default_value = ".")]
+        out: std::path::PathBuf,
+    },
+    /// Print the shell completions for bash, zsh, fish, elvish or powershell.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Print a raw KRPC datagram as JSON.
     Decode {
         /// The datagram's file; `-` or nothing for standard input.
@@ -211,6 +222,16 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+}
+
+/// `dhtd man`: dhtd.1 and dhtd-COMMAND.1, from the clap definitions.
+fn man_pages(out: &std::path::Path) -> Result<(), Failure> {
+    let failed = |e: std::io::Error| Failure::Failed(format!("{}: {e}", out.display()));
+    std::fs::create_dir_all(out).map_err(failed)?;
+    let cli = <Cli as clap::CommandFactory>::command();
+    clap_mangen::generate_to(cli, out).map_err(failed)?;
+    eprintln!("man pages written to {}", out.display());
+    Ok(())
 }
 
 /// `90s`, `15m`, `2h`, `1d`, or plain seconds.
@@ -359,6 +380,13 @@ fn main() -> ExitCode {
                 metrics_listen,
             } => control::add_node(&metrics_listen, &addr),
             Command::Decode { file } => decode::decode(file.as_deref()),
+            Command::Man { out } => man_pages(&out),
+            Command::Completions { shell } => {
+                // Generated from the same definitions as --help: never drifts.
+                let mut cli = <Cli as clap::CommandFactory>::command();
+                clap_complete::generate(shell, &mut cli, "dhtd", &mut std::io::stdout());
+                Ok(())
+            }
             Command::Load(args) => load::load(args),
             Command::Echo { listen } => load::echo(listen),
             Command::Sim(args) => sim::sim(args),
