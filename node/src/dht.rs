@@ -8,7 +8,7 @@ use std::time::Duration;
 use dhtd_actors::{In, NodeState};
 use dhtd_protocol::lookup::LookupKind;
 use dhtd_protocol::node::{
-    AnnounceSpec, Asker, LookupsInput, OutQuery, OutboundQuery, RateLimiterInput, Requester,
+    AnnounceSpec, Asker, LookupsInput, OutQuery, OutboundQuery, RateLimiterInput, Reply, Requester,
     StartLookup, SupervisorInput,
 };
 use tokio::sync::watch;
@@ -205,27 +205,18 @@ impl Dht {
         &self.inner.node
     }
 
-    fn lookup(
+    /// Starts a lookup for this caller; `configure` sets what it does
+    /// besides searching (announce, scrape, a BEP 44 item).
+    pub(crate) fn start_lookup(
         &self,
         target: NodeId,
         kind: LookupKind,
-        announce: Option<AnnounceSpec>,
-    ) -> PeerStream {
-        self.lookup_with(target, kind, announce, false)
-    }
-
-    fn lookup_with(
-        &self,
-        target: NodeId,
-        kind: LookupKind,
-        announce: Option<AnnounceSpec>,
-        scrape: bool,
+        configure: impl FnOnce(&mut StartLookup),
     ) -> PeerStream {
         let node = self.node();
         let (caller, rx) = node.api.register_lookup();
         let mut start = StartLookup::new(target, kind, Requester::Caller(caller));
-        start.announce = announce;
-        start.scrape = scrape;
+        configure(&mut start);
         // `do_send`, not `try_send`: a burst of API calls must not be
         // dropped (the pool bounds how many run). If the node is gone, the
         // request is dropped and the stream ends at once.
@@ -257,7 +248,7 @@ impl Dht {
     /// # Ok(()) }
     /// ```
     pub fn get_peers(&self, info_hash: InfoHash) -> PeerStream {
-        self.lookup(NodeId::from(info_hash), LookupKind::GetPeers, None)
+        self.start_lookup(NodeId::from(info_hash), LookupKind::GetPeers, |_| {})
     }
 
     /// Looks up `info_hash` and announces us to the k closest nodes that gave
@@ -288,13 +279,24 @@ impl Dht {
         info_hash: InfoHash,
         port: PortChoice,
     ) -> Result<AnnounceReport, Error> {
-        let mut stream = self.lookup(
-            NodeId::from(info_hash),
-            LookupKind::GetPeers,
-            Some(port.spec()),
-        );
-        let summary = Self::ended(stream.finish().await)?;
-        match summary.announce {
+        self.announce_as(info_hash, port.spec()).await
+    }
+
+    async fn announce_as(
+        &self,
+        info_hash: InfoHash,
+        spec: AnnounceSpec,
+    ) -> Result<AnnounceReport, Error> {
+        let mut stream = self.start_lookup(NodeId::from(info_hash), LookupKind::GetPeers, |s| {
+            s.announce = Some(spec);
+        });
+        Self::stored(stream.finish().await)
+    }
+
+    /// What a lookup that stores at the closest nodes (an announce, a BEP
+    /// 44 put) reports, or [`Error::NoNodeReached`] if it tried none.
+    pub(crate) fn stored(summary: Option<LookupSummary>) -> Result<AnnounceReport, Error> {
+        match Self::ended(summary)?.announce {
             Some(report) if report.tried > 0 => Ok(report),
             _ => Err(Error::NoNodeReached),
         }
@@ -309,12 +311,7 @@ impl Dht {
     ) -> Result<AnnounceReport, Error> {
         let mut spec = port.spec();
         spec.seed = true;
-        let mut stream = self.lookup(NodeId::from(info_hash), LookupKind::GetPeers, Some(spec));
-        let summary = Self::ended(stream.finish().await)?;
-        match summary.announce {
-            Some(report) if report.tried > 0 => Ok(report),
-            _ => Err(Error::NoNodeReached),
-        }
+        self.announce_as(info_hash, spec).await
     }
 
     /// Estimates the swarm of `info_hash` without joining it: a lookup
@@ -339,7 +336,9 @@ impl Dht {
     /// # Ok(()) }
     /// ```
     pub fn scrape(&self, info_hash: InfoHash) -> PeerStream {
-        self.lookup_with(NodeId::from(info_hash), LookupKind::GetPeers, None, true)
+        self.start_lookup(NodeId::from(info_hash), LookupKind::GetPeers, |s| {
+            s.scrape = true;
+        })
     }
 
     /// A finished lookup's summary, or why there is none.
@@ -412,11 +411,8 @@ impl Dht {
     /// # Ok(()) }
     /// ```
     pub async fn find_node(&self, target: NodeId) -> Result<LookupSummary, Error> {
-        let summary = Self::ended(
-            self.lookup(target, LookupKind::FindNode, None)
-                .finish()
-                .await,
-        )?;
+        let mut stream = self.start_lookup(target, LookupKind::FindNode, |_| {});
+        let summary = Self::ended(stream.finish().await)?;
         if summary.responses == 0 {
             return Err(Error::NoNodeReached);
         }
@@ -437,6 +433,21 @@ impl Dht {
     /// # Ok(()) }
     /// ```
     pub async fn ping(&self, addr: SocketAddr) -> Result<Pong, Error> {
+        let (reply, rtt) = self.ask(addr, OutQuery::Ping).await?;
+        Ok(Pong {
+            id: reply.id,
+            version: reply.version,
+            rtt,
+        })
+    }
+
+    /// Sends one query to one node and waits for its answer (or why there
+    /// is none), with the round-trip time.
+    pub(crate) async fn ask(
+        &self,
+        addr: SocketAddr,
+        query: OutQuery,
+    ) -> Result<(Reply, Duration), Error> {
         let node = self.node();
         if node.is_stopping() {
             return Err(Error::Shutdown);
@@ -445,7 +456,7 @@ impl Dht {
         let query = OutboundQuery {
             to: addr,
             node: None,
-            query: OutQuery::Ping,
+            query,
             asker: Asker::Api(tag),
         };
         node.actors
@@ -456,11 +467,7 @@ impl Dht {
             .map_err(|_| Error::Shutdown)?;
         let done = rx.await.map_err(|_| Error::Shutdown)?;
         let reply = done.result.map_err(Error::of)?;
-        Ok(Pong {
-            id: reply.id,
-            version: reply.version,
-            rtt: done.rtt.unwrap_or_default(),
-        })
+        Ok((reply, done.rtt.unwrap_or_default()))
     }
 
     /// Adds a node, as rTorrent's `dht_add_node`: for nodes typed by hand,

@@ -6,10 +6,9 @@
 
 use std::sync::Arc;
 
-use dhtd_actors::In;
 use dhtd_protocol::item as core;
 use dhtd_protocol::lookup::LookupKind;
-use dhtd_protocol::node::{ItemLookup, LookupsInput, PutItem, Requester, StartLookup};
+use dhtd_protocol::node::{ItemLookup, PutItem};
 use ed25519_dalek::Signer;
 
 use crate::{Dht, Error, LookupEvent, NodeId, PeerStream};
@@ -134,17 +133,7 @@ pub struct PutReport {
 
 impl Dht {
     fn item_lookup(&self, target: NodeId, item: ItemLookup) -> PeerStream {
-        let node = self.node();
-        let (caller, rx) = node.api.register_lookup();
-        let mut start = StartLookup::new(target, LookupKind::GetPeers, Requester::Caller(caller));
-        start.item = Some(item);
-        if !node.is_stopping() {
-            node.actors
-                .shells
-                .lookups
-                .do_send(In(LookupsInput::Start(start)));
-        }
-        PeerStream::new(rx)
+        self.start_lookup(target, LookupKind::GetPeers, |s| s.item = Some(item))
     }
 
     async fn put(&self, item: core::Item, cas: Option<i64>) -> Result<PutReport, Error> {
@@ -159,15 +148,12 @@ impl Dht {
         let target = item.target();
         let put = Arc::new(PutItem { item, cas });
         let mut stream = self.item_lookup(target, ItemLookup::Put(put));
-        let summary = stream.finish().await.ok_or(Error::Shutdown)?;
-        match summary.announce {
-            Some(r) if r.tried > 0 => Ok(PutReport {
-                target,
-                tried: r.tried,
-                accepted: r.accepted,
-            }),
-            _ => Err(Error::NoNodeReached),
-        }
+        let report = Self::stored(stream.finish().await)?;
+        Ok(PutReport {
+            target,
+            tried: report.tried,
+            accepted: report.accepted,
+        })
     }
 
     /// Stores `value` as an immutable item (BEP 44) at the closest nodes;

@@ -4,8 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use dhtd_actors::In;
-use dhtd_protocol::node::{Asker, OutQuery, OutboundQuery, RateLimiterInput};
+use dhtd_protocol::node::OutQuery;
 
 use crate::{Dht, Error, InfoHash, NodeId, NodeInfo};
 
@@ -52,25 +51,7 @@ impl Dht {
         addr: SocketAddr,
         target: NodeId,
     ) -> Result<Samples, Error> {
-        let node = self.node();
-        if node.is_stopping() {
-            return Err(Error::Shutdown);
-        }
-        let (tag, rx) = node.api.register_pong();
-        let query = OutboundQuery {
-            to: addr,
-            node: None,
-            query: OutQuery::SampleInfohashes(target),
-            asker: Asker::Api(tag),
-        };
-        node.actors
-            .shells
-            .rate_limiter
-            .send(In(RateLimiterInput::Send(query)))
-            .await
-            .map_err(|_| Error::Shutdown)?;
-        let done = rx.await.map_err(|_| Error::Shutdown)?;
-        let reply = done.result.map_err(Error::of)?;
+        let (reply, _) = self.ask(addr, OutQuery::SampleInfohashes(target)).await?;
         let sampled = reply.samples.ok_or(Error::Unsupported)?;
         Ok(Samples {
             id: reply.id,

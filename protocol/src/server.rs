@@ -27,16 +27,14 @@ pub enum Needs {
     /// The nodes closest to a target (`find_node`, and unknown methods with a
     /// `target` or `info_hash`, answered like `find_node` as libtorrent does).
     Nodes(NodeId),
-    /// Stored peers, the closest nodes and a token (`get_peers`).
-    Peers(InfoHash),
-    /// The same, with BEP 33's options: the seed and peer bloom filters
-    /// (`scrape`), non-seeds first in `values` (`noseed`).
-    PeersScraped {
+    /// Stored peers, the closest nodes and a token (`get_peers`), with BEP
+    /// 33's options.
+    Peers {
         /// The torrent.
         info_hash: InfoHash,
-        /// Add `BFsd` and `BFpe`.
+        /// Add the seed and peer bloom filters, `BFsd` and `BFpe`.
         scrape: bool,
-        /// Non-seeds first.
+        /// Non-seeds first in `values`.
         noseed: bool,
     },
     /// The item at a target (if stored, and newer than `seq` when given),
@@ -60,6 +58,17 @@ pub enum Needs {
     MethodUnknown,
 }
 
+impl Needs {
+    /// A plain `get_peers`.
+    pub fn peers(info_hash: InfoHash) -> Needs {
+        Needs::Peers {
+            info_hash,
+            scrape: false,
+            noseed: false,
+        }
+    }
+}
+
 /// What `query` needs in order to be answered. `datagram` is the buffer
 /// `query` was decoded from: the announce token is kept as a slice of it.
 pub fn needs(query: &Query<'_>, datagram: &Bytes) -> Needs {
@@ -68,16 +77,10 @@ pub fn needs(query: &Query<'_>, datagram: &Bytes) -> Needs {
         Query::FindNode { target, .. } => Needs::Nodes(*target),
         Query::GetPeers {
             info_hash,
-            scrape: false,
-            noseed: false,
-            ..
-        } => Needs::Peers(*info_hash),
-        Query::GetPeers {
-            info_hash,
             scrape,
             noseed,
             ..
-        } => Needs::PeersScraped {
+        } => Needs::Peers {
             info_hash: *info_hash,
             scrape: *scrape,
             noseed: *noseed,

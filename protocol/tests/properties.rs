@@ -138,18 +138,11 @@ proptest! {
                 }
                 let values = values.as_ref().map(|v| CompactPeers::encode_list(v.iter().copied(), &mut values_buf));
                 Body::Response(Response {
-                    id: NodeId(sender),
                     nodes: nodes.as_ref().map(|_| CompactNodes::v4(&nodes_buf).unwrap()),
                     nodes6: nodes6.as_ref().map(|_| CompactNodes::v6(&nodes6_buf).unwrap()),
                     values,
                     token: token.as_deref(),
-                    interval: None,
-                    num: None,
-                    samples: None,
-                    seeds_bloom: None,
-                    peers_bloom: None,
-                    value: None,
-                    signed: None,
+                    ..Response::bare(NodeId(sender))
                 })
             }
             Spec::Error(code, message) => Body::Error(KrpcError { code: ErrorCode::from_code(*code), message }),

@@ -18,28 +18,31 @@ fn installed() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// A libtorrent node at `ip`, bootstrapping from `bootstrap` only.
+fn libtorrent_at(ip: std::net::IpAddr, bootstrap: std::net::SocketAddr) -> ScriptNode {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/libtorrent_node.py");
+    ScriptNode::start(
+        PYTHON,
+        &[
+            script.display().to_string(),
+            ip.to_string(),
+            bootstrap.to_string(),
+        ],
+        ip,
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn libtorrent_and_dhtd_serve_each_other() {
     if !super::available("python3-libtorrent", installed()) {
         return;
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/libtorrent_node.py");
     super::check_client(
         "libtorrent",
         71,
         700,
         super::Queriers::Writable,
-        |ip, bootstrap| {
-            Box::new(ScriptNode::start(
-                PYTHON,
-                &[
-                    script.display().to_string(),
-                    ip.to_string(),
-                    bootstrap.to_string(),
-                ],
-                ip,
-            ))
-        },
+        |ip, bootstrap| Box::new(libtorrent_at(ip, bootstrap)),
     )
     .await;
 }
@@ -52,17 +55,7 @@ async fn libtorrent_and_dhtd_sample_each_others_info_hashes() {
         return;
     }
     let swarm = dhtd_tests::start_swarm(6, 72, |_, _| {}).await;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/libtorrent_node.py");
-    let ip = dhtd_tests::node_ip(710);
-    let mut lt = ScriptNode::start(
-        PYTHON,
-        &[
-            script.display().to_string(),
-            ip.to_string(),
-            swarm.nodes[0].local_addr().to_string(),
-        ],
-        ip,
-    );
+    let mut lt = libtorrent_at(dhtd_tests::node_ip(710), swarm.nodes[0].local_addr());
     // An info hash equal to libtorrent's id: it is the closest node, so
     // the announce reaches it once it is in the swarm's tables.
     let closest_to_lt = dhtd::InfoHash(lt.id.0);
@@ -124,17 +117,7 @@ async fn libtorrent_counts_dhtd_seeds_in_its_scrape_filters() {
         .unwrap()
     };
     let a = start(740, &[]);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/libtorrent_node.py");
-    let ip = dhtd_tests::node_ip(741);
-    let lt = ScriptNode::start(
-        PYTHON,
-        &[
-            script.display().to_string(),
-            ip.to_string(),
-            a.local_addr().to_string(),
-        ],
-        ip,
-    );
+    let lt = libtorrent_at(dhtd_tests::node_ip(741), a.local_addr());
     let b = start(742, &[lt.addr]);
     tokio::time::timeout(Duration::from_secs(30), b.wait_bootstrapped())
         .await
@@ -172,17 +155,7 @@ async fn libtorrent_and_dhtd_put_and_get_each_others_items() {
         return;
     }
     let swarm = dhtd_tests::start_swarm(8, 75, |_, _| {}).await;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/libtorrent_node.py");
-    let ip = dhtd_tests::node_ip(750);
-    let mut lt = ScriptNode::start(
-        PYTHON,
-        &[
-            script.display().to_string(),
-            ip.to_string(),
-            swarm.nodes[0].local_addr().to_string(),
-        ],
-        ip,
-    );
+    let mut lt = libtorrent_at(dhtd_tests::node_ip(750), swarm.nodes[0].local_addr());
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
     let dhtd = &swarm.nodes[5];
     let wait = Duration::from_secs(40);

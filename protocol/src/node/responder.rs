@@ -139,8 +139,7 @@ impl Responder {
                 };
                 server::encode_answer(&mut self.buf, &q.tid, self.own_id, q.from, answer);
             }
-            Needs::Peers(info_hash) => self.peers(now, q, info_hash, false, false),
-            Needs::PeersScraped {
+            Needs::Peers {
                 info_hash,
                 scrape,
                 noseed,
@@ -632,7 +631,7 @@ mod tests {
         for i in 0..200u8 {
             let from = format!("10.1.{i}.1:1");
             let seed = i % 4 == 0;
-            let token = token_from(&ask(&mut r, t0, query(&from, Needs::Peers(ih))));
+            let token = token_from(&ask(&mut r, t0, query(&from, Needs::peers(ih))));
             let Needs::Store(mut args) = announce(ih, 6881, false, token) else {
                 unreachable!()
             };
@@ -645,7 +644,7 @@ mod tests {
                 expected.1.insert(ip);
             }
         }
-        let scrape = |noseed| Needs::PeersScraped {
+        let scrape = |noseed| Needs::Peers {
             info_hash: ih,
             scrape: true,
             noseed,
@@ -677,7 +676,7 @@ mod tests {
                 != 0),
             "noseed: only non-seeds while they fill the reply"
         );
-        let other = Needs::PeersScraped {
+        let other = Needs::Peers {
             info_hash: InfoHash([5; 20]),
             scrape: true,
             noseed: false,
@@ -701,7 +700,7 @@ mod tests {
         for i in 0..100u8 {
             let ih = InfoHash([i; 20]);
             let from = format!("10.0.{i}.1:1");
-            let token = token_from(&ask(&mut r, t0, query(&from, Needs::Peers(ih))));
+            let token = token_from(&ask(&mut r, t0, query(&from, Needs::peers(ih))));
             ask(&mut r, t0, query(&from, announce(ih, 6881, false, token)));
             stored.insert(ih);
         }
@@ -750,7 +749,7 @@ mod tests {
         let t0 = crate::test_epoch();
         let mut r = responder(t0, &NodeConfig::default());
         let ih = InfoHash([3; 20]);
-        let get = ask(&mut r, t0, query("10.0.0.1:4000", Needs::Peers(ih)));
+        let get = ask(&mut r, t0, query("10.0.0.1:4000", Needs::peers(ih)));
         let token = token_from(&get);
         let forged = Bytes::from_static(b"forged!!");
         let m = ask(
@@ -777,7 +776,7 @@ mod tests {
             query("10.0.0.1:4000", announce(ih, 0, true, token.clone())),
         );
         assert_eq!(code(&m), None, "implied_port stores the source port");
-        let peers = ask(&mut r, t0, query("10.0.0.9:1", Needs::Peers(ih)));
+        let peers = ask(&mut r, t0, query("10.0.0.9:1", Needs::peers(ih)));
         let Body::Response(resp) = peers.body else {
             panic!()
         };
@@ -813,7 +812,7 @@ mod tests {
         assert_eq!(limits.get(StoreCap::InfoHashes), 50_000);
         for (i, expected) in [(1u8, None), (2, Some(202))] {
             let ih = InfoHash([i; 20]);
-            let token = token_from(&ask(&mut r, t0, query("10.0.0.1:1", Needs::Peers(ih))));
+            let token = token_from(&ask(&mut r, t0, query("10.0.0.1:1", Needs::peers(ih))));
             let m = ask(
                 &mut r,
                 t0,
@@ -860,7 +859,7 @@ mod tests {
         assert_eq!(std::iter::from_fn(|| r.outputs.pop()).count(), 1);
 
         let ih = InfoHash([4; 20]);
-        let token = token_from(&ask(&mut r, t0, query("10.0.0.7:1", Needs::Peers(ih))));
+        let token = token_from(&ask(&mut r, t0, query("10.0.0.7:1", Needs::peers(ih))));
         ask(
             &mut r,
             t0,
