@@ -111,7 +111,7 @@ fn query(q: Query<'_>) -> Bytes {
 
 fn bench(c: &mut Criterion) {
     let (limiter, telemetry) = pipeline();
-    let packets_sent = || telemetry.packets_out.value();
+    let packets_sent = || telemetry.packets_out.total();
     let from: SocketAddr = "127.0.0.99:6881".parse().unwrap();
     let queries = [
         ("ping", query(Query::Ping)),

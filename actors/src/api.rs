@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use dhtd_protocol::node::{ApiEvent, CallerId, LookupEvent, QueryDone};
+use dhtd_protocol::Family;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -15,7 +16,8 @@ struct Registry {
     lookups: HashMap<CallerId, mpsc::UnboundedSender<LookupEvent>>,
     pongs: HashMap<u64, oneshot::Sender<QueryDone>>,
     next: u64,
-    external_ip: Option<IpAddr>,
+    /// Per family, IPv4 first.
+    external_ips: [Option<IpAddr>; 2],
     /// The node stopped: no caller will hear anything more.
     closed: bool,
 }
@@ -46,7 +48,7 @@ impl Default for ApiSinks {
                 lookups: HashMap::new(),
                 pongs: HashMap::new(),
                 next: 1,
-                external_ip: None,
+                external_ips: [None, None],
                 closed: false,
             })),
             state: Arc::new(watch::channel(NodeState::Bootstrapping).0),
@@ -94,9 +96,16 @@ impl ApiSinks {
         self.state.subscribe()
     }
 
-    /// Our address as other nodes see it.
+    /// Our address as other nodes see it: the IPv4 one if known, else
+    /// the IPv6 one.
     pub fn external_ip(&self) -> Option<IpAddr> {
-        self.registry.lock().external_ip
+        let r = self.registry.lock();
+        r.external_ips[0].or(r.external_ips[1])
+    }
+
+    /// Our address in `family` as other nodes see it.
+    pub fn external_ip_of(&self, family: Family) -> Option<IpAddr> {
+        self.registry.lock().external_ips[family.index()]
     }
 
     /// Delivers one event; returns the caller that stopped listening, if any.
@@ -128,7 +137,7 @@ impl ApiSinks {
                 None
             }
             ApiEvent::ExternalAddress(ip) => {
-                r.external_ip = Some(ip);
+                r.external_ips[Family::of_ip(ip).index()] = Some(ip);
                 None
             }
         }

@@ -36,17 +36,17 @@ pub use clock::{Clock, ManualClock, Tick};
 pub use links::{IoHandler, Links};
 pub use shell::{In, Inspect, Shell};
 
-use dhtd_protocol::node::{bootstrap, lookups, rate_limiter, responder, transactions, upkeep};
+use dhtd_protocol::node::{families, rate_limiter, responder, transactions, upkeep};
 
 /// The gate and the pacer.
 pub type RateLimiterActor = Shell<rate_limiter::RateLimiter>;
 /// The routing table.
-pub type RoutingActor = Shell<upkeep::Upkeep>;
+pub type RoutingActor = Shell<families::PerFamily<upkeep::Upkeep>>;
 /// The transaction table.
 pub type TransactionsActor = Shell<transactions::Transactions>;
 /// The announce store and the answers.
 pub type AnnounceStoreActor = Shell<responder::Responder>;
 /// The lookup pool.
-pub type LookupsActor = Shell<lookups::LookupPool>;
+pub type LookupsActor = Shell<families::LookupPools>;
 /// The bootstrap; the node's supervisor.
-pub type SupervisorActor = Shell<bootstrap::Bootstrap>;
+pub type SupervisorActor = Shell<families::Bootstraps>;

@@ -55,7 +55,7 @@ async fn main() -> ExitCode {
 async fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let config = if args.public {
         Config {
-            listen: args.listen.unwrap_or(Config::default().listen),
+            listen: args.listen.map_or(Config::default().listen, |a| vec![a]),
             ..Config::default()
         }
     } else {
@@ -63,7 +63,8 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
         Config::local(listen, &args.bootstrap)
     };
     let dht = Dht::builder(config).start()?;
-    println!("node {} on {}", dht.id(), dht.local_addr());
+    let addrs: Vec<String> = dht.local_addrs().iter().map(ToString::to_string).collect();
+    println!("node {} on {}", dht.id(), addrs.join(" and "));
     tokio::time::timeout(Duration::from_secs(60), dht.wait_bootstrapped())
         .await
         .map_err(|_| "no DHT node answered within a minute")?;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use dhtd_protocol::NodeId;
+use dhtd_protocol::{Family, NodeId};
 use parking_lot::Mutex;
 
 pub use dhtd_protocol::item::ItemStoreConfig;
@@ -48,12 +48,17 @@ pub enum NodeIdChoice {
     Fixed(NodeId),
 }
 
-/// Everything a node needs to start. `Config::default()` is a node for the
-/// real network on 0.0.0.0:6881 with nothing saved.
+/// Everything a node needs to start. `Config::default()` is a dual-stack
+/// node for the real network on 0.0.0.0:6881 and [::]:6881 with nothing
+/// saved.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// UDP address to bind. Default `0.0.0.0:6881`.
-    pub listen: SocketAddr,
+    /// UDP addresses to bind, at most one per address family (BEP 32): the
+    /// families listed are the ones the node serves, each with its own
+    /// routing table under the one node id. Default `0.0.0.0:6881` and
+    /// `[::]:6881`; an IPv6 socket is bound IPv6-only, so both can share
+    /// a port.
+    pub listen: Vec<SocketAddr>,
     /// Routers as `host:port`: well-known entry points, asked for nodes at
     /// bootstrap and whenever the table holds fewer than k nodes, and kept
     /// out of the routing table (they answer everyone and would crowd out
@@ -107,7 +112,10 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            listen: SocketAddr::from(([0, 0, 0, 0], 6881)),
+            listen: vec![
+                SocketAddr::from(([0, 0, 0, 0], 6881)),
+                SocketAddr::from(([0u16; 8], 6881)),
+            ],
             routers: DEFAULT_ROUTERS.iter().map(|s| (*s).to_owned()).collect(),
             bootstrap_nodes: Vec::new(),
             state_dir: None,
@@ -129,7 +137,7 @@ impl Config {
     /// private swarm).
     pub fn local(listen: SocketAddr, bootstrap: &[SocketAddr]) -> Self {
         Config {
-            listen,
+            listen: vec![listen],
             routers: Vec::new(),
             bootstrap_nodes: bootstrap.iter().map(ToString::to_string).collect(),
             ..Config::default()
@@ -142,6 +150,18 @@ impl Config {
     /// with. [`DhtBuilder::start`](crate::DhtBuilder::start) calls it, so
     /// a bad setting is refused before anything is bound.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.listen.is_empty() {
+            return Err(ConfigError::new("listen", "needs at least one address"));
+        }
+        for family in Family::ALL {
+            let of_family = self.listen.iter().filter(|a| Family::of(a) == family);
+            if of_family.count() > 1 {
+                return Err(ConfigError::new(
+                    "listen",
+                    format!("at most one {family} address (one socket per address family)"),
+                ));
+            }
+        }
         if self.inbound_queue == 0 {
             return Err(ConfigError::new("inbound_queue", "must be at least 1"));
         }

@@ -11,6 +11,7 @@ use dhtd_protocol::node::{
     AnnounceSpec, Asker, LookupsInput, OutQuery, OutboundQuery, RateLimiterInput, Reply, Requester,
     StartLookup, SupervisorInput,
 };
+use dhtd_protocol::Family;
 use tokio::sync::watch;
 
 use crate::persist::{SavedTable, StateError};
@@ -164,7 +165,7 @@ pub struct Dht {
 impl std::fmt::Debug for Dht {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Dht")
-            .field("local_addr", &self.inner.node.local_addr)
+            .field("local_addrs", &self.inner.node.local_addrs)
             .field("id", &self.inner.node.own_id)
             .finish()
     }
@@ -180,9 +181,23 @@ impl Dht {
         }
     }
 
-    /// The bound UDP address.
+    /// The first bound UDP address: the IPv4 one when the node serves
+    /// both families.
     pub fn local_addr(&self) -> SocketAddr {
-        self.inner.node.local_addr
+        self.inner.node.local_addrs[0]
+    }
+
+    /// Every bound UDP address, one per address family, IPv4 first.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.inner.node.local_addrs
+    }
+
+    /// The bound address of `family`, if the node serves it.
+    pub fn local_addr_of(&self, family: Family) -> Option<SocketAddr> {
+        self.local_addrs()
+            .iter()
+            .copied()
+            .find(|a| Family::of(a) == family)
     }
 
     /// Our node id.
@@ -603,7 +618,11 @@ impl Dht {
         use dhtd_actors::supervision::InjectPanic;
         let a = &self.node().actors.shells;
         match actor {
-            Component::Socket => self.node().actors.socket.do_send(InjectPanic),
+            Component::Socket => {
+                for socket in &self.node().actors.sockets {
+                    socket.do_send(InjectPanic);
+                }
+            }
             Component::RateLimiter => a.rate_limiter.do_send(InjectPanic),
             Component::RoutingTable => a.routing.do_send(InjectPanic),
             Component::Transactions => a.transactions.do_send(InjectPanic),

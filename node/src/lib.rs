@@ -66,7 +66,7 @@ pub use config::{Config, NodeConfig, NodeIdChoice, Tap, DEFAULT_RECV_BUFFER, DEF
 pub use dht::{Dht, DhtBuilder, Pong, PortChoice};
 #[cfg(feature = "fault-injection")]
 pub use dhtd_protocol::telemetry::Component;
-pub use dhtd_protocol::{InfoHash, NodeId};
+pub use dhtd_protocol::{Family, InfoHash, NodeId};
 pub use error::{ConfigError, Error, NotSent, RemoteError, StartError};
 pub use items::{Item, Mutable, PutReport, SigningKey, MAX_VALUE_LEN};
 pub use lookup::{
@@ -77,5 +77,6 @@ pub use runtime::Runtime;
 pub use sample::Samples;
 pub use service::{DhtService, Mode};
 pub use stats::{
-    BucketStats, Counter, CounterKind, Counters, Stats, StoreStats, TableStats, Warning,
+    BucketStats, Counter, CounterKind, Counters, FamilyStats, Stats, StoreStats, TableStats,
+    Warning,
 };

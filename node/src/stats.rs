@@ -6,12 +6,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use dhtd_actors::Inspect;
-use dhtd_protocol::node::{responder::Responder, upkeep::Upkeep};
+use dhtd_protocol::node::{families::PerFamily, responder::Responder, upkeep::Upkeep};
 use dhtd_protocol::routing::BucketStats as CoreBucket;
 use dhtd_protocol::telemetry::{
     derive_warnings, Component, Kind, Label, Labels, RestartReason, TelemetrySnapshot, Values,
 };
-use dhtd_protocol::NodeId;
+use dhtd_protocol::{Family, NodeId};
 
 pub use dhtd_protocol::telemetry::Warning;
 
@@ -24,21 +24,25 @@ use crate::Error;
 pub struct Stats {
     /// Our node id.
     pub own_id: NodeId,
-    /// The bound UDP address.
+    /// The first bound UDP address (the IPv4 one when there are two).
     pub local_addr: Option<SocketAddr>,
     /// Time since start.
     pub uptime: Duration,
-    /// Whether bootstrap has completed.
+    /// Whether bootstrap has completed in at least one address family.
     pub bootstrap_complete: bool,
     /// BEP 43 read-only.
     pub read_only: bool,
     /// Our IP as other nodes see it, once a majority of responders agree
-    /// (the `ip` key of their responses, BEP 42).
+    /// (the `ip` key of their responses, BEP 42): the first family's that
+    /// is known, IPv4 first.
     pub external_ip: Option<std::net::IpAddr>,
-    /// Nodes per bucket and state.
+    /// Nodes per bucket and state, over the first family's table (IPv4
+    /// when it is on); [`Stats::families`] has each.
     pub routing: TableStats,
-    /// Estimated nodes in the whole DHT.
+    /// Estimated nodes in the whole DHT, from the first family's table.
     pub estimated_dht_size: Option<u64>,
+    /// Each address family the node serves (BEP 32), IPv4 first.
+    pub families: Vec<FamilyStats>,
     /// Stored info hashes and peers.
     pub store: StoreStats,
     /// The cap on stored info hashes (`dht.store.max_info_hashes`).
@@ -47,6 +51,32 @@ pub struct Stats {
     pub traffic: Counters,
     /// Current warnings.
     pub warnings: Vec<Warning>,
+}
+
+/// One address family's part of a node (BEP 32).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FamilyStats {
+    /// Which.
+    pub family: Family,
+    /// Its socket's address.
+    pub local_addr: SocketAddr,
+    /// Whether its bootstrap has completed.
+    pub bootstrap_complete: bool,
+    /// Our address in it as other nodes see it, once they agree.
+    pub external_ip: Option<std::net::IpAddr>,
+    /// Its routing table.
+    pub routing: TableStats,
+    /// Estimated nodes of the DHT in this family.
+    pub estimated_dht_size: Option<u64>,
+}
+
+impl FamilyStats {
+    /// Nodes in its routing table.
+    pub fn nodes(&self) -> usize {
+        let t = &self.routing.total;
+        t.good + t.questionable + t.bad
+    }
 }
 
 /// Nodes of one bucket, or of the whole table, by state.
@@ -165,14 +195,16 @@ pub(crate) async fn gather(node: &Node) -> Result<Stats, Error> {
     if node.is_stopping() {
         return Err(Error::Shutdown);
     }
-    let table = Inspect(Box::new(|p: &Upkeep, now| {
-        (p.stats(now), p.table().estimated_dht_size(now))
+    let tables = Inspect(Box::new(|p: &PerFamily<Upkeep>, now| {
+        p.iter()
+            .map(|(f, u)| (f, u.stats(now), u.table().estimated_dht_size(now)))
+            .collect::<Vec<_>>()
     }));
-    let (routing, estimated_dht_size) = node
+    let tables = node
         .actors
         .shells
         .routing
-        .send(table)
+        .send(tables)
         .await
         .ok()
         .flatten()
@@ -188,27 +220,42 @@ pub(crate) async fn gather(node: &Node) -> Result<Stats, Error> {
         .ok_or(Error::Shutdown)?;
     let traffic = node.telemetry.snapshot();
     let bootstrap_complete = traffic.bootstrapped.value() > 0;
-    let nodes = routing.total.good + routing.total.questionable + routing.total.bad;
     let uptime = node.uptime();
     let read_only = node.config.dht.read_only;
-    let routing = TableStats {
-        buckets: routing
-            .buckets
-            .into_iter()
-            .map(BucketStats::from_core)
-            .collect(),
-        total: BucketStats::from_core(routing.total),
-    };
+    let families: Vec<FamilyStats> = tables
+        .into_iter()
+        .zip(&node.local_addrs)
+        .map(
+            |((family, routing, estimated_dht_size), addr)| FamilyStats {
+                family,
+                local_addr: *addr,
+                bootstrap_complete: traffic.family_bootstrapped.get(family.into()) > 0,
+                external_ip: node.api.external_ip_of(family),
+                routing: TableStats {
+                    buckets: routing
+                        .buckets
+                        .into_iter()
+                        .map(BucketStats::from_core)
+                        .collect(),
+                    total: BucketStats::from_core(routing.total),
+                },
+                estimated_dht_size,
+            },
+        )
+        .collect();
+    let nodes = families.iter().map(FamilyStats::nodes).sum();
+    let first = families.first();
     Ok(Stats {
         own_id: node.own_id,
-        local_addr: Some(node.local_addr),
+        local_addr: node.local_addrs.first().copied(),
         uptime,
         bootstrap_complete,
         read_only,
         external_ip: node.api.external_ip(),
         warnings: derive_warnings(&traffic, nodes, bootstrap_complete, uptime, read_only),
-        routing,
-        estimated_dht_size,
+        routing: first.map(|f| f.routing.clone()).unwrap_or_default(),
+        estimated_dht_size: first.and_then(|f| f.estimated_dht_size),
+        families,
         store: StoreStats {
             info_hashes: store.info_hashes,
             peers: store.peers,
@@ -219,10 +266,9 @@ pub(crate) async fn gather(node: &Node) -> Result<Stats, Error> {
 }
 
 impl Stats {
-    /// Nodes in the routing table.
+    /// Nodes in the routing tables, over every family.
     pub fn nodes(&self) -> usize {
-        let t = &self.routing.total;
-        t.good + t.questionable + t.bad
+        self.families.iter().map(FamilyStats::nodes).sum()
     }
 }
 
@@ -247,7 +293,6 @@ fn by_label<L: Label + Labels>(values: &Values<L>) -> String {
 /// rTorrent's `dht_statistics`, as text for operators.
 impl std::fmt::Display for Stats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let t = &self.routing.total;
         let addr = self
             .local_addr
             .map_or_else(|| "-".to_owned(), |a| a.to_string());
@@ -269,22 +314,39 @@ impl std::fmt::Display for Stats {
             self.external_ip
                 .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
         )?;
-        writeln!(
-            f,
-            "routing table: {} nodes ({} good, {} questionable, {} bad) in {} buckets, about {} nodes in the DHT",
-            self.nodes(),
-            t.good,
-            t.questionable,
-            t.bad,
-            self.routing.buckets.len(),
-            self.estimated_dht_size.unwrap_or(0)
-        )?;
-        for (i, b) in self.routing.buckets.iter().enumerate() {
+        for fam in &self.families {
+            let t = &fam.routing.total;
             writeln!(
                 f,
-                "  bucket {i:>3}: {} good, {} questionable, {} bad, {} cached",
-                b.good, b.questionable, b.bad, b.replacements
+                "{} on {}: bootstrap {}, external address {}",
+                fam.family,
+                fam.local_addr,
+                if fam.bootstrap_complete {
+                    "complete"
+                } else {
+                    "in progress"
+                },
+                fam.external_ip
+                    .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
             )?;
+            writeln!(
+                f,
+                "{} routing table: {} nodes ({} good, {} questionable, {} bad) in {} buckets, about {} nodes in the DHT",
+                fam.family,
+                fam.nodes(),
+                t.good,
+                t.questionable,
+                t.bad,
+                fam.routing.buckets.len(),
+                fam.estimated_dht_size.unwrap_or(0)
+            )?;
+            for (i, b) in fam.routing.buckets.iter().enumerate() {
+                writeln!(
+                    f,
+                    "  bucket {i:>3}: {} good, {} questionable, {} bad, {} cached",
+                    b.good, b.questionable, b.bad, b.replacements
+                )?;
+            }
         }
         writeln!(
             f,
@@ -295,11 +357,23 @@ impl std::fmt::Display for Stats {
         writeln!(
             f,
             "traffic: in {} packets / {} bytes, out {} packets / {} bytes",
-            tr.packets_in.value(),
-            tr.bytes_in.value(),
-            tr.packets_out.value(),
-            tr.bytes_out.value()
+            tr.packets_in.total(),
+            tr.bytes_in.total(),
+            tr.packets_out.total(),
+            tr.bytes_out.total()
         )?;
+        if self.families.len() > 1 {
+            for fam in &self.families {
+                let l = fam.family.into();
+                writeln!(
+                    f,
+                    "  {}: in {} packets, out {} packets",
+                    fam.family,
+                    tr.packets_in.get(l),
+                    tr.packets_out.get(l)
+                )?;
+            }
+        }
         writeln!(f, "queries in: {}", by_label(&tr.queries_in))?;
         writeln!(
             f,

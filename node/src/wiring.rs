@@ -19,9 +19,10 @@ use dhtd_actors::socket::{DatagramSender, SocketActor};
 use dhtd_actors::supervision::StopActor;
 use dhtd_actors::{ApiSinks, In, Inspect, IoHandler, SupervisorActor};
 use dhtd_protocol::node::bootstrap::Sources;
+use dhtd_protocol::node::{families::PerFamily, upkeep::Upkeep};
 use dhtd_protocol::node::{IoRequest, Pieces, SupervisorInput};
 use dhtd_protocol::telemetry::{derive_warnings, Component, Telemetry, Warning};
-use dhtd_protocol::{NodeId, NodeInfo};
+use dhtd_protocol::{Families, Family, NodeId, NodeInfo};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -35,7 +36,8 @@ use crate::StartError;
 /// The addresses of a node's actors.
 #[derive(Clone)]
 pub(crate) struct Actors {
-    pub(crate) socket: Addr<SocketActor>,
+    /// One per socket (per address family).
+    pub(crate) sockets: Vec<Addr<SocketActor>>,
     pub(crate) shells: Addresses,
 }
 
@@ -45,14 +47,15 @@ pub(crate) struct Node {
     pub(crate) api: ApiSinks,
     pub(crate) telemetry: Arc<Telemetry>,
     pub(crate) metrics: Arc<MetricsExport>,
-    pub(crate) local_addr: SocketAddr,
+    /// The bound addresses, one per family, IPv4 first.
+    pub(crate) local_addrs: Vec<SocketAddr>,
     pub(crate) own_id: NodeId,
     pub(crate) started: Instant,
     pub(crate) config: Config,
     /// The state dir, if the node keeps one.
     pub(crate) state: Option<Arc<StateDir>>,
-    /// The kernel's count of datagrams it dropped for our socket.
-    socket_drops: Option<SocketDrops>,
+    /// The kernel's count of datagrams it dropped for our sockets.
+    socket_drops: Vec<SocketDrops>,
     stopping: Arc<AtomicBool>,
 }
 
@@ -147,22 +150,46 @@ fn io_handler(
     })
 }
 
-/// Binds the socket, loads the state dir and starts every actor.
+/// Binds `addr`; an IPv6 socket IPv6-only, so that an IPv4 socket can
+/// share its port (Linux binds `[::]` dual-stack by default).
+fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    if addr.is_ipv4() {
+        return UdpSocket::bind(addr);
+    }
+    let socket = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_only_v6(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+/// Binds the sockets, loads the state dir and starts every actor.
 pub(crate) fn start(
-    config: Config,
+    mut config: Config,
     imported: Vec<crate::NodeInfo>,
     runtime: &Runtime,
 ) -> Result<Arc<Node>, StartError> {
+    // IPv4 first: the first address is the one a single-address caller
+    // asks for (`Dht::local_addr`).
+    config.listen.sort_by_key(|a| Family::of(a));
+    config.dht.families = Families::of(&config.listen);
+    let telemetry = Arc::new(Telemetry::default());
+    let mut sockets = Vec::new();
+    let mut local_addrs = Vec::new();
+    for &addr in &config.listen {
+        let bind_error = |source| StartError::Bind { addr, source };
+        let socket = bind(addr).map_err(bind_error)?;
+        local_addrs.push(socket.local_addr().map_err(bind_error)?);
+        size_recv_buffer(&socket, config.recv_buffer, &telemetry)?;
+        sockets.push(socket);
+    }
+    let local_addr = local_addrs[0];
     let bind_error = |source| StartError::Bind {
-        addr: config.listen,
+        addr: local_addr,
         source,
     };
-    let socket = UdpSocket::bind(config.listen).map_err(bind_error)?;
-    let local_addr = socket.local_addr().map_err(bind_error)?;
-    let telemetry = Arc::new(Telemetry::default());
     telemetry.running.set((), 1);
-    size_recv_buffer(&socket, config.recv_buffer, &telemetry)?;
-    let socket_drops = SocketDrops::of(&socket);
+    let socket_drops = sockets.iter().filter_map(SocketDrops::of).collect();
     let mut rng = match config.rng_seed {
         Some(seed) => StdRng::seed_from_u64(seed),
         None => StdRng::from_os_rng(),
@@ -172,7 +199,7 @@ pub(crate) fn start(
         .clone()
         .map(|dir| StateDir::open(dir, telemetry.clone()));
     let own_id = choose_id(&config, state.as_deref(), &mut rng);
-    let mut sender = DatagramSender::new(&socket, telemetry.clone()).map_err(bind_error)?;
+    let mut sender = DatagramSender::on_sockets(&sockets, telemetry.clone()).map_err(bind_error)?;
     if let Some(tap) = &config.tap {
         sender = sender.with_tap(tap.driver()).map_err(bind_error)?;
     }
@@ -198,7 +225,6 @@ pub(crate) fn start(
 
     // Mailboxes first, so that actors that talk to each other can hold each other's addresses.
     let cap = config.inbound_queue;
-    let (socket_addr, socket_rx) = mailbox::<SocketActor>(16);
     let (addresses, mailboxes) = mailboxes(cap);
     let api = ApiSinks::default();
     let io = io_handler(
@@ -207,10 +233,16 @@ pub(crate) fn start(
         runtime.control().clone(),
     );
     let links = addresses.links(api.clone(), io, telemetry.clone());
-    let socket_actor = SocketActor::new(socket, links.rate_limiter.clone(), cap, telemetry.clone());
-    let mut spawned = runtime.net().spawn_fn(move || {
-        Context::with_receiver(socket_rx).run(socket_actor);
-    });
+    let mut spawned = true;
+    let mut socket_addrs = Vec::new();
+    for socket in sockets {
+        let (socket_addr, socket_rx) = mailbox::<SocketActor>(16);
+        let actor = SocketActor::new(socket, links.rate_limiter.clone(), cap, telemetry.clone());
+        spawned &= runtime.net().spawn_fn(move || {
+            Context::with_receiver(socket_rx).run(actor);
+        });
+        socket_addrs.push(socket_addr);
+    }
     // The serving path on one thread; our own queries on another; the
     // supervisor on the system thread (see runtime.rs).
     for (component, start) in mailboxes.shells(pieces, &config.clock.driver(), &links, &sender, cap)
@@ -225,16 +257,19 @@ pub(crate) fn start(
     if !spawned {
         return Err(StartError::RuntimeStopped);
     }
-    tracing::info!(target: "dht::node", %local_addr, node_id = %own_id, "DHT server started on {local_addr}, node id {own_id}");
+    for addr in &local_addrs {
+        let family = Family::of(addr);
+        tracing::info!(target: "dht::node", %addr, %family, node_id = %own_id, "DHT server started: {family} on {addr}, node id {own_id}");
+    }
     let node = Arc::new(Node {
         actors: Actors {
-            socket: socket_addr,
+            sockets: socket_addrs,
             shells: addresses,
         },
         api,
         telemetry,
         metrics: Arc::new(MetricsExport::default()),
-        local_addr,
+        local_addrs,
         own_id,
         started: now,
         config,
@@ -293,8 +328,9 @@ async fn housekeeping(node: std::sync::Weak<Node>) {
         if node.stopping.load(Ordering::Relaxed) {
             return;
         }
-        if let Some(drops) = node.socket_drops.and_then(|d| d.read()) {
-            node.telemetry.socket_overflows.set((), drops);
+        let drops: Vec<u64> = node.socket_drops.iter().filter_map(|d| d.read()).collect();
+        if !drops.is_empty() {
+            node.telemetry.socket_overflows.set((), drops.iter().sum());
         }
         node.report();
         let bootstrapped = node.telemetry.bootstrapped.value() > 0;
@@ -341,8 +377,11 @@ impl Node {
 
     /// The routing table's nodes now; `None` once the node has stopped.
     pub(crate) async fn table(&self) -> Option<SavedTable> {
-        let read = Inspect(Box::new(|p: &dhtd_protocol::node::upkeep::Upkeep, _| {
-            p.table().nodes()
+        // Every family's table: the state dir keeps both.
+        let read = Inspect(Box::new(|p: &PerFamily<Upkeep>, _| {
+            p.iter()
+                .flat_map(|(_, u)| u.table().nodes())
+                .collect::<Vec<_>>()
         }));
         let nodes = self.actors.shells.routing.send(read).await.ok()??;
         Some(SavedTable {
@@ -368,7 +407,9 @@ impl Node {
         self.telemetry.zero_gauges();
         self.metrics.sync(&self.telemetry);
         self.api.close();
-        let _ = self.actors.socket.send(StopActor).await;
+        for socket in &self.actors.sockets {
+            let _ = socket.send(StopActor).await;
+        }
         let a = &self.actors.shells;
         let _ = a.rate_limiter.send(StopActor).await;
         let _ = a.lookups.send(StopActor).await;

@@ -57,7 +57,7 @@ fn magnet_finds_the_swarm_peers_and_announces_itself() {
     let rt = tokio();
     let swarm = rt
         .block_on(LocalSwarm::start(8, 7, |i, c| {
-            c.listen = SocketAddr::new(dhtd::swarm::node_ip(1700 + i), 0);
+            c.listen = vec![SocketAddr::new(dhtd::swarm::node_ip(1700 + i), 0)];
         }))
         .unwrap();
     rt.block_on(swarm.wait_bootstrapped(Duration::from_secs(30)));

@@ -44,6 +44,7 @@
 pub mod bencode;
 pub mod compact;
 mod deadline;
+pub mod family;
 pub mod id;
 pub mod ip_prefix;
 pub mod ip_vote;
@@ -64,6 +65,7 @@ pub mod token;
 pub mod transactions;
 
 pub use compact::NodeInfo;
+pub use family::{Families, Family};
 pub use id::{Distance, InfoHash, NodeId};
 
 /// Kademlia's k: nodes per bucket, and results per lookup (BEP 5).

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use rand::RngCore;
 
 use crate::compact::{decode_peer, peer_bytes, PEER_V6_LEN};
+use crate::family::{host_key, Family};
 use crate::id::{Distance, InfoHash, NodeId};
 use crate::ip_prefix::IpPrefix;
 use crate::scrape::ScrapeBloom;
@@ -184,8 +185,9 @@ struct Holdings {
 }
 
 impl Holdings {
+    // Per host: an IPv6 address counts as its /64.
     fn of_ip(&self, ip: IpAddr) -> usize {
-        self.per_ip.get(&ip).map_or(0, |&n| n as usize)
+        self.per_ip.get(&host_key(ip)).map_or(0, |&n| n as usize)
     }
 
     fn of_prefix(&self, prefix: IpPrefix) -> usize {
@@ -193,12 +195,12 @@ impl Holdings {
     }
 
     fn add(&mut self, ip: IpAddr) {
-        *self.per_ip.entry(ip).or_default() += 1;
+        *self.per_ip.entry(host_key(ip)).or_default() += 1;
         *self.per_prefix.entry(IpPrefix::of(ip)).or_default() += 1;
     }
 
     fn remove(&mut self, ip: IpAddr) {
-        decrement(&mut self.per_ip, ip);
+        decrement(&mut self.per_ip, host_key(ip));
         decrement(&mut self.per_prefix, IpPrefix::of(ip));
     }
 }
@@ -300,7 +302,13 @@ impl PeerStore {
             }
             // A new port of an address at its share takes the place of its
             // oldest: the address's holdings do not change.
-            let same_ip = || peers.iter().enumerate().filter(|(_, p)| p.ip() == Some(ip));
+            let host = Some(host_key(ip));
+            let same_ip = || {
+                peers
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| p.ip().map(host_key) == host)
+            };
             if same_ip().count() >= self.config.max_ports_per_ip.max(1) {
                 if let Some((oldest, _)) = same_ip().min_by_key(|(_, p)| p.expires) {
                     peers[oldest] = entry;
@@ -396,7 +404,7 @@ impl PeerStore {
         info_hash: &InfoHash,
         byte_budget: usize,
     ) -> Vec<SocketAddr> {
-        self.sample_of(now, rng, info_hash, byte_budget, false)
+        self.sample_of(now, rng, info_hash, byte_budget, false, None)
     }
 
     /// The two BEP 33 filters of `info_hash`'s live entries, seeds' IPs and
@@ -419,7 +427,8 @@ impl PeerStore {
     }
 
     /// [`PeerStore::sample`]; with `noseed`, seeds only where too few other
-    /// peers fill the budget (BEP 33's best effort).
+    /// peers fill the budget (BEP 33's best effort); with `family`, only
+    /// the peers of that family.
     pub fn sample_of(
         &self,
         now: Instant,
@@ -427,6 +436,7 @@ impl PeerStore {
         info_hash: &InfoHash,
         byte_budget: usize,
         noseed: bool,
+        family: Option<Family>,
     ) -> Vec<SocketAddr> {
         let now_s = self.secs(now);
         let Some(peers) = self.swarms.get(info_hash).map(Swarm::as_slice) else {
@@ -458,6 +468,9 @@ impl PeerStore {
                     continue;
                 }
                 let Some(addr) = p.addr() else { continue };
+                if family.is_some_and(|f| f != Family::of(&addr)) {
+                    continue;
+                }
                 let cost = encoded_value_len(&addr);
                 if spent + cost > byte_budget {
                     break;

@@ -187,7 +187,7 @@ async fn modes_start_and_stop_the_dht_at_run_time() {
     // Auto: the first request starts it; idleness stops it; the next
     // starts it again. Idleness is measured on the node's (manual) clock.
     let mut config = config;
-    config.listen = std::net::SocketAddr::new(node_ip(961), 0);
+    config.listen = vec![std::net::SocketAddr::new(node_ip(961), 0)];
     let clock = dhtd::ManualClock::new();
     config.clock = dhtd::Clock::Manual(clock.clone());
     let idle = Duration::from_secs(15 * 60);

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use dhtd_protocol::node::Datagram;
-use dhtd_protocol::telemetry::Telemetry;
+use dhtd_protocol::telemetry::{AddressFamily, Telemetry};
 
 use super::MAX_BATCH;
 
@@ -31,8 +31,9 @@ impl Default for Batch {
 
 impl Batch {
     pub(super) fn keep(&mut self, len: usize, from: SocketAddr, telemetry: &Telemetry) {
-        telemetry.packets_in.incr(());
-        telemetry.bytes_in.add((), len as u64);
+        let family = AddressFamily::of(&from);
+        telemetry.packets_in.incr(family);
+        telemetry.bytes_in.add(family, len as u64);
         self.spans.push((from, self.staging.len(), len));
         self.staging.extend_from_slice(&self.buf[..len]);
     }

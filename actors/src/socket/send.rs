@@ -8,18 +8,21 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use dhtd_protocol::node::Outbox;
-use dhtd_protocol::telemetry::{DropReason, Telemetry};
+use dhtd_protocol::telemetry::{AddressFamily, DropReason, Telemetry};
+use dhtd_protocol::Family;
 
 /// A copy of every datagram a node sends (sender, destination, bytes): a
 /// test hook, for comparing what two drivers of the same node send.
 pub type Tap = Arc<Mutex<Vec<(SocketAddr, SocketAddr, Vec<u8>)>>>;
 
-/// Sends datagrams on the node's socket without blocking.
+/// Sends datagrams on the node's sockets (one per address family)
+/// without blocking.
 #[derive(Debug, Clone)]
 pub struct DatagramSender {
-    /// `None`: datagrams are counted and dropped (a benchmark of the actor
-    /// pipeline without a socket).
-    socket: Option<Arc<UdpSocket>>,
+    /// Each family's socket, IPv4 first; none at all: datagrams are counted
+    /// and dropped (a benchmark of the actor pipeline without a socket).
+    sockets: [Option<Arc<UdpSocket>>; 2],
+    discarding: bool,
     telemetry: Arc<Telemetry>,
     tap: Option<(SocketAddr, Tap)>,
 }
@@ -27,10 +30,22 @@ pub struct DatagramSender {
 impl DatagramSender {
     /// A sender on a clone of `socket` (set non-blocking).
     pub fn new(socket: &UdpSocket, telemetry: Arc<Telemetry>) -> io::Result<Self> {
-        let socket = socket.try_clone()?;
-        socket.set_nonblocking(true)?;
+        Self::on_sockets(std::slice::from_ref(socket), telemetry)
+    }
+
+    /// A sender on clones of `sockets`, at most one per family: each
+    /// datagram leaves by the socket of its destination's family.
+    pub fn on_sockets(sockets: &[UdpSocket], telemetry: Arc<Telemetry>) -> io::Result<Self> {
+        let mut by_family: [Option<Arc<UdpSocket>>; 2] = [None, None];
+        for socket in sockets {
+            let family = Family::of(&socket.local_addr()?);
+            let socket = socket.try_clone()?;
+            socket.set_nonblocking(true)?;
+            by_family[family.index()] = Some(Arc::new(socket));
+        }
         Ok(DatagramSender {
-            socket: Some(Arc::new(socket)),
+            sockets: by_family,
+            discarding: false,
             telemetry,
             tap: None,
         })
@@ -40,7 +55,8 @@ impl DatagramSender {
     /// dropped. For measuring the actors alone.
     pub fn discarding(telemetry: Arc<Telemetry>) -> Self {
         DatagramSender {
-            socket: None,
+            sockets: [None, None],
+            discarding: true,
             telemetry,
             tap: None,
         }
@@ -61,56 +77,77 @@ impl DatagramSender {
         }
     }
 
+    fn socket_for(&self, to: &SocketAddr) -> Option<&UdpSocket> {
+        self.sockets[Family::of(to).index()].as_deref()
+    }
+
     /// Sends one datagram; a full socket buffer drops it (counted), since
     /// UDP may lose it anyway and blocking would stall the actor.
     pub fn send(&self, to: SocketAddr, datagram: &[u8]) -> bool {
         self.record([(to, datagram)]);
-        let Some(socket) = &self.socket else {
-            self.sent(datagram.len());
+        if self.discarding {
+            self.sent(to, datagram.len());
             return true;
+        }
+        let result = match self.socket_for(&to) {
+            Some(socket) => socket.send_to(datagram, to).map(|_| ()),
+            None => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "no socket of this address family",
+            )),
         };
-        let result = socket.send_to(datagram, to).map(|_| ());
         self.sent_or_failed(to, datagram.len(), result)
     }
 
     /// Sends everything in `outbox` (on Linux with as few `sendmmsg` calls
-    /// as it takes) and empties it. A datagram the kernel refuses is dropped
-    /// and counted; the others still go.
+    /// as it takes) and empties it. A datagram the kernel refuses, or one
+    /// for a family without a socket, is dropped and counted; the others
+    /// still go.
     pub fn send_all(&self, outbox: &mut Outbox) {
         if outbox.is_empty() {
             return;
         }
         self.record(outbox.iter());
-        match &self.socket {
-            None => {
-                for (_, datagram) in outbox.iter() {
-                    self.sent(datagram.len());
-                }
+        if self.discarding {
+            for (to, datagram) in outbox.iter() {
+                self.sent(to, datagram.len());
             }
-            #[cfg(target_os = "linux")]
-            Some(socket) => super::mmsg::send_all(socket, outbox, |to, len, result| {
-                self.sent_or_failed(to, len, result);
-            }),
-            #[cfg(not(target_os = "linux"))]
-            Some(socket) => {
-                for (to, datagram) in outbox.iter() {
-                    let result = socket.send_to(datagram, to).map(|_| ());
-                    self.sent_or_failed(to, datagram.len(), result);
-                }
+        } else if let [Some(v4), Some(v6)] = &self.sockets {
+            // Dual stack: each family's datagrams in one batch of its own.
+            let mut by_family = [Outbox::default(), Outbox::default()];
+            for (to, datagram) in outbox.iter() {
+                by_family[Family::of(&to).index()].push(to, datagram);
             }
+            self.send_on(v4, &by_family[0]);
+            self.send_on(v6, &by_family[1]);
+        } else if let Some(socket) = self.sockets.iter().flatten().next() {
+            self.send_on(socket, outbox);
         }
         outbox.clear();
     }
 
-    fn sent(&self, len: usize) {
-        self.telemetry.packets_out.incr(());
-        self.telemetry.bytes_out.add((), len as u64);
+    fn send_on(&self, socket: &UdpSocket, outbox: &Outbox) {
+        #[cfg(target_os = "linux")]
+        super::mmsg::send_all(socket, outbox, |to, len, result| {
+            self.sent_or_failed(to, len, result);
+        });
+        #[cfg(not(target_os = "linux"))]
+        for (to, datagram) in outbox.iter() {
+            let result = socket.send_to(datagram, to).map(|_| ());
+            self.sent_or_failed(to, datagram.len(), result);
+        }
+    }
+
+    fn sent(&self, to: SocketAddr, len: usize) {
+        let family = AddressFamily::of(&to);
+        self.telemetry.packets_out.incr(family);
+        self.telemetry.bytes_out.add(family, len as u64);
     }
 
     fn sent_or_failed(&self, to: SocketAddr, len: usize, result: io::Result<()>) -> bool {
         match result {
             Ok(()) => {
-                self.sent(len);
+                self.sent(to, len);
                 true
             }
             Err(e) => {
@@ -121,9 +158,9 @@ impl DatagramSender {
         }
     }
 
-    /// The local address.
+    /// The local address (the IPv4 socket's, when there are two).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        match &self.socket {
+        match self.sockets.iter().flatten().next() {
             Some(s) => s.local_addr(),
             None => Err(io::Error::other("a discarding sender has no socket")),
         }
@@ -166,7 +203,7 @@ mod tests {
             assert_eq!(&buf[..n], format!("datagram {i}").as_bytes());
         }
         let snapshot = telemetry.snapshot();
-        assert_eq!(snapshot.packets_out.value(), 100);
+        assert_eq!(snapshot.packets_out.total(), 100);
         assert_eq!(snapshot.dropped.get(DropReason::SendFailed), 1);
     }
 }

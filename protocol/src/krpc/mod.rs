@@ -161,6 +161,31 @@ impl Query<'_> {
             Query::Unknown { method, .. } => method,
         }
     }
+
+    /// The BEP 32 `want` it carries, if any.
+    pub fn want(&self) -> Option<Want> {
+        match self {
+            Query::FindNode { want, .. }
+            | Query::GetPeers { want, .. }
+            | Query::Get { want, .. }
+            | Query::SampleInfohashes { want, .. }
+            | Query::Unknown { want, .. } => *want,
+            Query::Ping | Query::AnnouncePeer { .. } | Query::Put(_) => None,
+        }
+    }
+}
+
+impl Want {
+    /// Both families.
+    pub const BOTH: Want = Want { v4: true, v6: true };
+
+    /// Whether `family` is wanted.
+    pub fn contains(self, family: crate::Family) -> bool {
+        match family {
+            crate::Family::V4 => self.v4,
+            crate::Family::V6 => self.v6,
+        }
+    }
 }
 
 /// The arguments of a BEP 44 `put`.

@@ -43,6 +43,7 @@ use super::{
     RateLimiterInput, Requester, RoutingInput, StartLookup, SupervisorInput, TableSummary,
 };
 use crate::compact::NodeInfo;
+use crate::family::Family;
 use crate::id::{bep42, NodeId};
 use crate::lookup::LookupKind;
 use crate::telemetry::{Component, Telemetry};
@@ -80,6 +81,7 @@ enum State {
 /// The supervisor's piece.
 #[derive(Debug)]
 pub struct Bootstrap {
+    family: Family,
     own_id: NodeId,
     config: BootstrapConfig,
     k: usize,
@@ -106,17 +108,26 @@ impl Bootstrap {
     /// A bootstrap that starts at `now` (its first timeout).
     pub fn new(
         now: Instant,
+        family: Family,
         own_id: NodeId,
         config: &NodeConfig,
         sources: Sources,
         rng: StdRng,
         telemetry: Arc<Telemetry>,
     ) -> Self {
+        // One id serves both families: it follows the IPv4 address when
+        // IPv4 is on (most nodes check IPv4 ids), else the IPv6 one.
+        let id_family = if config.families.contains(Family::V4) {
+            Family::V4
+        } else {
+            Family::V6
+        };
         Bootstrap {
+            family,
             own_id,
             config: config.bootstrap,
             k: config.routing.k,
-            bep42: config.bep42,
+            bep42: config.bep42 && family == id_family,
             sources,
             routers: Vec::new(),
             nodes: Vec::new(),
@@ -179,7 +190,8 @@ impl Bootstrap {
             self.own_id,
             LookupKind::FindNode,
             Requester::Bootstrap(BootstrapLookup::OwnId),
-        );
+        )
+        .in_family(self.family);
         start.seeds = seeds;
         start.addr_seeds = self.source_addrs();
         self.push(Envelope::Lookups(LookupsInput::Start(start)));
@@ -223,11 +235,17 @@ impl Bootstrap {
             State::OwnIdLookup if summary.responses == 0 && summary.queries == 0 => {
                 // Nothing to ask: the first node of a private network waits
                 // for another to join it.
-                self.retry_later(now, |retry_in| LogEvent::BootstrapNoSources { retry_in });
+                let family = self.family;
+                self.retry_later(now, |retry_in| LogEvent::BootstrapNoSources {
+                    family,
+                    retry_in,
+                });
             }
             State::OwnIdLookup if summary.responses == 0 => {
                 let attempt = self.attempts;
+                let family = self.family;
                 self.retry_later(now, |retry_in| LogEvent::BootstrapUnanswered {
+                    family,
                     attempt,
                     retry_in,
                 });
@@ -237,7 +255,7 @@ impl Bootstrap {
                     started: None,
                     finished: 0,
                 };
-                self.push(Envelope::Routing(RoutingInput::RefreshAll));
+                self.push(Envelope::Routing(RoutingInput::RefreshAll(self.family)));
             }
             State::Complete if self.looking_again => {
                 self.looking_again = false;
@@ -266,10 +284,15 @@ impl Bootstrap {
 
     fn complete(&mut self, now: Instant) {
         self.state = State::Complete;
-        self.telemetry.bootstrapped.set((), 1);
+        self.telemetry
+            .family_bootstrapped
+            .set(self.family.into(), 1);
         self.wait = self.config.retry;
         self.look_again_wait = self.config.retry;
-        self.push(Envelope::Lookups(LookupsInput::Bootstrapped(true)));
+        self.push(Envelope::Lookups(LookupsInput::Bootstrapped(
+            self.family,
+            true,
+        )));
         self.push(Envelope::Api(ApiEvent::Bootstrapped(true)));
         self.push(Envelope::Log(LogEvent::BootstrapComplete(self.table)));
         self.schedule_look_again(now);
@@ -288,7 +311,9 @@ impl Bootstrap {
             State::Checking if summary.nodes > 0 => self.complete(now),
             State::Checking => {
                 let attempt = self.attempts;
+                let family = self.family;
                 self.retry_later(now, |retry_in| LogEvent::BootstrapEmpty {
+                    family,
                     attempt,
                     retry_in,
                 });
@@ -298,12 +323,17 @@ impl Bootstrap {
                 self.state = State::Waiting { until: now };
             }
             State::Complete if summary.nodes == 0 => {
-                self.telemetry.bootstrapped.set((), 0);
+                self.telemetry
+                    .family_bootstrapped
+                    .set(self.family.into(), 0);
                 self.look_again_at = None;
                 self.looking_again = false;
-                self.push(Envelope::Lookups(LookupsInput::Bootstrapped(false)));
+                self.push(Envelope::Lookups(LookupsInput::Bootstrapped(
+                    self.family,
+                    false,
+                )));
                 self.push(Envelope::Api(ApiEvent::Bootstrapped(false)));
-                self.push(Envelope::Log(LogEvent::Rejoining));
+                self.push(Envelope::Log(LogEvent::Rejoining(self.family)));
                 self.state = State::Waiting { until: now };
             }
             _ => {}
@@ -357,7 +387,9 @@ impl Piece for Bootstrap {
         match input {
             SupervisorInput::SourcesResolved { routers, nodes } => self.resolved(routers, nodes),
             SupervisorInput::AddNodes(addrs) => self.add_nodes(now, addrs),
-            SupervisorInput::LookupFinished { purpose, summary } => match purpose {
+            SupervisorInput::LookupFinished {
+                purpose, summary, ..
+            } => match purpose {
                 BootstrapLookup::OwnId => self.own_id_found(now, summary),
                 BootstrapLookup::Refresh => {
                     if let State::Refreshing { started, finished } = self.state {
@@ -365,7 +397,7 @@ impl Piece for Bootstrap {
                     }
                 }
             },
-            SupervisorInput::RefreshStarted(n) => {
+            SupervisorInput::RefreshStarted(_, n) => {
                 if let State::Refreshing { finished, .. } = self.state {
                     self.refreshed(Some(n), finished);
                 }

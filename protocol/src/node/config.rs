@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::family::Families;
 use crate::item::ItemStoreConfig;
 use crate::lookup::LookupConfig;
 use crate::rate_limit::Rate;
@@ -39,6 +40,10 @@ pub struct NodeConfig {
     /// Once the external IP is known, choose a BEP 42 id derived from it
     /// (the driver saves it for the next start). Default off.
     pub bep42: bool,
+    /// The address families served (BEP 32): one routing table, lookup
+    /// pool and bootstrap each, under one node id. Default IPv4 alone; the
+    /// daemon turns on the families of its listen addresses.
+    pub families: Families,
 }
 
 /// Rate limits, each with the reason it exists.
@@ -210,6 +215,12 @@ impl NodeConfig {
     /// positive number), naming the first bad one. Both drivers start only
     /// from a valid configuration.
     pub fn validate(&self) -> Result<(), InvalidSetting> {
+        if self.families.is_empty() {
+            return Err(InvalidSetting {
+                setting: "families",
+                problem: "at least one address family must be on".into(),
+            });
+        }
         let r = &self.routing;
         at_least_one("routing.k", r.k)?;
         at_least_one("routing.max_failures", usize::from(r.max_failures))?;

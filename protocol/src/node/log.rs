@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::TableSummary;
 use crate::id::NodeId;
+use crate::Family;
 
 /// Something to tell the operator, with the numbers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +15,8 @@ pub enum LogEvent {
     BootstrapComplete(TableSummary),
     /// An attempt reached no node; the next one is in `retry_in`.
     BootstrapUnanswered {
+        /// In which family.
+        family: Family,
         /// Attempts so far.
         attempt: u32,
         /// Wait before the next.
@@ -22,18 +25,22 @@ pub enum LogEvent {
     /// No source to ask and no node in the table: waiting for a node to
     /// join us (or to be added); the next look is in `retry_in`.
     BootstrapNoSources {
+        /// In which family.
+        family: Family,
         /// Wait before the next.
         retry_in: Duration,
     },
     /// Nodes answered but none could be kept; the next attempt is in `retry_in`.
     BootstrapEmpty {
+        /// In which family.
+        family: Family,
         /// Attempts so far.
         attempt: u32,
         /// Wait before the next.
         retry_in: Duration,
     },
-    /// The table emptied after bootstrap: bootstrapping again.
-    Rejoining,
+    /// A family's table emptied after bootstrap: bootstrapping again.
+    Rejoining(Family),
     /// A search found no node to ask.
     NoNodesForSearch(NodeId),
     /// A search got no reply at all.
@@ -86,7 +93,7 @@ impl LogEvent {
             | LogEvent::BootstrapUnanswered { .. }
             | LogEvent::BootstrapEmpty { .. }
             | LogEvent::BootstrapNoSources { .. }
-            | LogEvent::Rejoining => "dht::bootstrap",
+            | LogEvent::Rejoining(_) => "dht::bootstrap",
             LogEvent::NoNodesForSearch(_)
             | LogEvent::SearchUnsuccessful { .. }
             | LogEvent::AnnounceFailed { .. }
@@ -101,24 +108,35 @@ impl std::fmt::Display for LogEvent {
         match self {
             LogEvent::BootstrapComplete(s) => write!(
                 f,
-                "bootstrap complete: {} nodes in {} buckets, about {} nodes in the DHT",
+                "{} bootstrap complete: {} nodes in {} buckets, about {} nodes in the DHT",
+                s.family,
                 s.nodes,
                 s.buckets,
                 s.estimated_dht_size.unwrap_or(0)
             ),
-            LogEvent::BootstrapUnanswered { attempt, retry_in } => write!(
+            LogEvent::BootstrapUnanswered {
+                family,
+                attempt,
+                retry_in,
+            } => write!(
                 f,
-                "bootstrap reached no DHT node (attempt {attempt}); retrying in {retry_in:?}"
+                "{family} bootstrap reached no DHT node (attempt {attempt}); retrying in {retry_in:?}"
             ),
-            LogEvent::BootstrapNoSources { retry_in } => write!(
+            LogEvent::BootstrapNoSources { family, retry_in } => write!(
                 f,
-                "no bootstrap source and no node yet: waiting for a node to join; looking again in {retry_in:?}"
+                "{family}: no bootstrap source and no node yet: waiting for a node to join; looking again in {retry_in:?}"
             ),
-            LogEvent::BootstrapEmpty { attempt, retry_in } => write!(
+            LogEvent::BootstrapEmpty {
+                family,
+                attempt,
+                retry_in,
+            } => write!(
                 f,
-                "bootstrap found no node to keep (attempt {attempt}); retrying in {retry_in:?}"
+                "{family} bootstrap found no node to keep (attempt {attempt}); retrying in {retry_in:?}"
             ),
-            LogEvent::Rejoining => f.write_str("no DHT nodes available; bootstrapping again"),
+            LogEvent::Rejoining(family) => {
+                write!(f, "no {family} DHT nodes available; bootstrapping again")
+            }
             LogEvent::NoNodesForSearch(t) => {
                 write!(f, "no DHT nodes available for a search of {t}")
             }

@@ -34,6 +34,7 @@ use super::{
     StartLookup, StoreInput, SupervisorInput,
 };
 use crate::compact::NodeInfo;
+use crate::family::Family;
 use crate::id::{InfoHash, NodeId};
 use crate::ip_prefix::IpPrefix;
 use crate::item::Item;
@@ -89,6 +90,7 @@ struct Repeat {
 /// The lookup pool's piece.
 #[derive(Debug)]
 pub struct LookupPool {
+    family: Family,
     own_id: NodeId,
     config: LookupConfig,
     limits: LookupLimits,
@@ -167,8 +169,14 @@ fn merge_scrape(into: &mut Option<(ScrapeBloom, ScrapeBloom)>, reply: &Reply) {
 
 impl LookupPool {
     /// An empty pool; the application's lookups wait for bootstrap.
-    pub fn new(own_id: NodeId, config: &NodeConfig, telemetry: Arc<Telemetry>) -> Self {
+    pub fn new(
+        family: Family,
+        own_id: NodeId,
+        config: &NodeConfig,
+        telemetry: Arc<Telemetry>,
+    ) -> Self {
         LookupPool {
+            family,
             own_id,
             config: config.lookup,
             limits: config.lookup_limits,
@@ -178,7 +186,7 @@ impl LookupPool {
             running: BTreeMap::new(),
             waiting: VecDeque::new(),
             repeats: BTreeMap::new(),
-            next_id: 1,
+            next_id: 0,
             rtt: RttEstimate::default(),
             watch: IdWatch::default(),
             telemetry,
@@ -242,15 +250,16 @@ impl LookupPool {
 
     fn start(&mut self, now: Instant, request: StartLookup) {
         self.telemetry.lookups_started.incr(request.label());
-        let id = LookupId(self.next_id);
+        let id = LookupId::nth(self.family, self.next_id);
         self.next_id += 1;
         let watch = &self.watch;
+        let family = self.family;
         let seeds = self
             .nodes
             .closest(&request.target, SEEDS)
             .into_iter()
             .chain(request.seeds.iter().copied())
-            .filter(|n| !watch.is_distrusted(now, n.addr.ip()));
+            .filter(|n| Family::of(&n.addr) == family && !watch.is_distrusted(now, n.addr.ip()));
         // An announce must reach the true k closest: a slow one among
         // them is waited for (sim_hostile: 62% of clean announces reached
         // all 8 without waiting, 95% with).
@@ -266,8 +275,14 @@ impl LookupPool {
             seeds,
             config,
         );
-        let mut pending = request.addr_seeds.len();
-        for addr in request.addr_seeds.clone() {
+        let addr_seeds: Vec<SocketAddr> = request
+            .addr_seeds
+            .iter()
+            .filter(|a| Family::of(a) == family)
+            .copied()
+            .collect();
+        let mut pending = addr_seeds.len();
+        for addr in addr_seeds {
             self.send(id, addr, None, query_for(&request, request.target));
         }
         if request.kind == LookupKind::GetPeers && self.ask_store {
@@ -316,7 +331,11 @@ impl LookupPool {
             return; // a late answer for a lookup that ended
         };
         let watch = &self.watch;
-        let trusted = |n: &&NodeInfo| !watch.is_distrusted(now, n.addr.ip());
+        let family = self.family;
+        // A lookup follows the nodes of its own family; the others (a
+        // `want` for both) go to their own table through the routing piece.
+        let trusted =
+            |n: &&NodeInfo| Family::of(&n.addr) == family && !watch.is_distrusted(now, n.addr.ip());
         let mut fresh = Vec::new();
         let mut found = None;
         match &mut r.phase {
@@ -596,6 +615,7 @@ impl LookupPool {
             Requester::Bootstrap(purpose) => {
                 self.outputs
                     .push(Envelope::Supervisor(SupervisorInput::LookupFinished {
+                        family: self.family,
                         purpose,
                         summary,
                     }))
@@ -654,7 +674,7 @@ impl Piece for LookupPool {
         match input {
             LookupsInput::Start(request) => self.submit(now, request),
             LookupsInput::QueryDone { lookup, done } => self.query_done(now, lookup, done),
-            LookupsInput::Snapshot(nodes) => self.nodes = nodes,
+            LookupsInput::Snapshot(_, nodes) => self.nodes = nodes,
             LookupsInput::LocalPeers { lookup, peers } => self.local_peers(now, lookup, peers),
             LookupsInput::Delayed {
                 lookup,
@@ -665,7 +685,7 @@ impl Piece for LookupPool {
                     r.lookup.delayed(&node, until);
                 }
             }
-            LookupsInput::Bootstrapped(done) => {
+            LookupsInput::Bootstrapped(_, done) => {
                 self.bootstrapped = done;
                 self.start_waiting(now);
             }

@@ -12,12 +12,14 @@ use super::Envelope;
 use crate::compact::NodeInfo;
 use crate::id::{InfoHash, NodeId};
 use crate::item::Item;
+use crate::krpc::Want;
 use crate::lookup::{LookupEnd, LookupKind};
 use crate::routing::NodeSnapshot;
 use crate::scrape::ScrapeBloom;
 use crate::server::Needs;
 use crate::telemetry::{LookupLabel, Method, NotSent};
 use crate::token::Token;
+use crate::Family;
 
 /// A datagram as read from the socket.
 #[derive(Debug, Clone)]
@@ -50,6 +52,9 @@ pub struct InboundQuery {
     pub read_only: bool,
     /// The method, as counted.
     pub method: Method,
+    /// BEP 32 `want`: the families of nodes asked for (absent: the
+    /// querier's own).
+    pub want: Option<Want>,
     /// What answering needs.
     pub needs: Needs,
 }
@@ -320,8 +325,9 @@ pub enum RoutingInput {
     /// Routers that our own-id lookup found among our k closest nodes:
     /// neighbours, not mere entry points (a private network); they join.
     AdmitRouters(Vec<NodeInfo>),
-    /// Start one refresh lookup per bucket for the bootstrap, and say how many.
-    RefreshAll,
+    /// Start one refresh lookup per bucket of this family's table for the
+    /// bootstrap, and say how many.
+    RefreshAll(Family),
     /// Publish the table now and report its size to the supervisor.
     Summarize,
 }
@@ -340,8 +346,8 @@ pub enum TransactionsInput {
 pub enum StoreInput {
     /// Queries admitted in one batch, to answer.
     Queries(Vec<InboundQuery>),
-    /// The routing table's nodes, for the `nodes` of answers.
-    Snapshot(Arc<NodeSnapshot>),
+    /// A family's routing table, for the `nodes` or `nodes6` of answers.
+    Snapshot(Family, Arc<NodeSnapshot>),
     /// A lookup of ours wants the peers we hold ourselves for an info hash.
     LocalPeers {
         /// The lookup.
@@ -351,9 +357,26 @@ pub enum StoreInput {
     },
 }
 
-/// A lookup's number in its pool.
+/// A lookup's number: even in the IPv4 pool, odd in the IPv6 pool, so
+/// that its family is known from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LookupId(pub u64);
+
+impl LookupId {
+    /// The `n`th lookup of `family`'s pool.
+    pub fn nth(family: Family, n: u64) -> Self {
+        LookupId(2 * n + family.index() as u64)
+    }
+
+    /// The family whose pool runs it.
+    pub fn family(self) -> Family {
+        if self.0 % 2 == 0 {
+            Family::V4
+        } else {
+            Family::V6
+        }
+    }
+}
 
 /// A caller of the application API, by the number its driver gave it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -412,6 +435,9 @@ pub struct StartLookup {
     pub scrape: bool,
     /// Get or put a BEP 44 item (the lookup then sends `get`).
     pub item: Option<ItemLookup>,
+    /// The family to look in; `None`: every family the node serves, the
+    /// outcomes merged (the application's lookups).
+    pub family: Option<Family>,
 }
 
 impl StartLookup {
@@ -426,7 +452,14 @@ impl StartLookup {
             addr_seeds: Vec::new(),
             scrape: false,
             item: None,
+            family: None,
         }
+    }
+
+    /// The same lookup, in `family` alone.
+    pub fn in_family(mut self, family: Family) -> Self {
+        self.family = Some(family);
+        self
     }
 
     /// What it counts as.
@@ -451,8 +484,8 @@ pub enum LookupsInput {
         /// How it went.
         done: QueryDone,
     },
-    /// The routing table's nodes, for seeding lookups.
-    Snapshot(Arc<NodeSnapshot>),
+    /// A family's routing table, for seeding its lookups.
+    Snapshot(Family, Arc<NodeSnapshot>),
     /// The peers our own store holds for a lookup's info hash.
     LocalPeers {
         /// The lookup.
@@ -470,9 +503,9 @@ pub enum LookupsInput {
         /// When the query goes out.
         until: Instant,
     },
-    /// Bootstrap completed (true) or was lost (false): the application's
-    /// lookups run, or wait.
-    Bootstrapped(bool),
+    /// A family's bootstrap completed (true) or was lost (false): the
+    /// application's lookups in it run, or wait.
+    Bootstrapped(Family, bool),
     /// The caller stopped listening: its lookups end.
     Cancel(CallerId),
     /// Announce `info_hash` every `every` from now on (`None`: stop).
@@ -596,9 +629,11 @@ impl Confidence {
     }
 }
 
-/// The routing table's size, as the supervisor needs it.
+/// A routing table's size, as the supervisor needs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TableSummary {
+    /// Whose table.
+    pub family: Family,
     /// Nodes in buckets that are not bad.
     pub nodes: usize,
     /// Buckets.
@@ -621,13 +656,15 @@ pub enum SupervisorInput {
     AddNodes(Vec<SocketAddr>),
     /// A bootstrap lookup ended.
     LookupFinished {
+        /// In which family.
+        family: Family,
         /// Which.
         purpose: BootstrapLookup,
         /// How it went.
         summary: LookupSummary,
     },
-    /// This many bucket refreshes were started for the bootstrap.
-    RefreshStarted(usize),
+    /// This many bucket refreshes were started for a family's bootstrap.
+    RefreshStarted(Family, usize),
     /// The routing table's size now.
     TableSummary(TableSummary),
     /// Other nodes agree that they see us at this address (BEP 42).

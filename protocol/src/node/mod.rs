@@ -30,6 +30,7 @@
 
 pub mod bootstrap;
 mod config;
+pub mod families;
 mod log;
 pub mod lookups;
 mod messages;
@@ -98,6 +99,12 @@ impl Outputs {
     /// Whether no message waits.
     pub fn is_empty(&self) -> bool {
         self.envelopes.is_empty()
+    }
+
+    /// Moves everything `other` holds to the end of these outputs.
+    pub fn append(&mut self, other: &mut Outputs) {
+        self.envelopes.append(&mut other.envelopes);
+        self.outbox.append(&mut other.outbox);
     }
 }
 
@@ -170,16 +177,16 @@ pub trait Deliver {
 pub struct Pieces {
     /// The gate and the pacer.
     pub rate_limiter: rate_limiter::RateLimiter,
-    /// The routing table and its upkeep.
-    pub routing: upkeep::Upkeep,
+    /// The routing tables (one per family) and their upkeep.
+    pub routing: families::PerFamily<upkeep::Upkeep>,
     /// Outstanding queries.
     pub transactions: transactions::Transactions,
     /// Stored peers, tokens, answers.
     pub store: responder::Responder,
-    /// Running lookups.
-    pub lookups: lookups::LookupPool,
-    /// Bootstrap.
-    pub supervisor: bootstrap::Bootstrap,
+    /// Running lookups (a pool per family).
+    pub lookups: families::LookupPools,
+    /// Bootstrap (per family).
+    pub supervisor: families::Bootstraps,
 }
 
 impl Pieces {
@@ -194,18 +201,38 @@ impl Pieces {
         telemetry: Arc<Telemetry>,
     ) -> Self {
         let mut fork = || StdRng::seed_from_u64(rng.next_u64());
+        let on = config.families;
+        // The streams are forked in the order a one-family node always
+        // used, so that seeded simulations replay as before.
+        let routing = families::PerFamily::new(on, |f| {
+            upkeep::Upkeep::new(now, f, own_id, config, fork(), telemetry.clone())
+        });
+        let transactions =
+            transactions::Transactions::new(own_id, config, fork(), telemetry.clone());
+        let store = responder::Responder::new(now, own_id, config, fork(), telemetry.clone());
+        let pools = families::PerFamily::new(on, |f| {
+            lookups::LookupPool::new(f, own_id, config, telemetry.clone())
+        });
+        let bootstraps = families::PerFamily::new(on, |f| {
+            // Each family starts from its own part of the saved table.
+            let sources = bootstrap::Sources {
+                cached: sources
+                    .cached
+                    .iter()
+                    .filter(|n| crate::Family::of(&n.addr) == f)
+                    .copied()
+                    .collect(),
+                ..sources.clone()
+            };
+            bootstrap::Bootstrap::new(now, f, own_id, config, sources, fork(), telemetry.clone())
+        });
         Pieces {
             rate_limiter: rate_limiter::RateLimiter::new(now, config, telemetry.clone()),
-            routing: upkeep::Upkeep::new(now, own_id, config, fork(), telemetry.clone()),
-            transactions: transactions::Transactions::new(
-                own_id,
-                config,
-                fork(),
-                telemetry.clone(),
-            ),
-            store: responder::Responder::new(now, own_id, config, fork(), telemetry.clone()),
-            lookups: lookups::LookupPool::new(own_id, config, telemetry.clone()),
-            supervisor: bootstrap::Bootstrap::new(now, own_id, config, sources, fork(), telemetry),
+            routing,
+            transactions,
+            store,
+            lookups: families::LookupPools::new(pools, config),
+            supervisor: families::Bootstraps::new(bootstraps, telemetry),
         }
     }
 }

@@ -35,6 +35,23 @@ impl Outbox {
             .map(|&(to, start, len)| (to, &self.bytes[start..start + len]))
     }
 
+    /// Moves every datagram of `other` to the end of this one.
+    pub fn append(&mut self, other: &mut Outbox) {
+        if self.is_empty() {
+            std::mem::swap(self, other);
+            return;
+        }
+        let base = self.bytes.len();
+        self.spans.extend(
+            other
+                .spans
+                .iter()
+                .map(|&(to, start, len)| (to, base + start, len)),
+        );
+        self.bytes.extend_from_slice(&other.bytes);
+        other.clear();
+    }
+
     /// Forgets every datagram (once they are sent).
     pub fn clear(&mut self) {
         self.bytes.clear();

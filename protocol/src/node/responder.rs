@@ -28,6 +28,7 @@ use super::{
     StoreInput,
 };
 use crate::compact::NodeInfo;
+use crate::family::Family;
 use crate::id::{InfoHash, NodeId};
 use crate::item::{ItemStore, PutOutcome, PutRefusal};
 use crate::krpc::ErrorCode;
@@ -61,7 +62,8 @@ pub struct Responder {
     store: PeerStore,
     tokens: TokenSecrets,
     rng: StdRng,
-    nodes: Arc<NodeSnapshot>,
+    /// Each family's table, IPv4 first.
+    nodes: [Arc<NodeSnapshot>; 2],
     reported: Spacing<SocketAddr>,
     sample: Sample,
     items: ItemStore,
@@ -97,7 +99,10 @@ impl Responder {
             store: PeerStore::new(now, own_id, config.store),
             tokens: TokenSecrets::new(now, &mut rng, config.tokens),
             rng,
-            nodes: Arc::new(NodeSnapshot::empty(own_id)),
+            nodes: [
+                Arc::new(NodeSnapshot::empty(own_id)),
+                Arc::new(NodeSnapshot::empty(own_id)),
+            ],
             reported: Spacing::new(REPORT_QUERIER_EVERY, QUERIERS_TRACKED),
             sample: Sample::default(),
             items: ItemStore::new(config.items),
@@ -125,13 +130,28 @@ impl Responder {
         self.telemetry.store_peers.set((), s.peers as u64);
     }
 
+    /// The nodes closest to `target` in each family the querier wants
+    /// (BEP 32 `want`; without one, the family it asked over).
+    fn closest(&self, q: &InboundQuery, target: &NodeId) -> Vec<NodeInfo> {
+        let own = Family::of(&q.from);
+        let wanted = |f: Family| match q.want {
+            Some(w) => w.contains(f),
+            None => f == own,
+        };
+        let mut nodes = Vec::new();
+        for f in Family::ALL.into_iter().filter(|f| wanted(*f)) {
+            nodes.extend(self.nodes[f.index()].closest(target, K));
+        }
+        nodes
+    }
+
     /// Answers one query into the outbox.
     fn answer(&mut self, now: Instant, q: &InboundQuery) {
         let t = &*self.telemetry;
         match q.needs {
             Needs::Id => self.bare(q),
             Needs::Nodes(target) => {
-                let nodes = self.nodes.closest(&target, K);
+                let nodes = self.closest(q, &target);
                 let answer = Answer {
                     nodes: &nodes,
                     nodes_required: true,
@@ -145,7 +165,7 @@ impl Responder {
                 noseed,
             } => self.peers(now, q, info_hash, scrape, noseed),
             Needs::Item { target, seq } => {
-                let nodes = self.nodes.closest(&target, K);
+                let nodes = self.closest(q, &target);
                 let token = self.tokens.issue(now, q.from.ip());
                 t.tokens_issued.incr(());
                 let item = self.items.get(now, &target, seq);
@@ -182,7 +202,7 @@ impl Responder {
         scrape: bool,
         noseed: bool,
     ) {
-        let nodes = self.nodes.closest(&NodeId::from(info_hash), K);
+        let nodes = self.closest(q, &NodeId::from(info_hash));
         let token = self.tokens.issue(now, q.from.ip());
         self.telemetry.tokens_issued.incr(());
         let blooms = if scrape {
@@ -194,9 +214,16 @@ impl Responder {
             self.telemetry.scrapes_answered.incr(());
         }
         let budget = server::values_budget_with(&q.tid, q.from, &nodes, &token, blooms.is_some());
-        let values = self
-            .store
-            .sample_of(now, &mut self.rng, &info_hash, budget, noseed);
+        // Peers of the querier's family: the ones it can connect to over
+        // the network it asked on (as libtorrent answers).
+        let values = self.store.sample_of(
+            now,
+            &mut self.rng,
+            &info_hash,
+            budget,
+            noseed,
+            Some(Family::of(&q.from)),
+        );
         let answer = Answer {
             nodes: &nodes,
             values: &values,
@@ -219,7 +246,7 @@ impl Responder {
         } else {
             self.sample.until.unwrap_or(now)
         };
-        let nodes = self.nodes.closest(&target, K);
+        let nodes = self.closest(q, &target);
         let mut answer = Answer {
             nodes: &nodes,
             nodes_required: true,
@@ -408,7 +435,7 @@ impl Piece for Responder {
                     self.queried(now, q);
                 }
             }
-            StoreInput::Snapshot(nodes) => self.nodes = nodes,
+            StoreInput::Snapshot(family, nodes) => self.nodes[family.index()] = nodes,
             StoreInput::LocalPeers { lookup, info_hash } => {
                 let peers = self
                     .store
@@ -472,6 +499,7 @@ mod tests {
             sender: NodeId([1; 20]),
             read_only: false,
             method: Method::Other,
+            want: None,
             needs,
         }
     }

@@ -19,9 +19,10 @@ use super::{
     QueryDone, QueryFailure, RoutingInput, SupervisorInput, TransactionsInput,
 };
 use crate::compact::NodeInfo;
+use crate::family::Family;
 use crate::id::NodeId;
 use crate::ip_vote::ExternalIpVotes;
-use crate::krpc::{Body, Message, PutArgs, Query, SignedArgs};
+use crate::krpc::{Body, Message, PutArgs, Query, SignedArgs, Want};
 use crate::rtt::RttEstimate;
 use crate::server::VERSION;
 use crate::telemetry::{Component, DropReason, ErrorLabel, NotSent, Telemetry};
@@ -41,7 +42,12 @@ pub struct Transactions {
     own_id: NodeId,
     read_only: bool,
     rng: StdRng,
-    votes: ExternalIpVotes,
+    /// One vote per family: each family's address is learned from the
+    /// answers that came over it.
+    votes: [ExternalIpVotes; 2],
+    /// BEP 32 `want` on our queries: both families when both are on, so
+    /// that every answer feeds both tables.
+    want: Option<Want>,
     rtt: RttEstimate,
     telemetry: Arc<Telemetry>,
     buf: Vec<u8>,
@@ -61,7 +67,8 @@ impl Transactions {
             own_id,
             read_only: config.read_only,
             rng,
-            votes: ExternalIpVotes::new(),
+            votes: Default::default(),
+            want: (config.families.len() > 1).then_some(Want::BOTH),
             rtt: RttEstimate::default(),
             telemetry,
             buf: Vec::with_capacity(256),
@@ -74,34 +81,36 @@ impl Transactions {
         self.table.len()
     }
 
-    /// Our external address, once a majority of responders agree.
-    pub fn external_ip(&self) -> Option<std::net::IpAddr> {
-        self.votes.current()
+    /// Our external address in `family`, once a majority of its
+    /// responders agree.
+    pub fn external_ip(&self, family: Family) -> Option<std::net::IpAddr> {
+        self.votes[family.index()].current()
     }
 
     fn encode(&mut self, tid: TransactionId, query: &OutQuery) {
+        let want = self.want;
         let query = match query {
             OutQuery::Ping => Query::Ping,
             OutQuery::FindNode(target) => Query::FindNode {
                 target: *target,
-                want: None,
+                want,
             },
             OutQuery::GetPeers(info_hash) => Query::GetPeers {
                 info_hash: *info_hash,
-                want: None,
+                want,
                 scrape: false,
                 noseed: false,
             },
             OutQuery::Scrape(info_hash) => Query::GetPeers {
                 info_hash: *info_hash,
-                want: None,
+                want,
                 scrape: true,
                 noseed: false,
             },
             OutQuery::Get { target, seq } => Query::Get {
                 target: *target,
                 seq: *seq,
-                want: None,
+                want,
             },
             OutQuery::Put(p, token) => {
                 let signed = p.item.signed.as_ref();
@@ -119,7 +128,7 @@ impl Transactions {
             }
             OutQuery::SampleInfohashes(target) => Query::SampleInfohashes {
                 target: *target,
-                want: None,
+                want,
             },
             OutQuery::AnnouncePeer {
                 info_hash,
@@ -192,7 +201,12 @@ impl Transactions {
             Ok(reply) => {
                 self.telemetry.responses_in.incr(());
                 if let Some(seen) = r.requester_ip {
-                    if let Some(ip) = self.votes.vote(r.from.ip(), seen.ip()) {
+                    let family = Family::of(&r.from);
+                    let votes = &mut self.votes[family.index()];
+                    let vote = (Family::of(&seen) == family)
+                        .then(|| votes.vote(r.from.ip(), seen.ip()))
+                        .flatten();
+                    if let Some(ip) = vote {
                         self.outputs
                             .push(Envelope::Supervisor(SupervisorInput::ExternalAddress(ip)));
                     }

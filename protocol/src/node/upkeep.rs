@@ -33,6 +33,7 @@ use super::{
     Requester, RoutingInput, StartLookup, StoreInput, SupervisorInput, TableSummary,
 };
 use crate::compact::NodeInfo;
+use crate::family::Family;
 use crate::id::NodeId;
 use crate::lookup::LookupKind;
 use crate::node::{Asker, BootstrapLookup};
@@ -40,7 +41,7 @@ use crate::rate_limit::{Spacing, SpacingVerdict};
 use crate::routing::{
     HeardOutcome, InsertOutcome, Maintenance, NodeFilter, RejectReason, RoutingStats, RoutingTable,
 };
-use crate::telemetry::{Component, NodeState, RoutingRefusal, Telemetry};
+use crate::telemetry::{AddressFamily, Component, NodeState, RoutingRefusal, Telemetry};
 use crate::K;
 
 /// How soon a changed table is published: soon enough that answers carry
@@ -61,6 +62,7 @@ const GAUGES_EVERY: Duration = Duration::from_secs(1);
 /// The routing table's piece.
 #[derive(Debug)]
 pub struct Upkeep {
+    family: Family,
     table: RoutingTable,
     rng: StdRng,
     routers: HashSet<SocketAddr>,
@@ -80,12 +82,14 @@ impl Upkeep {
     /// An empty table for `own_id`.
     pub fn new(
         now: Instant,
+        family: Family,
         own_id: NodeId,
         config: &NodeConfig,
         rng: StdRng,
         telemetry: Arc<Telemetry>,
     ) -> Self {
         Upkeep {
+            family,
             table: RoutingTable::new(own_id, now, config.routing),
             rng,
             routers: HashSet::new(),
@@ -169,7 +173,8 @@ impl Upkeep {
 
     /// A lookup of `target` from the table's closest nodes.
     fn lookup(&self, now: Instant, target: NodeId, requester: Requester) -> Envelope {
-        let mut start = StartLookup::new(target, LookupKind::FindNode, requester);
+        let mut start =
+            StartLookup::new(target, LookupKind::FindNode, requester).in_family(self.family);
         start.seeds = self.table.closest(now, &target, SEEDS, NodeFilter::NotBad);
         Envelope::Lookups(LookupsInput::Start(start))
     }
@@ -178,14 +183,15 @@ impl Upkeep {
     fn gauges(&mut self, now: Instant) {
         self.gauges_at = now + GAUGES_EVERY;
         let t = &self.telemetry;
+        let f = AddressFamily::from(self.family);
         let total = self.table.stats(now).total;
-        t.routing_nodes.set(NodeState::Good, total.good as u64);
+        t.routing_nodes.set((f, NodeState::Good), total.good as u64);
         t.routing_nodes
-            .set(NodeState::Questionable, total.questionable as u64);
-        t.routing_nodes.set(NodeState::Bad, total.bad as u64);
-        t.routing_buckets.set((), self.table.bucket_count() as u64);
+            .set((f, NodeState::Questionable), total.questionable as u64);
+        t.routing_nodes.set((f, NodeState::Bad), total.bad as u64);
+        t.routing_buckets.set(f, self.table.bucket_count() as u64);
         let size = self.table.estimated_dht_size(now).unwrap_or(0);
-        t.estimated_size.set((), size);
+        t.estimated_size.set(f, size);
     }
 
     fn publish(&mut self, now: Instant) {
@@ -193,14 +199,19 @@ impl Upkeep {
         self.gauges(now);
         let snapshot = Arc::new(self.table.snapshot(now, NodeFilter::NotBad));
         let summary = TableSummary {
+            family: self.family,
             nodes: snapshot.len(),
             buckets: self.table.bucket_count(),
             estimated_dht_size: self.table.estimated_dht_size(now),
         };
-        self.outputs
-            .push(Envelope::Store(StoreInput::Snapshot(snapshot.clone())));
-        self.outputs
-            .push(Envelope::Lookups(LookupsInput::Snapshot(snapshot)));
+        self.outputs.push(Envelope::Store(StoreInput::Snapshot(
+            self.family,
+            snapshot.clone(),
+        )));
+        self.outputs.push(Envelope::Lookups(LookupsInput::Snapshot(
+            self.family,
+            snapshot,
+        )));
         self.outputs
             .push(Envelope::Supervisor(SupervisorInput::TableSummary(summary)));
     }
@@ -244,7 +255,7 @@ impl Piece for Upkeep {
                     }
                 }
             }
-            RoutingInput::RefreshAll => {
+            RoutingInput::RefreshAll(_) => {
                 let targets = self.table.refresh_targets(&mut self.rng);
                 let n = targets.len();
                 for target in targets {
@@ -253,7 +264,10 @@ impl Piece for Upkeep {
                     self.outputs.push(lookup);
                 }
                 self.outputs
-                    .push(Envelope::Supervisor(SupervisorInput::RefreshStarted(n)));
+                    .push(Envelope::Supervisor(SupervisorInput::RefreshStarted(
+                        self.family,
+                        n,
+                    )));
             }
             RoutingInput::Summarize => self.publish(now),
         }
@@ -313,6 +327,7 @@ mod tests {
     fn upkeep(now: Instant) -> Upkeep {
         Upkeep::new(
             now,
+            Family::V4,
             NodeId([0; 20]),
             &NodeConfig::default(),
             StdRng::seed_from_u64(1),
@@ -418,8 +433,8 @@ mod tests {
         let mut kinds = Vec::new();
         while let Some(e) = u.outputs.pop() {
             kinds.push(match e {
-                Envelope::Store(StoreInput::Snapshot(s)) => format!("store {}", s.len()),
-                Envelope::Lookups(LookupsInput::Snapshot(s)) => format!("lookups {}", s.len()),
+                Envelope::Store(StoreInput::Snapshot(_, s)) => format!("store {}", s.len()),
+                Envelope::Lookups(LookupsInput::Snapshot(_, s)) => format!("lookups {}", s.len()),
                 Envelope::Supervisor(SupervisorInput::TableSummary(s)) => {
                     format!("summary {}", s.nodes)
                 }
@@ -490,7 +505,7 @@ mod tests {
             );
         }
         while u.outputs.pop().is_some() {}
-        u.handle(t0, RoutingInput::RefreshAll);
+        u.handle(t0, RoutingInput::RefreshAll(Family::V4));
         let buckets = u.table().bucket_count();
         let mut lookups = 0;
         let mut said = None;
@@ -501,7 +516,7 @@ mod tests {
                     assert!(!s.seeds.is_empty());
                     lookups += 1;
                 }
-                Envelope::Supervisor(SupervisorInput::RefreshStarted(n)) => said = Some(n),
+                Envelope::Supervisor(SupervisorInput::RefreshStarted(_, n)) => said = Some(n),
                 other => panic!("{other:?}"),
             }
         }

@@ -1,5 +1,6 @@
 //! One k-bucket: its nodes, its replacement cache, and when it last changed.
 
+use crate::family::host_key;
 use std::time::{Duration, Instant};
 
 use crate::compact::NodeInfo;
@@ -92,11 +93,12 @@ impl Bucket {
     }
 
     pub(super) fn has_ip(&self, info: &NodeInfo) -> bool {
-        let ip = info.addr.ip();
+        // An IPv6 host is its /64.
+        let host = host_key(info.addr.ip());
         self.nodes
             .iter()
             .chain(&self.replacements)
-            .any(|e| e.info.addr.ip() == ip && e.info.id != info.id)
+            .any(|e| host_key(e.info.addr.ip()) == host && e.info.id != info.id)
     }
 
     /// Live entries of the bucket in `info`'s network (/24, /64), other

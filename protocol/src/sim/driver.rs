@@ -31,6 +31,7 @@ use crate::node::{
     QueryDone, RateLimiterInput, Requester, RoutingInput, StartLookup, StoreInput, SupervisorInput,
     TransactionsInput,
 };
+use crate::telemetry::AddressFamily;
 use crate::telemetry::Telemetry;
 
 /// How one node is made.
@@ -448,7 +449,11 @@ impl Simulation {
 
     /// The nodes in node `i`'s routing table.
     pub fn table(&self, i: usize) -> Vec<NodeInfo> {
-        self.nodes[i].pieces.routing.table().nodes()
+        let routing = &self.nodes[i].pieces.routing;
+        routing
+            .iter()
+            .flat_map(|(_, u)| u.table().nodes())
+            .collect()
     }
 
     /// Runs every event up to `until`, or until `done` holds; returns
@@ -482,8 +487,9 @@ impl Simulation {
                         continue;
                     }
                     let t = &self.nodes[to].telemetry;
-                    t.packets_in.incr(());
-                    t.bytes_in.add((), bytes.len() as u64);
+                    let f = AddressFamily::of(&from);
+                    t.packets_in.incr(f);
+                    t.bytes_in.add(f, bytes.len() as u64);
                     let batch = vec![Datagram { from, bytes }];
                     self.nodes[to]
                         .mailbox
@@ -640,11 +646,9 @@ impl Simulation {
         }
         let from = self.nodes[i].addr;
         for (to, bytes) in datagrams {
-            self.nodes[i].telemetry.packets_out.incr(());
-            self.nodes[i]
-                .telemetry
-                .bytes_out
-                .add((), bytes.len() as u64);
+            let f = AddressFamily::of(&to);
+            self.nodes[i].telemetry.packets_out.incr(f);
+            self.nodes[i].telemetry.bytes_out.add(f, bytes.len() as u64);
             self.transmit(from, to, bytes);
         }
     }

@@ -718,14 +718,9 @@ impl Run {
                     _ => counts[1] += 1,
                 }
             }
-            if let Some(size) = self
-                .sim
-                .node(i)
-                .pieces
-                .routing
-                .table()
-                .estimated_dht_size(now)
-            {
+            let routing = &self.sim.node(i).pieces.routing;
+            let table = routing.get(crate::Family::V4).map(|u| u.table());
+            if let Some(size) = table.and_then(|t| t.estimated_dht_size(now)) {
                 ratios.push(size as f64 / reachable.max(1) as f64);
             }
         }

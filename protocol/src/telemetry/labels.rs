@@ -317,6 +317,32 @@ label!(
 );
 
 label!(
+    /// An address family (BEP 32), as counted.
+    AddressFamily = "family" {
+        /// IPv4.
+        V4 => "ipv4",
+        /// IPv6.
+        V6 => "ipv6",
+    }
+);
+
+impl From<crate::Family> for AddressFamily {
+    fn from(f: crate::Family) -> Self {
+        match f {
+            crate::Family::V4 => AddressFamily::V4,
+            crate::Family::V6 => AddressFamily::V6,
+        }
+    }
+}
+
+impl AddressFamily {
+    /// The family of `addr`.
+    pub fn of(addr: &std::net::SocketAddr) -> Self {
+        crate::Family::of(addr).into()
+    }
+}
+
+label!(
     /// A routing-table node state, as counted.
     NodeState = "state" {
         /// Answered recently.

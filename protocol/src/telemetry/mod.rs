@@ -155,17 +155,17 @@ macro_rules! catalogue {
 
 catalogue! {
     /// UDP datagrams received.
-    packets_in: Cells<()> = Counter "dht_packets_received_total", Count, &[],
-        "UDP datagrams received";
+    packets_in: Cells<AddressFamily> = Counter "dht_packets_received_total", Count, &[],
+        "UDP datagrams received, by address family";
     /// UDP payload bytes received.
-    bytes_in: Cells<()> = Counter "dht_received_bytes_total", Bytes, &[],
-        "UDP payload bytes received";
+    bytes_in: Cells<AddressFamily> = Counter "dht_received_bytes_total", Bytes, &[],
+        "UDP payload bytes received, by address family";
     /// UDP datagrams sent.
-    packets_out: Cells<()> = Counter "dht_packets_sent_total", Count, &[],
-        "UDP datagrams sent";
+    packets_out: Cells<AddressFamily> = Counter "dht_packets_sent_total", Count, &[],
+        "UDP datagrams sent, by address family";
     /// UDP payload bytes sent.
-    bytes_out: Cells<()> = Counter "dht_sent_bytes_total", Bytes, &[],
-        "UDP payload bytes sent";
+    bytes_out: Cells<AddressFamily> = Counter "dht_sent_bytes_total", Bytes, &[],
+        "UDP payload bytes sent, by address family";
     /// KRPC queries received, by method.
     queries_in: Cells<Method> = Counter "dht_queries_received_total", Count, &[],
         "KRPC queries received, by method";
@@ -231,17 +231,17 @@ catalogue! {
     restarts: Cells<(Component, RestartReason)> = Counter "dht_actor_restarts_total", Count, &[],
         "Actor restarts after a caught panic, by actor and reason";
     /// Routing-table nodes, by state.
-    routing_nodes: Cells<NodeState> = Gauge "dht_routing_nodes", Count, &[],
-        "Routing-table nodes, by state";
+    routing_nodes: Cells<(AddressFamily, NodeState)> = Gauge "dht_routing_nodes", Count, &[],
+        "Routing-table nodes, by address family and state";
     /// Nodes that answered us but were kept out of the table, by reason.
     routing_refused: Cells<RoutingRefusal> = Counter "dht_routing_refused_total", Count, &[],
         "Nodes that answered us but were kept out of the routing table by a per-address or per-network rule, by reason";
     /// Routing-table buckets.
-    routing_buckets: Cells<()> = Gauge "dht_routing_buckets", Count, &[],
-        "Routing-table buckets";
+    routing_buckets: Cells<AddressFamily> = Gauge "dht_routing_buckets", Count, &[],
+        "Routing-table buckets, by address family";
     /// Estimated nodes in the whole DHT.
-    estimated_size: Cells<()> = Gauge "dht_estimated_network_nodes", Count, &[],
-        "Estimated nodes in the whole DHT, from the distances seen";
+    estimated_size: Cells<AddressFamily> = Gauge "dht_estimated_network_nodes", Count, &[],
+        "Estimated nodes in the whole DHT, from the distances seen, by address family";
     /// Info hashes with stored peers.
     store_info_hashes: Cells<()> = Gauge "dht_store_info_hashes", Count, &[],
         "Info hashes with stored peers";
@@ -280,7 +280,10 @@ catalogue! {
         "Stored announces evicted to make room for a new one, by the cap that was reached";
     /// 1 once bootstrapped.
     bootstrapped: Cells<()> = Gauge "dht_bootstrapped_nodes", Count, &[],
-        "Nodes in this process whose bootstrap has completed";
+        "Nodes in this process whose bootstrap has completed (in any address family)";
+    /// 1 once a family has bootstrapped.
+    family_bootstrapped: Cells<AddressFamily> = Gauge "dht_family_bootstrapped_nodes", Count, &[],
+        "Nodes in this process whose bootstrap has completed, by address family";
     /// 1 for each warning that is true.
     warnings: Cells<Warning> = Gauge "dht_warning", Count, &[],
         "Nodes for which an operator warning is true, by warning";

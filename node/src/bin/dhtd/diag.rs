@@ -52,7 +52,14 @@ fn exchange(args: &NodeArgs, addr: &str, query: Query<'_>) -> Result<Answer, Fai
         .ok()
         .and_then(|mut a| a.next())
         .ok_or_else(|| Failure::Usage(format!("`{addr}` is not a HOST:PORT that resolves")))?;
-    let local = settings.config.listen;
+    // The listen address of the destination's family.
+    let local = settings
+        .config
+        .listen
+        .iter()
+        .copied()
+        .find(|a| a.is_ipv4() == to.is_ipv4())
+        .ok_or_else(|| Failure::Usage(format!("no --listen address of {to}'s address family")))?;
     let socket =
         UdpSocket::bind(local).map_err(|e| Failure::Failed(format!("cannot bind {local}: {e}")))?;
     let mut rng = StdRng::from_os_rng();

@@ -17,9 +17,11 @@ pub(crate) struct NodeArgs {
     /// TOML config file (see the README for its keys).
     #[arg(long, env = "DHTD_CONFIG", value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
-    /// UDP address to listen on.
-    #[arg(long, env = "DHTD_LISTEN", value_name = "ADDR")]
-    pub(crate) listen: Option<SocketAddr>,
+    /// UDP address to listen on, at most one per address family
+    /// (repeatable, or comma-separated): its family is served (BEP 32).
+    /// Default 0.0.0.0 and [::], both on port 6881 for `run`.
+    #[arg(long, env = "DHTD_LISTEN", value_name = "ADDR", value_delimiter = ',')]
+    pub(crate) listen: Vec<SocketAddr>,
     /// A router: an entry point asked for nodes at bootstrap and while the
     /// table is short, kept out of the routing table (it answers everyone)
     /// unless our own-id lookup finds it among our 8 closest nodes, as in a
@@ -110,11 +112,28 @@ pub(crate) enum Size {
     Text(String),
 }
 
+/// One address, or a list of them.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(untagged)]
+pub(crate) enum Addresses {
+    One(SocketAddr),
+    Many(Vec<SocketAddr>),
+}
+
+impl Addresses {
+    fn into_vec(self) -> Vec<SocketAddr> {
+        match self {
+            Addresses::One(a) => vec![a],
+            Addresses::Many(v) => v,
+        }
+    }
+}
+
 /// The keys of a config file; each is optional.
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FileSettings {
-    listen: Option<SocketAddr>,
+    listen: Option<Addresses>,
     bootstrap: Option<Vec<String>>,
     nodes: Option<Vec<String>>,
     state_dir: Option<PathBuf>,
@@ -175,7 +194,8 @@ pub(crate) struct Settings {
 /// Defaults that differ between the daemon and the one-off tools.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Defaults {
-    pub(crate) listen: SocketAddr,
+    /// The port of the default addresses, 0.0.0.0 and [::].
+    pub(crate) port: u16,
     pub(crate) use_state_dir: bool,
     pub(crate) metrics: bool,
 }
@@ -183,16 +203,27 @@ pub(crate) struct Defaults {
 impl Defaults {
     /// `dhtd run`.
     pub(crate) const DAEMON: Defaults = Defaults {
-        listen: SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 6881),
+        port: 6881,
         use_state_dir: true,
         metrics: true,
     };
     /// `lookup`, `announce`: an ephemeral port, so they run beside a daemon.
     pub(crate) const TOOL: Defaults = Defaults {
-        listen: SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0),
+        port: 0,
         use_state_dir: false,
         metrics: false,
     };
+}
+
+impl Defaults {
+    /// Both families, on every address.
+    pub(crate) fn listen(self) -> Vec<SocketAddr> {
+        use std::net::{Ipv4Addr, Ipv6Addr};
+        vec![
+            SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), self.port),
+            SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), self.port),
+        ]
+    }
 }
 
 /// Where the daemon keeps its state unless told otherwise.
@@ -309,8 +340,16 @@ pub(crate) fn resolve_with(
     file: FileSettings,
     defaults: Defaults,
 ) -> Result<Settings, SettingsError> {
+    let listen = if args.listen.is_empty() {
+        match file.listen {
+            Some(addrs) => addrs.into_vec(),
+            None => defaults.listen(),
+        }
+    } else {
+        args.listen.clone()
+    };
     let mut config = Config {
-        listen: args.listen.or(file.listen).unwrap_or(defaults.listen),
+        listen,
         ..Config::default()
     };
     let routers = if args.bootstrap.is_empty() {
@@ -464,7 +503,7 @@ mod tests {
 
     fn args(listen: Option<&str>) -> NodeArgs {
         NodeArgs {
-            listen: listen.map(|l| l.parse().unwrap()),
+            listen: listen.map(|l| l.parse().unwrap()).into_iter().collect(),
             ..NodeArgs::default()
         }
     }
@@ -476,17 +515,29 @@ mod tests {
         )
         .unwrap();
         let s = resolve_with(&args(Some("127.0.0.8:7001")), file, Defaults::DAEMON).unwrap();
-        assert_eq!(s.config.listen, "127.0.0.8:7001".parse().unwrap());
+        assert_eq!(s.config.listen, ["127.0.0.8:7001".parse().unwrap()]);
         assert_eq!(s.config.dht.store.max_info_hashes, 10);
         assert_eq!(s.metrics_listen, None);
 
         let file = parse_file("listen = \"127.0.0.9:7000\"\n").unwrap();
         let s = resolve_with(&args(None), file, Defaults::DAEMON).unwrap();
-        assert_eq!(s.config.listen, "127.0.0.9:7000".parse().unwrap());
+        assert_eq!(s.config.listen, ["127.0.0.9:7000".parse().unwrap()]);
         assert_eq!(s.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
 
         let s = resolve_with(&args(None), FileSettings::default(), Defaults::DAEMON).unwrap();
-        assert_eq!(s.config.listen, "0.0.0.0:6881".parse().unwrap());
+        let both: Vec<SocketAddr> = vec![
+            "0.0.0.0:6881".parse().unwrap(),
+            "[::]:6881".parse().unwrap(),
+        ];
+        assert_eq!(s.config.listen, both, "both families by default");
+
+        let file = parse_file("listen = [\"127.0.0.9:7000\", \"[::1]:7000\"]\n").unwrap();
+        let s = resolve_with(&args(None), file, Defaults::DAEMON).unwrap();
+        let listed: Vec<SocketAddr> = vec![
+            "127.0.0.9:7000".parse().unwrap(),
+            "[::1]:7000".parse().unwrap(),
+        ];
+        assert_eq!(s.config.listen, listed, "a list in the file");
         assert_eq!(s.config.routers.len(), 4, "the default routers");
     }
 

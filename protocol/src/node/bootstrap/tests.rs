@@ -1,10 +1,12 @@
 use rand::SeedableRng;
 
 use super::*;
+use crate::Family;
 
 fn boot(now: Instant, config: &NodeConfig, sources: Sources) -> Bootstrap {
     Bootstrap::new(
         now,
+        Family::V4,
         NodeId([0; 20]),
         config,
         sources,
@@ -31,6 +33,7 @@ fn summary(responses: usize, closest: Vec<NodeInfo>) -> LookupSummary {
 
 fn table(nodes: usize) -> SupervisorInput {
     SupervisorInput::TableSummary(TableSummary {
+        family: Family::V4,
         nodes,
         buckets: 1,
         estimated_dht_size: None,
@@ -50,6 +53,7 @@ fn first_attempt_reaches_nobody(b: &mut Bootstrap, t0: Instant) {
     b.handle(
         t0,
         SupervisorInput::LookupFinished {
+            family: Family::V4,
             purpose: BootstrapLookup::OwnId,
             summary: summary(0, vec![]),
         },
@@ -107,6 +111,7 @@ fn bootstrap_is_complete_only_with_nodes_in_the_table() {
     b.handle(
         t0,
         SupervisorInput::LookupFinished {
+            family: Family::V4,
             purpose: BootstrapLookup::OwnId,
             summary: s,
         },
@@ -114,14 +119,15 @@ fn bootstrap_is_complete_only_with_nodes_in_the_table() {
     let events = drain(&mut b);
     assert!(events
         .iter()
-        .any(|e| matches!(e, Envelope::Routing(RoutingInput::RefreshAll))));
+        .any(|e| matches!(e, Envelope::Routing(RoutingInput::RefreshAll(_)))));
     assert!(!events
         .iter()
         .any(|e| matches!(e, Envelope::Routing(RoutingInput::AdmitRouters(_)))));
-    b.handle(t0, SupervisorInput::RefreshStarted(1));
+    b.handle(t0, SupervisorInput::RefreshStarted(Family::V4, 1));
     b.handle(
         t0,
         SupervisorInput::LookupFinished {
+            family: Family::V4,
             purpose: BootstrapLookup::Refresh,
             summary: summary(0, vec![]),
         },
@@ -143,6 +149,7 @@ fn bootstrap_is_complete_only_with_nodes_in_the_table() {
     b.handle(
         t0 + retry,
         SupervisorInput::LookupFinished {
+            family: Family::V4,
             purpose: BootstrapLookup::OwnId,
             summary: summary(0, vec![]),
         },
@@ -172,6 +179,7 @@ fn a_router_among_our_closest_is_admitted_and_completes_the_bootstrap() {
     b.handle(
         t0,
         SupervisorInput::LookupFinished {
+            family: Family::V4,
             purpose: BootstrapLookup::OwnId,
             summary: summary(1, vec![lone]),
         },
@@ -181,13 +189,14 @@ fn a_router_among_our_closest_is_admitted_and_completes_the_bootstrap() {
         e,
         Envelope::Routing(RoutingInput::AdmitRouters(v)) if *v == vec![lone]
     )));
-    b.handle(t0, SupervisorInput::RefreshStarted(0));
+    b.handle(t0, SupervisorInput::RefreshStarted(Family::V4, 0));
     b.handle(t0, table(1));
     assert!(b.is_complete());
     let events = drain(&mut b);
-    assert!(events
-        .iter()
-        .any(|e| matches!(e, Envelope::Lookups(LookupsInput::Bootstrapped(true)))));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Envelope::Lookups(LookupsInput::Bootstrapped(Family::V4, true))
+    )));
     // It looks up its own id again after the first wait, then after twice
     // as long.
     let retry = NodeConfig::default().bootstrap.retry;
@@ -201,6 +210,7 @@ fn a_router_among_our_closest_is_admitted_and_completes_the_bootstrap() {
     b.handle(
         t0 + retry,
         SupervisorInput::LookupFinished {
+            family: Family::V4,
             purpose: BootstrapLookup::OwnId,
             summary: summary(1, vec![lone]),
         },
@@ -272,11 +282,12 @@ fn the_table_growing_or_emptying_moves_the_bootstrap() {
     b.handle(
         later,
         SupervisorInput::LookupFinished {
+            family: Family::V4,
             purpose: BootstrapLookup::OwnId,
             summary: summary(1, vec![]),
         },
     );
-    b.handle(later, SupervisorInput::RefreshStarted(0));
+    b.handle(later, SupervisorInput::RefreshStarted(Family::V4, 0));
     b.handle(later, table(9));
     assert!(b.is_complete());
     let retry = NodeConfig::default().bootstrap.retry;
@@ -285,12 +296,13 @@ fn the_table_growing_or_emptying_moves_the_bootstrap() {
     b.handle(later, table(0));
     assert!(!b.is_complete());
     let events = drain(&mut b);
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Envelope::Lookups(LookupsInput::Bootstrapped(Family::V4, false))
+    )));
     assert!(events
         .iter()
-        .any(|e| matches!(e, Envelope::Lookups(LookupsInput::Bootstrapped(false)))));
-    assert!(events
-        .iter()
-        .any(|e| matches!(e, Envelope::Log(LogEvent::Rejoining))));
+        .any(|e| matches!(e, Envelope::Log(LogEvent::Rejoining(_)))));
 }
 
 /// The BEP 42 id is drawn from the node's seeded randomness: the same seed

@@ -7,7 +7,12 @@ use crate::telemetry::LookupLabel;
 use crate::token::Token;
 
 fn pool(config: &NodeConfig) -> LookupPool {
-    LookupPool::new(NodeId([0; 20]), config, Arc::new(Telemetry::default()))
+    LookupPool::new(
+        Family::V4,
+        NodeId([0; 20]),
+        config,
+        Arc::new(Telemetry::default()),
+    )
 }
 
 fn node(i: u8) -> NodeInfo {
@@ -79,7 +84,10 @@ fn snapshot_of(nodes: &[NodeInfo]) -> Arc<NodeSnapshot> {
 fn the_applications_lookups_wait_for_bootstrap() {
     let t0 = crate::test_epoch();
     let mut p = pool(&NodeConfig::default());
-    p.handle(t0, LookupsInput::Snapshot(snapshot_of(&[node(1)])));
+    p.handle(
+        t0,
+        LookupsInput::Snapshot(Family::V4, snapshot_of(&[node(1)])),
+    );
     p.handle(
         t0,
         LookupsInput::Start(caller_lookup(1, NodeId([5; 20]), LookupKind::FindNode)),
@@ -92,7 +100,7 @@ fn the_applications_lookups_wait_for_bootstrap() {
     );
     p.handle(t0, LookupsInput::Start(own));
     assert_eq!((p.running(), p.waiting()), (1, 1));
-    p.handle(t0, LookupsInput::Bootstrapped(true));
+    p.handle(t0, LookupsInput::Bootstrapped(Family::V4, true));
     assert_eq!((p.running(), p.waiting()), (2, 0));
 }
 
@@ -109,8 +117,11 @@ fn a_lookup_refused_for_a_full_pool_ends_refused() {
         ..NodeConfig::default()
     };
     let mut p = pool(&config);
-    p.handle(t0, LookupsInput::Snapshot(snapshot_of(&[node(1)])));
-    p.handle(t0, LookupsInput::Bootstrapped(true));
+    p.handle(
+        t0,
+        LookupsInput::Snapshot(Family::V4, snapshot_of(&[node(1)])),
+    );
+    p.handle(t0, LookupsInput::Bootstrapped(Family::V4, true));
     for caller in 1..=3 {
         p.handle(
             t0,
@@ -148,7 +159,7 @@ fn a_lookup_refused_for_a_full_pool_ends_refused() {
 fn a_lookup_returns_the_peers_our_own_store_holds() {
     let t0 = crate::test_epoch();
     let mut p = pool(&NodeConfig::default());
-    p.handle(t0, LookupsInput::Bootstrapped(true));
+    p.handle(t0, LookupsInput::Bootstrapped(Family::V4, true));
     let target = NodeId([7; 20]);
     p.handle(
         t0,
@@ -189,8 +200,8 @@ fn an_announce_goes_to_the_closest_nodes_that_gave_a_token() {
     };
     let mut p = pool(&config);
     let nodes: Vec<NodeInfo> = (1..=4).map(node).collect();
-    p.handle(t0, LookupsInput::Snapshot(snapshot_of(&nodes)));
-    p.handle(t0, LookupsInput::Bootstrapped(true));
+    p.handle(t0, LookupsInput::Snapshot(Family::V4, snapshot_of(&nodes)));
+    p.handle(t0, LookupsInput::Bootstrapped(Family::V4, true));
     let mut start = caller_lookup(1, NodeId([3; 20]), LookupKind::GetPeers);
     start.announce = Some(AnnounceSpec {
         port: 5000,
@@ -252,7 +263,7 @@ fn a_search_with_no_nodes_warns() {
         ..NodeConfig::default()
     };
     let mut p = pool(&config);
-    p.handle(t0, LookupsInput::Bootstrapped(true));
+    p.handle(t0, LookupsInput::Bootstrapped(Family::V4, true));
     p.handle(
         t0,
         LookupsInput::Start(caller_lookup(1, NodeId([3; 20]), LookupKind::GetPeers)),
@@ -276,7 +287,7 @@ fn a_search_with_no_nodes_warns() {
 fn announces_repeat_until_stopped() {
     let t0 = crate::test_epoch();
     let mut p = pool(&NodeConfig::default());
-    p.handle(t0, LookupsInput::Bootstrapped(true));
+    p.handle(t0, LookupsInput::Bootstrapped(Family::V4, true));
     let every = Duration::from_secs(60);
     let ih = InfoHash([8; 20]);
     let spec = AnnounceSpec {
@@ -331,8 +342,11 @@ fn announces_repeat_until_stopped() {
 fn a_cancelled_caller_stops_its_lookups() {
     let t0 = crate::test_epoch();
     let mut p = pool(&NodeConfig::default());
-    p.handle(t0, LookupsInput::Snapshot(snapshot_of(&[node(1)])));
-    p.handle(t0, LookupsInput::Bootstrapped(true));
+    p.handle(
+        t0,
+        LookupsInput::Snapshot(Family::V4, snapshot_of(&[node(1)])),
+    );
+    p.handle(t0, LookupsInput::Bootstrapped(Family::V4, true));
     p.handle(
         t0,
         LookupsInput::Start(caller_lookup(4, NodeId([3; 20]), LookupKind::FindNode)),

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use crate::family::host_key;
 use crate::ip_prefix::IpPrefix;
 use crate::krpc::{Body, ErrorCode, Message, Query};
 use crate::node::{
@@ -216,7 +217,13 @@ impl Gate {
         let admitted = if charged_as_query {
             self.admit_query(now, from, telemetry)
         } else {
-            admitted(&mut self.responses_in, now, from.ip(), telemetry, false)
+            admitted(
+                &mut self.responses_in,
+                now,
+                host_key(from.ip()),
+                telemetry,
+                false,
+            )
         };
         if !admitted {
             return;
@@ -279,6 +286,7 @@ impl Gate {
                     sender,
                     read_only: message.read_only,
                     method,
+                    want: query.want(),
                     needs: server::needs(&query, &bytes),
                 });
             }
@@ -340,14 +348,19 @@ impl Gate {
 
     /// A query from `from` pays its address's budget, then its network's.
     fn admit_query(&mut self, now: Instant, from: SocketAddr, telemetry: &Telemetry) -> bool {
-        admitted(&mut self.queries_in, now, from.ip(), telemetry, false)
-            && admitted(
-                &mut self.queries_in_prefix,
-                now,
-                IpPrefix::of(from.ip()),
-                telemetry,
-                true,
-            )
+        admitted(
+            &mut self.queries_in,
+            now,
+            host_key(from.ip()),
+            telemetry,
+            false,
+        ) && admitted(
+            &mut self.queries_in_prefix,
+            now,
+            IpPrefix::of(from.ip()),
+            telemetry,
+            true,
+        )
     }
 
     /// Forgets per-IP budgets that have refilled completely.

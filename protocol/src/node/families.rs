@@ -1,0 +1,615 @@
+//! A dual-stack node (BEP 32): one routing table, lookup pool and
+//! bootstrap per address family, under one node id, each run as a single
+//! piece so that the drivers see no difference.
+//!
+//! - [`PerFamily`] holds one piece per family that is on and hands each
+//!   input to the family it concerns ([`FamilyInput::split`]): by the
+//!   address it names, the family it carries, or to every family.
+//! - [`LookupPools`] also runs the application's lookups in every family
+//!   that has bootstrapped and merges what they report into one stream of
+//!   peers and one summary; a lookup asked for before any family
+//!   bootstrapped waits for the first.
+//! - [`Bootstraps`] tells the application that the node is bootstrapped
+//!   once any family is, and that it is lost once every family is.
+//!
+//! With one family on, each holds one piece and adds nothing but a move of
+//! its outputs.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{
+    ApiEvent, CallerId, Envelope, LookupEvent, LookupSummary, LookupsInput, NodeConfig, Outputs,
+    Piece, Requester, RoutingInput, StartLookup, SupervisorInput,
+};
+use crate::compact::NodeInfo;
+use crate::family::{Families, Family};
+use crate::lookup::LookupEnd;
+use crate::node::bootstrap::Bootstrap;
+use crate::node::lookups::LookupPool;
+use crate::telemetry::{Component, Telemetry};
+
+/// An input that concerns one family, some, or all.
+pub trait FamilyInput: Sized {
+    /// The parts of `self` for each family, among those `on`.
+    fn split(self, on: Families) -> Vec<(Family, Self)>;
+}
+
+/// Splits `items` by the family of each one's address.
+fn by_family<T>(items: Vec<T>, addr: impl Fn(&T) -> SocketAddr) -> [Vec<T>; 2] {
+    let mut parts = [Vec::new(), Vec::new()];
+    for item in items {
+        parts[Family::of(&addr(&item)).index()].push(item);
+    }
+    parts
+}
+
+/// Each family's part of `nodes`, as `make` wraps it; empty parts left out.
+fn split_nodes<T, M>(
+    nodes: Vec<T>,
+    addr: impl Fn(&T) -> SocketAddr,
+    make: M,
+) -> Vec<(Family, RoutingInput)>
+where
+    M: Fn(Vec<T>) -> RoutingInput,
+{
+    let [v4, v6] = by_family(nodes, addr);
+    let mut out = Vec::new();
+    if !v4.is_empty() {
+        out.push((Family::V4, make(v4)));
+    }
+    if !v6.is_empty() {
+        out.push((Family::V6, make(v6)));
+    }
+    out
+}
+
+impl FamilyInput for RoutingInput {
+    fn split(self, on: Families) -> Vec<(Family, Self)> {
+        match self {
+            RoutingInput::Responded { info, heard } => {
+                let family = Family::of(&info.addr);
+                let [v4, v6] = by_family(heard, |n: &NodeInfo| n.addr);
+                let (same, other) = match family {
+                    Family::V4 => (v4, v6),
+                    Family::V6 => (v6, v4),
+                };
+                let mut out = vec![(family, RoutingInput::Responded { info, heard: same })];
+                // Nodes of the other family (a `want` for both) are pinged
+                // into its table.
+                let other_family = match family {
+                    Family::V4 => Family::V6,
+                    Family::V6 => Family::V4,
+                };
+                if !other.is_empty() && on.contains(other_family) {
+                    out.push((other_family, RoutingInput::Consider(other)));
+                }
+                out
+            }
+            RoutingInput::Failed { info } => {
+                vec![(Family::of(&info.addr), RoutingInput::Failed { info })]
+            }
+            RoutingInput::Queried { info, read_only } => vec![(
+                Family::of(&info.addr),
+                RoutingInput::Queried { info, read_only },
+            )],
+            RoutingInput::Consider(nodes) => split_nodes(nodes, |n| n.addr, RoutingInput::Consider),
+            RoutingInput::SetRouters(addrs) => split_nodes(addrs, |a| *a, RoutingInput::SetRouters),
+            RoutingInput::AdmitRouters(nodes) => {
+                split_nodes(nodes, |n| n.addr, RoutingInput::AdmitRouters)
+            }
+            RoutingInput::RefreshAll(family) => vec![(family, RoutingInput::RefreshAll(family))],
+            RoutingInput::Summarize => on.iter().map(|f| (f, RoutingInput::Summarize)).collect(),
+        }
+    }
+}
+
+impl FamilyInput for SupervisorInput {
+    fn split(self, on: Families) -> Vec<(Family, Self)> {
+        match self {
+            SupervisorInput::SourcesResolved { routers, nodes } => {
+                // Every family hears, even of no source: it then waits.
+                let mut routers = by_family(routers, |a| *a);
+                let mut nodes = by_family(nodes, |a| *a);
+                on.iter()
+                    .map(|f| {
+                        let i = f.index();
+                        let resolved = SupervisorInput::SourcesResolved {
+                            routers: std::mem::take(&mut routers[i]),
+                            nodes: std::mem::take(&mut nodes[i]),
+                        };
+                        (f, resolved)
+                    })
+                    .collect()
+            }
+            SupervisorInput::AddNodes(addrs) => {
+                let [v4, v6] = by_family(addrs, |a| *a);
+                [(Family::V4, v4), (Family::V6, v6)]
+                    .into_iter()
+                    .filter(|(_, a)| !a.is_empty())
+                    .map(|(f, a)| (f, SupervisorInput::AddNodes(a)))
+                    .collect()
+            }
+            SupervisorInput::LookupFinished {
+                family,
+                purpose,
+                summary,
+            } => vec![(
+                family,
+                SupervisorInput::LookupFinished {
+                    family,
+                    purpose,
+                    summary,
+                },
+            )],
+            SupervisorInput::RefreshStarted(family, n) => {
+                vec![(family, SupervisorInput::RefreshStarted(family, n))]
+            }
+            SupervisorInput::TableSummary(s) => vec![(s.family, SupervisorInput::TableSummary(s))],
+            SupervisorInput::ExternalAddress(ip) => {
+                vec![(Family::of_ip(ip), SupervisorInput::ExternalAddress(ip))]
+            }
+        }
+    }
+}
+
+impl FamilyInput for LookupsInput {
+    fn split(self, on: Families) -> Vec<(Family, Self)> {
+        match self {
+            LookupsInput::Start(start) => match start.family {
+                Some(f) => vec![(f, LookupsInput::Start(start))],
+                // `LookupPools` gives every lookup its family first.
+                None => on
+                    .iter()
+                    .map(|f| (f, LookupsInput::Start(start.clone().in_family(f))))
+                    .collect(),
+            },
+            LookupsInput::QueryDone { lookup, done } => {
+                vec![(lookup.family(), LookupsInput::QueryDone { lookup, done })]
+            }
+            LookupsInput::Snapshot(f, nodes) => vec![(f, LookupsInput::Snapshot(f, nodes))],
+            LookupsInput::LocalPeers { lookup, peers } => {
+                vec![(lookup.family(), LookupsInput::LocalPeers { lookup, peers })]
+            }
+            LookupsInput::Delayed {
+                lookup,
+                node,
+                until,
+            } => vec![(
+                lookup.family(),
+                LookupsInput::Delayed {
+                    lookup,
+                    node,
+                    until,
+                },
+            )],
+            LookupsInput::Bootstrapped(f, done) => vec![(f, LookupsInput::Bootstrapped(f, done))],
+            LookupsInput::Cancel(caller) => on
+                .iter()
+                .map(|f| (f, LookupsInput::Cancel(caller)))
+                .collect(),
+            LookupsInput::AnnounceEvery {
+                info_hash,
+                spec,
+                every,
+            } => on
+                .iter()
+                .map(|f| {
+                    (
+                        f,
+                        LookupsInput::AnnounceEvery {
+                            info_hash,
+                            spec,
+                            every,
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One piece per family that is on, run as one piece.
+#[derive(Debug)]
+pub struct PerFamily<P> {
+    pieces: Vec<(Family, P)>,
+    outputs: Outputs,
+}
+
+impl<P: Piece> PerFamily<P> {
+    /// One piece for each family of `on`, made by `make`.
+    pub fn new(on: Families, mut make: impl FnMut(Family) -> P) -> Self {
+        PerFamily {
+            pieces: on.iter().map(|f| (f, make(f))).collect(),
+            outputs: Outputs::default(),
+        }
+    }
+
+    /// The piece of `family`, if it is on.
+    pub fn get(&self, family: Family) -> Option<&P> {
+        self.pieces
+            .iter()
+            .find(|(f, _)| *f == family)
+            .map(|(_, p)| p)
+    }
+
+    fn get_mut(&mut self, family: Family) -> Option<&mut P> {
+        self.pieces
+            .iter_mut()
+            .find(|(f, _)| *f == family)
+            .map(|(_, p)| p)
+    }
+
+    /// Each family's piece, IPv4 first.
+    pub fn iter(&self) -> impl Iterator<Item = (Family, &P)> {
+        self.pieces.iter().map(|(f, p)| (*f, p))
+    }
+
+    /// The families on.
+    pub fn families(&self) -> Families {
+        let mut on = Families::of(&[]);
+        for (f, _) in &self.pieces {
+            on.insert(*f);
+        }
+        on
+    }
+
+    fn take_outputs(&mut self, family: Family) {
+        if let Some(i) = self.pieces.iter().position(|(f, _)| *f == family) {
+            let inner = self.pieces[i].1.outputs();
+            self.outputs.append(inner);
+        }
+    }
+
+    /// Hands `input` to the one piece of `family`.
+    pub fn handle_in(&mut self, now: Instant, family: Family, input: P::Input) {
+        if let Some(p) = self.get_mut(family) {
+            p.handle(now, input);
+            self.take_outputs(family);
+        }
+    }
+}
+
+impl<P: Piece> Piece for PerFamily<P>
+where
+    P::Input: FamilyInput,
+{
+    type Input = P::Input;
+    const COMPONENT: Component = P::COMPONENT;
+
+    fn handle(&mut self, now: Instant, input: P::Input) {
+        for (family, part) in input.split(self.families()) {
+            self.handle_in(now, family, part);
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        for (_, p) in &mut self.pieces {
+            if p.poll_timeout().is_some_and(|t| t <= now) {
+                p.handle_timeout(now);
+                self.outputs.append(p.outputs());
+            }
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.pieces
+            .iter()
+            .filter_map(|(_, p)| p.poll_timeout())
+            .min()
+    }
+
+    fn outputs(&mut self) -> &mut Outputs {
+        &mut self.outputs
+    }
+}
+
+/// An application lookup run in several families at once.
+#[derive(Debug)]
+struct Group {
+    /// Families still running.
+    remaining: usize,
+    /// Their summaries merged so far.
+    summary: Option<LookupSummary>,
+    /// Peers reported, so that one found in both is reported once.
+    seen: HashSet<SocketAddr>,
+}
+
+/// The lookup pools of every family, merging the application's lookups.
+#[derive(Debug)]
+pub struct LookupPools {
+    pools: PerFamily<LookupPool>,
+    bootstrapped: Families,
+    /// Lookups in every family asked for before any family bootstrapped.
+    waiting: VecDeque<StartLookup>,
+    max_waiting: usize,
+    groups: HashMap<CallerId, Group>,
+    outputs: Outputs,
+}
+
+impl LookupPools {
+    /// A pool per family of `config.families`.
+    pub fn new(pools: PerFamily<LookupPool>, config: &NodeConfig) -> Self {
+        LookupPools {
+            pools,
+            bootstrapped: Families::of(&[]),
+            waiting: VecDeque::new(),
+            max_waiting: config.lookup_limits.max_waiting,
+            groups: HashMap::new(),
+            outputs: Outputs::default(),
+        }
+    }
+
+    /// Each family's pool.
+    pub fn pools(&self) -> &PerFamily<LookupPool> {
+        &self.pools
+    }
+
+    /// Lookups running, over every family.
+    pub fn running(&self) -> usize {
+        self.pools.iter().map(|(_, p)| p.running()).sum()
+    }
+
+    /// Lookups waiting, over every family.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len() + self.pools.iter().map(|(_, p)| p.waiting()).sum::<usize>()
+    }
+
+    fn start(&mut self, now: Instant, start: StartLookup) {
+        let on = self.pools.families();
+        if let Some(f) = start.family {
+            self.pools.handle_in(now, f, LookupsInput::Start(start));
+            return;
+        }
+        if on.len() == 1 {
+            let f = on.iter().next().unwrap_or_default();
+            self.pools
+                .handle_in(now, f, LookupsInput::Start(start.in_family(f)));
+            return;
+        }
+        if self.bootstrapped.is_empty() {
+            if self.waiting.len() < self.max_waiting {
+                self.waiting.push_back(start);
+            } else {
+                // The first pool queues it or refuses it, as it would alone.
+                let f = on.iter().next().unwrap_or_default();
+                self.pools
+                    .handle_in(now, f, LookupsInput::Start(start.in_family(f)));
+            }
+            return;
+        }
+        let families: Vec<Family> = self.bootstrapped.iter().collect();
+        if let Requester::Caller(caller) = start.requester {
+            self.groups.insert(
+                caller,
+                Group {
+                    remaining: families.len(),
+                    summary: None,
+                    seen: HashSet::new(),
+                },
+            );
+        }
+        for f in families {
+            self.pools
+                .handle_in(now, f, LookupsInput::Start(start.clone().in_family(f)));
+        }
+    }
+
+    /// Moves the pools' outputs to ours, merging what a group reports.
+    fn relay(&mut self) {
+        let inner = self.pools.outputs();
+        self.outputs.outbox.append(&mut inner.outbox);
+        while let Some(e) = inner.pop() {
+            let Envelope::Api(ApiEvent::Lookup { caller, event }) = e else {
+                self.outputs.push(e);
+                continue;
+            };
+            let Some(group) = self.groups.get_mut(&caller) else {
+                self.outputs
+                    .push(Envelope::Api(ApiEvent::Lookup { caller, event }));
+                continue;
+            };
+            let event = match event {
+                LookupEvent::Peer(p) if !group.seen.insert(p) => None,
+                LookupEvent::Finished(s) => {
+                    group.remaining -= 1;
+                    let merged = match group.summary.take() {
+                        Some(before) => merge(before, s),
+                        None => s,
+                    };
+                    if group.remaining > 0 {
+                        group.summary = Some(merged);
+                        None
+                    } else {
+                        let peers = group.seen.len();
+                        self.groups.remove(&caller);
+                        Some(LookupEvent::Finished(LookupSummary { peers, ..merged }))
+                    }
+                }
+                other => Some(other),
+            };
+            if let Some(event) = event {
+                self.outputs
+                    .push(Envelope::Api(ApiEvent::Lookup { caller, event }));
+            }
+        }
+    }
+}
+
+/// One summary of a lookup run in two families: counts add up, the
+/// closest nodes of both are kept (closest first), and it ended as the
+/// better of the two ended.
+fn merge(a: LookupSummary, b: LookupSummary) -> LookupSummary {
+    let target = a.target;
+    let mut closest = a.closest;
+    closest.extend(b.closest);
+    closest.sort_by_key(|n| n.id.distance(&target));
+    let announce = match (a.announce, b.announce) {
+        (Some(x), Some(y)) => Some(super::AnnounceReport {
+            tried: x.tried + y.tried,
+            accepted: x.accepted + y.accepted,
+            networks: x.networks + y.networks,
+            confidence: x.confidence.max(y.confidence),
+        }),
+        (x, y) => x.or(y),
+    };
+    let scrape = match (a.scrape, b.scrape) {
+        (Some(mut x), Some(y)) => {
+            x.0.union(&y.0);
+            x.1.union(&y.1);
+            Some(x)
+        }
+        (x, y) => x.or(y),
+    };
+    let seq =
+        |i: &Option<Box<crate::item::Item>>| i.as_ref().map(|i| i.signed.as_ref().map(|s| s.seq));
+    let item = if seq(&b.item) > seq(&a.item) {
+        b.item
+    } else {
+        a.item
+    };
+    let end = if a.end == LookupEnd::Converged || b.end == LookupEnd::Converged {
+        LookupEnd::Converged
+    } else {
+        a.end
+    };
+    LookupSummary {
+        target,
+        queries: a.queries + b.queries,
+        responses: a.responses + b.responses,
+        failures: a.failures + b.failures,
+        closest,
+        peers: a.peers + b.peers,
+        ignored_peers: a.ignored_peers + b.ignored_peers,
+        hops: a.hops.max(b.hops),
+        end,
+        duration: a.duration.max(b.duration),
+        announce,
+        scrape,
+        item,
+    }
+}
+
+impl Piece for LookupPools {
+    type Input = LookupsInput;
+    const COMPONENT: Component = Component::Lookups;
+
+    fn handle(&mut self, now: Instant, input: LookupsInput) {
+        match input {
+            LookupsInput::Start(start) => self.start(now, start),
+            LookupsInput::Bootstrapped(f, done) => {
+                if done {
+                    self.bootstrapped.insert(f);
+                } else {
+                    let mut still = Families::of(&[]);
+                    for g in self.bootstrapped.iter().filter(|g| *g != f) {
+                        still.insert(g);
+                    }
+                    self.bootstrapped = still;
+                }
+                self.pools
+                    .handle_in(now, f, LookupsInput::Bootstrapped(f, done));
+                if done {
+                    for start in std::mem::take(&mut self.waiting) {
+                        self.start(now, start);
+                    }
+                }
+            }
+            LookupsInput::Cancel(caller) => {
+                self.groups.remove(&caller);
+                self.waiting
+                    .retain(|s| s.requester != Requester::Caller(caller));
+                self.pools.handle(now, LookupsInput::Cancel(caller));
+            }
+            other => self.pools.handle(now, other),
+        }
+        self.relay();
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.pools.handle_timeout(now);
+        self.relay();
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.pools.poll_timeout()
+    }
+
+    fn outputs(&mut self) -> &mut Outputs {
+        &mut self.outputs
+    }
+}
+
+/// The bootstrap of every family; the application hears of the node as a
+/// whole.
+#[derive(Debug)]
+pub struct Bootstraps {
+    families: PerFamily<Bootstrap>,
+    complete: bool,
+    telemetry: Arc<Telemetry>,
+    outputs: Outputs,
+}
+
+impl Bootstraps {
+    /// From each family's bootstrap.
+    pub fn new(families: PerFamily<Bootstrap>, telemetry: Arc<Telemetry>) -> Self {
+        Bootstraps {
+            families,
+            complete: false,
+            telemetry,
+            outputs: Outputs::default(),
+        }
+    }
+
+    /// Each family's bootstrap.
+    pub fn families(&self) -> &PerFamily<Bootstrap> {
+        &self.families
+    }
+
+    /// Whether any family has bootstrapped.
+    pub fn is_complete(&self) -> bool {
+        self.families.iter().any(|(_, b)| b.is_complete())
+    }
+
+    fn relay(&mut self) {
+        let inner = self.families.outputs();
+        self.outputs.outbox.append(&mut inner.outbox);
+        while let Some(e) = inner.pop() {
+            if !matches!(e, Envelope::Api(ApiEvent::Bootstrapped(_))) {
+                self.outputs.push(e);
+            }
+        }
+        let complete = self.is_complete();
+        if complete != self.complete {
+            self.complete = complete;
+            self.telemetry.bootstrapped.set((), u64::from(complete));
+            self.outputs
+                .push(Envelope::Api(ApiEvent::Bootstrapped(complete)));
+        }
+    }
+}
+
+impl Piece for Bootstraps {
+    type Input = SupervisorInput;
+    const COMPONENT: Component = Component::Supervisor;
+
+    fn handle(&mut self, now: Instant, input: SupervisorInput) {
+        self.families.handle(now, input);
+        self.relay();
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.families.handle_timeout(now);
+        self.relay();
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.families.poll_timeout()
+    }
+
+    fn outputs(&mut self) -> &mut Outputs {
+        &mut self.outputs
+    }
+}
