@@ -43,6 +43,32 @@ pub fn swarm_config(ip: IpAddr, bootstrap: &[SocketAddr]) -> Config {
     config
 }
 
+/// Turns off the rules that count per address (per IPv6 /64), for swarm
+/// nodes that share one: IPv6 loopback has a single address, `::1`, so an
+/// IPv6 swarm on one machine is many nodes on one host. The routing
+/// table's one-node-per-address rule, the lookups' per-network cap, the
+/// inbound budgets and the store's per-address quotas would each stop it.
+pub fn one_host(config: &mut Config) {
+    let dht = &mut config.dht;
+    dht.routing.restrict_ips = false;
+    dht.lookup.restrict_ips = false;
+    let unlimited = dhtd_protocol::rate_limit::Rate {
+        per_second: 1e9,
+        burst: 1e9,
+    };
+    dht.limits.queries_per_ip = unlimited;
+    dht.limits.queries_per_prefix = unlimited;
+    dht.limits.responses_per_ip = unlimited;
+    dht.store.max_announces_per_ip = usize::MAX;
+    dht.store.max_announces_per_prefix = usize::MAX;
+    dht.store.max_ports_per_ip = usize::MAX;
+}
+
+/// The IPv6 loopback address with an OS-chosen port.
+pub fn ipv6_loopback() -> SocketAddr {
+    SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST), 0)
+}
+
 /// Running swarm nodes.
 pub struct LocalSwarm {
     /// The shared actor threads.
@@ -66,9 +92,10 @@ impl LocalSwarm {
         for i in 0..n {
             let mut bootstrap = Vec::new();
             if i > 0 {
-                bootstrap.push(nodes[0].local_addr());
+                // Every family of each: a dual-stack node bootstraps both.
+                bootstrap.extend(nodes[0].local_addrs());
                 for _ in 0..2 {
-                    bootstrap.push(nodes[rng.random_range(0..i)].local_addr());
+                    bootstrap.extend(nodes[rng.random_range(0..i)].local_addrs());
                 }
                 bootstrap.sort();
                 bootstrap.dedup();

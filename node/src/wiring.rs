@@ -259,7 +259,7 @@ pub(crate) fn start(
     }
     for addr in &local_addrs {
         let family = Family::of(addr);
-        tracing::info!(target: "dht::node", %addr, %family, node_id = %own_id, "DHT server started: {family} on {addr}, node id {own_id}");
+        tracing::info!(target: "dht::node", %addr, %family, node_id = %own_id, "DHT server started on {addr}, node id {own_id}, {family}");
     }
     let node = Arc::new(Node {
         actors: Actors {

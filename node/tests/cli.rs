@@ -663,7 +663,7 @@ fn the_swarm_serves_prometheus_metrics_that_move_with_traffic() {
     }
     assert_eq!(sample(&before, "dht_nodes_running"), 30.0);
     assert_eq!(sample(&before, "dht_bootstrapped_nodes"), 30.0);
-    assert!(sample(&before, "dht_routing_nodes{state=\"good\"}") >= 30.0 * 8.0);
+    assert!(sample(&before, "dht_routing_nodes{family=\"ipv4\",state=\"good\"}") >= 30.0 * 8.0);
     assert!(sample(&before, "dht_announces_stored_total") >= 30.0);
     let finished = sample(
         &before,

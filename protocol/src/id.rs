@@ -331,6 +331,22 @@ mod tests {
         }
     }
 
+    /// BEP 42 for IPv6: the vector from the bittorrent.org repository's
+    /// discussion #76 (the BEP itself gives IPv4 vectors only).
+    #[test]
+    fn bep42_ipv6_vector() {
+        let ip: IpAddr = "2001:b829:2123:be84:e16c:d6ae:5290:49f1".parse().unwrap();
+        let expected: NodeId = "0a8ad123be84e16cd6ae529049f1f1bbe9ebb304".parse().unwrap();
+        assert!(bep42::is_valid(&expected, ip));
+        let mut tail = [0u8; 17];
+        tail[0] = expected.0[2];
+        tail[1..].copy_from_slice(&expected.0[3..19]);
+        assert_eq!(bep42::node_id_from(ip, expected.0[19], tail), expected);
+        // Another /64's address does not match it.
+        let other: IpAddr = "2001:b829:2123:be85::1".parse().unwrap();
+        assert!(!bep42::is_valid(&expected, other));
+    }
+
     #[test]
     fn bep42_generated_ids_are_valid_and_local_addresses_exempt() {
         let mut rng = StdRng::seed_from_u64(7);

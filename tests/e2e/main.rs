@@ -6,6 +6,7 @@
 mod bootstrap;
 mod faults;
 mod hostile;
+mod ipv6;
 mod limits;
 mod persistence;
 mod restart;

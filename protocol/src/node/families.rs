@@ -613,3 +613,186 @@ impl Piece for Bootstraps {
         &mut self.outputs
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::NodeId;
+    use crate::lookup::LookupKind;
+    use crate::node::upkeep::Upkeep;
+    use crate::node::{
+        Asker, OutboundQuery, QueryDone, RateLimiterInput, Reply, RoutingInput,
+    };
+    use crate::routing::{NodeSnapshot, RoutingConfig, RoutingTable};
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    fn v4(i: u8) -> NodeInfo {
+        NodeInfo {
+            id: NodeId([i; 20]),
+            addr: SocketAddr::from(([10, 0, i, 1], 6881)),
+        }
+    }
+
+    fn v6(i: u8) -> NodeInfo {
+        NodeInfo {
+            id: NodeId([0x80 | i; 20]),
+            addr: SocketAddr::from(([0x2001, 0xdb8, u16::from(i), 0, 0, 0, 0, 1], 6881)),
+        }
+    }
+
+    fn dual() -> NodeConfig {
+        NodeConfig {
+            families: Families::BOTH,
+            // No own store to ask: the lookups go straight to the nodes.
+            read_only: true,
+            ..NodeConfig::default()
+        }
+    }
+
+    fn sent(outputs: &mut Outputs) -> (Vec<OutboundQuery>, Vec<Envelope>) {
+        let (mut sent, mut other) = (Vec::new(), Vec::new());
+        while let Some(e) = outputs.pop() {
+            match e {
+                Envelope::RateLimiter(RateLimiterInput::Send(q)) => sent.push(q),
+                e => other.push(e),
+            }
+        }
+        (sent, other)
+    }
+
+    fn snapshot(nodes: &[NodeInfo]) -> Arc<NodeSnapshot> {
+        let t0 = crate::test_epoch();
+        let mut table = RoutingTable::new(NodeId([0; 20]), t0, RoutingConfig::default());
+        for n in nodes {
+            table.node_responded(t0, *n);
+        }
+        Arc::new(table.snapshot(t0, crate::routing::NodeFilter::NotBad))
+    }
+
+    /// An answer over IPv4 that names IPv6 nodes (a `want` for both)
+    /// fills the IPv4 table with the responder and pings the IPv6 nodes
+    /// into the IPv6 table; each table publishes under its own family.
+    #[test]
+    fn each_family_keeps_its_own_table() {
+        let t0 = crate::test_epoch();
+        let config = dual();
+        let telemetry = Arc::new(Telemetry::default());
+        let mut seed = 0;
+        let mut routing = PerFamily::new(config.families, |f| {
+            seed += 1;
+            Upkeep::new(t0, f, NodeId([0; 20]), &config, StdRng::seed_from_u64(seed), telemetry.clone())
+        });
+        routing.handle(
+            t0,
+            RoutingInput::Responded {
+                info: v4(1),
+                heard: vec![v4(2), v6(3)],
+            },
+        );
+        let (pings, _) = sent(routing.outputs());
+        let to: Vec<SocketAddr> = pings.iter().map(|q| q.to).collect();
+        assert_eq!(to, [v4(2).addr, v6(3).addr]);
+        routing.handle(
+            t0,
+            RoutingInput::Responded {
+                info: v6(3),
+                heard: Vec::new(),
+            },
+        );
+        let table = |f| routing.get(f).unwrap().table().nodes();
+        assert_eq!(table(Family::V4), [v4(1)]);
+        assert_eq!(table(Family::V6), [v6(3)]);
+        let later = t0 + std::time::Duration::from_secs(1);
+        routing.handle_timeout(later);
+        let (_, published) = sent(routing.outputs());
+        let snapshots: Vec<(Family, usize)> = published
+            .iter()
+            .filter_map(|e| match e {
+                Envelope::Store(crate::node::StoreInput::Snapshot(f, s)) => Some((*f, s.len())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(snapshots, [(Family::V4, 1), (Family::V6, 1)]);
+        let t = telemetry.snapshot();
+        use crate::telemetry::{AddressFamily, NodeState};
+        assert_eq!(t.routing_nodes.get((AddressFamily::V6, NodeState::Good)), 1);
+    }
+
+    fn pools(config: &NodeConfig) -> LookupPools {
+        let telemetry = Arc::new(Telemetry::default());
+        let inner = PerFamily::new(config.families, |f| {
+            LookupPool::new(f, NodeId([0; 20]), config, telemetry.clone())
+        });
+        LookupPools::new(inner, config)
+    }
+
+    fn answer(p: &mut LookupPools, now: Instant, q: &OutboundQuery, reply: Reply) {
+        let Asker::Lookup(lookup) = q.asker else {
+            panic!("{q:?}")
+        };
+        let done = QueryDone {
+            to: q.to,
+            node: q.node,
+            rtt: None,
+            result: Ok(reply),
+        };
+        p.handle(now, LookupsInput::QueryDone { lookup, done });
+    }
+
+    /// The application's lookup, asked for before any family bootstrapped,
+    /// waits; it runs in every family that has bootstrapped by then, and
+    /// its caller hears each peer once and one summary of both.
+    #[test]
+    fn a_lookup_runs_in_both_families_and_reports_once() {
+        let t0 = crate::test_epoch();
+        let config = dual();
+        let mut p = pools(&config);
+        p.handle(t0, LookupsInput::Snapshot(Family::V4, snapshot(&[v4(1)])));
+        p.handle(t0, LookupsInput::Snapshot(Family::V6, snapshot(&[v6(1)])));
+        let caller = CallerId(7);
+        let start = StartLookup::new(NodeId([1; 20]), LookupKind::GetPeers, Requester::Caller(caller));
+        p.handle(t0, LookupsInput::Start(start));
+        assert!(sent(p.outputs()).0.is_empty(), "waits for a bootstrap");
+        assert_eq!(p.waiting(), 1);
+        p.handle(t0, LookupsInput::Bootstrapped(Family::V4, true));
+        p.handle(t0, LookupsInput::Bootstrapped(Family::V6, true));
+        // Released by the first family to bootstrap: it ran there alone.
+        let (queries, _) = sent(p.outputs());
+        assert_eq!(queries.iter().map(|q| q.to).collect::<Vec<_>>(), [v4(1).addr]);
+
+        let caller = CallerId(8);
+        let start = StartLookup::new(NodeId([1; 20]), LookupKind::GetPeers, Requester::Caller(caller));
+        p.handle(t0, LookupsInput::Start(start));
+        let (queries, _) = sent(p.outputs());
+        assert_eq!(
+            queries.iter().map(|q| q.to).collect::<Vec<_>>(),
+            [v4(1).addr, v6(1).addr],
+            "one query in each family"
+        );
+        let shared: SocketAddr = "203.0.113.5:6881".parse().unwrap();
+        let v6_peer: SocketAddr = "[2001:db8::5]:6881".parse().unwrap();
+        for (q, peers) in queries.iter().zip([vec![shared], vec![shared, v6_peer]]) {
+            let id = if Family::of(&q.to) == Family::V4 { v4(1).id } else { v6(1).id };
+            answer(&mut p, t0, q, Reply { id, peers, ..Reply::default() });
+        }
+        let mut peers = Vec::new();
+        let mut summaries = Vec::new();
+        while let Some(e) = p.outputs().pop() {
+            match e {
+                Envelope::Api(ApiEvent::Lookup { caller: c, event }) if c == caller => match event {
+                    LookupEvent::Peer(a) => peers.push(a),
+                    LookupEvent::Finished(s) => summaries.push(s),
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+        assert_eq!(peers, [shared, v6_peer], "each peer once");
+        assert_eq!(summaries.len(), 1, "one summary");
+        let s = &summaries[0];
+        assert_eq!((s.queries, s.responses, s.peers), (2, 2, 2));
+        assert_eq!(s.closest.len(), 2, "the closest of both families");
+        assert_eq!(s.end, LookupEnd::Converged);
+    }
+}

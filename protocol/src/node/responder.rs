@@ -476,7 +476,7 @@ impl Piece for Responder {
 mod tests {
     use super::*;
     use crate::id::InfoHash;
-    use crate::krpc::{Body, Message};
+    use crate::krpc::{Body, Message, Want};
     use crate::node::LookupId;
     use crate::telemetry::Method;
     use bytes::Bytes;
@@ -823,6 +823,97 @@ mod tests {
         assert_eq!(s.announces_refused.get(AnnounceRefusal::BadToken), 3);
         assert_eq!(s.announces_refused.get(AnnounceRefusal::BadPort), 1);
         assert_eq!(s.announces_stored.value(), 1);
+    }
+
+    fn snapshot(nodes: &[NodeInfo]) -> Arc<NodeSnapshot> {
+        let t0 = crate::test_epoch();
+        let mut table = crate::routing::RoutingTable::new(
+            NodeId([9; 20]),
+            t0,
+            crate::routing::RoutingConfig::default(),
+        );
+        for n in nodes {
+            table.node_responded(t0, *n);
+        }
+        Arc::new(table.snapshot(t0, crate::routing::NodeFilter::NotBad))
+    }
+
+    fn families_in(m: &Message<'_>) -> (usize, usize) {
+        let Body::Response(resp) = &m.body else {
+            panic!("not a response: {m:?}")
+        };
+        (
+            resp.nodes.as_ref().map_or(0, |n| n.iter().count()),
+            resp.nodes6.as_ref().map_or(0, |n| n.iter().count()),
+        )
+    }
+
+    /// BEP 32: `want` picks the families of `nodes`/`nodes6` (without it,
+    /// the querier's own); `values` hold the querier's family's peers; an
+    /// IPv6 querier gets a token, its `ip`, and is one host per /64.
+    #[test]
+    fn bep32_want_nodes6_values_and_tokens() {
+        let t0 = crate::test_epoch();
+        let mut r = responder(t0, &NodeConfig::default());
+        let v4: Vec<NodeInfo> = (1..=3)
+            .map(|i| NodeInfo {
+                id: NodeId([i; 20]),
+                addr: SocketAddr::from(([10, 0, i, 1], 6881)),
+            })
+            .collect();
+        let v6: Vec<NodeInfo> = (1..=3u16)
+            .map(|i| NodeInfo {
+                id: NodeId([0x80 | i as u8; 20]),
+                addr: SocketAddr::from(([0x2001, 0xdb8, i, 0, 0, 0, 0, 1], 6881)),
+            })
+            .collect();
+        r.handle(t0, StoreInput::Snapshot(Family::V4, snapshot(&v4)));
+        r.handle(t0, StoreInput::Snapshot(Family::V6, snapshot(&v6)));
+        let find = |from: &str, want: Option<Want>| {
+            let mut q = query(from, Needs::Nodes(NodeId([5; 20])));
+            q.want = want;
+            q
+        };
+        let m = ask(&mut r, t0, find("10.9.9.9:1", None));
+        assert_eq!(families_in(&m), (3, 0), "no want: the querier's family");
+        let m = ask(&mut r, t0, find("[2001:db8:9::9]:1", None));
+        assert_eq!(families_in(&m), (0, 3));
+        assert_eq!(
+            m.requester_ip,
+            Some("[2001:db8:9::9]:1".parse().unwrap()),
+            "the ip key of an IPv6 querier"
+        );
+        let n6 = Want { v4: false, v6: true };
+        let m = ask(&mut r, t0, find("10.9.9.9:1", Some(n6)));
+        assert_eq!(families_in(&m), (0, 3), "want n6 over IPv4");
+        let m = ask(&mut r, t0, find("[2001:db8:9::9]:1", Some(Want::BOTH)));
+        assert_eq!(families_in(&m), (3, 3), "want n4 and n6");
+
+        // An IPv6 peer announces with its token, and is found by IPv6
+        // queriers only; an IPv4 one by IPv4 queriers only.
+        let ih = InfoHash([3; 20]);
+        for from in ["[2001:db8:1::7]:4000", "10.0.0.7:4000"] {
+            let get = ask(&mut r, t0, query(from, Needs::peers(ih)));
+            let token = token_from(&get);
+            let m = ask(&mut r, t0, query(from, announce(ih, 0, true, token)));
+            assert_eq!(code(&m), None, "{from} stored");
+        }
+        let values = |r: &mut Responder, from: &str| -> Vec<SocketAddr> {
+            let m = ask(r, t0, query(from, Needs::peers(ih)));
+            let Body::Response(resp) = m.body else { panic!() };
+            resp.values.map(|v| v.iter().collect()).unwrap_or_default()
+        };
+        assert_eq!(
+            values(&mut r, "[2001:db8:2::1]:1"),
+            vec!["[2001:db8:1::7]:4000".parse::<SocketAddr>().unwrap()]
+        );
+        assert_eq!(
+            values(&mut r, "10.1.1.1:1"),
+            vec!["10.0.0.7:4000".parse::<SocketAddr>().unwrap()]
+        );
+        // Another address of the same /64 is the same host.
+        assert_eq!(r.store.held_by_ip("2001:db8:1::1234".parse().unwrap()), 1);
+        assert_eq!(r.store.held_by_ip("2001:db8:1:1::7".parse().unwrap()), 0);
     }
 
     #[test]
