@@ -49,7 +49,7 @@ pub enum NodeIdChoice {
 }
 
 /// Everything a node needs to start. `Config::default()` is a dual-stack
-/// node for the real network on 0.0.0.0:6881 and [::]:6881 with nothing
+/// node for the real network on `0.0.0.0:6881` and `[::]:6881` with nothing
 /// saved.
 #[derive(Debug, Clone)]
 pub struct Config {

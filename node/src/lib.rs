@@ -66,7 +66,7 @@ pub use config::{Config, NodeConfig, NodeIdChoice, Tap, DEFAULT_RECV_BUFFER, DEF
 pub use dht::{Dht, DhtBuilder, Pong, PortChoice};
 #[cfg(feature = "fault-injection")]
 pub use dhtd_protocol::telemetry::Component;
-pub use dhtd_protocol::{Family, InfoHash, NodeId};
+pub use dhtd_protocol::{Families, Family, InfoHash, NodeId};
 pub use error::{ConfigError, Error, NotSent, RemoteError, StartError};
 pub use items::{Item, Mutable, PutReport, SigningKey, MAX_VALUE_LEN};
 pub use lookup::{

@@ -23,6 +23,11 @@ pub struct NodeInfo {
 }
 
 impl NodeInfo {
+    /// The address family it was reached over (BEP 32).
+    pub fn family(&self) -> crate::Family {
+        crate::Family::of(&self.addr)
+    }
+
     pub(crate) fn from_core(n: dhtd_protocol::NodeInfo) -> Self {
         NodeInfo {
             id: n.id,

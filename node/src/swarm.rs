@@ -46,7 +46,8 @@ pub fn swarm_config(ip: IpAddr, bootstrap: &[SocketAddr]) -> Config {
 /// Turns off the rules that count per address (per IPv6 /64), for swarm
 /// nodes that share one: IPv6 loopback has a single address, `::1`, so an
 /// IPv6 swarm on one machine is many nodes on one host. The routing
-/// table's one-node-per-address rule, the lookups' per-network cap, the
+/// table's one-node-per-address rule, the lookups' per-address rules (and
+/// their suspicion of a node that names others at its own address), the
 /// inbound budgets and the store's per-address quotas would each stop it.
 pub fn one_host(config: &mut Config) {
     let dht = &mut config.dht;

@@ -21,6 +21,10 @@ const ALLOWED: &[&str] = &[
     // The ids: 20-byte values, the vocabulary of every DHT API.
     "dhtd_protocol::id::NodeId",
     "dhtd_protocol::id::InfoHash",
+    // The address families (BEP 32): which family a node, peer or table
+    // is of, as small as an id and as much a part of the vocabulary.
+    "dhtd_protocol::family::Family",
+    "dhtd_protocol::family::Families",
     // The node's settings (`Config::dht`), shared with the simulator: the
     // operator's knobs, each documented with its default.
     "dhtd_protocol::node::config::NodeConfig",

@@ -468,9 +468,12 @@ impl Lookup {
         let hop = c.hop + 1;
         self.responses += 1;
         let nodes: Vec<NodeInfo> = nodes.into_iter().collect();
-        if nodes
-            .iter()
-            .any(|n| n.addr.ip() == sender.addr.ip() && n.id != sender.id)
+        // (Only where one node per address is the rule: nodes sharing one
+        // address, as on IPv6 loopback, name each other honestly.)
+        if self.config.restrict_ips
+            && nodes
+                .iter()
+                .any(|n| n.addr.ip() == sender.addr.ip() && n.id != sender.id)
         {
             // A node names others at its own address: made-up ids pointing
             // at itself, a Sybil's way into the result. An honest node

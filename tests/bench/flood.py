@@ -122,7 +122,7 @@ def one_run(buffer, rate, seconds, state_dir, flood_sockets):
         "flood_rate": rate,
         "buffer_bytes": after.get("dht_socket_recv_buffer_bytes", 0),
         "flood_sent_per_s": f["sent_per_s"],
-        "node_received_per_s": delta("dht_packets_received_total"),
+        "node_received_per_s": delta('dht_packets_received_total{family="ipv4"}'),
         "kernel_dropped_per_s": delta("dht_socket_receive_overflow_total"),
         "node_cpu_percent": 100 * (cpu1 - cpu0) / wall,
         "ordinary_sent": o["sent"],

@@ -75,7 +75,11 @@ async fn a_dual_stack_swarm_serves_and_searches_both_families() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(all_full, "{}", swarm.nodes[NODES - 1].stats().await.unwrap());
+    assert!(
+        all_full,
+        "{}",
+        swarm.nodes[NODES - 1].stats().await.unwrap()
+    );
     let stats = swarm.nodes[0].stats().await.unwrap();
     assert_eq!(
         stats.families.iter().map(|f| f.family).collect::<Vec<_>>(),
@@ -108,7 +112,14 @@ async fn a_dual_stack_swarm_serves_and_searches_both_families() {
     let v4_addr = node.local_addr_of(Family::V4).unwrap();
     let v6_addr = node.local_addr_of(Family::V6).unwrap();
     let client4 = UdpSocket::bind(SocketAddr::new(node_ip(640), 0)).unwrap();
-    let (n4, n6, _) = find_node(&client4, v4_addr, Some(Want { v4: false, v6: true }));
+    let (n4, n6, _) = find_node(
+        &client4,
+        v4_addr,
+        Some(Want {
+            v4: false,
+            v6: true,
+        }),
+    );
     assert_eq!(n4, 0);
     assert!(n6 > 0, "want n6 over IPv4 gets nodes6");
     let (n4, n6, _) = find_node(&client4, v4_addr, None);
@@ -116,7 +127,11 @@ async fn a_dual_stack_swarm_serves_and_searches_both_families() {
     let client6 = UdpSocket::bind(ipv6_loopback()).unwrap();
     let (n4, n6, ip) = find_node(&client6, v6_addr, Some(Want::BOTH));
     assert!(n4 > 0 && n6 > 0, "want n4 and n6");
-    assert_eq!(ip, Some(client6.local_addr().unwrap()), "the ip key of an IPv6 client");
+    assert_eq!(
+        ip,
+        Some(client6.local_addr().unwrap()),
+        "the ip key of an IPv6 client"
+    );
     swarm.shutdown().await;
 }
 
@@ -129,11 +144,7 @@ async fn an_ipv4_node_answers_want_n6_without_nodes6() {
     })
     .await;
     let client = UdpSocket::bind(SocketAddr::new(node_ip(641), 0)).unwrap();
-    let (n4, n6, _) = find_node(
-        &client,
-        swarm.nodes[0].local_addr(),
-        Some(Want::BOTH),
-    );
+    let (n4, n6, _) = find_node(&client, swarm.nodes[0].local_addr(), Some(Want::BOTH));
     assert!(n4 > 0);
     assert_eq!(n6, 0);
     swarm.shutdown().await;

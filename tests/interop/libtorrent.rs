@@ -215,3 +215,62 @@ async fn libtorrent_and_dhtd_put_and_get_each_others_items() {
         .expect("dhtd finds libtorrent's signed item");
     assert_eq!(got.value(), b"mutable-from-libtorrent");
 }
+
+/// BEP 32 with libtorrent over IPv6: a dhtd swarm on ::1 alone, and
+/// libtorrent listening on ::1 and bootstrapping from it. libtorrent keeps
+/// dhtd nodes in its IPv6 table, dhtd finds libtorrent's announce at its
+/// IPv6 address, and libtorrent finds dhtd's. All the nodes share ::1, so
+/// the rules per address are off on both sides (`one_host`, and the
+/// script's `dht_restrict_*_ips`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libtorrent_and_dhtd_find_each_others_announces_over_ipv6() {
+    use dhtd::swarm::{ipv6_loopback, one_host};
+    use dhtd_tests::Client;
+    use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+    if !super::available("python3-libtorrent", installed()) {
+        return;
+    }
+    let swarm = dhtd_tests::start_swarm(8, 76, |_, c| {
+        c.listen = vec![ipv6_loopback()];
+        one_host(c);
+    })
+    .await;
+    let mut lt = libtorrent_at(IpAddr::V6(Ipv6Addr::LOCALHOST), swarm.nodes[0].local_addr());
+    let swarm_addrs: Vec<SocketAddr> = swarm.nodes.iter().map(|n| n.local_addr()).collect();
+    let kept = dhtd_tests::poll_until(Duration::from_secs(30), || {
+        lt.table()
+            .iter()
+            .filter(|a| swarm_addrs.contains(a))
+            .count()
+            >= 3
+    });
+    assert!(kept, "libtorrent's IPv6 table: {:?}", lt.table());
+
+    let theirs = dhtd::InfoHash([0x60; 20]);
+    let port = lt.announce(&theirs);
+    let their_peer = SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port);
+    let mut found = Vec::new();
+    for _ in 0..30 {
+        found = swarm.nodes[5].get_peers(theirs).collect().await.0;
+        if found.contains(&their_peer) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        found.contains(&their_peer),
+        "dhtd found {found:?}, not {their_peer}"
+    );
+
+    let ours = dhtd::InfoHash([0x61; 20]);
+    let report = swarm.nodes[6]
+        .announce(ours, dhtd::PortChoice::Port(4646))
+        .await
+        .unwrap();
+    assert!(report.accepted > 0, "{report:?}");
+    let our_peer: SocketAddr = "[::1]:4646".parse().unwrap();
+    let found = dhtd_tests::poll_until(Duration::from_secs(30), || {
+        lt.get_peers(&ours).contains(&our_peer)
+    });
+    assert!(found, "libtorrent did not find {our_peer} over IPv6");
+}

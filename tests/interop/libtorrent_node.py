@@ -4,6 +4,9 @@ stdin/stdout: one command per line in, one JSON object per line out.
 
     libtorrent_node.py LISTEN_IP BOOTSTRAP_IP:PORT [...]
 
+LISTEN_IP may be an IPv6 address (`::1`); an IPv6 bootstrap node is
+written `[::1]:PORT`, and IPv6 endpoints come out the same way.
+
 Commands: `info` (node id and port), `nodes` (its routing table),
 `get_peers HEX` (a DHT lookup; the peers found), `announce HEX` (adds a
 magnet for the info hash, which makes the torrent run get_peers and then
@@ -49,11 +52,17 @@ def out(obj):
     print(json.dumps(obj), flush=True)
 
 
+def endpoint(host, port):
+    """HOST:PORT, with an IPv6 host in brackets (as Rust parses it)."""
+    host = str(host)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def main():
     listen_ip = sys.argv[1]
     bootstrap = sys.argv[2:]
     settings = {
-        "listen_interfaces": f"{listen_ip}:0",
+        "listen_interfaces": endpoint(listen_ip, 0),
         "outgoing_interfaces": listen_ip,
         "enable_dht": True,
         "enable_lsd": False,
@@ -117,7 +126,7 @@ def main():
             # DHT is still starting.
             def live_nodes(a):
                 if isinstance(a, lt.dht_live_nodes_alert):
-                    return [[str(n["nid"]), f"{n['endpoint'][0]}:{n['endpoint'][1]}"] for n in a.nodes]
+                    return [[str(n["nid"]), endpoint(*n["endpoint"])] for n in a.nodes]
                 return None
 
             nodes = None
@@ -133,7 +142,7 @@ def main():
 
             def peers_of_target(a):
                 if isinstance(a, lt.dht_get_peers_reply_alert) and a.info_hash == target:
-                    return [f"{p[0]}:{p[1]}" for p in a.peers()]
+                    return [endpoint(*p) for p in a.peers()]
                 return None
 
             peers = first(peers_of_target, 30)
@@ -148,6 +157,7 @@ def main():
             out({"ok": True, "port": ses.listen_port()})
         elif cmd == "sample":
             host, port = words[1].rsplit(":", 1)
+            host = host.strip("[]")
             ses.dht_sample_infohashes((host, int(port)), lt.sha1_hash(bytes(20)))
 
             def samples_from(a):

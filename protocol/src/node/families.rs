@@ -620,9 +620,7 @@ mod tests {
     use crate::id::NodeId;
     use crate::lookup::LookupKind;
     use crate::node::upkeep::Upkeep;
-    use crate::node::{
-        Asker, OutboundQuery, QueryDone, RateLimiterInput, Reply, RoutingInput,
-    };
+    use crate::node::{Asker, OutboundQuery, QueryDone, RateLimiterInput, Reply, RoutingInput};
     use crate::routing::{NodeSnapshot, RoutingConfig, RoutingTable};
     use rand::rngs::StdRng;
     use rand::SeedableRng;
@@ -681,7 +679,14 @@ mod tests {
         let mut seed = 0;
         let mut routing = PerFamily::new(config.families, |f| {
             seed += 1;
-            Upkeep::new(t0, f, NodeId([0; 20]), &config, StdRng::seed_from_u64(seed), telemetry.clone())
+            Upkeep::new(
+                t0,
+                f,
+                NodeId([0; 20]),
+                &config,
+                StdRng::seed_from_u64(seed),
+                telemetry.clone(),
+            )
         });
         routing.handle(
             t0,
@@ -751,7 +756,11 @@ mod tests {
         p.handle(t0, LookupsInput::Snapshot(Family::V4, snapshot(&[v4(1)])));
         p.handle(t0, LookupsInput::Snapshot(Family::V6, snapshot(&[v6(1)])));
         let caller = CallerId(7);
-        let start = StartLookup::new(NodeId([1; 20]), LookupKind::GetPeers, Requester::Caller(caller));
+        let start = StartLookup::new(
+            NodeId([1; 20]),
+            LookupKind::GetPeers,
+            Requester::Caller(caller),
+        );
         p.handle(t0, LookupsInput::Start(start));
         assert!(sent(p.outputs()).0.is_empty(), "waits for a bootstrap");
         assert_eq!(p.waiting(), 1);
@@ -759,10 +768,17 @@ mod tests {
         p.handle(t0, LookupsInput::Bootstrapped(Family::V6, true));
         // Released by the first family to bootstrap: it ran there alone.
         let (queries, _) = sent(p.outputs());
-        assert_eq!(queries.iter().map(|q| q.to).collect::<Vec<_>>(), [v4(1).addr]);
+        assert_eq!(
+            queries.iter().map(|q| q.to).collect::<Vec<_>>(),
+            [v4(1).addr]
+        );
 
         let caller = CallerId(8);
-        let start = StartLookup::new(NodeId([1; 20]), LookupKind::GetPeers, Requester::Caller(caller));
+        let start = StartLookup::new(
+            NodeId([1; 20]),
+            LookupKind::GetPeers,
+            Requester::Caller(caller),
+        );
         p.handle(t0, LookupsInput::Start(start));
         let (queries, _) = sent(p.outputs());
         assert_eq!(
@@ -773,18 +789,33 @@ mod tests {
         let shared: SocketAddr = "203.0.113.5:6881".parse().unwrap();
         let v6_peer: SocketAddr = "[2001:db8::5]:6881".parse().unwrap();
         for (q, peers) in queries.iter().zip([vec![shared], vec![shared, v6_peer]]) {
-            let id = if Family::of(&q.to) == Family::V4 { v4(1).id } else { v6(1).id };
-            answer(&mut p, t0, q, Reply { id, peers, ..Reply::default() });
+            let id = if Family::of(&q.to) == Family::V4 {
+                v4(1).id
+            } else {
+                v6(1).id
+            };
+            answer(
+                &mut p,
+                t0,
+                q,
+                Reply {
+                    id,
+                    peers,
+                    ..Reply::default()
+                },
+            );
         }
         let mut peers = Vec::new();
         let mut summaries = Vec::new();
         while let Some(e) = p.outputs().pop() {
             match e {
-                Envelope::Api(ApiEvent::Lookup { caller: c, event }) if c == caller => match event {
-                    LookupEvent::Peer(a) => peers.push(a),
-                    LookupEvent::Finished(s) => summaries.push(s),
-                    _ => {}
-                },
+                Envelope::Api(ApiEvent::Lookup { caller: c, event }) if c == caller => {
+                    match event {
+                        LookupEvent::Peer(a) => peers.push(a),
+                        LookupEvent::Finished(s) => summaries.push(s),
+                        _ => {}
+                    }
+                }
                 _ => {}
             }
         }

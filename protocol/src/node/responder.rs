@@ -883,7 +883,10 @@ mod tests {
             Some("[2001:db8:9::9]:1".parse().unwrap()),
             "the ip key of an IPv6 querier"
         );
-        let n6 = Want { v4: false, v6: true };
+        let n6 = Want {
+            v4: false,
+            v6: true,
+        };
         let m = ask(&mut r, t0, find("10.9.9.9:1", Some(n6)));
         assert_eq!(families_in(&m), (0, 3), "want n6 over IPv4");
         let m = ask(&mut r, t0, find("[2001:db8:9::9]:1", Some(Want::BOTH)));
@@ -900,7 +903,9 @@ mod tests {
         }
         let values = |r: &mut Responder, from: &str| -> Vec<SocketAddr> {
             let m = ask(r, t0, query(from, Needs::peers(ih)));
-            let Body::Response(resp) = m.body else { panic!() };
+            let Body::Response(resp) = m.body else {
+                panic!()
+            };
             resp.values.map(|v| v.iter().collect()).unwrap_or_default()
         };
         assert_eq!(

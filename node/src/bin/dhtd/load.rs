@@ -52,9 +52,16 @@ pub(crate) struct LoadArgs {
     /// A query unanswered this long is a timeout.
     #[arg(long, value_parser = crate::parse_duration, default_value = "1s", value_name = "DURATION")]
     pub(crate) timeout: Duration,
-    /// Local address to send from (a distinct 127.x keeps per-IP limits apart).
-    #[arg(long, default_value = "127.0.0.1")]
-    pub(crate) bind: std::net::IpAddr,
+    /// Local address to send from (a distinct 127.x keeps per-IP limits
+    /// apart; `::1` for an IPv6 target).
+    /// Default 127.0.0.1, or ::1 for an IPv6 target.
+    #[arg(long)]
+    pub(crate) bind: Option<std::net::IpAddr>,
+    /// BEP 32 `want` on find_node and get_peers: `n4`, `n6` or `n4,n6`
+    /// (default none: the target answers with nodes of the family asked
+    /// over).
+    #[arg(long, value_parser = parse_want, value_name = "n4|n6|n4,n6")]
+    pub(crate) want: Option<dhtd_protocol::krpc::Want>,
     /// Only the final JSON line.
     #[arg(long)]
     pub(crate) json: bool,
@@ -62,6 +69,18 @@ pub(crate) struct LoadArgs {
     /// at `--rate` in all; loopback targets only.
     #[arg(long)]
     pub(crate) flood: bool,
+}
+
+fn parse_want(text: &str) -> Result<dhtd_protocol::krpc::Want, String> {
+    let mut want = dhtd_protocol::krpc::Want::default();
+    for part in text.split(',') {
+        match part.trim() {
+            "n4" => want.v4 = true,
+            "n6" => want.v6 = true,
+            other => return Err(format!("`{other}` is not n4 or n6")),
+        }
+    }
+    Ok(want)
 }
 
 /// Datagrams a flooding socket sends between two looks at the clock, at
@@ -174,11 +193,11 @@ impl Worker {
             (0, _) => Query::Ping,
             (1, _) => Query::FindNode {
                 target: NodeId::random(&mut self.rng),
-                want: None,
+                want: self.args.want,
             },
             (2, _) | (3, false) => Query::GetPeers {
                 info_hash,
-                want: None,
+                want: self.args.want,
                 scrape: false,
                 noseed: false,
             },
@@ -400,9 +419,14 @@ pub(crate) fn load(args: LoadArgs) -> Result<(), Failure> {
     let mut seed_rng = StdRng::from_os_rng();
     let hot = InfoHash::random(&mut seed_rng);
     let mut threads = Vec::new();
+    let bind = args.bind.unwrap_or(if args.target.is_ipv4() {
+        std::net::Ipv4Addr::LOCALHOST.into()
+    } else {
+        std::net::Ipv6Addr::LOCALHOST.into()
+    });
     for _ in 0..args.sockets {
-        let socket = UdpSocket::bind(SocketAddr::new(args.bind, 0))
-            .map_err(|e| Failure::Failed(format!("cannot bind a socket on {}: {e}", args.bind)))?;
+        let socket = UdpSocket::bind(SocketAddr::new(bind, 0))
+            .map_err(|e| Failure::Failed(format!("cannot bind a socket on {bind}: {e}")))?;
         let worker = Worker {
             socket,
             target: args.target,

@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use dhtd::{Dht, LookupEvent, LookupSummary, PortChoice};
+use dhtd::{Dht, Family, LookupEvent, LookupSummary, PortChoice};
 use serde_json::json;
 
 use crate::settings::{self, Defaults, NodeArgs};
@@ -17,13 +17,34 @@ fn start(args: &NodeArgs) -> Result<Dht, Failure> {
     Ok(Dht::builder(settings.config).start()?)
 }
 
-fn summary_line(s: &LookupSummary, peers: usize) -> String {
+/// `N IPv4 and M IPv6` (a family with none left out).
+fn by_family(counts: [usize; 2]) -> String {
+    let parts: Vec<String> = Family::ALL
+        .iter()
+        .zip(counts)
+        .filter(|(_, n)| *n > 0)
+        .map(|(f, n)| format!("{n} {f}"))
+        .collect();
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(" and ")
+    }
+}
+
+fn summary_line(s: &LookupSummary, peers: [usize; 2]) -> String {
+    let mut closest = [0; 2];
+    for n in &s.closest {
+        closest[n.family().index()] += 1;
+    }
     format!(
-        "{peers} peers; {} nodes queried, {} answered, {} failed; {} closest responders; {:?}",
+        "{} peers ({}); {} nodes queried, {} answered, {} failed; closest responders: {}; {:?}",
+        peers[0] + peers[1],
+        by_family(peers),
         s.queries,
         s.responses,
         s.failures,
-        s.closest.len(),
+        by_family(closest),
         s.duration
     )
 }
@@ -43,18 +64,22 @@ pub(crate) async fn lookup(
     } else {
         dht.get_peers(info_hash)
     };
-    let mut peers = 0;
+    let mut by_family = [0usize; 2];
     let mut summary = None;
     let job = async {
         while let Some(event) = stream.next_event().await {
             match event {
                 LookupEvent::Peer(p) => {
-                    peers += 1;
+                    let family = Family::of(&p);
+                    by_family[family.index()] += 1;
                     if progress {
                         eprint!("\r\x1b[K");
                     }
                     if json {
-                        println!("{}", json!({ "peer": p.to_string() }));
+                        println!(
+                            "{}",
+                            json!({ "peer": p.to_string(), "family": family.as_str() })
+                        );
                     } else {
                         println!("{p}");
                     }
@@ -65,7 +90,8 @@ pub(crate) async fn lookup(
                     ..
                 } if progress => {
                     eprint!(
-                        "\r\x1b[K{queries} nodes queried, closest shares {common_bits} bits, {peers} peers, {:.1}s",
+                        "\r\x1b[K{queries} nodes queried, closest shares {common_bits} bits, {} peers, {:.1}s",
+                        by_family[0] + by_family[1],
                         started.elapsed().as_secs_f64()
                     );
                 }
@@ -88,14 +114,16 @@ pub(crate) async fn lookup(
         println!(
             "{}",
             json!({ "summary": {
-                "peers": peers, "queries": summary.queries, "responses": summary.responses,
+                "peers": by_family[0] + by_family[1],
+                "peers_by_family": { "ipv4": by_family[0], "ipv6": by_family[1] },
+                "queries": summary.queries, "responses": summary.responses,
                 "failures": summary.failures, "duration_ms": summary.duration.as_millis() as u64,
-                "closest": summary.closest.iter().map(|n| json!({"id": n.id.to_string(), "addr": n.addr.to_string()})).collect::<Vec<_>>(),
+                "closest": summary.closest.iter().map(|n| json!({"id": n.id.to_string(), "addr": n.addr.to_string(), "family": n.family().as_str()})).collect::<Vec<_>>(),
                 "scrape": summary.scrape.map(|s| json!({"seeds": s.seeds, "peers": s.peers})),
             }})
         );
     } else {
-        eprintln!("{}", summary_line(&summary, peers));
+        eprintln!("{}", summary_line(&summary, by_family));
         if let Some(s) = summary.scrape {
             println!("scrape: about {} seeds and {} peers", s.seeds, s.peers);
         }
