@@ -132,6 +132,34 @@ async fn a_dual_stack_swarm_serves_and_searches_both_families() {
         Some(client6.local_addr().unwrap()),
         "the ip key of an IPv6 client"
     );
+
+    // The saved table holds both families, and a node started from it
+    // alone (no router, no bootstrap node) bootstraps both.
+    let saved = node.export_table().await.unwrap();
+    let saved_v6 = saved
+        .nodes
+        .iter()
+        .filter(|n| n.family() == Family::V6)
+        .count();
+    assert!(saved_v6 > 0 && saved_v6 < saved.nodes.len(), "{saved:?}");
+    let mut config = dhtd_tests::test_config(node_ip(612), &[]);
+    config.listen.push(ipv6_loopback());
+    one_host(&mut config);
+    let restarted = dhtd::Dht::builder(config)
+        .runtime(&swarm.runtime)
+        .import_table(saved)
+        .start()
+        .unwrap();
+    let mut both_back = false;
+    for _ in 0..100 {
+        if both(&restarted.stats().await.unwrap()) {
+            both_back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(both_back, "{}", restarted.stats().await.unwrap());
+    restarted.shutdown().await;
     swarm.shutdown().await;
 }
 
