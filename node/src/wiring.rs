@@ -171,7 +171,7 @@ pub(crate) fn start(
 ) -> Result<Arc<Node>, StartError> {
     // IPv4 first: the first address is the one a single-address caller
     // asks for (`Dht::local_addr`).
-    config.listen.sort_by_key(|a| Family::of(a));
+    config.listen.sort_by_key(Family::of);
     config.dht.families = Families::of(&config.listen);
     let telemetry = Arc::new(Telemetry::default());
     let mut sockets = Vec::new();

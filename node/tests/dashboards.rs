@@ -40,6 +40,7 @@ fn dashboard_exprs() -> Vec<(String, String)> {
             let expr = target["expr"].as_str().unwrap();
             let concrete = expr
                 .replace("$instance", ".*")
+                .replace("$family", ".*")
                 .replace("$__rate_interval", "10s");
             out.push((panel["title"].as_str().unwrap().to_owned(), concrete));
         }

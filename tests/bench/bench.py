@@ -6,7 +6,14 @@ same settings for every target:
 - `dhtd run`;
 - the `mainline` crate 8.0.1 as a server (tests/bench/mainline_server.rs);
 - libtorrent-rasterbar (Debian python3-libtorrent) with its per-IP limits and
-  upload quota lifted (tests/bench/libtorrent_server.py).
+  upload quota lifted (tests/bench/libtorrent_server.py);
+- the same echo and a dual-stack `dhtd run` loaded over IPv6 (`::1`): the
+  `echo6` and `dhtd6` rows, and the ratios dhtd6/dhtd and echo6/echo (BEP 32:
+  the IPv6 mix is to stay within 10% of the IPv4 mix). The local network is
+  IPv4 (IPv6 loopback has one address, where a network would be one host),
+  so the IPv6 load asks `want n4` and its replies carry the same 8 nodes as
+  the IPv4 rows; what differs is the IPv6 path itself: sockets, /64 keys,
+  tokens of 16-byte addresses, the 18-byte `ip` key and IPv6 peers.
 
 Every target but the echo first joins a local network, a `dhtd swarm` of
 500 nodes on loopback (--network-nodes), and answers from the routing table
@@ -117,6 +124,12 @@ def nodes_in_find_node(target):
     return int(m.group(1)) // 26 if m else 0
 
 
+def probe_of(name, target):
+    """Where a target's table is probed: dhtd6's IPv4 side (the network is
+    IPv4)."""
+    return "127.0.200.95:7005" if name == "dhtd6" else target
+
+
 def wait_for_table(name, target, want=8, timeout=60):
     """Waits until `target` answers find_node with `want` nodes."""
     deadline = time.time() + timeout
@@ -140,11 +153,14 @@ def stop(proc):
 
 def load(target, mix, seconds, rate=None):
     """One `dhtd load` run: its JSON report, with the generator's own CPU
-    per reply added (`loader_cpu_us_per_reply`), or None."""
+    per reply added (`loader_cpu_us_per_reply`), or None. An IPv6 target
+    is loaded from ::1, asking `want n4` (see the module's text)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    v6 = target.startswith("[")
     out = subprocess.run(
         [DHTD, "load", "--target", target, "--duration", f"{seconds}s", "--sockets", "2",
-         "--concurrency", "32", "--mix", mix, "--bind", LOADER_IP, "--json"]
+         "--concurrency", "32", "--mix", mix, "--bind", "::1" if v6 else LOADER_IP, "--json"]
+        + (["--want", "n4"] if v6 else [])
         + (["--rate", str(rate)] if rate else []),
         capture_output=True, text=True,
     )
@@ -219,7 +235,8 @@ def main():
     ap.add_argument("--no-store", action="store_true", help="skip the 100,000-announce store run")
     ap.add_argument("--network-nodes", type=int, default=500,
                     help="nodes of the local network the targets join (0: none, empty tables)")
-    ap.add_argument("--only", help="comma-separated targets to run (echo,dhtd,mainline,libtorrent)")
+    ap.add_argument("--only", help="comma-separated targets to run "
+                    "(echo,dhtd,echo6,dhtd6,mainline,libtorrent)")
     args = ap.parse_args()
     if not args.skip_build:
         subprocess.run(["cargo", "build", "--release", "-p", "dhtd", "--bin", "dhtd",
@@ -236,9 +253,13 @@ def main():
             "--metrics-listen", "off", "--state-dir", state, "--queries-per-ip", "1000000000",
             "--queries-per-prefix", "1000000000", "--max-info-hashes", "2000000",
             "--max-announces-per-ip", "2000000", "--max-announces-per-prefix", "2000000"] + (["--node", boot] if boot else [])
+    # Dual stack: it joins the IPv4 network and is loaded over ::1.
+    dhtd6 = dhtd[:3] + ["127.0.200.95:7005", "--listen", "[::1]:7005"] + dhtd[4:]
     targets = [
         ("echo", [DHTD, "echo", "--listen", "127.0.200.91:7001"], "127.0.200.91:7001"),
         ("dhtd", dhtd, "127.0.200.92:7002"),
+        ("echo6", [DHTD, "echo", "--listen", "[::1]:7011"], "[::1]:7011"),
+        ("dhtd6", dhtd6, "[::1]:7005"),
         ("mainline", [MAINLINE, "127.0.200.93", "7003"] + ([boot] if boot else []),
          "127.0.200.93:7003"),
         ("libtorrent", ["/usr/bin/python3", LIBTORRENT, "127.0.200.94", "7004"]
@@ -255,20 +276,20 @@ def main():
                 continue
             proc = start(cmd)
             try:
-                if boot and name != "echo":
-                    wait_for_table(name, target)
+                if boot and not name.startswith("echo"):
+                    wait_for_table(name, probe_of(name, target))
                 same_load = results["echo"]["same_load"]["rate"] if "echo" in results else None
                 results[name] = measure(name, proc, target, args.seconds, same_load)
             finally:
                 stop(proc)
                 shutil.rmtree(state, ignore_errors=True)
-            if name != "echo" and not args.no_store:
+            if not name.startswith("echo") and not args.no_store:
                 # A fresh process, so that the figure is the cost of these
                 # announces alone, not of where the earlier rows left the store.
                 proc = start(cmd)
                 try:
                     if boot:
-                        wait_for_table(name, target)
+                        wait_for_table(name, probe_of(name, target))
                     results[name]["store"] = store_cost(proc, target)
                 finally:
                     stop(proc)
@@ -296,7 +317,8 @@ def main():
                   f"{nodes} | {rows['rss_kb'] / 1024:.0f} |")
     print("\n| ratio | " + " | ".join(MIXES) + " |")
     print("| --- |" + " --- |" * len(MIXES))
-    for a, b in [("dhtd", "echo"), ("dhtd", "libtorrent"), ("dhtd", "mainline")]:
+    for a, b in [("dhtd", "echo"), ("dhtd", "libtorrent"), ("dhtd", "mainline"),
+                 ("dhtd6", "dhtd"), ("echo6", "echo")]:
         if a in results and b in results:
             cells = [f"{ratio(a, b, k):.2f}x" if ratio(a, b, k) else "-" for k in MIXES]
             print(f"| {a}/{b} | " + " | ".join(cells) + " |")

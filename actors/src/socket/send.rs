@@ -15,6 +15,22 @@ use dhtd_protocol::Family;
 /// test hook, for comparing what two drivers of the same node send.
 pub type Tap = Arc<Mutex<Vec<(SocketAddr, SocketAddr, Vec<u8>)>>>;
 
+fn no_socket() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "no socket of this address family",
+    )
+}
+
+/// The family of every datagram of `outbox`, if they share one.
+fn one_family(outbox: &Outbox) -> Option<Family> {
+    let mut datagrams = outbox.iter();
+    let first = Family::of(&datagrams.next()?.0);
+    datagrams
+        .all(|(to, _)| Family::of(&to) == first)
+        .then_some(first)
+}
+
 /// Sends datagrams on the node's sockets (one per address family)
 /// without blocking.
 #[derive(Debug, Clone)]
@@ -85,16 +101,17 @@ impl DatagramSender {
     /// UDP may lose it anyway and blocking would stall the actor.
     pub fn send(&self, to: SocketAddr, datagram: &[u8]) -> bool {
         self.record([(to, datagram)]);
+        self.send_unrecorded(to, datagram)
+    }
+
+    fn send_unrecorded(&self, to: SocketAddr, datagram: &[u8]) -> bool {
         if self.discarding {
             self.sent(to, datagram.len());
             return true;
         }
         let result = match self.socket_for(&to) {
             Some(socket) => socket.send_to(datagram, to).map(|_| ()),
-            None => Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "no socket of this address family",
-            )),
+            None => Err(no_socket()),
         };
         self.sent_or_failed(to, datagram.len(), result)
     }
@@ -112,16 +129,21 @@ impl DatagramSender {
             for (to, datagram) in outbox.iter() {
                 self.sent(to, datagram.len());
             }
-        } else if let [Some(v4), Some(v6)] = &self.sockets {
-            // Dual stack: each family's datagrams in one batch of its own.
-            let mut by_family = [Outbox::default(), Outbox::default()];
-            for (to, datagram) in outbox.iter() {
-                by_family[Family::of(&to).index()].push(to, datagram);
+        } else if let Some(family) = one_family(outbox) {
+            match &self.sockets[family.index()] {
+                Some(socket) => self.send_on(socket, outbox),
+                None => {
+                    for (to, datagram) in outbox.iter() {
+                        self.sent_or_failed(to, datagram.len(), Err(no_socket()));
+                    }
+                }
             }
-            self.send_on(v4, &by_family[0]);
-            self.send_on(v6, &by_family[1]);
-        } else if let Some(socket) = self.sockets.iter().flatten().next() {
-            self.send_on(socket, outbox);
+        } else {
+            // Both families in one batch (rare: answers go back the way
+            // their queries came, in batches of one socket's reads).
+            for (to, datagram) in outbox.iter() {
+                self.send_unrecorded(to, datagram);
+            }
         }
         outbox.clear();
     }

@@ -181,6 +181,15 @@ pub(crate) fn stats_json(s: &Stats) -> serde_json::Value {
         "buckets": s.routing.buckets.iter().map(|b| json!({
             "good": b.good, "questionable": b.questionable, "bad": b.bad, "cached": b.replacements,
         })).collect::<Vec<_>>(),
+        "families": s.families.iter().map(|f| json!({
+            "family": f.family.as_str(),
+            "listen": f.local_addr.to_string(),
+            "bootstrap_complete": f.bootstrap_complete,
+            "external_ip": f.external_ip.map(|ip| ip.to_string()),
+            "nodes": f.nodes(),
+            "estimated_dht_size": f.estimated_dht_size,
+            "buckets": f.routing.buckets.len(),
+        })).collect::<Vec<_>>(),
         "store": {"info_hashes": s.store.info_hashes, "peers": s.store.peers, "info_hashes_limit": s.store_info_hashes_limit},
         "traffic": traffic,
         "warnings": s.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),

@@ -216,13 +216,16 @@ impl Defaults {
 }
 
 impl Defaults {
-    /// Both families, on every address.
+    /// Both families, on every address; IPv4 alone on a host without
+    /// IPv6 (a kernel booted with `ipv6.disable=1`), where binding `[::]`
+    /// would fail the start.
     pub(crate) fn listen(self) -> Vec<SocketAddr> {
-        use std::net::{Ipv4Addr, Ipv6Addr};
-        vec![
-            SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), self.port),
-            SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), self.port),
-        ]
+        use std::net::{Ipv4Addr, Ipv6Addr, UdpSocket};
+        let mut addrs = vec![SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), self.port)];
+        if UdpSocket::bind((Ipv6Addr::LOCALHOST, 0)).is_ok() {
+            addrs.push(SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), self.port));
+        }
+        addrs
     }
 }
 
