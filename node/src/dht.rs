@@ -9,15 +9,15 @@ use dhtd_actors::{In, NodeState};
 use dhtd_protocol::lookup::LookupKind;
 use dhtd_protocol::node::{
     AnnounceSpec, Asker, LookupsInput, OutQuery, OutboundQuery, RateLimiterInput, Reply, Requester,
-    StartLookup, SupervisorInput,
+    StartLookup, StoreInput, SupervisorInput, TransactionsInput,
 };
 use dhtd_protocol::Family;
 use tokio::sync::watch;
 
 use crate::persist::{SavedTable, StateError};
 use crate::{
-    stats, wiring, AnnounceReport, Config, Error, InfoHash, LookupEnd, LookupSummary, NodeId,
-    NodeInfo, PeerStream, Runtime, StartError, Stats,
+    stats, wiring, AnnounceReport, Config, Error, InfoHash, LookupEnd, LookupSummary, NodeConfig,
+    NodeId, NodeInfo, PeerStream, Runtime, StartError, Stats,
 };
 
 /// How long dropping the last handle waits for the node to save its
@@ -584,6 +584,66 @@ impl Dht {
     /// ```
     pub async fn stats(&self) -> Result<Stats, Error> {
         stats::gather(self.node()).await
+    }
+
+    /// Applies new settings to the running node (a reload): the inbound
+    /// and outbound budgets and the query spacing (`limits`), the store's
+    /// and the item store's caps and lifetimes, lookup parameters and
+    /// limits, the cap on pending queries, and read-only mode. Lower caps
+    /// bind what comes next; nothing held is evicted by a reload.
+    ///
+    /// The rest of `dht` cannot change under a running node (the routing
+    /// table's rules, tokens, bootstrap, BEP 42, transaction timeouts, the
+    /// families): it is kept as it was, and its names are returned, so
+    /// that the caller can say a restart is needed for them. A setting that
+    /// does not validate refuses the whole change with
+    /// [`Error::Invalid`], and the running settings stay.
+    pub fn reconfigure(&self, dht: NodeConfig) -> Result<Vec<&'static str>, Error> {
+        dht.validate()
+            .map_err(|e| Error::Invalid(format!("dht.{}: {}", e.setting, e.problem)))?;
+        let node = self.node();
+        if node.is_stopping() {
+            return Err(Error::Shutdown);
+        }
+        let mut live = node.live.lock();
+        let mut next = dht;
+        let mut kept = Vec::new();
+        macro_rules! keep {
+            ($($field:ident).+, $name:literal) => {
+                if next.$($field).+ != live.$($field).+ {
+                    kept.push($name);
+                    next.$($field).+ = live.$($field).+.clone();
+                }
+            };
+        }
+        keep!(routing, "dht.routing");
+        keep!(tokens, "dht.tokens");
+        keep!(bootstrap, "dht.bootstrap");
+        keep!(bep42, "dht.bep42");
+        keep!(families, "dht.families");
+        keep!(transactions.timeout, "dht.transactions.timeout");
+        keep!(transactions.attempts, "dht.transactions.attempts");
+        let next = Arc::new(next);
+        let shells = &node.actors.shells;
+        shells
+            .rate_limiter
+            .do_send(In(RateLimiterInput::Reconfigure(next.clone())));
+        shells
+            .transactions
+            .do_send(In(TransactionsInput::Reconfigure(next.clone())));
+        shells
+            .store
+            .do_send(In(StoreInput::Reconfigure(next.clone())));
+        shells
+            .lookups
+            .do_send(In(LookupsInput::Reconfigure(next.clone())));
+        *live = (*next).clone();
+        Ok(kept)
+    }
+
+    /// The node's settings as they are now (after any reload).
+    pub fn settings(&self) -> NodeConfig {
+        self.node().live.lock().clone()
     }
 
     /// Pushes the node's telemetry to the installed metrics recorder now

@@ -221,7 +221,8 @@ pub(crate) async fn gather(node: &Node) -> Result<Stats, Error> {
     let traffic = node.telemetry.snapshot();
     let bootstrap_complete = traffic.bootstrapped.value() > 0;
     let uptime = node.uptime();
-    let read_only = node.config.dht.read_only;
+    let live = node.live.lock().clone();
+    let read_only = live.read_only;
     let families: Vec<FamilyStats> = tables
         .into_iter()
         .zip(&node.local_addrs)
@@ -260,7 +261,7 @@ pub(crate) async fn gather(node: &Node) -> Result<Stats, Error> {
             info_hashes: store.info_hashes,
             peers: store.peers,
         },
-        store_info_hashes_limit: node.config.dht.store.max_info_hashes,
+        store_info_hashes_limit: live.store.max_info_hashes,
         traffic: Counters { snapshot: traffic },
     })
 }

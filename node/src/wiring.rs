@@ -26,7 +26,7 @@ use dhtd_protocol::{Families, Family, NodeId, NodeInfo};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use crate::config::{Config, NodeIdChoice};
+use crate::config::{Config, NodeConfig, NodeIdChoice};
 use crate::persist::{self, SavedTable};
 use crate::runtime::Runtime;
 use crate::state::StateDir;
@@ -52,6 +52,8 @@ pub(crate) struct Node {
     pub(crate) own_id: NodeId,
     pub(crate) started: Instant,
     pub(crate) config: Config,
+    /// `config.dht` as changed since by reloads ([`crate::Dht::reconfigure`]).
+    pub(crate) live: parking_lot::Mutex<NodeConfig>,
     /// The state dir, if the node keeps one.
     pub(crate) state: Option<Arc<StateDir>>,
     /// The kernel's count of datagrams it dropped for our sockets.
@@ -272,6 +274,7 @@ pub(crate) fn start(
         local_addrs,
         own_id,
         started: now,
+        live: parking_lot::Mutex::new(config.dht.clone()),
         config,
         state,
         socket_drops,
@@ -355,7 +358,7 @@ impl Node {
             nodes,
             snapshot.bootstrapped.value() > 0,
             self.uptime(),
-            self.config.dht.read_only,
+            self.live.lock().read_only,
         );
         for w in [
             Warning::NoNodes,

@@ -915,3 +915,156 @@ fn man_pages_and_completions_come_from_the_command_definitions() {
         "an unknown shell is a usage error"
     );
 }
+
+/// The HTTP listener is hyper's: a malformed request gets 400, a client
+/// that sends its request head endlessly slowly is cut off, and neither
+/// keeps `/metrics` from answering meanwhile.
+#[test]
+fn the_http_listener_survives_malformed_and_slow_clients() {
+    use std::io::{Read, Write};
+    let _serial = serial();
+    let home = scratch("http");
+    let metrics = {
+        let l = std::net::TcpListener::bind("127.0.0.78:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let mut c = dhtd(&home);
+    c.args([
+        "run",
+        "--listen",
+        "127.0.0.78:0",
+        "--bootstrap",
+        "none",
+        "--metrics-listen",
+        &metrics,
+    ]);
+    c.arg("--state-dir").arg(home.join("st"));
+    let node = spawn(c);
+    node.wait_for("metrics on http://", Duration::from_secs(10));
+
+    // Slow clients: each sends part of a request head and then nothing.
+    let slow: Vec<std::net::TcpStream> = (0..20)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(&metrics).unwrap();
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                .unwrap();
+            s
+        })
+        .collect();
+    // A malformed one.
+    let mut bad = std::net::TcpStream::connect(&metrics).unwrap();
+    bad.write_all(b"\x00\x01 not http at all\r\n\r\n").unwrap();
+    bad.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut answer = String::new();
+    let _ = bad.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer:?}");
+
+    // /metrics answers at once, slow clients or not.
+    let started = Instant::now();
+    let (status, body) = http_get(&metrics, "/metrics");
+    assert_eq!(status, 200);
+    assert!(body.contains("dht_nodes_running 1"));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // The slow clients are cut off within the header timeout (5 s).
+    for mut s in slow {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut rest = Vec::new();
+        let cut = s.read_to_end(&mut rest).is_ok();
+        assert!(cut, "a slow client was held past the header timeout");
+    }
+    assert!(started.elapsed() < Duration::from_secs(9));
+
+    // A POST from loopback passes the control gate (here to be told its
+    // query lacks `addr`); the refusal of other hosts is a unit test of
+    // `control::refused`.
+    let mut post = std::net::TcpStream::connect(&metrics).unwrap();
+    post.write_all(b"POST /add-node HTTP/1.0\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    post.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.0 400 "),
+        "missing addr: {answer:?}"
+    );
+    assert_eq!(node.terminate(), Some(0));
+}
+
+/// SIGHUP and `POST /reload` reread the config file: the caps and budgets
+/// change in the running node, a setting that cannot change live is named
+/// in a warning, and a file that does not parse is refused with the start's
+/// message while the running settings stay.
+#[test]
+fn sighup_and_post_reload_apply_what_can_change_live() {
+    let _serial = serial();
+    let home = scratch("reload");
+    let metrics = {
+        let l = std::net::TcpListener::bind("127.0.0.79:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let file = home.join("dhtd.toml");
+    let write = |extra: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "listen = \"127.0.0.79:0\"\nbootstrap = [\"none\"]\nmetrics_listen = \"{metrics}\"\n{extra}"
+            ),
+        )
+        .unwrap();
+    };
+    write("max_info_hashes = 100\n");
+    let mut c = dhtd(&home);
+    c.args(["run", "--config"]).arg(&file);
+    c.arg("--state-dir").arg(home.join("st"));
+    let node = spawn(c);
+    node.wait_for("metrics on http://", Duration::from_secs(10));
+    let stats = || -> serde_json::Value {
+        serde_json::from_str(&http_get(&metrics, "/stats.json").1).unwrap()
+    };
+    assert_eq!(stats()["store"]["info_hashes_limit"], 100);
+
+    // SIGHUP: a cap and a budget change; the listen address cannot.
+    std::fs::write(
+        &file,
+        format!(
+            "listen = \"127.0.0.79:4321\"\nbootstrap = [\"none\"]\nmetrics_listen = \"{metrics}\"\nmax_info_hashes = 200\nqueries_per_ip = 5\n"
+        ),
+    )
+    .unwrap();
+    node.hangup();
+    let line = node.wait_for("settings reloaded", Duration::from_secs(10));
+    assert!(
+        line.contains("max_info_hashes") && line.contains("queries_per_ip"),
+        "{line}"
+    );
+    assert!(
+        line.contains("restart") && line.contains("listen"),
+        "{line}"
+    );
+    assert_eq!(stats()["store"]["info_hashes_limit"], 200);
+    let (_, scrape) = http_get(&metrics, "/metrics");
+    assert_eq!(sample(&scrape, "dht_store_info_hashes_limit"), 200.0);
+
+    // A file that does not parse: refused, named, nothing changes.
+    std::fs::write(&file, "max_info_hashes = \"lots\"\n").unwrap();
+    let (status, body) = http(&metrics, "POST", "/reload");
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("max_info_hashes") && body.contains("line 1"),
+        "{body}"
+    );
+    node.wait_for("reload refused", Duration::from_secs(10));
+    assert_eq!(stats()["store"]["info_hashes_limit"], 200);
+
+    // POST /reload: read-only mode, live.
+    write("max_info_hashes = 200\nread_only = true\n");
+    let (status, body) = http(&metrics, "POST", "/reload");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("read_only"), "{body}");
+    assert_eq!(stats()["read_only"], true);
+    assert_eq!(node.terminate(), Some(0));
+}

@@ -223,6 +223,11 @@ impl ItemStore {
         }
     }
 
+    /// Applies new caps from now on.
+    pub fn set_config(&mut self, config: ItemStoreConfig) {
+        self.config = config;
+    }
+
     /// Items and bytes held.
     pub fn size(&self) -> (usize, usize) {
         (self.items.len(), self.bytes)

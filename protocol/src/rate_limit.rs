@@ -156,6 +156,13 @@ impl<Key: Eq + Hash + Copy> KeyedRateLimiter<Key> {
         }
     }
 
+    /// Applies a new rate and bound from now on (a reload); the buckets
+    /// already tracked keep what they hold.
+    pub fn set_rate(&mut self, rate: Rate, max_tracked: usize) {
+        self.rate = rate;
+        self.max_tracked = max_tracked.max(1);
+    }
+
     /// Whether a datagram from `ip` may be processed now.
     pub fn admit(&mut self, now: Instant, ip: Key) -> Result<(), Limited> {
         let rate = self.rate;

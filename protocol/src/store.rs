@@ -250,6 +250,11 @@ impl PeerStore {
         }
     }
 
+    /// Applies new caps and lifetimes from now on.
+    pub fn set_config(&mut self, config: PeerStoreConfig) {
+        self.config = config;
+    }
+
     /// The configuration in force.
     pub fn config(&self) -> &PeerStoreConfig {
         &self.config

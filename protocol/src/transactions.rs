@@ -118,6 +118,12 @@ pub struct TransactionTable<T> {
 
 impl<T> TransactionTable<T> {
     /// An empty table.
+    /// Applies a new cap from now on; queries already pending stay.
+    pub fn set_max_pending(&mut self, max_pending: usize) {
+        self.config.max_pending = max_pending;
+    }
+
+    /// An empty table.
     pub fn new(config: TransactionConfig) -> Self {
         TransactionTable {
             pending: BTreeMap::new(),

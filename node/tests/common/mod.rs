@@ -45,6 +45,12 @@ impl Proc {
 }
 
 impl Proc {
+    /// Sends it SIGHUP (reload), by its PID.
+    pub(crate) fn hangup(&self) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    }
+
     /// SIGKILL by its PID, as a crash or the OOM killer would: no signal
     /// handler runs, nothing is saved on the way out.
     pub(crate) fn kill(mut self) {
@@ -199,9 +205,14 @@ pub(crate) fn scrape_when_ready(metrics: &str, nodes: usize) -> String {
 }
 
 pub(crate) fn http_get(addr: &str, path: &str) -> (u16, String) {
+    http(addr, "GET", path)
+}
+
+/// One HTTP/1.0 request; the status and the body.
+pub(crate) fn http(addr: &str, method: &str, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    write!(s, "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
     let mut response = String::new();
     s.read_to_string(&mut response).unwrap();
     let (head, body) = response.split_once("\r\n\r\n").unwrap();

@@ -190,6 +190,10 @@ impl FamilyInput for LookupsInput {
                 .iter()
                 .map(|f| (f, LookupsInput::Cancel(caller)))
                 .collect(),
+            LookupsInput::Reconfigure(config) => on
+                .iter()
+                .map(|f| (f, LookupsInput::Reconfigure(config.clone())))
+                .collect(),
             LookupsInput::AnnounceEvery {
                 info_hash,
                 spec,
@@ -516,6 +520,10 @@ impl Piece for LookupPools {
                         self.start(now, start);
                     }
                 }
+            }
+            LookupsInput::Reconfigure(config) => {
+                self.max_waiting = config.lookup_limits.max_waiting;
+                self.pools.handle(now, LookupsInput::Reconfigure(config));
             }
             LookupsInput::Cancel(caller) => {
                 self.groups.remove(&caller);

@@ -693,6 +693,12 @@ impl Piece for LookupPool {
                 self.cancel(caller);
                 self.start_waiting(now);
             }
+            LookupsInput::Reconfigure(config) => {
+                self.config = config.lookup;
+                self.limits = config.lookup_limits;
+                self.ask_store = !config.read_only;
+                self.start_waiting(now);
+            }
             LookupsInput::AnnounceEvery {
                 info_hash,
                 spec,

@@ -37,6 +37,8 @@ pub enum RateLimiterInput {
     Datagrams(Vec<Datagram>),
     /// A query to pace and send.
     Send(OutboundQuery),
+    /// New settings, from now on (a reload): budgets, read-only.
+    Reconfigure(Arc<super::NodeConfig>),
 }
 
 /// A decoded inbound query, admitted by the rate limiter.
@@ -339,6 +341,8 @@ pub enum TransactionsInput {
     Send(OutboundQuery),
     /// Responses and errors read in one batch.
     Responses(Vec<InboundResponse>),
+    /// New settings, from now on (a reload): read-only, pending queries.
+    Reconfigure(Arc<super::NodeConfig>),
 }
 
 /// For the announce store.
@@ -348,6 +352,9 @@ pub enum StoreInput {
     Queries(Vec<InboundQuery>),
     /// A family's routing table, for the `nodes` or `nodes6` of answers.
     Snapshot(Family, Arc<NodeSnapshot>),
+    /// New settings, from now on (a reload): the store's caps and peer
+    /// lifetime, the item store's caps.
+    Reconfigure(Arc<super::NodeConfig>),
     /// A lookup of ours wants the peers we hold ourselves for an info hash.
     LocalPeers {
         /// The lookup.
@@ -508,6 +515,8 @@ pub enum LookupsInput {
     Bootstrapped(Family, bool),
     /// The caller stopped listening: its lookups end.
     Cancel(CallerId),
+    /// New settings, from now on (a reload): lookup limits, read-only.
+    Reconfigure(Arc<super::NodeConfig>),
     /// Announce `info_hash` every `every` from now on (`None`: stop).
     AnnounceEvery {
         /// The torrent.
@@ -727,7 +736,7 @@ impl TransactionsInput {
     pub fn sheddable(&self) -> usize {
         match self {
             TransactionsInput::Responses(r) => r.len(),
-            TransactionsInput::Send(_) => 0,
+            TransactionsInput::Send(_) | TransactionsInput::Reconfigure(_) => 0,
         }
     }
 }

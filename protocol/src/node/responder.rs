@@ -81,20 +81,7 @@ impl Responder {
         mut rng: StdRng,
         telemetry: Arc<Telemetry>,
     ) -> Self {
-        let caps = &config.store;
-        telemetry
-            .store_info_hashes_limit
-            .set((), caps.max_info_hashes as u64);
-        for (cap, limit) in [
-            (StoreCap::InfoHashes, caps.max_info_hashes),
-            (StoreCap::PeersPerInfoHash, caps.max_peers_per_info_hash),
-            (StoreCap::PortsPerIp, caps.max_ports_per_ip),
-            (StoreCap::AnnouncesPerIp, caps.max_announces_per_ip),
-            (StoreCap::AnnouncesPerPrefix, caps.max_announces_per_prefix),
-        ] {
-            telemetry.store_limits.set(cap, limit as u64);
-        }
-        Responder {
+        let responder = Responder {
             own_id,
             store: PeerStore::new(now, own_id, config.store),
             tokens: TokenSecrets::new(now, &mut rng, config.tokens),
@@ -109,6 +96,26 @@ impl Responder {
             telemetry,
             buf: Vec::with_capacity(1024),
             outputs: Outputs::default(),
+        };
+        responder.set_limit_gauges(config);
+        responder
+    }
+
+    /// The caps in force, as gauges (`dht_store_limit`).
+    fn set_limit_gauges(&self, config: &NodeConfig) {
+        let caps = &config.store;
+        let telemetry = &self.telemetry;
+        telemetry
+            .store_info_hashes_limit
+            .set((), caps.max_info_hashes as u64);
+        for (cap, limit) in [
+            (StoreCap::InfoHashes, caps.max_info_hashes),
+            (StoreCap::PeersPerInfoHash, caps.max_peers_per_info_hash),
+            (StoreCap::PortsPerIp, caps.max_ports_per_ip),
+            (StoreCap::AnnouncesPerIp, caps.max_announces_per_ip),
+            (StoreCap::AnnouncesPerPrefix, caps.max_announces_per_prefix),
+        ] {
+            telemetry.store_limits.set(cap, limit as u64);
         }
     }
 
@@ -436,6 +443,13 @@ impl Piece for Responder {
                 }
             }
             StoreInput::Snapshot(family, nodes) => self.nodes[family.index()] = nodes,
+            StoreInput::Reconfigure(config) => {
+                // Lower caps bind new announces and items; what is held
+                // stays until it expires (nothing is evicted by a reload).
+                self.store.set_config(config.store);
+                self.items.set_config(config.items);
+                self.set_limit_gauges(&config);
+            }
             StoreInput::LocalPeers { lookup, info_hash } => {
                 let peers = self
                     .store

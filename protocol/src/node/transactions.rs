@@ -253,6 +253,10 @@ impl Piece for Transactions {
                     self.response(now, r);
                 }
             }
+            TransactionsInput::Reconfigure(config) => {
+                self.read_only = config.read_only;
+                self.table.set_max_pending(config.transactions.max_pending);
+            }
         }
     }
 

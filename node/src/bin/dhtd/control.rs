@@ -1,22 +1,41 @@
 //! The daemon's local HTTP listener: `/metrics` (Prometheus), `/health`,
 //! `/stats` (text), `/stats.json`, and `POST /add-node?addr=HOST:PORT`; and
-//! the client side of `dhtd stats` and
-//! `dhtd add-node`. It is meant for loopback (the default address is
-//! 127.0.0.1:9464); it has no authentication.
+//! the client side of `dhtd stats` and `dhtd add-node`. It is meant for
+//! loopback (the default address is 127.0.0.1:9464); it has no
+//! authentication, so the endpoints that change the node answer loopback
+//! clients only unless `allow_remote_control` is set.
+//!
+//! Both sides are hyper's HTTP/1.1, not a parser of our own: a request is
+//! read within [`HEADER_TIMEOUT`] and [`MAX_HEADER_BYTES`] or the
+//! connection is closed, each connection is bounded in time, and at most
+//! [`MAX_CONNECTIONS`] are served at once, so that a malformed or endlessly
+//! slow client cannot keep `/metrics` from answering.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use dhtd::metrics::Exporter;
 use dhtd::{CounterKind, Dht, Stats};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::Failure;
 
-const MAX_REQUEST: usize = 8192;
+/// A request's head must arrive within this long.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most a connection may take, request and answer.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bytes of a request's head at most.
+const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Connections served at once; more are closed at once.
+const MAX_CONNECTIONS: usize = 128;
 
 /// Binds the listener.
 pub(crate) async fn bind(addr: SocketAddr) -> Result<TcpListener, Failure> {
@@ -26,18 +45,27 @@ pub(crate) async fn bind(addr: SocketAddr) -> Result<TcpListener, Failure> {
 }
 
 /// What the listener serves.
-#[derive(Clone)]
 struct Served {
     /// The first is the one `/stats` describes.
     nodes: Vec<Dht>,
     exporter: Exporter,
+    /// The endpoints that change the node answer other hosts too.
+    allow_remote_control: bool,
+    /// `POST /reload` (a daemon's; a swarm has none).
+    reloader: Option<Arc<crate::reload::Reloader>>,
 }
 
 /// How often the exporter's housekeeping runs.
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// Serves `/metrics` from `exporter` and the other paths for `nodes`.
-pub(crate) fn spawn(listener: TcpListener, nodes: Vec<Dht>, exporter: Exporter) {
+pub(crate) fn spawn(
+    listener: TcpListener,
+    nodes: Vec<Dht>,
+    exporter: Exporter,
+    allow_remote_control: bool,
+    reloader: Option<Arc<crate::reload::Reloader>>,
+) {
     let upkeep = exporter.clone();
     tokio::spawn(async move {
         loop {
@@ -45,102 +73,145 @@ pub(crate) fn spawn(listener: TcpListener, nodes: Vec<Dht>, exporter: Exporter) 
             upkeep.upkeep();
         }
     });
-    let served = Served { nodes, exporter };
+    let served = Arc::new(Served {
+        nodes,
+        exporter,
+        allow_remote_control,
+        reloader,
+    });
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
+            let Ok((stream, peer)) = listener.accept().await else {
+                // Out of descriptors, say: do not spin on it.
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
+            };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                continue; // dropped: closed at once
             };
             let served = served.clone();
             tokio::spawn(async move {
-                let _ = tokio::time::timeout(Duration::from_secs(10), handle(stream, served)).await;
+                let service = hyper::service::service_fn(move |req| {
+                    let served = served.clone();
+                    async move { Ok::<_, Infallible>(respond(req, peer, &served).await) }
+                });
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT)
+                    .max_buf_size(MAX_HEADER_BYTES)
+                    .keep_alive(false)
+                    .serve_connection(TokioIo::new(stream), service);
+                let _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;
+                drop(slot);
             });
         }
     });
 }
 
-async fn handle(mut stream: tokio::net::TcpStream, served: Served) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < MAX_REQUEST {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
+fn answer(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    if let Ok(value) = hyper::header::HeaderValue::from_str(content_type) {
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, value);
     }
-    let head = String::from_utf8_lossy(&buf);
-    let mut parts = head.lines().next().unwrap_or_default().split_whitespace();
-    let (method, target) = (
-        parts.next().unwrap_or_default(),
-        parts.next().unwrap_or_default(),
-    );
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let (status, content_type, body) = route(method, path, query, &served).await;
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
+    response
+}
+
+async fn respond(
+    req: Request<hyper::body::Incoming>,
+    peer: SocketAddr,
+    served: &Served,
+) -> Response<Full<Bytes>> {
+    let query = req.uri().query().unwrap_or_default().to_owned();
+    let (status, content_type, body) =
+        route(req.method(), req.uri().path(), &query, peer, served).await;
+    answer(status, content_type, body)
+}
+
+/// Whether a request that changes the node (a POST) comes from another
+/// host while only loopback clients may change it.
+fn refused(method: &Method, peer: SocketAddr, allow_remote_control: bool) -> bool {
+    *method == Method::POST && !peer.ip().is_loopback() && !allow_remote_control
 }
 
 async fn route(
-    method: &str,
+    method: &Method,
     path: &str,
     query: &str,
+    peer: SocketAddr,
     served: &Served,
-) -> (&'static str, &'static str, String) {
+) -> (StatusCode, &'static str, String) {
     const TEXT: &str = "text/plain; charset=utf-8";
     const PROMETHEUS: &str = "text/plain; version=0.0.4; charset=utf-8";
     let Some(node) = served.nodes.first() else {
-        return ("503 Service Unavailable", TEXT, "no node\n".into());
+        return (StatusCode::SERVICE_UNAVAILABLE, TEXT, "no node\n".into());
     };
-    match (method, path) {
+    if refused(method, peer, served.allow_remote_control) {
+        return (
+            StatusCode::FORBIDDEN,
+            TEXT,
+            "the control endpoints answer loopback clients only (allow_remote_control)\n".into(),
+        );
+    }
+    match (method.as_str(), path) {
         ("GET", "/metrics") => {
             // Counted since the last push: pushed now, so a scrape is current.
             for n in &served.nodes {
                 n.publish_metrics();
             }
-            ("200 OK", PROMETHEUS, served.exporter.render())
+            (StatusCode::OK, PROMETHEUS, served.exporter.render())
         }
         // Alive and answering is what a health check asks; bootstrap is in the body.
         ("GET", "/health") => match node.stats().await {
             Ok(_) => {
                 let up = served.nodes.iter().filter(|n| n.is_bootstrapped()).count();
                 (
-                    "200 OK",
+                    StatusCode::OK,
                     TEXT,
                     format!("ok: {up} of {} nodes bootstrapped\n", served.nodes.len()),
                 )
             }
-            Err(e) => ("503 Service Unavailable", TEXT, format!("{e}\n")),
+            Err(e) => (StatusCode::SERVICE_UNAVAILABLE, TEXT, format!("{e}\n")),
         },
         ("GET", "/stats") => match node.stats().await {
-            Ok(s) => ("200 OK", TEXT, format!("{s}\n")),
-            Err(e) => ("503 Service Unavailable", TEXT, format!("{e}\n")),
+            Ok(s) => (StatusCode::OK, TEXT, format!("{s}\n")),
+            Err(e) => (StatusCode::SERVICE_UNAVAILABLE, TEXT, format!("{e}\n")),
         },
         ("GET", "/stats.json") => match node.stats().await {
             Ok(s) => (
-                "200 OK",
+                StatusCode::OK,
                 "application/json",
                 format!("{}\n", stats_json(&s)),
             ),
-            Err(e) => ("503 Service Unavailable", TEXT, format!("{e}\n")),
+            Err(e) => (StatusCode::SERVICE_UNAVAILABLE, TEXT, format!("{e}\n")),
+        },
+        ("POST", "/reload") => match &served.reloader {
+            Some(reloader) => match crate::run::log_reload(reloader) {
+                Ok(done) => (StatusCode::OK, TEXT, format!("{done}\n")),
+                Err(e) => (
+                    StatusCode::BAD_REQUEST,
+                    TEXT,
+                    format!("reload refused, the running settings stay: {e}\n"),
+                ),
+            },
+            None => (StatusCode::NOT_FOUND, TEXT, "nothing to reload here\n".into()),
         },
         ("POST", "/add-node") => {
             let Some(addr) = query.split('&').find_map(|kv| kv.strip_prefix("addr=")) else {
-                return ("400 Bad Request", TEXT, "missing addr=HOST:PORT\n".into());
+                return (StatusCode::BAD_REQUEST, TEXT, "missing addr=HOST:PORT\n".into());
             };
             match node.add_node_by_name(addr).await {
-                Ok(_) => ("200 OK", TEXT, format!("added {addr}\n")),
-                Err(e) => ("400 Bad Request", TEXT, format!("{e}\n")),
+                Ok(_) => (StatusCode::OK, TEXT, format!("added {addr}\n")),
+                Err(e) => (StatusCode::BAD_REQUEST, TEXT, format!("{e}\n")),
             }
         }
         _ => (
-            "404 Not Found",
+            StatusCode::NOT_FOUND,
             TEXT,
-            "try /metrics, /health, /stats, /stats.json or POST /add-node?addr=HOST:PORT\n".into(),
+            "try /metrics, /health, /stats, /stats.json, POST /add-node?addr=HOST:PORT or POST /reload\n".into(),
         ),
     }
 }
@@ -197,38 +268,51 @@ pub(crate) fn stats_json(s: &Stats) -> serde_json::Value {
 }
 
 /// One HTTP request to a local daemon; the status code and the body.
-fn request(listen: &str, method: &str, path: &str) -> Result<(u16, String), Failure> {
+async fn request(listen: &str, method: Method, path: &str) -> Result<(u16, String), Failure> {
     let addr: SocketAddr = listen.parse().map_err(|_| {
         Failure::Usage(format!(
             "--metrics-listen: `{listen}` is not an address (IP:PORT)"
         ))
     })?;
-    let unreachable =
-        |e: std::io::Error| Failure::Failed(format!("no dhtd daemon answering on {addr}: {e}"));
-    let mut stream =
-        TcpStream::connect_timeout(&addr, Duration::from_secs(3)).map_err(unreachable)?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(unreachable)?;
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(unreachable)?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).map_err(unreachable)?;
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    Ok((status, body.to_owned()))
+    let unreachable = |e: &dyn std::fmt::Display| {
+        Failure::Failed(format!("no dhtd daemon answering on {addr}: {e}"))
+    };
+    let exchange = async {
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| unreachable(&e))?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| unreachable(&e))?;
+        tokio::spawn(connection);
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, addr.to_string())
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| unreachable(&e))?;
+        let response = sender
+            .send_request(req)
+            .await
+            .map_err(|e| unreachable(&e))?;
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| unreachable(&e))?
+            .to_bytes();
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    };
+    tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .unwrap_or_else(|_| Err(unreachable(&"no answer within 10 s")))
 }
 
 /// `dhtd stats`.
-pub(crate) fn print_stats(listen: &str, json: bool) -> Result<(), Failure> {
-    let (status, body) = request(listen, "GET", if json { "/stats.json" } else { "/stats" })?;
+pub(crate) async fn print_stats(listen: &str, json: bool) -> Result<(), Failure> {
+    let path = if json { "/stats.json" } else { "/stats" };
+    let (status, body) = request(listen, Method::GET, path).await?;
     if status != 200 {
         return Err(Failure::Failed(format!(
             "the daemon answered {status}: {}",
@@ -240,8 +324,8 @@ pub(crate) fn print_stats(listen: &str, json: bool) -> Result<(), Failure> {
 }
 
 /// `dhtd add-node`.
-pub(crate) fn add_node(listen: &str, node: &str) -> Result<(), Failure> {
-    let (status, body) = request(listen, "POST", &format!("/add-node?addr={node}"))?;
+pub(crate) async fn add_node(listen: &str, node: &str) -> Result<(), Failure> {
+    let (status, body) = request(listen, Method::POST, &format!("/add-node?addr={node}")).await?;
     if status != 200 {
         return Err(Failure::Failed(format!(
             "the daemon refused: {}",
@@ -257,4 +341,24 @@ pub(crate) fn add_node(listen: &str, node: &str) -> Result<(), Failure> {
 pub(crate) fn exporter() -> Result<Exporter, Failure> {
     Exporter::install()
         .map_err(|e| Failure::Failed(format!("cannot install the metrics exporter: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_clients_change_the_node_unless_allowed() {
+        let remote: SocketAddr = "192.0.2.7:40000".parse().unwrap();
+        let local: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let local6: SocketAddr = "[::1]:40000".parse().unwrap();
+        assert!(refused(&Method::POST, remote, false));
+        assert!(!refused(&Method::POST, remote, true));
+        assert!(!refused(&Method::POST, local, false));
+        assert!(!refused(&Method::POST, local6, false));
+        assert!(
+            !refused(&Method::GET, remote, false),
+            "reading is for anyone who can connect"
+        );
+    }
 }

@@ -8,6 +8,7 @@ mod diag;
 mod items;
 mod load;
 mod lookup;
+mod reload;
 mod run;
 mod sample;
 mod settings;
@@ -279,16 +280,55 @@ impl From<dhtd::StartError> for Failure {
     }
 }
 
-/// `DHTD_LOG` (e.g. `debug`, `dht::bootstrap=debug`) overrides `default`.
+/// Replaces the log filter of the running program.
+type SetFilter = Box<dyn Fn(tracing_subscriber::EnvFilter) -> Result<(), String> + Send + Sync>;
+
+/// How the log filter is changed once logging has started.
+static LOG_FILTER: std::sync::OnceLock<SetFilter> = std::sync::OnceLock::new();
+
+/// `DHTD_LOG` (e.g. `debug`, `dht::bootstrap=debug`) overrides `default`
+/// and the config file's `log`.
 fn init_logging(format: LogFormat, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DHTD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => {
+            let builder = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .with_filter_reloading();
+            let handle = builder.reload_handle();
+            let _ = LOG_FILTER.set(Box::new(move |f| {
+                handle.reload(f).map_err(|e| e.to_string())
+            }));
+            builder.init();
+        }
+        LogFormat::Json => {
+            let builder = tracing_subscriber::fmt()
+                .json()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .with_filter_reloading();
+            let handle = builder.reload_handle();
+            let _ = LOG_FILTER.set(Box::new(move |f| {
+                handle.reload(f).map_err(|e| e.to_string())
+            }));
+            builder.init();
+        }
+    }
+}
+
+/// Applies the config file's log filter (`None`: `info`), unless
+/// `DHTD_LOG` is set, which wins; returns whether it was applied.
+pub(crate) fn set_log_filter(filter: Option<&str>) -> Result<bool, String> {
+    if std::env::var_os("DHTD_LOG").is_some() {
+        return Ok(false);
+    }
+    let filter = tracing_subscriber::EnvFilter::try_new(filter.unwrap_or("info"))
+        .map_err(|e| e.to_string())?;
+    match LOG_FILTER.get() {
+        Some(set) => set(filter).map(|()| true),
+        None => Ok(false),
     }
 }
 
@@ -374,11 +414,11 @@ fn main() -> ExitCode {
             Command::Stats {
                 json,
                 metrics_listen,
-            } => control::print_stats(&metrics_listen, json),
+            } => control::print_stats(&metrics_listen, json).await,
             Command::AddNode {
                 addr,
                 metrics_listen,
-            } => control::add_node(&metrics_listen, &addr),
+            } => control::add_node(&metrics_listen, &addr).await,
             Command::Decode { file } => decode::decode(file.as_deref()),
             Command::Man { out } => man_pages(&out),
             Command::Completions { shell } => {

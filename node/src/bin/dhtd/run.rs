@@ -1,9 +1,11 @@
 //! `dhtd run`: the daemon.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use dhtd::{Dht, Warning};
 
+use crate::reload::{Reloaded, Reloader};
 use crate::settings::{self, Defaults, NodeArgs};
 use crate::{control, Failure};
 
@@ -24,9 +26,20 @@ pub(crate) async fn run(args: &NodeArgs) -> Result<(), Failure> {
         Some(addr) => Some((addr, control::bind(addr).await?, control::exporter()?)),
         None => None,
     };
+    if settings.log_filter.is_some() {
+        crate::set_log_filter(settings.log_filter.as_deref()).map_err(Failure::Failed)?;
+    }
     let dht = Dht::builder(settings.config.clone()).start()?;
+    let reloader = Arc::new(Reloader::new(args.clone(), dht.clone(), settings.clone()));
+    tokio::spawn(reload_on_sighup(reloader.clone()));
     if let Some((addr, listener, exporter)) = listener {
-        control::spawn(listener, vec![dht.clone()], exporter);
+        control::spawn(
+            listener,
+            vec![dht.clone()],
+            exporter,
+            settings.allow_remote_control,
+            Some(reloader),
+        );
         tracing::info!(target: "dht::node", "metrics on http://{addr}/metrics, statistics on http://{addr}/stats");
     }
     tokio::spawn(log_statistics(
@@ -49,6 +62,33 @@ pub(crate) async fn run(args: &NodeArgs) -> Result<(), Failure> {
         Some(e) => Err(Failure::Failed(format!("the state dir was not saved: {e}"))),
         None => Ok(()),
     }
+}
+
+/// Rereads the settings on every SIGHUP, as daemons do.
+async fn reload_on_sighup(reloader: Arc<Reloader>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        // It says how it went in the log.
+        let _ = log_reload(&reloader);
+    }
+}
+
+/// Reloads and says how it went, in the log.
+pub(crate) fn log_reload(reloader: &Reloader) -> Result<Reloaded, String> {
+    let result = reloader.reload();
+    match &result {
+        Ok(done) if done.need_restart.is_empty() => {
+            tracing::info!(target: "dht::node", "{done}")
+        }
+        Ok(done) => tracing::warn!(target: "dht::node", "{done}"),
+        Err(e) => {
+            tracing::error!(target: "dht::node", "reload refused, the running settings stay: {e}")
+        }
+    }
+    result
 }
 
 /// SIGINT and SIGTERM, caught from the moment this is made: made before

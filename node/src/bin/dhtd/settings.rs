@@ -50,6 +50,10 @@ pub(crate) struct NodeArgs {
     /// Prometheus and control endpoint (HTTP), or `off`.
     #[arg(long, env = "DHTD_METRICS_LISTEN", value_name = "ADDR|off")]
     pub(crate) metrics_listen: Option<String>,
+    /// Let the HTTP endpoints that change the node (POST) answer clients
+    /// on other hosts; by default they answer loopback clients only.
+    #[arg(long, env = "DHTD_ALLOW_REMOTE_CONTROL", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub(crate) allow_remote_control: Option<bool>,
     /// BEP 43 read-only: query, never answer.
     #[arg(long, env = "DHTD_READ_ONLY", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub(crate) read_only: Option<bool>,
@@ -138,6 +142,8 @@ pub(crate) struct FileSettings {
     nodes: Option<Vec<String>>,
     state_dir: Option<PathBuf>,
     metrics_listen: Option<String>,
+    allow_remote_control: Option<bool>,
+    log: Option<String>,
     read_only: Option<bool>,
     node_id: Option<String>,
     max_info_hashes: Option<usize>,
@@ -185,6 +191,10 @@ pub(crate) enum SettingsError {
 pub(crate) struct Settings {
     pub(crate) config: Config,
     pub(crate) metrics_listen: Option<SocketAddr>,
+    /// POST endpoints answer other hosts too.
+    pub(crate) allow_remote_control: bool,
+    /// The file's log filter (`DHTD_LOG` wins over it).
+    pub(crate) log_filter: Option<String>,
     pub(crate) stats_first: Duration,
     pub(crate) stats_every: Duration,
     /// `mode = "off"`: the daemon starts no node.
@@ -491,10 +501,21 @@ pub(crate) fn resolve_with(
             })
         }
     };
+    if let Some(filter) = &file.log {
+        tracing_subscriber::EnvFilter::try_new(filter).map_err(|e| SettingsError::Value {
+            key: "log",
+            message: format!("`{filter}` is not a log filter: {e}"),
+        })?;
+    }
     Ok(Settings {
+        log_filter: file.log.clone(),
         enabled,
         config,
         metrics_listen,
+        allow_remote_control: args
+            .allow_remote_control
+            .or(file.allow_remote_control)
+            .unwrap_or(false),
         stats_first: Duration::from_secs(file.stats_first_secs.unwrap_or(15 * 60)),
         stats_every: Duration::from_secs(file.stats_every_secs.unwrap_or(2 * 60 * 60)),
     })

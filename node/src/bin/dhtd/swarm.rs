@@ -52,7 +52,8 @@ pub(crate) async fn swarm(
         swarm.nodes[n - 1].local_addr()
     );
     if let Some((addr, listener, exporter)) = listener {
-        control::spawn(listener, swarm.nodes.clone(), exporter);
+        // A local swarm's listener is for the operator's own machine.
+        control::spawn(listener, swarm.nodes.clone(), exporter, false, None);
         println!("metrics of the swarm on http://{addr}/metrics, statistics of node 0 on http://{addr}/stats");
     }
 

@@ -169,6 +169,18 @@ impl Gate {
         }
     }
 
+    /// Applies `config`'s budgets and read-only mode from now on.
+    pub fn reconfigure(&mut self, config: &NodeConfig) {
+        let limits = &config.limits;
+        self.read_only = config.read_only;
+        self.queries_in
+            .set_rate(limits.queries_per_ip, limits.max_tracked_ips);
+        self.queries_in_prefix
+            .set_rate(limits.queries_per_prefix, limits.max_tracked_ips);
+        self.responses_in
+            .set_rate(limits.responses_per_ip, limits.max_tracked_ips);
+    }
+
     /// Admits and decodes one batch: one message for the store with every
     /// query, one for the transaction table with every response, and
     /// error 203 for each malformed query that can be answered.
@@ -636,5 +648,35 @@ mod tests {
         assert_eq!(q.len(), 2);
         assert_eq!(telemetry.snapshot().dropped.get(DropReason::RateLimited), 3);
         let _ = Outbox::default();
+    }
+
+    /// A reload raises the budget and turns read-only on, from then on.
+    #[test]
+    fn a_reload_changes_the_budget_and_read_only_live() {
+        let t0 = crate::test_epoch();
+        let telemetry = Telemetry::default();
+        let mut config = NodeConfig::default();
+        config.limits.queries_per_ip = Rate {
+            per_second: 1.0,
+            burst: 2.0,
+        };
+        let mut gate = Gate::new(&config);
+        let mut out = Outputs::default();
+        let pings = || (0..5).map(|_| datagram("10.0.0.1:1", PING)).collect();
+        gate.handle_datagrams(t0, pings(), &telemetry, &mut out);
+        assert_eq!(drain(&mut out).0.len(), 2);
+        config.limits.queries_per_ip = Rate {
+            per_second: 1000.0,
+            burst: 2000.0,
+        };
+        gate.reconfigure(&config);
+        let t1 = t0 + std::time::Duration::from_secs(1);
+        gate.handle_datagrams(t1, pings(), &telemetry, &mut out);
+        assert_eq!(drain(&mut out).0.len(), 5, "the raised budget");
+        config.read_only = true;
+        gate.reconfigure(&config);
+        gate.handle_datagrams(t1, pings(), &telemetry, &mut out);
+        assert!(drain(&mut out).0.is_empty(), "read-only answers nothing");
+        assert_eq!(telemetry.snapshot().dropped.get(DropReason::ReadOnly), 5);
     }
 }

@@ -64,6 +64,10 @@ impl Piece for RateLimiter {
                 self.pacer
                     .handle_send(now, query, &self.telemetry, &mut self.outputs)
             }
+            RateLimiterInput::Reconfigure(config) => {
+                self.gate.reconfigure(&config);
+                self.pacer.reconfigure(&config.limits);
+            }
         }
     }
 

@@ -47,6 +47,12 @@ fn not_sent(query: OutboundQuery, why: NotSent, telemetry: &Telemetry, out: &mut
 }
 
 impl Pacer {
+    /// Applies new limits from now on; what is queued stays queued.
+    pub fn reconfigure(&mut self, limits: &RateLimits) {
+        self.limits = *limits;
+        self.spacing = Spacing::new(limits.query_spacing, limits.max_queued_queries * 16);
+    }
+
     /// A pacer with a full budget.
     pub fn new(now: Instant, limits: &RateLimits) -> Self {
         Pacer {
