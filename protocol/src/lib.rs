@@ -63,6 +63,7 @@ pub mod store;
 pub mod telemetry;
 pub mod token;
 pub mod transactions;
+pub mod upload;
 
 pub use compact::NodeInfo;
 pub use family::{Families, Family};

@@ -119,3 +119,47 @@ async fn queries_beyond_the_per_ip_budget_are_dropped_and_counted() {
     );
     node.shutdown().await;
 }
+
+/// The upload throttle holds what a node sends to its rate, answers
+/// included, however many queries arrive: what does not fit is dropped and
+/// counted.
+#[tokio::test]
+async fn the_upload_throttle_bounds_what_the_node_sends() {
+    let mut config = test_config(node_ip(915), &[]);
+    let unlimited = Rate {
+        per_second: 1e9,
+        burst: 1e9,
+    };
+    config.dht.limits.queries_per_ip = unlimited;
+    config.dht.limits.queries_per_prefix = unlimited;
+    config.dht.limits.upload = Some(Rate {
+        per_second: 4096.0,
+        burst: 4096.0,
+    });
+    let node = Dht::builder(config).start().unwrap();
+    let to = node.local_addr();
+    let peer = RawPeer::bind(node_ip(916));
+    let started = std::time::Instant::now();
+    let ping = RawPeer::query(b"pp", NodeId([2; 20]), Query::Ping, false);
+    for _ in 0..2000 {
+        peer.socket.send_to(&ping, to).unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let stats = node.stats().await.unwrap();
+    let sent = stats.traffic.get("dht_sent_bytes_total", &[]) as f64;
+    let throttled = stats.traffic.get(
+        "dht_packets_dropped_total",
+        &[("reason", "upload_throttled")],
+    );
+    assert!(
+        sent <= 4096.0 + 4096.0 * elapsed + 200.0,
+        "{sent} bytes in {elapsed:.2} s"
+    );
+    assert!(throttled > 1000, "{throttled} answers throttled");
+    assert_eq!(
+        stats.traffic.get("dht_upload_limit_bytes_per_second", &[]),
+        4096
+    );
+    node.shutdown().await;
+}

@@ -71,6 +71,10 @@ pub struct RateLimits {
     /// Minimum time between two queries of the same method for the same
     /// target to the same node; a repeat waits until then. Default 1 s.
     pub query_spacing: Duration,
+    /// Bytes per second the node sends in all, answers included (burst:
+    /// bytes at once), shed in the order `crate::upload` gives. Default
+    /// none: unlimited (a node's upload is bounded by its query budgets).
+    pub upload: Option<Rate>,
 }
 
 impl Default for RateLimits {
@@ -95,6 +99,7 @@ impl Default for RateLimits {
             },
             max_queued_queries: 4096,
             query_spacing: Duration::from_secs(1),
+            upload: None,
         }
     }
 }
@@ -215,6 +220,17 @@ impl NodeConfig {
     /// positive number), naming the first bad one. Both drivers start only
     /// from a valid configuration.
     pub fn validate(&self) -> Result<(), InvalidSetting> {
+        if let Some(up) = self.limits.upload {
+            if !(up.per_second > 0.0 && up.burst >= crate::krpc::MAX_REPLY_LEN as f64) {
+                return Err(InvalidSetting {
+                    setting: "limits.upload",
+                    problem: format!(
+                        "needs a positive rate and a burst of at least {} bytes (one reply)",
+                        crate::krpc::MAX_REPLY_LEN
+                    ),
+                });
+            }
+        }
         if self.families.is_empty() {
             return Err(InvalidSetting {
                 setting: "families",

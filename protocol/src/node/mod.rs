@@ -207,9 +207,13 @@ impl Pieces {
         let routing = families::PerFamily::new(on, |f| {
             upkeep::Upkeep::new(now, f, own_id, config, fork(), telemetry.clone())
         });
+        // One upload budget for every piece that sends.
+        let upload = Arc::new(crate::upload::UploadBudget::new(config.limits.upload));
         let transactions =
-            transactions::Transactions::new(own_id, config, fork(), telemetry.clone());
-        let store = responder::Responder::new(now, own_id, config, fork(), telemetry.clone());
+            transactions::Transactions::new(own_id, config, fork(), telemetry.clone())
+                .with_upload(upload.clone());
+        let store = responder::Responder::new(now, own_id, config, fork(), telemetry.clone())
+            .with_upload(upload.clone());
         let pools = families::PerFamily::new(on, |f| {
             lookups::LookupPool::new(f, own_id, config, telemetry.clone())
         });
@@ -227,7 +231,8 @@ impl Pieces {
             bootstrap::Bootstrap::new(now, f, own_id, config, sources, fork(), telemetry.clone())
         });
         Pieces {
-            rate_limiter: rate_limiter::RateLimiter::new(now, config, telemetry.clone()),
+            rate_limiter: rate_limiter::RateLimiter::new(now, config, telemetry.clone())
+                .with_upload(upload),
             routing,
             transactions,
             store,

@@ -36,8 +36,11 @@ use crate::rate_limit::{Spacing, SpacingVerdict};
 use crate::routing::NodeSnapshot;
 use crate::server::{self, Answer, Needs, PutRequest};
 use crate::store::{AnnounceOutcome, PeerStore, StoreCap, StoreStats};
-use crate::telemetry::{AnnounceRefusal, Component, ErrorLabel, ItemDrop, ItemPut, Telemetry};
+use crate::telemetry::{
+    AnnounceRefusal, Component, DropReason, ErrorLabel, ItemDrop, ItemPut, Telemetry,
+};
 use crate::token::TokenSecrets;
+use crate::upload::UploadBudget;
 use crate::K;
 
 /// A querier is reported to the routing table at most this often.
@@ -64,6 +67,8 @@ pub struct Responder {
     rng: StdRng,
     /// Each family's table, IPv4 first.
     nodes: [Arc<NodeSnapshot>; 2],
+    /// The node's upload budget (see `crate::upload` for what gives way).
+    upload: Arc<UploadBudget>,
     reported: Spacing<SocketAddr>,
     sample: Sample,
     items: ItemStore,
@@ -90,6 +95,7 @@ impl Responder {
                 Arc::new(NodeSnapshot::empty(own_id)),
                 Arc::new(NodeSnapshot::empty(own_id)),
             ],
+            upload: Arc::new(UploadBudget::new(config.limits.upload)),
             reported: Spacing::new(REPORT_QUERIER_EVERY, QUERIERS_TRACKED),
             sample: Sample::default(),
             items: ItemStore::new(config.items),
@@ -99,6 +105,12 @@ impl Responder {
         };
         responder.set_limit_gauges(config);
         responder
+    }
+
+    /// Shares the node's upload budget.
+    pub fn with_upload(mut self, upload: Arc<UploadBudget>) -> Self {
+        self.upload = upload;
+        self
     }
 
     /// The caps in force, as gauges (`dht_store_limit`).
@@ -195,7 +207,11 @@ impl Responder {
                 self.error(q, ErrorCode::MethodUnknown, b"method unknown");
             }
         }
-        self.outputs.outbox.push(q.from, &self.buf);
+        if self.upload.try_spend(now, self.buf.len()) {
+            self.outputs.outbox.push(q.from, &self.buf);
+        } else {
+            self.telemetry.dropped.incr(DropReason::UploadThrottled);
+        }
     }
 
     /// A `get_peers` answer: stored peers within the reply's 1,024 bytes,
@@ -223,14 +239,22 @@ impl Responder {
         let budget = server::values_budget_with(&q.tid, q.from, &nodes, &token, blooms.is_some());
         // Peers of the querier's family: the ones it can connect to over
         // the network it asked on (as libtorrent answers).
-        let values = self.store.sample_of(
-            now,
-            &mut self.rng,
-            &info_hash,
-            budget,
-            noseed,
-            Some(Family::of(&q.from)),
-        );
+        let family = Some(Family::of(&q.from));
+        let mut values =
+            self.store
+                .sample_of(now, &mut self.rng, &info_hash, budget, noseed, family);
+        let room = self.upload.room(now);
+        let rest = crate::krpc::MAX_REPLY_LEN - budget;
+        let spent: usize = values.iter().map(crate::store::encoded_value_len).sum();
+        if rest + spent > room && !values.is_empty() {
+            // Short of upload: the values give way first (`crate::upload`),
+            // to what is left once the rest of the answer is paid for.
+            let fits = room.saturating_sub(rest);
+            values = self
+                .store
+                .sample_of(now, &mut self.rng, &info_hash, fits, noseed, family);
+            self.telemetry.upload_trimmed.incr(());
+        }
         let answer = Answer {
             nodes: &nodes,
             values: &values,
@@ -860,6 +884,66 @@ mod tests {
             resp.nodes.as_ref().map_or(0, |n| n.iter().count()),
             resp.nodes6.as_ref().map_or(0, |n| n.iter().count()),
         )
+    }
+
+    /// Short of upload, a get_peers answer gives up values first, and an
+    /// answer that still does not fit is not sent; both are counted.
+    #[test]
+    fn the_upload_budget_trims_values_then_drops_answers() {
+        let t0 = crate::test_epoch();
+        let mut config = NodeConfig::default();
+        config.store.max_announces_per_ip = 1000;
+        config.store.max_announces_per_prefix = 1000;
+        let mut r = responder(t0, &config);
+        let ih = InfoHash([7; 20]);
+        for i in 0..60u8 {
+            let from = format!("10.0.{i}.1:4000");
+            let get = ask(&mut r, t0, query(&from, Needs::peers(ih)));
+            let m = ask(
+                &mut r,
+                t0,
+                query(&from, announce(ih, 0, true, token_from(&get))),
+            );
+            assert_eq!(code(&m), None);
+        }
+        let values = |m: &Message<'_>| match &m.body {
+            Body::Response(resp) => resp.values.as_ref().map_or(0, |v| v.iter().count()),
+            _ => panic!(),
+        };
+        let full = values(&ask(&mut r, t0, query("10.9.9.9:1", Needs::peers(ih))));
+        assert!(full > 50, "{full}");
+        // 1,000 bytes now, 1,000 a second: the first answer (about 600
+        // bytes) fits whole, the second only with fewer values, the third
+        // not at all.
+        r.upload.set_rate(Some(crate::rate_limit::Rate {
+            per_second: 1000.0,
+            burst: 1000.0,
+        }));
+        let first = ask(&mut r, t0, query("10.9.9.9:1", Needs::peers(ih)));
+        assert_eq!(values(&first), full);
+        let second = ask(&mut r, t0, query("10.9.9.9:1", Needs::peers(ih)));
+        let trimmed = values(&second);
+        assert!(
+            trimmed > 0 && trimmed < full,
+            "trimmed to {trimmed} of {full}"
+        );
+        assert_eq!(r.telemetry.snapshot().upload_trimmed.value(), 1);
+        r.handle(
+            t0,
+            StoreInput::Queries(vec![query("10.9.9.9:1", Needs::Id)]),
+        );
+        assert!(
+            r.outputs.outbox.is_empty(),
+            "nothing left for a ping's answer"
+        );
+        let dropped = r.telemetry.snapshot().dropped;
+        assert_eq!(dropped.get(DropReason::UploadThrottled), 1);
+        // A second later the budget holds answers again.
+        let later = t0 + Duration::from_secs(1);
+        assert_eq!(
+            values(&ask(&mut r, later, query("10.9.9.9:1", Needs::peers(ih)))),
+            full
+        );
     }
 
     /// BEP 32: `want` picks the families of `nodes`/`nodes6` (without it,

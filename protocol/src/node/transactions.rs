@@ -27,6 +27,7 @@ use crate::rtt::RttEstimate;
 use crate::server::VERSION;
 use crate::telemetry::{Component, DropReason, ErrorLabel, NotSent, Telemetry};
 use crate::transactions::{Expired, TransactionId, TransactionTable};
+use crate::upload::UploadBudget;
 
 #[derive(Debug)]
 struct Pending {
@@ -48,6 +49,9 @@ pub struct Transactions {
     /// BEP 32 `want` on our queries: both families when both are on, so
     /// that every answer feeds both tables.
     want: Option<Want>,
+    /// The node's upload budget: a query let through by the pacer goes,
+    /// its bytes counted (into debt if need be).
+    upload: Arc<UploadBudget>,
     rtt: RttEstimate,
     telemetry: Arc<Telemetry>,
     buf: Vec<u8>,
@@ -69,11 +73,18 @@ impl Transactions {
             rng,
             votes: Default::default(),
             want: (config.families.len() > 1).then_some(Want::BOTH),
+            upload: Arc::new(UploadBudget::new(config.limits.upload)),
             rtt: RttEstimate::default(),
             telemetry,
             buf: Vec::with_capacity(256),
             outputs: Outputs::default(),
         }
+    }
+
+    /// Shares the node's upload budget.
+    pub fn with_upload(mut self, upload: Arc<UploadBudget>) -> Self {
+        self.upload = upload;
+        self
     }
 
     /// Queries awaiting an answer.
@@ -183,6 +194,7 @@ impl Transactions {
             return;
         };
         self.encode(tid, &q.query);
+        self.upload.spend(now, self.buf.len());
         self.outputs.outbox.push(q.to, &self.buf);
         self.telemetry.queries_out.incr(q.query.method());
     }
@@ -268,6 +280,7 @@ impl Piece for Transactions {
                         continue;
                     };
                     self.encode(id, &query);
+                    self.upload.spend(now, self.buf.len());
                     self.outputs.outbox.push(to, &self.buf);
                     self.telemetry.retransmits.incr(());
                 }

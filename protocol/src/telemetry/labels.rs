@@ -139,6 +139,8 @@ label!(
         SendFailed => "send_failed",
         /// A transaction id longer than the node echoes.
         LongTransactionId => "long_tid",
+        /// An answer the upload budget could not carry.
+        UploadThrottled => "upload_throttled",
     }
 );
 
@@ -172,6 +174,8 @@ label!(
         Spacing => "spacing",
         /// The outbound query budget was spent: it waits in the queue.
         Budget => "budget",
+        /// The upload budget (bytes/s) was spent: it waits in the queue.
+        Upload => "upload",
     }
 );
 

@@ -278,6 +278,12 @@ catalogue! {
     /// Stored entries evicted to make room, by the cap that was reached.
     store_evictions: Cells<StoreCap> = Counter "dht_store_evictions_total", Count, &[],
         "Stored announces evicted to make room for a new one, by the cap that was reached";
+    /// get_peers answers whose `values` the upload budget trimmed.
+    upload_trimmed: Cells<()> = Counter "dht_upload_trimmed_total", Count, &[],
+        "get_peers answers sent with fewer values than stored, to fit the upload budget (upload_rate)";
+    /// The upload budget in force, bytes per second (0: unlimited).
+    upload_limit: Cells<()> = Gauge "dht_upload_limit_bytes_per_second", Bytes, &[],
+        "The upload budget in force, bytes per second (0: unlimited)";
     /// 1 once bootstrapped.
     bootstrapped: Cells<()> = Gauge "dht_bootstrapped_nodes", Count, &[],
         "Nodes in this process whose bootstrap has completed (in any address family)";

@@ -144,6 +144,7 @@ impl Reloader {
                 "lookup_nodes_per_prefix",
             ),
             (old.read_only != new.read_only, "read_only"),
+            (old.limits.upload != new.limits.upload, "upload_rate"),
         ] {
             if changed {
                 done.applied.push(name);

@@ -106,6 +106,10 @@ pub(crate) struct NodeArgs {
     /// for the system's (net.core.rmem_default). Default 2M.
     #[arg(long, env = "DHTD_RECV_BUFFER", value_name = "BYTES|default")]
     pub(crate) recv_buffer: Option<String>,
+    /// Upload throttle for everything the node sends, answers included:
+    /// bytes per second, or with K or M, or `off`. Default off.
+    #[arg(long, env = "DHTD_UPLOAD_RATE", value_name = "BYTES|off")]
+    pub(crate) upload_rate: Option<String>,
 }
 
 /// A size in a config file: a number of bytes, or text such as `2M`.
@@ -165,6 +169,7 @@ pub(crate) struct FileSettings {
     stats_every_secs: Option<u64>,
     mode: Option<String>,
     recv_buffer: Option<Size>,
+    upload_rate: Option<Size>,
     save_interval_secs: Option<u64>,
 }
 
@@ -303,6 +308,43 @@ fn at_least_one(key: &'static str, value: usize) -> Result<usize, SettingsError>
 const MIN_RECV_BUFFER: usize = 4096;
 
 /// `2097152`, `2048K`, `2M` or `default` (the system's: `None`).
+/// `upload_rate`: bytes per second, or `off`; the burst is a second's
+/// worth, and at least 4 KiB (a few replies).
+fn upload_rate(value: &Size) -> Result<Option<dhtd_protocol::rate_limit::Rate>, SettingsError> {
+    let error = |shown: &dyn std::fmt::Display| {
+        SettingsError::Value {
+        key: "upload_rate",
+        message: format!(
+            "`{shown}` is not a rate of at least 1024 bytes per second (bytes, or with K or M: `64K`), or `off`"
+        ),
+    }
+    };
+    let bytes = match value {
+        Size::Bytes(n) => *n,
+        Size::Text(text) if text.trim().eq_ignore_ascii_case("off") => return Ok(None),
+        Size::Text(text) => size_bytes(text).ok_or_else(|| error(text))?,
+    };
+    if bytes < 1024 {
+        return Err(error(&bytes));
+    }
+    Ok(Some(dhtd_protocol::rate_limit::Rate {
+        per_second: bytes as f64,
+        burst: bytes.max(4096) as f64,
+    }))
+}
+
+/// `N`, `NK` or `NM` in bytes, if it is one.
+fn size_bytes(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let (number, shift) = match t.char_indices().last() {
+        Some((at, 'k' | 'K')) => (&t[..at], 10),
+        Some((at, 'm' | 'M')) => (&t[..at], 20),
+        _ => (t, 0),
+    };
+    let n: u64 = number.trim().parse().ok()?;
+    n.checked_shl(shift).filter(|b| b >> shift == n)
+}
+
 fn recv_buffer(value: &Size) -> Result<Option<usize>, SettingsError> {
     let max = dhtd::config::MAX_RECV_BUFFER;
     let error = |shown: &dyn std::fmt::Display| {
@@ -317,18 +359,7 @@ fn recv_buffer(value: &Size) -> Result<Option<usize>, SettingsError> {
     let bytes = match value {
         Size::Bytes(n) => *n,
         Size::Text(text) if text.trim().eq_ignore_ascii_case("default") => return Ok(None),
-        Size::Text(text) => {
-            let t = text.trim();
-            let (number, shift) = match t.char_indices().last() {
-                Some((at, 'k' | 'K')) => (&t[..at], 10),
-                Some((at, 'm' | 'M')) => (&t[..at], 20),
-                _ => (t, 0),
-            };
-            let n: u64 = number.trim().parse().map_err(|_| error(text))?;
-            n.checked_shl(shift)
-                .filter(|b| b >> shift == n)
-                .ok_or_else(|| error(text))?
-        }
+        Size::Text(text) => size_bytes(text).ok_or_else(|| error(text))?,
     };
     match usize::try_from(bytes) {
         Ok(b) if (MIN_RECV_BUFFER..=max).contains(&b) => Ok(Some(b)),
@@ -480,6 +511,14 @@ pub(crate) fn resolve_with(
         .or(file.recv_buffer)
     {
         config.recv_buffer = recv_buffer(&size)?;
+    }
+    if let Some(size) = args
+        .upload_rate
+        .clone()
+        .map(Size::Text)
+        .or(file.upload_rate)
+    {
+        config.dht.limits.upload = upload_rate(&size)?;
     }
     if let Some(secs) = file.save_interval_secs {
         config.save_interval =

@@ -1,6 +1,7 @@
 //! Inbound: admit, decode once, dispatch.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -17,11 +18,14 @@ use crate::scrape::ScrapeBloom;
 use crate::server;
 use crate::telemetry::{DropReason, ErrorLabel, Method, Telemetry};
 use crate::token::Token;
+use crate::upload::UploadBudget;
 
 /// Per-IP budgets and the dispatch of what they admit.
 #[derive(Debug)]
 pub struct Gate {
     read_only: bool,
+    /// The node's upload budget (error answers are answers too).
+    pub(super) upload: Arc<UploadBudget>,
     queries_in: IpRateLimiter,
     queries_in_prefix: PrefixRateLimiter,
     responses_in: IpRateLimiter,
@@ -159,6 +163,7 @@ impl Gate {
         let limits = &config.limits;
         Gate {
             read_only: config.read_only,
+            upload: Arc::new(UploadBudget::new(config.limits.upload)),
             queries_in: IpRateLimiter::new(limits.queries_per_ip, limits.max_tracked_ips),
             queries_in_prefix: PrefixRateLimiter::new(
                 limits.queries_per_prefix,
@@ -265,8 +270,12 @@ impl Gate {
                             ErrorCode::Protocol,
                             text.as_bytes(),
                         );
-                        telemetry.errors_out.incr(ErrorLabel::Protocol);
-                        out.outbox.push(from, &self.buf);
+                        if self.upload.try_spend(now, self.buf.len()) {
+                            telemetry.errors_out.incr(ErrorLabel::Protocol);
+                            out.outbox.push(from, &self.buf);
+                        } else {
+                            telemetry.dropped.incr(DropReason::UploadThrottled);
+                        }
                     }
                     _ => telemetry.dropped.incr(DropReason::DecodeError),
                 }

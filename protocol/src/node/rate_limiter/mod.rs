@@ -30,9 +30,16 @@ pub struct RateLimiter {
     outputs: Outputs,
 }
 
+/// The upload budget in force, as a gauge.
+fn set_upload_gauge(telemetry: &Telemetry, config: &NodeConfig) {
+    let rate = config.limits.upload.map_or(0.0, |r| r.per_second);
+    telemetry.upload_limit.set((), rate as u64);
+}
+
 impl RateLimiter {
     /// With the limits of `config`.
     pub fn new(now: Instant, config: &NodeConfig, telemetry: Arc<Telemetry>) -> Self {
+        set_upload_gauge(&telemetry, config);
         RateLimiter {
             gate: gate::Gate::new(config),
             pacer: pacer::Pacer::new(now, &config.limits),
@@ -40,6 +47,13 @@ impl RateLimiter {
             telemetry,
             outputs: Outputs::default(),
         }
+    }
+
+    /// Shares the node's upload budget (one for every piece that sends).
+    pub fn with_upload(mut self, upload: Arc<crate::upload::UploadBudget>) -> Self {
+        self.gate.upload = upload.clone();
+        self.pacer.upload = upload;
+        self
     }
 
     /// Queries waiting for the budget or their spacing.
@@ -67,6 +81,9 @@ impl Piece for RateLimiter {
             RateLimiterInput::Reconfigure(config) => {
                 self.gate.reconfigure(&config);
                 self.pacer.reconfigure(&config.limits);
+                // The one shared budget: set here, for every piece.
+                self.pacer.upload.set_rate(config.limits.upload);
+                set_upload_gauge(&self.telemetry, &config);
             }
         }
     }

@@ -11,6 +11,7 @@
 //! query is not sent, and its asker is told.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::node::{
@@ -19,11 +20,14 @@ use crate::node::{
 };
 use crate::rate_limit::{QueryKey, Spacing, SpacingVerdict, TokenBucket};
 use crate::telemetry::{Delay, NotSent, Telemetry};
+use crate::upload::{UploadBudget, QUERY_ESTIMATE};
 
 /// The outbound pacer.
 #[derive(Debug)]
 pub struct Pacer {
     limits: RateLimits,
+    /// The node's upload budget: a query waits for a query's worth.
+    pub(super) upload: Arc<UploadBudget>,
     budget: TokenBucket,
     spacing: Spacing<QueryKey>,
     queue: VecDeque<OutboundQuery>,
@@ -57,6 +61,7 @@ impl Pacer {
     pub fn new(now: Instant, limits: &RateLimits) -> Self {
         Pacer {
             limits: *limits,
+            upload: Arc::new(UploadBudget::new(limits.upload)),
             budget: TokenBucket::new(now, limits.outbound_queries),
             spacing: Spacing::new(limits.query_spacing, limits.max_queued_queries * 16),
             queue: VecDeque::new(),
@@ -107,7 +112,11 @@ impl Pacer {
                 return;
             }
         }
-        if self.queue.is_empty() && self.budget.try_take(now, self.limits.outbound_queries) {
+        let upload_room = self.upload.room(now) >= QUERY_ESTIMATE;
+        if self.queue.is_empty()
+            && upload_room
+            && self.budget.try_take(now, self.limits.outbound_queries)
+        {
             out.push(Envelope::Transactions(TransactionsInput::Send(query)));
             return;
         }
@@ -115,7 +124,11 @@ impl Pacer {
             not_sent(query, NotSent::QueueFull, telemetry, out);
             return;
         }
-        telemetry.delayed.incr(Delay::Budget);
+        telemetry.delayed.incr(if upload_room {
+            Delay::Budget
+        } else {
+            Delay::Upload
+        });
         self.queue.push_back(query);
     }
 
@@ -130,7 +143,10 @@ impl Pacer {
             // Its spacing has passed, so this goes straight to the budget.
             self.handle_send(now, query, telemetry, out);
         }
-        while !self.queue.is_empty() && self.budget.try_take(now, self.limits.outbound_queries) {
+        while !self.queue.is_empty()
+            && self.upload.room(now) >= QUERY_ESTIMATE
+            && self.budget.try_take(now, self.limits.outbound_queries)
+        {
             if let Some(q) = self.queue.pop_front() {
                 out.push(Envelope::Transactions(TransactionsInput::Send(q)));
             }
@@ -139,8 +155,10 @@ impl Pacer {
 
     /// The next budget token while queries wait, or the next spaced repeat.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let budget =
-            (!self.queue.is_empty()).then(|| self.budget.ready_at(self.limits.outbound_queries));
+        let budget = (!self.queue.is_empty()).then(|| {
+            let queries = self.budget.ready_at(self.limits.outbound_queries);
+            queries.max(self.upload.ready_at(queries, QUERY_ESTIMATE))
+        });
         let spaced = self.spaced.keys().next().map(|(ready, _)| *ready);
         budget.into_iter().chain(spaced).min()
     }
@@ -170,6 +188,33 @@ mod tests {
             }
         }
         v
+    }
+
+    /// With the upload budget spent, a query waits for a query's worth of
+    /// it, counted as delayed by the upload throttle, then goes.
+    #[test]
+    fn a_query_waits_for_the_upload_budget() {
+        let t0 = crate::test_epoch();
+        let telemetry = Telemetry::default();
+        let mut p = Pacer::new(t0, &RateLimits::default());
+        p.upload = Arc::new(UploadBudget::new(Some(Rate {
+            per_second: 1000.0,
+            burst: 1024.0,
+        })));
+        p.upload.spend(t0, 1024);
+        let mut out = Outputs::default();
+        p.handle_send(
+            t0,
+            query(1, OutQuery::Ping, Asker::Nobody),
+            &telemetry,
+            &mut out,
+        );
+        assert!(sent(&mut out).is_empty());
+        assert_eq!(telemetry.snapshot().delayed.get(Delay::Upload), 1);
+        let wake = p.poll_timeout().unwrap();
+        assert_eq!(wake, t0 + std::time::Duration::from_millis(150));
+        p.handle_timeout(wake, &telemetry, &mut out);
+        assert_eq!(sent(&mut out).len(), 1);
     }
 
     /// The budget spreads a burst: beyond it queries wait, in order, and
