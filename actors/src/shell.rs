@@ -229,6 +229,27 @@ where
     }
 }
 
+impl<P> Handler<crate::supervision::Heartbeat> for Shell<P>
+where
+    P: Piece + Unpin + 'static,
+{
+    type Result = ();
+
+    fn handle(&mut self, _: crate::supervision::Heartbeat, _: &mut Context<Self>) {}
+}
+
+#[cfg(feature = "fault-injection")]
+impl<P> Handler<crate::supervision::InjectStall> for Shell<P>
+where
+    P: Piece + Unpin + 'static,
+{
+    type Result = ();
+
+    fn handle(&mut self, stall: crate::supervision::InjectStall, _: &mut Context<Self>) {
+        std::thread::sleep(stall.0);
+    }
+}
+
 #[cfg(feature = "fault-injection")]
 impl<P> Handler<crate::supervision::InjectPanic> for Shell<P>
 where

@@ -79,3 +79,17 @@ pub struct StopActor;
 #[derive(actix::Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
 pub struct InjectPanic;
+
+/// Are you there? Answered at once by an actor whose thread is free: the
+/// watchdog's heartbeat.
+#[derive(actix::Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Heartbeat;
+
+/// Test hook: blocks the actor's thread for this long inside a handler, as
+/// a stuck actor would (not a panic: the actor is there, but answers
+/// nothing).
+#[cfg(feature = "fault-injection")]
+#[derive(actix::Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct InjectStall(pub std::time::Duration);

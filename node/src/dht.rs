@@ -641,6 +641,87 @@ impl Dht {
         Ok(kept)
     }
 
+    /// Asks every actor of the node (the sockets' and the pieces') to
+    /// answer at once, and waits at most `deadline`: the actors that did
+    /// not answer in time (stuck: alive, but not handling messages) are
+    /// returned and counted in `dht_actor_heartbeats_missed_total`. What a
+    /// systemd watchdog is fed by ([`crate::systemd`]). `Err` with no actor:
+    /// the node has stopped.
+    pub async fn heartbeat(&self, deadline: Duration) -> Result<(), Vec<crate::Component>> {
+        use crate::Component;
+        use dhtd_actors::supervision::Heartbeat;
+        use std::future::Future;
+        use std::pin::Pin;
+        type Probe = Pin<Box<dyn Future<Output = bool> + Send>>;
+        let node = self.node();
+        if node.is_stopping() {
+            return Err(Vec::new());
+        }
+        let a = &node.actors.shells;
+        fn probe<A>(addr: &actix::Addr<A>) -> Probe
+        where
+            A: actix::Actor + actix::Handler<Heartbeat>,
+            A::Context: actix::dev::ToEnvelope<A, Heartbeat>,
+        {
+            let reply = addr.send(Heartbeat);
+            Box::pin(async move { reply.await.is_ok() })
+        }
+        let mut probes: Vec<(Component, Probe)> = node
+            .actors
+            .sockets
+            .iter()
+            .map(|s| (Component::Socket, probe(s)))
+            .collect();
+        probes.extend([
+            (Component::RateLimiter, probe(&a.rate_limiter)),
+            (Component::RoutingTable, probe(&a.routing)),
+            (Component::Transactions, probe(&a.transactions)),
+            (Component::AnnounceStore, probe(&a.store)),
+            (Component::Lookups, probe(&a.lookups)),
+            (Component::Supervisor, probe(&a.supervisor)),
+        ]);
+        // Every probe was sent above; one deadline for all of them, so that
+        // awaiting them in turn waits no longer than it.
+        let until = tokio::time::Instant::now() + deadline;
+        let mut stuck = Vec::new();
+        for (component, probe) in probes {
+            let answered = tokio::time::timeout_at(until, probe).await == Ok(true);
+            if !answered {
+                node.telemetry.heartbeats_missed.incr(component);
+                stuck.push(component);
+            }
+        }
+        if stuck.is_empty() {
+            Ok(())
+        } else {
+            Err(stuck)
+        }
+    }
+
+    /// Test hook: blocks `actor`'s thread for `stall` inside a handler, as
+    /// a stuck actor would (its heartbeat goes unanswered meanwhile).
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_stall(&self, actor: crate::Component, stall: Duration) {
+        use crate::Component;
+        use dhtd_actors::supervision::InjectStall;
+        let a = &self.node().actors.shells;
+        let m = InjectStall(stall);
+        match actor {
+            Component::Socket => {
+                for socket in &self.node().actors.sockets {
+                    socket.do_send(m);
+                }
+            }
+            Component::RateLimiter => a.rate_limiter.do_send(m),
+            Component::RoutingTable => a.routing.do_send(m),
+            Component::Transactions => a.transactions.do_send(m),
+            Component::AnnounceStore => a.store.do_send(m),
+            Component::Lookups => a.lookups.do_send(m),
+            Component::Supervisor => a.supervisor.do_send(m),
+            _ => {}
+        }
+    }
+
     /// The node's settings as they are now (after any reload).
     pub fn settings(&self) -> NodeConfig {
         self.node().live.lock().clone()

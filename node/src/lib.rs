@@ -57,6 +57,7 @@ mod service;
 mod state;
 mod stats;
 pub mod swarm;
+pub mod systemd;
 pub mod torrent;
 mod udp_drops;
 mod wiring;
@@ -64,7 +65,7 @@ mod wiring;
 pub use clock::{Clock, ManualClock};
 pub use config::{Config, NodeConfig, NodeIdChoice, Tap, DEFAULT_RECV_BUFFER, DEFAULT_ROUTERS};
 pub use dht::{Dht, DhtBuilder, Pong, PortChoice};
-#[cfg(feature = "fault-injection")]
+/// An actor of a node, as metrics and [`Dht::heartbeat`] name it.
 pub use dhtd_protocol::telemetry::Component;
 pub use dhtd_protocol::{Families, Family, InfoHash, NodeId};
 pub use error::{ConfigError, Error, NotSent, RemoteError, StartError};

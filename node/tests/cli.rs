@@ -1068,3 +1068,196 @@ fn sighup_and_post_reload_apply_what_can_change_live() {
     assert_eq!(stats()["read_only"], true);
     assert_eq!(node.terminate(), Some(0));
 }
+
+/// `systemd-analyze`, which the unit tests need; in CI it must be there
+/// (`.ci/run` installs Debian's `systemd`).
+fn systemd_analyze() -> bool {
+    let present = std::process::Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !present {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "systemd-analyze is not installed; .ci/run installs it"
+        );
+        eprintln!("skipped: systemd-analyze is not installed (.ci/run installs it)");
+    }
+    present
+}
+
+/// The unit file, with the binary under test in place of /usr/bin/dhtd.
+fn unit_file(dir: &Path) -> PathBuf {
+    let unit =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("dist/dhtd.service"))
+            .unwrap()
+            .replace("/usr/bin/dhtd", env!("CARGO_BIN_EXE_dhtd"));
+    let path = dir.join("dhtd.service");
+    std::fs::write(&path, unit).unwrap();
+    path
+}
+
+/// The unit passes `systemd-analyze verify`, and its exposure score (what
+/// the README shows) stays low.
+#[test]
+fn the_systemd_unit_verifies_and_is_hardened() {
+    if !systemd_analyze() {
+        return;
+    }
+    let home = scratch("unit");
+    let unit = unit_file(&home);
+    let verify = std::process::Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&unit)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success() && verify.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let security = std::process::Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--man=no"])
+        .arg(&unit)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&security.stdout);
+    let score: f64 = text
+        .lines()
+        .find_map(|l| l.split("Overall exposure level for dhtd.service:").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure score in: {text}"));
+    println!("systemd-analyze security: exposure {score}");
+    assert!(score <= 2.0, "exposure {score}:\n{text}");
+}
+
+/// Started by a service manager (`NOTIFY_SOCKET`, `WATCHDOG_USEC`), the
+/// daemon says READY=1 once it serves, feeds the watchdog while its
+/// actors answer, and says STOPPING=1 on SIGTERM.
+#[test]
+fn the_daemon_tells_systemd_it_is_ready_and_feeds_its_watchdog() {
+    use std::os::unix::net::UnixDatagram;
+    let _serial = serial();
+    let home = scratch("notify");
+    let path = home.join("notify");
+    let manager = UnixDatagram::bind(&path).unwrap();
+    manager
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut c = dhtd(&home);
+    c.args([
+        "run",
+        "--listen",
+        "127.0.0.81:0",
+        "--bootstrap",
+        "none",
+        "--metrics-listen",
+        "off",
+    ]);
+    c.arg("--state-dir").arg(home.join("st"));
+    c.env("NOTIFY_SOCKET", &path).env("WATCHDOG_USEC", "400000");
+    let node = spawn(c);
+    let mut buf = [0u8; 512];
+    let mut next = || {
+        let n = manager.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let ready = next();
+    assert!(
+        ready.starts_with("READY=1\nSTATUS=serving on 127.0.0.81:"),
+        "{ready:?}"
+    );
+    let started = Instant::now();
+    let feeds = (0..3).filter(|_| next() == "WATCHDOG=1").count();
+    assert_eq!(feeds, 3);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "fed every 0.2 s"
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    let watcher = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        while let Ok(n) = manager.recv(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let stop = text == "STOPPING=1";
+            seen.push(text);
+            if stop {
+                break;
+            }
+        }
+        let _ = tx.send(seen);
+    });
+    assert_eq!(node.terminate(), Some(0));
+    let seen = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    watcher.join().unwrap();
+    assert_eq!(seen.last().map(String::as_str), Some("STOPPING=1"));
+}
+
+/// The daemon runs under the unit's restrictions, as far as the tools the
+/// tests have can apply them: an unprivileged user, no capabilities, no new
+/// privileges, and a read-only file system but for its state dir
+/// (`ProtectSystem=strict`, `StateDirectory=`). It answers and saves its
+/// state there. (The system-call filter and address-family restrictions
+/// need systemd as process 1; `systemd-analyze` checks their syntax.)
+#[test]
+fn the_daemon_serves_and_saves_its_state_under_the_units_restrictions() {
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
+    if !root {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "this test makes a mount namespace and drops to an unprivileged user: it needs root"
+        );
+        eprintln!("skipped: not root");
+        return;
+    }
+    let _serial = serial();
+    let home = scratch("restricted");
+    let state = home.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::process::Command::new("chown")
+        .args(["65534:65534"])
+        .arg(&state)
+        .status()
+        .unwrap();
+    let metrics = {
+        let l = std::net::TcpListener::bind("127.0.0.82:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let script = format!(
+        "set -e; mount --make-rprivate /; mount --bind {state} {state}; \
+         mount -o remount,bind,ro /; \
+         exec setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs \
+         --bounding-set=-all --inh-caps=-all {dhtd} run --listen 127.0.0.82:0 \
+         --bootstrap none --metrics-listen {metrics} --state-dir {state}",
+        state = state.display(),
+        dhtd = env!("CARGO_BIN_EXE_dhtd"),
+    );
+    let mut c = std::process::Command::new("unshare");
+    c.args(["--mount", "--", "sh", "-c", &script])
+        .env("HOME", &home)
+        .env_remove("DHTD_LOG");
+    let node = spawn(c);
+    node.wait_for("metrics on http://", Duration::from_secs(10));
+    let (status, body) = http_get(&metrics, "/health");
+    assert_eq!(status, 200, "{body}");
+    // It answers on the DHT too: a ping over UDP.
+    let out = run({
+        let mut c = dhtd(&home);
+        let addr = http_get(&metrics, "/stats.json").1;
+        let s: serde_json::Value = serde_json::from_str(&addr).unwrap();
+        c.args(["ping", s["listen"].as_str().unwrap()]);
+        c.args(["--listen", "127.0.0.83:0"]);
+        c
+    });
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(node.terminate(), Some(0), "it saved its state at shutdown");
+    assert!(state.join("node_id").exists());
+}

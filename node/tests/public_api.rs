@@ -41,6 +41,7 @@ const ALLOWED: &[&str] = &[
     // Label values of exported metrics, which are a public contract anyway.
     "dhtd_protocol::telemetry::labels::Warning",
     "dhtd_protocol::telemetry::labels::NotSent",
+    "dhtd_protocol::telemetry::labels::Component",
     // `PeerStream` is a `Stream`.
     "futures_core::stream::Stream",
 ];

@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use dhtd::NodeId;
 use dhtd::{Component, InfoHash, PortChoice};
+use dhtd::{Dht, NodeId};
 use dhtd_protocol::krpc::Query;
-use dhtd_tests::{node_ip, start_swarm, RawPeer};
+use dhtd_tests::{node_ip, start_swarm, test_config, RawPeer};
 
 const ACTORS: [Component; 7] = [
     Component::Socket,
@@ -96,4 +96,63 @@ async fn a_panicking_actor_is_restarted_with_its_state() {
         );
     }
     swarm.shutdown().await;
+}
+
+/// A stuck actor (alive, but not handling messages) misses its heartbeat:
+/// the watchdog loop stops feeding systemd while it is stuck, reports it,
+/// and feeds again once it answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_actor_stops_the_watchdog_and_is_reported() {
+    use std::os::unix::net::UnixDatagram;
+    use std::sync::Arc;
+    use std::time::Instant;
+    let node = Dht::builder(test_config(node_ip(1010), &[]))
+        .start()
+        .unwrap();
+    assert_eq!(node.heartbeat(Duration::from_millis(500)).await, Ok(()));
+
+    // A service manager's socket, and the environment it would give.
+    let dir = std::env::temp_dir().join(format!("dhtd-notify-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("notify");
+    let manager = UnixDatagram::bind(&path).unwrap();
+    manager
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let notifier = Arc::new(dhtd::systemd::Notifier::for_socket(&path).unwrap());
+    let watchdog = Duration::from_millis(400);
+    let watch = tokio::spawn(dhtd::systemd::watch(
+        node.clone(),
+        Some(notifier),
+        Some(watchdog),
+    ));
+    let feeds_within = |span: Duration| {
+        let until = Instant::now() + span;
+        let mut n = 0;
+        let mut buf = [0u8; 256];
+        while Instant::now() < until {
+            if let Ok(len) = manager.recv(&mut buf) {
+                n += usize::from(&buf[..len] == b"WATCHDOG=1");
+            }
+        }
+        n
+    };
+    let fed = tokio::task::block_in_place(|| feeds_within(Duration::from_millis(900)));
+    assert!(fed >= 3, "fed {fed} times in 0.9 s at a 0.4 s watchdog");
+
+    node.inject_stall(Component::RoutingTable, Duration::from_millis(1500));
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let fed = tokio::task::block_in_place(|| feeds_within(Duration::from_millis(1000)));
+    assert_eq!(fed, 0, "the watchdog was fed while an actor was stuck");
+    let missed = node.stats().await.unwrap().traffic.get(
+        "dht_actor_heartbeats_missed_total",
+        &[("actor", "routing_table")],
+    );
+    assert!(missed >= 1, "the stuck actor is counted");
+    let fed = tokio::task::block_in_place(|| feeds_within(Duration::from_millis(1500)));
+    assert!(fed >= 2, "fed again once it answers: {fed}");
+    watch.abort();
+    node.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -185,6 +185,19 @@ impl Handler<StopActor> for SocketActor {
     }
 }
 
+impl Handler<crate::supervision::Heartbeat> for SocketActor {
+    type Result = ();
+    fn handle(&mut self, _: crate::supervision::Heartbeat, _: &mut Context<Self>) {}
+}
+
+#[cfg(feature = "fault-injection")]
+impl Handler<crate::supervision::InjectStall> for SocketActor {
+    type Result = ();
+    fn handle(&mut self, stall: crate::supervision::InjectStall, _: &mut Context<Self>) {
+        std::thread::sleep(stall.0);
+    }
+}
+
 #[cfg(feature = "fault-injection")]
 impl Handler<crate::supervision::InjectPanic> for SocketActor {
     type Result = ();

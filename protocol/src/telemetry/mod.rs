@@ -230,6 +230,9 @@ catalogue! {
     /// Actor restarts, by actor and reason.
     restarts: Cells<(Component, RestartReason)> = Counter "dht_actor_restarts_total", Count, &[],
         "Actor restarts after a caught panic, by actor and reason";
+    /// Heartbeats an actor did not answer in time (the watchdog's).
+    heartbeats_missed: Cells<Component> = Counter "dht_actor_heartbeats_missed_total", Count, &[],
+        "Watchdog heartbeats an actor did not answer within the deadline, by actor: a stuck actor (the systemd watchdog is then not fed)";
     /// Routing-table nodes, by state.
     routing_nodes: Cells<(AddressFamily, NodeState)> = Gauge "dht_routing_nodes", Count, &[],
         "Routing-table nodes, by address family and state";

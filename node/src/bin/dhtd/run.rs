@@ -32,6 +32,18 @@ pub(crate) async fn run(args: &NodeArgs) -> Result<(), Failure> {
     let dht = Dht::builder(settings.config.clone()).start()?;
     let reloader = Arc::new(Reloader::new(args.clone(), dht.clone(), settings.clone()));
     tokio::spawn(reload_on_sighup(reloader.clone()));
+    // Bound and loaded: a service manager may count the node as started.
+    let notifier = dhtd::systemd::Notifier::from_env().map(Arc::new);
+    if let Some(n) = &notifier {
+        let addrs: Vec<String> = dht.local_addrs().iter().map(ToString::to_string).collect();
+        let _ = n.ready(&format!("serving on {}", addrs.join(" and ")));
+    }
+    let watchdog = notifier.as_ref().and(dhtd::systemd::watchdog_interval());
+    tokio::spawn(dhtd::systemd::watch(
+        dht.clone(),
+        notifier.clone(),
+        watchdog,
+    ));
     if let Some((addr, listener, exporter)) = listener {
         control::spawn(
             listener,
@@ -49,6 +61,9 @@ pub(crate) async fn run(args: &NodeArgs) -> Result<(), Failure> {
     ));
     tokio::spawn(log_warnings(dht.clone()));
     signals.wait().await;
+    if let Some(n) = &notifier {
+        let _ = n.stopping();
+    }
     tracing::info!(target: "dht::node", "stopping: saving the routing table");
     if tokio::time::timeout(SHUTDOWN_GRACE, dht.shutdown())
         .await
