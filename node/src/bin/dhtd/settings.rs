@@ -571,6 +571,25 @@ mod tests {
         }
     }
 
+    /// The commented config file the package installs: with every line
+    /// of it uncommented, it still parses and resolves (it cannot drift from
+    /// the keys the daemon knows).
+    #[test]
+    fn the_packaged_config_file_parses_with_every_line_uncommented() {
+        let shipped = include_str!("../../../dist/dhtd.toml");
+        let uncommented: String = shipped
+            .lines()
+            .filter_map(|l| l.strip_prefix('#'))
+            .filter(|l| l.chars().next().is_some_and(|c| c.is_ascii_lowercase()))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(uncommented.lines().count() >= 25, "{uncommented}");
+        let file = parse_file(&uncommented).unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+        let s = resolve_with(&args(None), file, Defaults::DAEMON).unwrap();
+        assert_eq!(s.config.dht.store.max_info_hashes, 50_000);
+        assert_eq!(s.config.listen.len(), 2);
+    }
+
     #[test]
     fn flags_win_over_the_file_and_the_file_over_defaults() {
         let file = parse_file(
