@@ -1070,7 +1070,7 @@ fn sighup_and_post_reload_apply_what_can_change_live() {
 }
 
 /// `systemd-analyze`, which the unit tests need; in CI it must be there
-/// (`.ci/run` installs Debian's `systemd`).
+/// (the test command, `cargo run -p dhtd-suite`, installs Debian's `systemd`).
 fn systemd_analyze() -> bool {
     let present = std::process::Command::new("systemd-analyze")
         .arg("--version")
@@ -1079,9 +1079,9 @@ fn systemd_analyze() -> bool {
     if !present {
         assert!(
             std::env::var_os("CI").is_none(),
-            "systemd-analyze is not installed; .ci/run installs it"
+            "systemd-analyze is not installed; the test command (`cargo run -p dhtd-suite`) installs it"
         );
-        eprintln!("skipped: systemd-analyze is not installed (.ci/run installs it)");
+        eprintln!("skipped: systemd-analyze is not installed (the test command installs it)");
     }
     present
 }

@@ -1,7 +1,7 @@
 //! The dashboards and alert rules in `dashboards/`, checked against what a
 //! node really exports, with the real tools: `promtool` and a Prometheus
 //! server on loopback scraping a swarm (Debian package `prometheus`,
-//! installed by `.ci/run`). Without them the test says so and passes,
+//! installed by the test command, `cargo run -p dhtd-suite`). Without them the test says so and passes,
 //! except under CI (`CI` set), where it fails.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -130,7 +130,7 @@ fn every_dashboard_and_alert_expression_reads_exported_metrics_through_a_real_pr
     let (Some(promtool), Some(prometheus)) = (on_path("promtool"), on_path("prometheus")) else {
         assert!(
             std::env::var_os("CI").is_none(),
-            "promtool and prometheus are missing; .ci/run installs the Debian package `prometheus`"
+            "promtool and prometheus are missing; the test command (`cargo run -p dhtd-suite`) installs the Debian package `prometheus`"
         );
         eprintln!(
             "skipped: promtool/prometheus not installed (apt-get install prometheus; CI does)"
@@ -322,9 +322,9 @@ fn the_dashboard_matches_grafanas_published_schema() {
     if !tsc.exists() {
         assert!(
             std::env::var_os("CI").is_none(),
-            "dashboards/schema-check is not installed; .ci/run runs `npm ci` there"
+            "dashboards/schema-check is not installed; the test command runs `npm ci` there"
         );
-        eprintln!("skipped: run `npm ci --prefix dashboards/schema-check` (CI does)");
+        eprintln!("skipped: run `npm ci --prefix dashboards/schema-check` (the test command does)");
         return;
     }
     let dashboard = std::fs::read_to_string(dashboards_dir().join("dhtd.json")).unwrap();

@@ -24,7 +24,7 @@ fn present(tool: &str, package: &str) -> bool {
     if !found {
         assert!(
             std::env::var_os("CI").is_none(),
-            "{tool} is not installed; .ci/run installs Debian's {package}"
+            "{tool} is not installed; the test command (`cargo run -p dhtd-suite`) installs Debian's {package}"
         );
         eprintln!("skipped: {tool} is not installed");
     }

@@ -4,7 +4,7 @@
 //!
 //! It needs `cargo-fuzz` (`cargo install cargo-fuzz --locked`) and a C++
 //! compiler (libFuzzer is C++; Debian package `g++`), both installed by
-//! `.ci/run`. Without them the test says so and passes, except under CI
+//! the test command (`cargo run -p dhtd-suite`). Without them the test says so and passes, except under CI
 //! (`CI` set), where it fails. On the stable toolchain cargo-fuzz builds
 //! with `-s none` (no AddressSanitizer, which needs nightly; the crate
 //! forbids unsafe code): the instrumentation, debug assertions and overflow
@@ -143,7 +143,7 @@ fn fuzz_targets_find_nothing_from_the_golden_vectors_in_bounded_time() {
         };
         assert!(
             std::env::var_os("CI").is_none(),
-            "not installed: {missing}; .ci/run installs cargo-fuzz (cargo install cargo-fuzz --locked) and g++"
+            "not installed: {missing}; the test command installs cargo-fuzz (cargo install cargo-fuzz --locked) and g++"
         );
         eprintln!(
             "skipped: {missing} not installed (cargo install cargo-fuzz --locked; apt-get install g++; CI does)"

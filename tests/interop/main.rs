@@ -1,7 +1,7 @@
 //! dhtd against independent DHT implementations, each started by the test on
 //! its own 127.x address, bootstrapping only from numeric loopback nodes,
 //! with its built-in routers, LSD, UPnP, NAT-PMP and peer exchange off.
-//! `.ci/run` installs them; outside CI a missing one is reported and its
+//! the test command (`cargo run -p dhtd-suite`) installs them; outside CI a missing one is reported and its
 //! test passes, under CI (`CI` set) it fails.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -24,9 +24,9 @@ pub fn available(client: &str, present: bool) -> bool {
     if !present {
         assert!(
             std::env::var_os("CI").is_none(),
-            "{client} is not installed; .ci/run installs it"
+            "{client} is not installed; the test command (`cargo run -p dhtd-suite`) installs it"
         );
-        eprintln!("skipped: {client} is not installed (.ci/run installs it)");
+        eprintln!("skipped: {client} is not installed (the test command installs it)");
     }
     present
 }
