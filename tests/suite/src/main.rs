@@ -8,7 +8,8 @@
 //!   alert-rule tests), `python3-libtorrent` (libtorrent-rasterbar, for the
 //!   interop tests), `nodejs` and `npm` (for the next step), `g++`
 //!   (libFuzzer is C++), `systemd` (`systemd-analyze` on the unit file),
-//!   `lintian` (on the Debian package), `util-linux` (`unshare`, `setpriv`);
+//!   `lintian` (on the Debian package), `util-linux` (`unshare`, `setpriv`),
+//!   `chromium` (the status page, in a headless browser);
 //! - the npm projects pinned by their lockfiles: Grafana's dashboard schema
 //!   (`dashboards/schema-check`) and webtorrent's bittorrent-dht
 //!   (`tests/interop/bittorrent-dht`);
@@ -91,6 +92,9 @@ fn missing_packages() -> Vec<&'static str> {
     }
     if !(has("setpriv") && has("unshare")) {
         missing.push("util-linux");
+    }
+    if !has("chromium") {
+        missing.push("chromium");
     }
     missing
 }

@@ -53,6 +53,8 @@ struct Served {
     allow_remote_control: bool,
     /// `POST /reload` (a daemon's; a swarm has none).
     reloader: Option<Arc<crate::reload::Reloader>>,
+    /// The status page's last minutes of counters.
+    history: crate::status::History,
 }
 
 /// How often the exporter's housekeeping runs.
@@ -78,6 +80,19 @@ pub(crate) fn spawn(
         exporter,
         allow_remote_control,
         reloader,
+        history: crate::status::History::default(),
+    });
+    let sampled = served.clone();
+    tokio::spawn(async move {
+        loop {
+            if let Some(node) = sampled.nodes.first() {
+                if let Ok(stats) = node.stats().await {
+                    let scrape = sampled.exporter.render();
+                    sampled.history.record(&stats.traffic, &scrape);
+                }
+            }
+            tokio::time::sleep(crate::status::SAMPLE_EVERY).await;
+        }
     });
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     tokio::spawn(async move {
@@ -157,6 +172,14 @@ async fn route(
         );
     }
     match (method.as_str(), path) {
+        ("GET", "/") => match node.stats().await {
+            Ok(s) => (
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                crate::status::render(&s, &served.history, served.nodes.len()),
+            ),
+            Err(e) => (StatusCode::SERVICE_UNAVAILABLE, TEXT, format!("{e}\n")),
+        },
         ("GET", "/metrics") => {
             // Counted since the last push: pushed now, so a scrape is current.
             for n in &served.nodes {
@@ -211,7 +234,7 @@ async fn route(
         _ => (
             StatusCode::NOT_FOUND,
             TEXT,
-            "try /metrics, /health, /stats, /stats.json, POST /add-node?addr=HOST:PORT or POST /reload\n".into(),
+            "try / (the status page), /metrics, /health, /stats, /stats.json, POST /add-node?addr=HOST:PORT or POST /reload\n".into(),
         ),
     }
 }

@@ -13,6 +13,7 @@ mod run;
 mod sample;
 mod settings;
 mod sim;
+mod status;
 mod swarm;
 
 use std::net::SocketAddr;
