@@ -1031,16 +1031,21 @@ fn sighup_and_post_reload_apply_what_can_change_live() {
     std::fs::write(
         &file,
         format!(
-            "listen = \"127.0.0.79:4321\"\nbootstrap = [\"none\"]\nmetrics_listen = \"{metrics}\"\nmax_info_hashes = 200\nqueries_per_ip = 5\n"
+            "listen = \"127.0.0.79:4321\"\nbootstrap = [\"none\"]\nmetrics_listen = \"{metrics}\"\nmax_info_hashes = 200\nqueries_per_ip = 5\noutbound_queries = 100\nupload_rate = \"64K\"\nlog = \"info,dht::node=debug\"\n"
         ),
     )
     .unwrap();
     node.hangup();
     let line = node.wait_for("settings reloaded", Duration::from_secs(10));
-    assert!(
-        line.contains("max_info_hashes") && line.contains("queries_per_ip"),
-        "{line}"
-    );
+    for applied in [
+        "max_info_hashes",
+        "queries_per_ip",
+        "outbound_queries",
+        "upload_rate",
+        "log",
+    ] {
+        assert!(line.contains(applied), "{applied} not applied: {line}");
+    }
     assert!(
         line.contains("restart") && line.contains("listen"),
         "{line}"
@@ -1048,6 +1053,10 @@ fn sighup_and_post_reload_apply_what_can_change_live() {
     assert_eq!(stats()["store"]["info_hashes_limit"], 200);
     let (_, scrape) = http_get(&metrics, "/metrics");
     assert_eq!(sample(&scrape, "dht_store_info_hashes_limit"), 200.0);
+    assert_eq!(
+        sample(&scrape, "dht_upload_limit_bytes_per_second"),
+        65536.0
+    );
 
     // A file that does not parse: refused, named, nothing changes.
     std::fs::write(&file, "max_info_hashes = \"lots\"\n").unwrap();
