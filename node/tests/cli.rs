@@ -1205,10 +1205,11 @@ fn the_daemon_tells_systemd_it_is_ready_and_feeds_its_watchdog() {
 
 /// The daemon runs under the unit's restrictions, as far as the tools the
 /// tests have can apply them: an unprivileged user, no capabilities, no new
-/// privileges, and a read-only file system but for its state dir
-/// (`ProtectSystem=strict`, `StateDirectory=`). It answers and saves its
-/// state there. (The system-call filter and address-family restrictions
-/// need systemd as process 1; `systemd-analyze` checks their syntax.)
+/// privileges, a read-only file system but for its state dir
+/// (`ProtectSystem=strict`, `StateDirectory=`), and the unit's system-call
+/// filter, expanded by `systemd-analyze syscall-filter` and loaded with
+/// libseccomp (`seccomp_exec.py`). It answers and saves its state there.
+/// (The address-family restriction needs systemd as process 1.)
 #[test]
 fn the_daemon_serves_and_saves_its_state_under_the_units_restrictions() {
     let root = std::process::Command::new("id")
@@ -1236,11 +1237,30 @@ fn the_daemon_serves_and_saves_its_state_under_the_units_restrictions() {
         let l = std::net::TcpListener::bind("127.0.0.82:0").unwrap();
         l.local_addr().unwrap().to_string()
     };
+    let seccomp = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", "import seccomp"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        seccomp || std::env::var_os("CI").is_none(),
+        "python3-seccomp is missing; the test command installs it"
+    );
+    let filter = if seccomp && systemd_analyze() {
+        format!(
+            "/usr/bin/python3 {} {}",
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/seccomp_exec.py")
+                .display(),
+            unit_file(&home).display()
+        )
+    } else {
+        String::new()
+    };
     let script = format!(
         "set -e; mount --make-rprivate /; mount --bind {state} {state}; \
          mount -o remount,bind,ro /; \
          exec setpriv --reuid=65534 --regid=65534 --clear-groups --no-new-privs \
-         --bounding-set=-all --inh-caps=-all {dhtd} run --listen 127.0.0.82:0 \
+         --bounding-set=-all --inh-caps=-all {filter} {dhtd} run --listen 127.0.0.82:0 \
          --bootstrap none --metrics-listen {metrics} --state-dir {state}",
         state = state.display(),
         dhtd = env!("CARGO_BIN_EXE_dhtd"),
@@ -1250,6 +1270,9 @@ fn the_daemon_serves_and_saves_its_state_under_the_units_restrictions() {
         .env("HOME", &home)
         .env_remove("DHTD_LOG");
     let node = spawn(c);
+    if !filter.is_empty() {
+        node.wait_for("seccomp: ", Duration::from_secs(10));
+    }
     node.wait_for("metrics on http://", Duration::from_secs(10));
     let (status, body) = http_get(&metrics, "/health");
     assert_eq!(status, 200, "{body}");

@@ -9,7 +9,8 @@
 //!   interop tests), `nodejs` and `npm` (for the next step), `g++`
 //!   (libFuzzer is C++), `systemd` (`systemd-analyze` on the unit file),
 //!   `lintian` (on the Debian package), `util-linux` (`unshare`, `setpriv`),
-//!   `chromium` (the status page, in a headless browser);
+//!   `chromium` (the status page, in a headless browser), `python3-seccomp`
+//!   (the unit's system-call filter, applied without systemd);
 //! - the npm projects pinned by their lockfiles: Grafana's dashboard schema
 //!   (`dashboards/schema-check`) and webtorrent's bittorrent-dht
 //!   (`tests/interop/bittorrent-dht`);
@@ -92,6 +93,9 @@ fn missing_packages() -> Vec<&'static str> {
     }
     if !(has("setpriv") && has("unshare")) {
         missing.push("util-linux");
+    }
+    if !runs("/usr/bin/python3", &["-c", "import seccomp"]) {
+        missing.push("python3-seccomp");
     }
     if !has("chromium") {
         missing.push("chromium");
