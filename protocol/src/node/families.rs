@@ -47,14 +47,11 @@ fn by_family<T>(items: Vec<T>, addr: impl Fn(&T) -> SocketAddr) -> [Vec<T>; 2] {
 }
 
 /// Each family's part of `nodes`, as `make` wraps it; empty parts left out.
-fn split_nodes<T, M>(
+fn split_nodes<T, I>(
     nodes: Vec<T>,
     addr: impl Fn(&T) -> SocketAddr,
-    make: M,
-) -> Vec<(Family, RoutingInput)>
-where
-    M: Fn(Vec<T>) -> RoutingInput,
-{
+    make: impl Fn(Vec<T>) -> I,
+) -> Vec<(Family, I)> {
     let [v4, v6] = by_family(nodes, addr);
     let mut out = Vec::new();
     if !v4.is_empty() {
@@ -125,12 +122,7 @@ impl FamilyInput for SupervisorInput {
                     .collect()
             }
             SupervisorInput::AddNodes(addrs) => {
-                let [v4, v6] = by_family(addrs, |a| *a);
-                [(Family::V4, v4), (Family::V6, v6)]
-                    .into_iter()
-                    .filter(|(_, a)| !a.is_empty())
-                    .map(|(f, a)| (f, SupervisorInput::AddNodes(a)))
-                    .collect()
+                split_nodes(addrs, |a| *a, SupervisorInput::AddNodes)
             }
             SupervisorInput::LookupFinished {
                 family,
