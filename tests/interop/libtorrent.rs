@@ -249,14 +249,7 @@ async fn libtorrent_and_dhtd_find_each_others_announces_over_ipv6() {
     let theirs = dhtd::InfoHash([0x60; 20]);
     let port = lt.announce(&theirs);
     let their_peer = SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port);
-    let mut found = Vec::new();
-    for _ in 0..30 {
-        found = swarm.nodes[5].get_peers(theirs).collect().await.0;
-        if found.contains(&their_peer) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let found = super::look_up_until_found(&swarm.nodes[5], theirs, their_peer).await;
     assert!(
         found.contains(&their_peer),
         "dhtd found {found:?}, not {their_peer}"

@@ -31,6 +31,25 @@ pub fn available(client: &str, present: bool) -> bool {
     present
 }
 
+/// Looks `info_hash` up from `node` until `peer` is among the peers found
+/// (a third party's announce reaches the closest nodes when it gets to
+/// it), at most 30 times, half a second apart; the last peers found.
+pub async fn look_up_until_found(
+    node: &Dht,
+    info_hash: InfoHash,
+    peer: SocketAddr,
+) -> Vec<SocketAddr> {
+    let mut found = Vec::new();
+    for _ in 0..30 {
+        found = node.get_peers(info_hash).collect().await.0;
+        if found.contains(&peer) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    found
+}
+
 /// Which nodes that query it a client puts in its routing table.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Queriers {
@@ -78,14 +97,7 @@ pub async fn check_client(
     let theirs = InfoHash::random(&mut rng);
     let their_port = client.announce(&theirs);
     let their_peer = SocketAddr::new(client.addr().ip(), their_port);
-    let mut found = Vec::new();
-    for _ in 0..30 {
-        found = swarm.nodes[5].get_peers(theirs).collect().await.0;
-        if found.contains(&their_peer) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let found = look_up_until_found(&swarm.nodes[5], theirs, their_peer).await;
     assert!(
         found.contains(&their_peer),
         "dhtd did not find {name}'s announce {their_peer}: {found:?}"

@@ -30,8 +30,15 @@ impl Default for Batch {
 }
 
 impl Batch {
-    pub(super) fn keep(&mut self, len: usize, from: SocketAddr, telemetry: &Telemetry) {
-        let family = AddressFamily::of(&from);
+    /// Keeps a datagram of `len` bytes from `from`, read on a socket of
+    /// `family` (one per socket, so not looked up per datagram).
+    pub(super) fn keep(
+        &mut self,
+        len: usize,
+        from: SocketAddr,
+        family: AddressFamily,
+        telemetry: &Telemetry,
+    ) {
         telemetry.packets_in.incr(family);
         telemetry.bytes_in.add(family, len as u64);
         self.spans.push((from, self.staging.len(), len));

@@ -20,7 +20,7 @@ use actix::{
     Actor, ActorContext, AsyncContext, Context, Handler, Recipient, SpawnHandle, WrapFuture,
 };
 use dhtd_protocol::node::RateLimiterInput;
-use dhtd_protocol::telemetry::{Component, DropReason, Telemetry};
+use dhtd_protocol::telemetry::{AddressFamily, Component, DropReason, Telemetry};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
@@ -92,6 +92,11 @@ impl SocketActor {
         let inbound = self.inbound.clone();
         let telemetry = self.telemetry.clone();
         let max_backlog = self.max_backlog;
+        // A socket serves one family: its datagrams are counted under it.
+        let family = self
+            .socket
+            .local_addr()
+            .map_or(AddressFamily::V4, |a| AddressFamily::of(&a));
         let recv = async move {
             let mut batch = Batch::default();
             loop {
@@ -106,7 +111,7 @@ impl SocketActor {
                 let mut failed = false;
                 while batch.spans.len() < MAX_BATCH {
                     match ready.get_inner().recv_from(&mut batch.buf) {
-                        Ok((len, from)) => batch.keep(len, from, &telemetry),
+                        Ok((len, from)) => batch.keep(len, from, family, &telemetry),
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                             ready.clear_ready();
                             break;

@@ -129,15 +129,12 @@ impl DatagramSender {
             for (to, datagram) in outbox.iter() {
                 self.sent(to, datagram.len());
             }
-        } else if let Some(family) = one_family(outbox) {
-            match &self.sockets[family.index()] {
-                Some(socket) => self.send_on(socket, outbox),
-                None => {
-                    for (to, datagram) in outbox.iter() {
-                        self.sent_or_failed(to, datagram.len(), Err(no_socket()));
-                    }
-                }
-            }
+        } else if let [Some(socket), None] | [None, Some(socket)] = &self.sockets {
+            // One family: no look at the destinations; the kernel refuses
+            // one of the other family, counted as a failed send.
+            self.send_on(socket, outbox);
+        } else if let (Some(family), [Some(v4), Some(v6)]) = (one_family(outbox), &self.sockets) {
+            self.send_on(if family == Family::V4 { v4 } else { v6 }, outbox);
         } else {
             // Both families in one batch (rare: answers go back the way
             // their queries came, in batches of one socket's reads).

@@ -21,8 +21,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{
-    ApiEvent, CallerId, Envelope, LookupEvent, LookupSummary, LookupsInput, NodeConfig, Outputs,
-    Piece, Requester, RoutingInput, StartLookup, SupervisorInput,
+    ApiEvent, CallerId, Envelope, IoRequest, LookupEvent, LookupSummary, LookupsInput, NodeConfig,
+    Outputs, Piece, Requester, RoutingInput, StartLookup, SupervisorInput,
 };
 use crate::compact::NodeInfo;
 use crate::family::{Families, Family};
@@ -548,6 +548,9 @@ impl Piece for LookupPools {
 pub struct Bootstraps {
     families: PerFamily<Bootstrap>,
     complete: bool,
+    /// A resolution of the sources is under way: every family hears its
+    /// answer, so a second family's request is not sent again.
+    resolving: bool,
     telemetry: Arc<Telemetry>,
     outputs: Outputs,
 }
@@ -558,6 +561,7 @@ impl Bootstraps {
         Bootstraps {
             families,
             complete: false,
+            resolving: false,
             telemetry,
             outputs: Outputs::default(),
         }
@@ -577,8 +581,15 @@ impl Bootstraps {
         let inner = self.families.outputs();
         self.outputs.outbox.append(&mut inner.outbox);
         while let Some(e) = inner.pop() {
-            if !matches!(e, Envelope::Api(ApiEvent::Bootstrapped(_))) {
-                self.outputs.push(e);
+            match e {
+                Envelope::Api(ApiEvent::Bootstrapped(_)) => {}
+                Envelope::Io(IoRequest::Resolve { .. }) if self.resolving => {}
+                e => {
+                    if matches!(e, Envelope::Io(IoRequest::Resolve { .. })) {
+                        self.resolving = true;
+                    }
+                    self.outputs.push(e);
+                }
             }
         }
         let complete = self.is_complete();
@@ -596,6 +607,9 @@ impl Piece for Bootstraps {
     const COMPONENT: Component = Component::Supervisor;
 
     fn handle(&mut self, now: Instant, input: SupervisorInput) {
+        if matches!(input, SupervisorInput::SourcesResolved { .. }) {
+            self.resolving = false;
+        }
         self.families.handle(now, input);
         self.relay();
     }
@@ -825,5 +839,66 @@ mod tests {
         assert_eq!((s.queries, s.responses, s.peers), (2, 2, 2));
         assert_eq!(s.closest.len(), 2, "the closest of both families");
         assert_eq!(s.end, LookupEnd::Converged);
+    }
+
+    /// Both families bootstrap from the same sources: one resolution of
+    /// their names serves both.
+    #[test]
+    fn the_sources_are_resolved_once_for_both_families() {
+        use crate::node::bootstrap::Sources;
+        use crate::node::IoRequest;
+        let t0 = crate::test_epoch();
+        let config = dual();
+        let telemetry = Arc::new(Telemetry::default());
+        let sources = Sources {
+            routers: vec!["router.example:6881".into()],
+            ..Sources::default()
+        };
+        let mut seed = 0;
+        let inner = PerFamily::new(config.families, |f| {
+            seed += 1;
+            Bootstrap::new(
+                t0,
+                f,
+                NodeId([0; 20]),
+                &config,
+                sources.clone(),
+                StdRng::seed_from_u64(seed),
+                telemetry.clone(),
+            )
+        });
+        let mut b = Bootstraps::new(inner, telemetry);
+        b.handle_timeout(t0);
+        let resolves = |b: &mut Bootstraps| {
+            let mut n = 0;
+            while let Some(e) = b.outputs().pop() {
+                n += usize::from(matches!(e, Envelope::Io(IoRequest::Resolve { .. })));
+            }
+            n
+        };
+        assert_eq!(resolves(&mut b), 1);
+        let v4: SocketAddr = "192.0.2.1:6881".parse().unwrap();
+        let v6: SocketAddr = "[2001:db8::1]:6881".parse().unwrap();
+        b.handle(
+            t0,
+            SupervisorInput::SourcesResolved {
+                routers: vec![v4, v6],
+                nodes: Vec::new(),
+            },
+        );
+        // Each family asks its own router for our id.
+        let mut asked = Vec::new();
+        while let Some(e) = b.outputs().pop() {
+            if let Envelope::Lookups(LookupsInput::Start(s)) = e {
+                asked.extend(
+                    s.addr_seeds
+                        .iter()
+                        .filter(|a| s.family == Some(Family::of(a)))
+                        .copied(),
+                );
+            }
+        }
+        asked.sort();
+        assert_eq!(asked, [v4, v6]);
     }
 }

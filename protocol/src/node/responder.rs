@@ -152,13 +152,12 @@ impl Responder {
     /// The nodes closest to `target` in each family the querier wants
     /// (BEP 32 `want`; without one, the family it asked over).
     fn closest(&self, q: &InboundQuery, target: &NodeId) -> Vec<NodeInfo> {
-        let own = Family::of(&q.from);
-        let wanted = |f: Family| match q.want {
-            Some(w) => w.contains(f),
-            None => f == own,
+        let Some(want) = q.want else {
+            // Most queries: one family, and its list as it comes.
+            return self.nodes[Family::of(&q.from).index()].closest(target, K);
         };
         let mut nodes = Vec::new();
-        for f in Family::ALL.into_iter().filter(|f| wanted(*f)) {
+        for f in Family::ALL.into_iter().filter(|f| want.contains(*f)) {
             nodes.extend(self.nodes[f.index()].closest(target, K));
         }
         nodes
@@ -243,17 +242,21 @@ impl Responder {
         let mut values =
             self.store
                 .sample_of(now, &mut self.rng, &info_hash, budget, noseed, family);
+        // A whole reply fits in MAX_REPLY_LEN: only a budget short of that
+        // can need the values trimmed.
         let room = self.upload.room(now);
-        let rest = crate::krpc::MAX_REPLY_LEN - budget;
-        let spent: usize = values.iter().map(crate::store::encoded_value_len).sum();
-        if rest + spent > room && !values.is_empty() {
-            // Short of upload: the values give way first (`crate::upload`),
-            // to what is left once the rest of the answer is paid for.
-            let fits = room.saturating_sub(rest);
-            values = self
-                .store
-                .sample_of(now, &mut self.rng, &info_hash, fits, noseed, family);
-            self.telemetry.upload_trimmed.incr(());
+        if room < crate::krpc::MAX_REPLY_LEN && !values.is_empty() {
+            let rest = crate::krpc::MAX_REPLY_LEN - budget;
+            let spent: usize = values.iter().map(crate::store::encoded_value_len).sum();
+            if rest + spent > room {
+                // Short of upload: the values give way first (`crate::upload`),
+                // to what is left once the rest of the answer is paid for.
+                let fits = room.saturating_sub(rest);
+                values = self
+                    .store
+                    .sample_of(now, &mut self.rng, &info_hash, fits, noseed, family);
+                self.telemetry.upload_trimmed.incr(());
+            }
         }
         let answer = Answer {
             nodes: &nodes,

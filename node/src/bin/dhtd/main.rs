@@ -292,30 +292,16 @@ static LOG_FILTER: std::sync::OnceLock<SetFilter> = std::sync::OnceLock::new();
 fn init_logging(format: LogFormat, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DHTD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    use tracing_subscriber::prelude::*;
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let _ = LOG_FILTER.set(Box::new(move |f| {
+        handle.reload(f).map_err(|e| e.to_string())
+    }));
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(filter);
     match format {
-        LogFormat::Text => {
-            let builder = tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_writer(std::io::stderr)
-                .with_filter_reloading();
-            let handle = builder.reload_handle();
-            let _ = LOG_FILTER.set(Box::new(move |f| {
-                handle.reload(f).map_err(|e| e.to_string())
-            }));
-            builder.init();
-        }
-        LogFormat::Json => {
-            let builder = tracing_subscriber::fmt()
-                .json()
-                .with_env_filter(filter)
-                .with_writer(std::io::stderr)
-                .with_filter_reloading();
-            let handle = builder.reload_handle();
-            let _ = LOG_FILTER.set(Box::new(move |f| {
-                handle.reload(f).map_err(|e| e.to_string())
-            }));
-            builder.init();
-        }
+        LogFormat::Text => registry.with(lines).init(),
+        LogFormat::Json => registry.with(lines.json()).init(),
     }
 }
 
