@@ -7,6 +7,7 @@
 //! and lookup deadlines happen exactly when the test says, whatever the
 //! machine's load. The network stays real.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,10 +58,31 @@ struct Inner {
     subscribers: Vec<Recipient<Tick>>,
 }
 
+/// What the nodes on a manual clock have done, for a test to tell when
+/// they have done all they will do until the clock moves (see
+/// [`ManualClock::activity`]).
+#[derive(Debug, Default)]
+struct Counters {
+    /// Inputs, wake-ups and received batches handled.
+    handled: AtomicU64,
+    /// Wake-ups asked for and not yet handled.
+    pending: AtomicU64,
+}
+
+/// A reading of [`ManualClock::activity`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Activity {
+    /// Inputs, wake-ups and received batches handled so far.
+    pub handled: u64,
+    /// Wake-ups asked for and not yet handled.
+    pub pending: u64,
+}
+
 /// A clock that moves only when told to.
 #[derive(Debug, Clone)]
 pub struct ManualClock {
     inner: Arc<Mutex<Inner>>,
+    counters: Arc<Counters>,
 }
 
 impl Default for ManualClock {
@@ -78,6 +100,7 @@ impl ManualClock {
                 now: Instant::now(),
                 subscribers: Vec::new(),
             })),
+            counters: Arc::default(),
         }
     }
 
@@ -96,7 +119,39 @@ impl ManualClock {
             inner.subscribers.clone()
         };
         for s in subscribers {
-            s.do_send(Tick);
+            self.wake_up(&s);
+        }
+    }
+
+    /// Tells `actor` to look at its deadlines, counted as pending until it
+    /// has (see [`ManualClock::handled_wake_up`]).
+    pub fn wake_up(&self, actor: &Recipient<Tick>) {
+        self.counters.pending.fetch_add(1, Ordering::SeqCst);
+        actor.do_send(Tick);
+    }
+
+    /// An actor handled a [`Tick`].
+    pub fn handled_wake_up(&self) {
+        self.counters.pending.fetch_sub(1, Ordering::SeqCst);
+        self.handled();
+    }
+
+    /// An actor handled an input, or handed on received datagrams: called
+    /// after whatever the handling sent is in its addressees' mailboxes.
+    pub fn handled(&self) {
+        self.counters.handled.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// What the clock's actors have done. A test knows they are idle when
+    /// a reading, then a message through every actor's mailbox (a
+    /// heartbeat), then another reading find nothing handled in between and
+    /// no wake-up pending, and every datagram sent was received: whatever
+    /// was queued before the first reading was handled before the
+    /// heartbeat, and would have counted.
+    pub fn activity(&self) -> Activity {
+        Activity {
+            handled: self.counters.handled.load(Ordering::SeqCst),
+            pending: self.counters.pending.load(Ordering::SeqCst),
         }
     }
 

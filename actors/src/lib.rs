@@ -32,7 +32,7 @@ pub mod socket;
 pub mod supervision;
 
 pub use api::{ApiSinks, NodeState};
-pub use clock::{Clock, ManualClock, Tick};
+pub use clock::{Activity, Clock, ManualClock, Tick};
 pub use links::{IoHandler, Links};
 pub use shell::{In, Inspect, Shell};
 

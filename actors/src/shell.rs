@@ -118,8 +118,8 @@ where
             )),
             // A manual clock's moves arrive as `Tick`s; only what is due now
             // needs a nudge.
-            Clock::Manual(_) if deadline <= now => {
-                ctx.notify(Tick);
+            Clock::Manual(clock) if deadline <= now => {
+                clock.wake_up(&ctx.address().recipient());
                 None
             }
             Clock::Manual(_) => None,
@@ -189,6 +189,9 @@ where
             this.piece.handle(now, input);
             this.flush(ctx);
         });
+        if let Some(clock) = self.clock.as_manual() {
+            clock.handled();
+        }
     }
 }
 
@@ -201,6 +204,9 @@ where
     fn handle(&mut self, _: Tick, ctx: &mut Context<Self>) {
         self.timer = None;
         self.wake(ctx);
+        if let Some(clock) = self.clock.as_manual() {
+            clock.handled_wake_up();
+        }
     }
 }
 

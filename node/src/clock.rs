@@ -55,4 +55,12 @@ impl ManualClock {
     pub fn advance(&self, d: Duration) {
         self.0.advance(d);
     }
+
+    /// What the nodes on this clock have handled so far, and the wake-ups
+    /// they have yet to handle: with [`crate::Dht::heartbeat`] and the
+    /// datagram counts, how a test tells that they are idle (see
+    /// `dhtd_actors::ManualClock::activity`).
+    pub fn activity(&self) -> crate::Activity {
+        self.0.activity()
+    }
 }

@@ -4,10 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use std::sync::Arc;
-
 use dhtd_protocol::{Family, NodeId};
-use parking_lot::Mutex;
 
 pub use dhtd_protocol::item::ItemStoreConfig;
 pub use dhtd_protocol::lookup::LookupConfig;
@@ -189,7 +186,7 @@ pub type SentDatagram = (std::net::SocketAddr, std::net::SocketAddr, Vec<u8>);
 
 /// A copy of every datagram a node sends ([`Config::tap`]), for tests.
 #[derive(Debug, Clone, Default)]
-pub struct Tap(Arc<Mutex<Vec<SentDatagram>>>);
+pub struct Tap(dhtd_actors::socket::Tap);
 
 impl Tap {
     /// An empty tap.
@@ -199,7 +196,7 @@ impl Tap {
 
     /// Datagrams sent so far.
     pub fn len(&self) -> usize {
-        self.0.lock().len()
+        self.0.lock().sent.len()
     }
 
     /// Whether nothing was sent yet.
@@ -209,7 +206,20 @@ impl Tap {
 
     /// The datagrams sent after the first `skip`, copied.
     pub fn since(&self, skip: usize) -> Vec<SentDatagram> {
-        self.0.lock().get(skip..).unwrap_or_default().to_vec()
+        self.0.lock().sent.get(skip..).unwrap_or_default().to_vec()
+    }
+
+    /// Holds back what the tapped nodes send from now on, until
+    /// [`Tap::release`]: with a manual clock, every node then runs what
+    /// fell due before any hears what the others sent meanwhile (as the
+    /// simulator orders it), whatever the threads' order.
+    pub fn hold(&self) {
+        self.0.lock().hold();
+    }
+
+    /// Sends what was held, in order, and stops holding.
+    pub fn release(&self) {
+        self.0.lock().release();
     }
 
     pub(crate) fn driver(&self) -> dhtd_actors::socket::Tap {

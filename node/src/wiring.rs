@@ -239,7 +239,13 @@ pub(crate) fn start(
     let mut socket_addrs = Vec::new();
     for socket in sockets {
         let (socket_addr, socket_rx) = mailbox::<SocketActor>(16);
-        let actor = SocketActor::new(socket, links.rate_limiter.clone(), cap, telemetry.clone());
+        let actor = SocketActor::new(
+            socket,
+            links.rate_limiter.clone(),
+            cap,
+            telemetry.clone(),
+            config.clock.driver(),
+        );
         spawned &= runtime.net().spawn_fn(move || {
             Context::with_receiver(socket_rx).run(actor);
         });

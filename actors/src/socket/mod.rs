@@ -24,6 +24,7 @@ use dhtd_protocol::telemetry::{AddressFamily, Component, DropReason, Telemetry};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
+use crate::clock::Clock;
 use crate::shell::In;
 use crate::supervision::{StopActor, Supervised};
 
@@ -35,7 +36,7 @@ mod send;
 
 use batch::Batch;
 pub use options::{recv_buffer, set_recv_buffer, RecvBuffer, MAX_RECV_BUFFER};
-pub use send::{DatagramSender, Tap};
+pub use send::{DatagramSender, Tap, TapLog};
 
 /// Datagrams handed on in one message at most; a full batch also lets the
 /// rest of the Arbiter run before the loop reads on.
@@ -47,6 +48,7 @@ pub struct SocketActor {
     inbound: Recipient<In<RateLimiterInput>>,
     max_backlog: usize,
     telemetry: Arc<Telemetry>,
+    clock: Clock,
     recv_loop: Option<SpawnHandle>,
 }
 
@@ -59,12 +61,14 @@ impl SocketActor {
         inbound: Recipient<In<RateLimiterInput>>,
         max_backlog: usize,
         telemetry: Arc<Telemetry>,
+        clock: Clock,
     ) -> Self {
         SocketActor {
             socket,
             inbound,
             max_backlog,
             telemetry,
+            clock,
             recv_loop: None,
         }
     }
@@ -92,6 +96,7 @@ impl SocketActor {
         let inbound = self.inbound.clone();
         let telemetry = self.telemetry.clone();
         let max_backlog = self.max_backlog;
+        let manual_clock = self.clock.as_manual().cloned();
         // A socket serves one family: its datagrams are counted under it.
         let family = self
             .socket
@@ -148,6 +153,9 @@ impl SocketActor {
                     backlog.add((), n as u64);
                 } else {
                     telemetry.dropped.add(DropReason::MailboxFull, n as u64);
+                }
+                if let Some(clock) = &manual_clock {
+                    clock.handled();
                 }
                 if yield_after {
                     tokio::task::yield_now().await;

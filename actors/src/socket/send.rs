@@ -11,9 +11,44 @@ use dhtd_protocol::node::Outbox;
 use dhtd_protocol::telemetry::{AddressFamily, DropReason, Telemetry};
 use dhtd_protocol::Family;
 
-/// A copy of every datagram a node sends (sender, destination, bytes): a
-/// test hook, for comparing what two drivers of the same node send.
-pub type Tap = Arc<Mutex<Vec<(SocketAddr, SocketAddr, Vec<u8>)>>>;
+/// A copy of every datagram a node sends: a test hook, for comparing what
+/// two drivers of the same node send.
+pub type Tap = Arc<Mutex<TapLog>>;
+
+/// A datagram sent: sender, destination, bytes.
+type Sent = (SocketAddr, SocketAddr, Vec<u8>);
+
+/// A datagram held back, with the socket it leaves by.
+type Held = (Arc<UdpSocket>, Sent);
+
+/// What a [`Tap`] holds.
+#[derive(Debug, Default)]
+pub struct TapLog {
+    /// Every datagram sent: sender, destination, bytes.
+    pub sent: Vec<Sent>,
+    /// While the network is held: the datagrams not yet sent, each with
+    /// the socket it leaves by.
+    held: Option<Vec<Held>>,
+}
+
+impl TapLog {
+    /// Keeps what is sent from now on, unsent, until [`TapLog::release`]:
+    /// a test that moves a manual clock lets every node run what fell due
+    /// before any of them hears what the others sent then, as a simulator
+    /// does, whatever the threads' order.
+    pub fn hold(&mut self) {
+        self.held.get_or_insert_with(Vec::new);
+    }
+
+    /// Sends what was held, in the order it was sent, and stops holding.
+    pub fn release(&mut self) {
+        for (socket, sent) in self.held.take().unwrap_or_default() {
+            // As a full socket buffer would, a failure loses the datagram.
+            let _ = socket.send_to(&sent.2, sent.1);
+            self.sent.push(sent);
+        }
+    }
+}
 
 fn no_socket() -> io::Error {
     io::Error::new(
@@ -84,13 +119,26 @@ impl DatagramSender {
         Ok(self)
     }
 
-    fn record<'a>(&self, datagrams: impl IntoIterator<Item = (SocketAddr, &'a [u8])>) {
-        if let Some((from, tap)) = &self.tap {
-            let mut tap = tap.lock();
-            for (to, d) in datagrams {
-                tap.push((*from, to, d.to_vec()));
+    /// Copies `datagrams` into the tap, if there is one; `true` if it is
+    /// holding the network and took them, to send later, counted as sent.
+    fn record<'a>(&self, datagrams: impl IntoIterator<Item = (SocketAddr, &'a [u8])>) -> bool {
+        let Some((from, tap)) = &self.tap else {
+            return false;
+        };
+        let mut tap = tap.lock();
+        let TapLog { sent, held } = &mut *tap;
+        for (to, d) in datagrams {
+            match held {
+                Some(held) => {
+                    if let Some(socket) = &self.sockets[Family::of(&to).index()] {
+                        held.push((socket.clone(), (*from, to, d.to_vec())));
+                        self.sent(to, d.len());
+                    }
+                }
+                None => sent.push((*from, to, d.to_vec())),
             }
         }
+        held.is_some()
     }
 
     fn socket_for(&self, to: &SocketAddr) -> Option<&UdpSocket> {
@@ -100,7 +148,9 @@ impl DatagramSender {
     /// Sends one datagram; a full socket buffer drops it (counted), since
     /// UDP may lose it anyway and blocking would stall the actor.
     pub fn send(&self, to: SocketAddr, datagram: &[u8]) -> bool {
-        self.record([(to, datagram)]);
+        if self.record([(to, datagram)]) {
+            return true;
+        }
         self.send_unrecorded(to, datagram)
     }
 
@@ -124,8 +174,9 @@ impl DatagramSender {
         if outbox.is_empty() {
             return;
         }
-        self.record(outbox.iter());
-        if self.discarding {
+        if self.record(outbox.iter()) {
+            // Held by a test's tap: sent when it lets go.
+        } else if self.discarding {
             for (to, datagram) in outbox.iter() {
                 self.sent(to, datagram.len());
             }

@@ -4,13 +4,13 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use dhtd::{Clock, Config, Dht, InfoHash, ManualClock, NodeIdChoice, PortChoice, Runtime, Tap};
+use dhtd::{
+    Activity, Clock, Config, Dht, InfoHash, ManualClock, NodeIdChoice, PortChoice, Runtime, Tap,
+};
 use dhtd_tests::{node_ip, RawPeer};
 
 use super::{node_id, scenario, seed, Driver, Run, Sent};
 
-/// How long the tap must stay unchanged for a step to have settled.
-const QUIET: Duration = Duration::from_millis(300);
 /// The longest any one step may take in real time.
 const STEP_LIMIT: Duration = Duration::from_secs(20);
 
@@ -40,6 +40,21 @@ impl Actors {
             raw: RawPeer::bind(node_ip(1500)),
             raw_sent: 0,
         }
+    }
+
+    /// What the nodes have done: their activity, the datagrams sent to
+    /// them (ours included) and those they received.
+    fn reading(&self) -> (Activity, u64, u64) {
+        let addrs: Vec<SocketAddr> = self.nodes.iter().map(Dht::local_addr).collect();
+        let activity = self.clock.activity();
+        let sent_to_nodes = self
+            .tap
+            .since(0)
+            .iter()
+            .filter(|(_, to, _)| addrs.contains(to))
+            .count() as u64
+            + self.raw_sent;
+        (activity, sent_to_nodes, self.received())
     }
 
     fn received(&self) -> u64 {
@@ -72,31 +87,36 @@ impl Driver for Actors {
         self.nodes.push(node);
     }
 
+    /// Returns once the nodes are idle: every datagram sent to a node was
+    /// received, and a heartbeat through every actor's mailbox found
+    /// nothing handled and no wake-up pending (see `ManualClock::activity`).
+    /// Exact, not a quiet spell: a loaded machine only makes it slower.
     fn settle(&mut self) {
-        let addrs: Vec<SocketAddr> = self.nodes.iter().map(Dht::local_addr).collect();
         let started = Instant::now();
-        let mut last = (usize::MAX, Instant::now());
         loop {
             assert!(started.elapsed() < STEP_LIMIT, "the nodes did not settle");
-            let sent_so_far = self.tap.since(0);
-            let sent = sent_so_far.len();
-            let to_nodes = sent_so_far
-                .iter()
-                .filter(|(_, to, _)| addrs.contains(to))
-                .count();
-            if sent != last.0 {
-                last = (sent, Instant::now());
-            } else if last.1.elapsed() >= QUIET
-                && self.received() == to_nodes as u64 + self.raw_sent
-            {
+            let before = self.reading();
+            for node in &self.nodes {
+                self.rt
+                    .block_on(node.heartbeat(STEP_LIMIT))
+                    .expect("every actor answers");
+            }
+            let after = self.reading();
+            let (activity, sent_to_nodes, received) = after;
+            if before == after && activity.pending == 0 && received == sent_to_nodes {
                 return;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 
+    /// As the simulator orders it: every node runs what fell due before
+    /// any hears what the others sent then.
     fn advance(&mut self, d: Duration) {
+        self.tap.hold();
         self.clock.advance(d);
+        self.settle();
+        self.tap.release();
         self.settle();
     }
 
