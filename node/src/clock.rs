@@ -60,7 +60,20 @@ impl ManualClock {
     /// they have yet to handle: with [`crate::Dht::heartbeat`] and the
     /// datagram counts, how a test tells that they are idle (see
     /// `dhtd_actors::ManualClock::activity`).
-    pub fn activity(&self) -> crate::Activity {
-        self.0.activity()
+    pub fn activity(&self) -> Activity {
+        let a = self.0.activity();
+        Activity {
+            handled: a.handled,
+            pending: a.pending,
+        }
     }
+}
+
+/// A reading of [`ManualClock::activity`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Activity {
+    /// Inputs, wake-ups and received batches handled so far.
+    pub handled: u64,
+    /// Wake-ups asked for and not yet handled.
+    pub pending: u64,
 }

@@ -62,10 +62,9 @@ pub mod torrent;
 mod udp_drops;
 mod wiring;
 
-pub use clock::{Clock, ManualClock};
+pub use clock::{Activity, Clock, ManualClock};
 pub use config::{Config, NodeConfig, NodeIdChoice, Tap, DEFAULT_RECV_BUFFER, DEFAULT_ROUTERS};
 pub use dht::{Dht, DhtBuilder, Pong, PortChoice};
-pub use dhtd_actors::Activity;
 /// An actor of a node, as metrics and [`Dht::heartbeat`] name it.
 pub use dhtd_protocol::telemetry::Component;
 pub use dhtd_protocol::{Families, Family, InfoHash, NodeId};
