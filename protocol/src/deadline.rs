@@ -20,6 +20,16 @@ impl CachedDeadline {
         due
     }
 
+    /// The owner changed in a way that adds no deadline before `at` and
+    /// moves none earlier: the kept deadline stays a lower bound (at worst
+    /// its owner is asked once for nothing, and scans again), without a
+    /// scan now.
+    pub(crate) fn lower_to(&self, at: Instant) {
+        if let Some(due) = self.0.get() {
+            self.0.set(Some(Some(due.map_or(at, |d| d.min(at)))));
+        }
+    }
+
     /// The owner changed: scan again when next asked.
     pub(crate) fn forget(&self) {
         self.0.set(None);
@@ -46,5 +56,22 @@ mod tests {
         assert_eq!(cache.get_or(|| None), None);
         assert_eq!(cache.get_or(scan), None, "no deadline is kept too");
         assert_eq!(scans.get(), 1);
+    }
+
+    #[test]
+    fn a_lowered_deadline_is_the_earlier_one_and_an_unknown_one_stays_unknown() {
+        let t0 = crate::test_epoch();
+        let later = t0 + std::time::Duration::from_secs(60);
+        let cache = CachedDeadline::default();
+        cache.lower_to(t0);
+        assert_eq!(cache.get_or(|| Some(later)), Some(later), "scanned");
+        cache.lower_to(t0);
+        assert_eq!(cache.get_or(|| None), Some(t0));
+        cache.lower_to(later);
+        assert_eq!(cache.get_or(|| None), Some(t0));
+        cache.forget();
+        assert_eq!(cache.get_or(|| None), None);
+        cache.lower_to(later);
+        assert_eq!(cache.get_or(|| None), Some(later));
     }
 }

@@ -101,10 +101,27 @@ impl Outputs {
         self.envelopes.is_empty()
     }
 
+    /// Gives back the memory of a burst, once everything was taken: for a
+    /// driver that holds many nodes (the simulator), where each piece's
+    /// peak would otherwise stay for good. A driver of one node keeps it.
+    pub fn release_peak(&mut self) {
+        if self.envelopes.is_empty() && self.envelopes.capacity() > 0 {
+            self.envelopes = VecDeque::new();
+        }
+        if self.outbox.is_empty() {
+            self.outbox = Outbox::default();
+        }
+    }
+
     /// Moves everything `other` holds to the end of these outputs.
     pub fn append(&mut self, other: &mut Outputs) {
         self.envelopes.append(&mut other.envelopes);
         self.outbox.append(&mut other.outbox);
+        // The part's queue is empty now: it keeps no more than a usual
+        // handling needs (a bootstrap's hundreds of pings once, not for good).
+        if other.envelopes.capacity() > 32 {
+            other.envelopes = VecDeque::new();
+        }
     }
 }
 

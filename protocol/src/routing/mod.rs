@@ -338,13 +338,13 @@ impl RoutingTable {
 
     /// A node answered one of our queries: the only way into the table.
     pub fn node_responded(&mut self, now: Instant, info: NodeInfo) -> InsertOutcome {
-        self.next_due.forget();
         if info.id == self.own_id {
             return InsertOutcome::Rejected(RejectReason::OwnId);
         }
         let cfg = self.config;
         // The common case, first and without scanning the table: a node we
-        // hold answers again from the address we hold.
+        // hold answers again from the address we hold. Its deadlines move
+        // later but for the two set here, so the next one needs no scan.
         let index = usize::from(self.bucket_index(&info.id).0);
         let bucket = &mut self.buckets[index];
         if let Some(e) = bucket.nodes.iter_mut().find(|e| e.info == info) {
@@ -352,8 +352,12 @@ impl RoutingTable {
             e.failures = 0;
             e.ping_sent = None;
             bucket.last_changed = now;
+            let questionable = e.questionable_at(&cfg).unwrap_or(now);
+            self.next_due
+                .lower_to(questionable.min(now + cfg.refresh_after));
             return InsertOutcome::Updated;
         }
+        self.next_due.forget();
         // The same address under another id: the node restarted; forget the old id.
         self.forget_address_with_other_id(&info);
         loop {
@@ -527,7 +531,8 @@ impl RoutingTable {
     /// judged like [`RoutingTable::heard_about`]. BEP 43: read-only nodes
     /// are never taken.
     pub fn node_queried(&mut self, now: Instant, info: &NodeInfo, read_only: bool) -> HeardOutcome {
-        self.next_due.forget();
+        // Hearing from a node only moves its deadline later: the next one
+        // is still the kept one, at worst early.
         if read_only {
             return HeardOutcome::Ignored(RejectReason::ReadOnly);
         }
@@ -550,7 +555,6 @@ impl RoutingTable {
         id: &NodeId,
         addr: std::net::SocketAddr,
     ) -> FailOutcome {
-        self.next_due.forget();
         let cfg = self.config;
         let index = usize::from(self.bucket_index(id).0);
         let bucket = &mut self.buckets[index];
@@ -559,6 +563,9 @@ impl RoutingTable {
             .iter()
             .position(|e| e.info.id == *id && e.info.addr == addr)
         {
+            // Most failures are of nodes a lookup met, not of ours: only
+            // ours have deadlines.
+            self.next_due.forget();
             let e = &mut bucket.nodes[pos];
             e.failures = e.failures.saturating_add(1);
             e.ping_sent = None;

@@ -10,7 +10,7 @@
 //! event (quinn's `Pair::step`), so a run with the same seed replays
 //! exactly.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +21,7 @@ use rand::{RngCore, SeedableRng};
 
 use super::hostile::sybil_reply;
 use super::network::{NetStats, Network, NetworkConfig, Traced};
+use super::queue::EventQueue;
 use crate::compact::NodeInfo;
 use crate::id::{InfoHash, NodeId};
 use crate::lookup::LookupKind;
@@ -203,10 +204,9 @@ const MAX_WAKES_AT_ONE_INSTANT: u32 = 100_000;
 /// A simulated DHT: nodes, the network between them, and virtual time.
 pub struct Simulation {
     nodes: Vec<SimNode>,
-    by_addr: BTreeMap<SocketAddr, usize>,
+    by_addr: HashMap<SocketAddr, usize>,
     network: Network,
-    events: BTreeMap<(Instant, u64), Event>,
-    seq: u64,
+    events: EventQueue<Event>,
     now: Instant,
     rng: StdRng,
     next_caller: u64,
@@ -228,10 +228,9 @@ impl Simulation {
     pub fn new(epoch: Instant, network: NetworkConfig, seed: u64) -> Self {
         Simulation {
             nodes: Vec::new(),
-            by_addr: BTreeMap::new(),
+            by_addr: HashMap::new(),
             network: Network::new(network),
-            events: BTreeMap::new(),
-            seq: 0,
+            events: EventQueue::new(epoch),
             now: epoch,
             rng: StdRng::seed_from_u64(seed),
             next_caller: 1,
@@ -354,8 +353,7 @@ impl Simulation {
     }
 
     fn schedule(&mut self, at: Instant, event: Event) {
-        self.seq += 1;
-        self.events.insert((at, self.seq), event);
+        self.events.push(at, event);
     }
 
     /// Queues `envelope` in node `i`'s mailbox and runs it to quiet.
@@ -463,15 +461,16 @@ impl Simulation {
             if done(self) {
                 return true;
             }
-            let Some(entry) = self.events.first_entry() else {
-                self.now = self.now.max(until);
+            match self.events.next_at() {
+                Some(at) if at <= until => {}
+                _ => {
+                    self.now = self.now.max(until);
+                    return false;
+                }
+            }
+            let Some((at, event)) = self.events.pop() else {
                 return false;
             };
-            if entry.key().0 > until {
-                self.now = self.now.max(until);
-                return false;
-            }
-            let ((at, _), event) = entry.remove_entry();
             self.events_run += 1;
             self.now = self.now.max(at);
             match event {
@@ -613,8 +612,8 @@ impl Simulation {
         // A burst (a bootstrap, a flood) must not keep its peak mailbox:
         // at 10^5 nodes that is most of the simulator's memory.
         let mailbox = &mut self.nodes[i].mailbox;
-        if mailbox.capacity() > 64 {
-            mailbox.shrink_to(16);
+        if mailbox.capacity() > 0 {
+            *mailbox = VecDeque::new();
         }
         self.arm(i);
     }
@@ -642,6 +641,7 @@ impl Simulation {
                     datagrams.push((to, Bytes::copy_from_slice(bytes)));
                 }
                 out.outbox.clear();
+                out.release_peak();
             }
         }
         let from = self.nodes[i].addr;

@@ -20,6 +20,7 @@ pub mod experiments;
 pub mod hostile;
 pub mod internet;
 pub mod network;
+mod queue;
 
 pub use driver::{sim_addr, Behaviour, NodeApi, NodeSpec, SimNode, Simulation};
 pub use experiments::{run_lookup_experiment, sample_indices, LookupReport, SimConfig};
