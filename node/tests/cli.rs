@@ -638,8 +638,8 @@ fn the_swarm_serves_prometheus_metrics_that_move_with_traffic() {
         (200, "ok: 30 of 30 nodes bootstrapped")
     );
     let good = |scrape: &str| sample(scrape, "dht_routing_nodes{family=\"ipv4\",state=\"good\"}");
-    // Bootstrapped, each node then pings those that queried it (a second
-    // later, in one pass): the tables fill within moments.
+    // Bootstrapped, each node then pings those that queried it: the
+    // tables fill within moments.
     let mut before = scrape_when_ready(&metrics, 30);
     let filled = Instant::now() + Duration::from_secs(10);
     while good(&before) < 30.0 * 8.0 && Instant::now() < filled {

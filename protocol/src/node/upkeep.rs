@@ -3,11 +3,10 @@
 //!
 //! - It learns from every answer and failure the transaction table reports,
 //!   and from the queriers the responder reports. A querier is judged
-//!   [`QUERIERS_DELAY`] after it was reported, with whatever arrived in the
+//!   [`PUBLISH_DELAY`] after it was reported, with whatever arrived in the
 //!   meantime: a node that queries us while answering our own query is
 //!   then known, not pinged (and the decision does not depend on which of
-//!   the two reports came first, which differs between drivers), and a
-//!   busy node judges its queriers in one pass a second, not one each.
+//!   the two reports came first, which differs between drivers).
 //! - It pings nodes worth adding and questionable nodes, each address at
 //!   most once per [`PING_SPACING`] (many answers name the same new node,
 //!   and one ping tells whether it lives).
@@ -50,11 +49,6 @@ use crate::K;
 /// the nodes just learned (a fresh node's table changes fast), late enough
 /// to publish a burst of changes once.
 pub const PUBLISH_DELAY: Duration = Duration::from_millis(50);
-/// How long reported queriers are gathered before they are judged: a
-/// newcomer waits a second for our ping, and a node that many query wakes
-/// once a second for them, not once per batch (in a simulation of 10^4
-/// joining nodes, these wake-ups were a fifth of all events).
-pub const QUERIERS_DELAY: Duration = Duration::from_secs(1);
 /// A node is pinged at most once in this long (a lost ping is retried by
 /// the table's own upkeep).
 pub const PING_SPACING: Duration = Duration::from_secs(10);
@@ -252,7 +246,7 @@ impl Piece for Upkeep {
                 if self.queriers.len() < PINGS_TRACKED {
                     self.queriers.push((info, read_only));
                 }
-                self.queriers_at.get_or_insert(now + QUERIERS_DELAY);
+                self.queriers_at.get_or_insert(now + PUBLISH_DELAY);
             }
             RoutingInput::Consider(nodes) => {
                 for n in &nodes {
@@ -495,12 +489,8 @@ mod tests {
                 heard: vec![],
             },
         );
-        // The table is published first; the queriers wait longer.
         assert_eq!(u.poll_timeout(), Some(t0 + PUBLISH_DELAY));
         u.handle_timeout(t0 + PUBLISH_DELAY);
-        assert!(pings(&mut u).is_empty(), "not with the publication");
-        assert_eq!(u.poll_timeout(), Some(t0 + QUERIERS_DELAY));
-        u.handle_timeout(t0 + QUERIERS_DELAY);
         assert_eq!(
             pings(&mut u),
             vec![node(2).addr],
