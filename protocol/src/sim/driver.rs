@@ -461,14 +461,8 @@ impl Simulation {
             if done(self) {
                 return true;
             }
-            match self.events.next_at() {
-                Some(at) if at <= until => {}
-                _ => {
-                    self.now = self.now.max(until);
-                    return false;
-                }
-            }
-            let Some((at, event)) = self.events.pop() else {
+            let Some((at, event)) = self.events.pop_until(until) else {
+                self.now = self.now.max(until);
                 return false;
             };
             self.events_run += 1;

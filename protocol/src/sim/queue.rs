@@ -56,19 +56,16 @@ impl<E> EventQueue<E> {
         self.heap.push(Reverse((key, slot)));
     }
 
-    /// The time of the first event.
-    pub(crate) fn next_at(&self) -> Option<Instant> {
-        self.heap
-            .peek()
-            .map(|Reverse((key, _))| self.epoch + Duration::from_nanos((key >> 64) as u64))
-    }
-
-    /// Takes the first event, with its time.
-    pub(crate) fn pop(&mut self) -> Option<(Instant, E)> {
-        let Reverse((key, slot)) = self.heap.pop()?;
+    /// Takes the first event, with its time, if it is not after `until`.
+    pub(crate) fn pop_until(&mut self, until: Instant) -> Option<(Instant, E)> {
+        let Reverse((key, slot)) = *self.heap.peek()?;
+        let at = self.epoch + Duration::from_nanos((key >> 64) as u64);
+        if at > until {
+            return None;
+        }
+        self.heap.pop();
         let event = self.slots[slot as usize].take()?;
         self.free.push(slot);
-        let at = self.epoch + Duration::from_nanos((key >> 64) as u64);
         Some((at, event))
     }
 }
@@ -86,13 +83,16 @@ mod tests {
         q.push(t0 + ms(1), "a");
         q.push(t0 + ms(5), "d");
         q.push(t0 + ms(1), "b");
-        assert_eq!(q.next_at(), Some(t0 + ms(1)));
-        assert_eq!(q.pop(), Some((t0 + ms(1), "a")));
+        assert_eq!(q.pop_until(t0), None, "nothing is due yet");
+        assert_eq!(q.pop_until(t0 + ms(1)), Some((t0 + ms(1), "a")));
         // A slot freed is reused, and order still holds.
         q.push(t0 + ms(3), "x");
-        let rest: Vec<_> = std::iter::from_fn(|| q.pop()).map(|(_, e)| e).collect();
+        let end = t0 + ms(5);
+        let rest: Vec<_> = std::iter::from_fn(|| q.pop_until(end))
+            .map(|(_, e)| e)
+            .collect();
         assert_eq!(rest, ["b", "x", "c", "d"]);
-        assert_eq!(q.pop(), None);
+        assert_eq!(q.pop_until(end), None);
     }
 
     #[test]
@@ -100,6 +100,6 @@ mod tests {
         let t0 = crate::test_epoch() + Duration::from_secs(10);
         let mut q = EventQueue::new(t0);
         q.push(t0 - Duration::from_secs(1), 1);
-        assert_eq!(q.pop(), Some((t0, 1)));
+        assert_eq!(q.pop_until(t0), Some((t0, 1)));
     }
 }
