@@ -43,6 +43,7 @@ use crate::deadline::CachedDeadline;
 use crate::id::{bep42, Distance, NodeId};
 use crate::ip_prefix::IpPrefix;
 use crate::token::Token;
+use crate::transactions::MAX_TIMEOUT;
 
 /// Slot timeouts after which a silent node counts as failed in a lookup,
 /// whatever the transaction layer still tries: retransmissions go out
@@ -288,10 +289,17 @@ impl Lookup {
     /// [`FAIL_AFTER_SLOTS`] slot timeouts (at most
     /// [`LookupConfig::query_timeout`]): time for the retransmissions,
     /// which follow the same round trips, to be answered.
+    ///
+    /// Round trips longer than [`LookupConfig::query_timeout`] (our own
+    /// link is slow: every answer takes that long) raise that bound to
+    /// them, up to [`MAX_TIMEOUT`]: a lookup that gave up on every node
+    /// before its answer came would never end with one.
     pub fn set_query_timeout(&mut self, timeout: Duration) {
+        let most = self.config.query_timeout;
+        let most = timeout.clamp(most, MAX_TIMEOUT.max(most));
         // Only queries sent later use it: no deadline moves.
-        self.slot_timeout = timeout.clamp(self.config.min_query_timeout, self.config.query_timeout);
-        self.fail_timeout = (self.slot_timeout * FAIL_AFTER_SLOTS).min(self.config.query_timeout);
+        self.slot_timeout = timeout.clamp(self.config.min_query_timeout, most);
+        self.fail_timeout = (self.slot_timeout * FAIL_AFTER_SLOTS).min(most);
     }
 
     /// Whether `info` may join: not distrusted, and within the per-address

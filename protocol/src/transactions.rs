@@ -5,8 +5,16 @@
 //! A response matches only if it comes from the address queried. The table
 //! is bounded by [`TransactionConfig::max_pending`]; when it is full a new
 //! query is refused, so the caller can queue or drop it and count that.
+//!
+//! A node on a slow link (a saturated uplink, a satellite hop) may see every
+//! round trip take longer than the configured timeout. So a query that
+//! timed out is remembered until [`MAX_TIMEOUT`] after it was sent, and an
+//! answer that comes in that time is reported as late, with its round trip
+//! ([`Unmatched::Late`]); the measured round trips then lengthen the
+//! timeout, up to [`MAX_TIMEOUT`] ([`TransactionTable::set_measured_timeout`]).
+//! Without this, such a node never hears an answer and never bootstraps.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -61,6 +69,10 @@ struct Pending<T> {
 /// The shortest wait before a retransmission, whatever round trips say.
 pub const MIN_RETRANSMIT_AFTER: Duration = Duration::from_millis(250);
 
+/// The longest the timeout grows to, and how long after its last send a
+/// timed-out query is still recognised when its answer comes late.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Why a response matched nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unmatched {
@@ -68,6 +80,12 @@ pub enum Unmatched {
     UnknownId,
     /// The id is pending, but for another address.
     WrongAddress,
+    /// An answer to a query that timed out, from the address asked, this
+    /// long after the query's last send.
+    Late {
+        /// The round trip it took.
+        rtt: Duration,
+    },
 }
 
 /// A query that was answered.
@@ -114,6 +132,14 @@ pub struct TransactionTable<T> {
     deadlines: BTreeSet<(Instant, TransactionId)>,
     config: TransactionConfig,
     retransmit_after: Duration,
+    /// How long the last attempt waits: the configured timeout, or longer
+    /// where measured round trips say so.
+    timeout: Duration,
+    /// Queries that timed out: their answers may still come (at most
+    /// `max_pending`), with when each was last sent and where to.
+    timed_out: HashMap<TransactionId, (Instant, SocketAddr)>,
+    /// The same, oldest first, to forget them in order.
+    timed_out_order: VecDeque<(Instant, TransactionId)>,
 }
 
 impl<T> TransactionTable<T> {
@@ -130,6 +156,9 @@ impl<T> TransactionTable<T> {
             deadlines: BTreeSet::new(),
             config,
             retransmit_after: config.timeout,
+            timeout: config.timeout,
+            timed_out: HashMap::new(),
+            timed_out_order: VecDeque::new(),
         }
     }
 
@@ -138,9 +167,19 @@ impl<T> TransactionTable<T> {
     /// [`MIN_RETRANSMIT_AFTER`] and the configured timeout. The last
     /// attempt always waits the full timeout: it is the slow node's last
     /// chance. With one attempt (the default) nothing changes.
-    pub fn set_retransmit_after(&mut self, after: Duration) {
+    ///
+    /// Where round trips are longer than the configured timeout (our own
+    /// link is slow), the last attempt waits as long as they say, up to
+    /// [`MAX_TIMEOUT`]; never shorter than configured.
+    pub fn set_measured_timeout(&mut self, after: Duration) {
         let full = self.config.timeout;
         self.retransmit_after = after.clamp(MIN_RETRANSMIT_AFTER.min(full), full);
+        self.timeout = after.clamp(full, MAX_TIMEOUT.max(full));
+    }
+
+    /// How long the last attempt waits now.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// How long an attempt with `attempts_left` retries after it waits.
@@ -148,7 +187,7 @@ impl<T> TransactionTable<T> {
         if attempts_left > 0 {
             self.retransmit_after
         } else {
-            self.config.timeout
+            self.timeout
         }
     }
 
@@ -196,7 +235,7 @@ impl<T> TransactionTable<T> {
             .map(TransactionId)
             .map_err(|_| Unmatched::UnknownId)?;
         match self.pending.get(&id) {
-            None => return Err(Unmatched::UnknownId),
+            None => return Err(self.late(now, id, from)),
             Some(p) if p.to != from => return Err(Unmatched::WrongAddress),
             Some(_) => {}
         }
@@ -239,11 +278,12 @@ impl<T> TransactionTable<T> {
                     + if p.attempts_left > 0 {
                         self.retransmit_after
                     } else {
-                        self.config.timeout
+                        self.timeout
                     };
                 self.deadlines.insert((p.deadline, id));
                 out.push(Expired::Retransmit { id, to: p.to });
             } else if let Some(p) = self.pending.remove(&id) {
+                self.remember_timed_out(now, p.sent_at, id, p.to);
                 out.push(Expired::TimedOut {
                     id,
                     to: p.to,
@@ -252,6 +292,62 @@ impl<T> TransactionTable<T> {
             }
         }
         out
+    }
+
+    /// Keeps a timed-out query's id for its late answer, within bounds.
+    fn remember_timed_out(
+        &mut self,
+        now: Instant,
+        sent_at: Instant,
+        id: TransactionId,
+        to: SocketAddr,
+    ) {
+        self.forget_timed_out(now);
+        if self.timed_out_order.len() >= self.config.max_pending {
+            self.forget_oldest_timed_out();
+        }
+        self.timed_out.insert(id, (sent_at, to));
+        self.timed_out_order.push_back((sent_at, id));
+    }
+
+    fn forget_oldest_timed_out(&mut self) {
+        if let Some((sent_at, id)) = self.timed_out_order.pop_front() {
+            // The id may have been used again since, and time out later.
+            if self
+                .timed_out
+                .get(&id)
+                .is_some_and(|(at, _)| *at == sent_at)
+            {
+                self.timed_out.remove(&id);
+            }
+        }
+    }
+
+    /// Drops the timed-out queries too old for an answer to count.
+    fn forget_timed_out(&mut self, now: Instant) {
+        while self
+            .timed_out_order
+            .front()
+            .is_some_and(|(sent_at, _)| now.saturating_duration_since(*sent_at) > MAX_TIMEOUT)
+        {
+            self.forget_oldest_timed_out();
+        }
+    }
+
+    /// Why a response with an id not pending matched nothing: late (its
+    /// query timed out, and it comes from the address asked), or unknown.
+    /// A late answer is recognised once.
+    fn late(&mut self, now: Instant, id: TransactionId, from: SocketAddr) -> Unmatched {
+        self.forget_timed_out(now);
+        match self.timed_out.get(&id) {
+            Some(&(sent_at, to)) if to == from => {
+                self.timed_out.remove(&id);
+                Unmatched::Late {
+                    rtt: now.saturating_duration_since(sent_at),
+                }
+            }
+            _ => Unmatched::UnknownId,
+        }
     }
 
     /// The payload of a pending query, for retransmitting it.
@@ -370,7 +466,7 @@ mod tests {
             max_pending: 8,
         };
         let mut t = TransactionTable::new(cfg);
-        t.set_retransmit_after(Duration::from_millis(300));
+        t.set_measured_timeout(Duration::from_millis(300));
         t.start(t0, &mut rng, addr(1), ()).unwrap();
         let ms = |n: u64| t0 + Duration::from_millis(n);
         assert_eq!(t.poll_timeout(), Some(ms(300)));
@@ -385,12 +481,95 @@ mod tests {
         assert!(t.expire(ms(1599)).is_empty(), "the last attempt waits 1 s");
         assert!(matches!(t.expire(ms(1600))[..], [Expired::TimedOut { .. }]));
         // Never below the floor, never above the timeout.
-        t.set_retransmit_after(Duration::from_millis(1));
+        t.set_measured_timeout(Duration::from_millis(1));
         t.start(ms(2000), &mut rng, addr(2), ()).unwrap();
         assert_eq!(t.poll_timeout(), Some(ms(2000) + MIN_RETRANSMIT_AFTER));
         let mut lone = TransactionTable::new(TransactionConfig { attempts: 1, ..cfg });
-        lone.set_retransmit_after(Duration::from_millis(300));
+        lone.set_measured_timeout(Duration::from_millis(300));
         lone.start(t0, &mut rng, addr(3), ()).unwrap();
         assert_eq!(lone.poll_timeout(), Some(ms(1000)));
+    }
+
+    /// A node whose every round trip is longer than the timeout: the late
+    /// answer is recognised (once, from the address asked, within
+    /// MAX_TIMEOUT of the send), and the round trips it measures lengthen
+    /// the timeout, up to MAX_TIMEOUT.
+    #[test]
+    fn late_answers_are_recognised_and_lengthen_the_timeout() {
+        let t0 = crate::test_epoch();
+        let mut rng = StdRng::seed_from_u64(4);
+        let mut t = TransactionTable::new(TransactionConfig::default());
+        let s = |n: f64| t0 + Duration::from_secs_f64(n);
+        let a = t.start(t0, &mut rng, addr(1), ()).unwrap();
+        let b = t.start(t0, &mut rng, addr(2), ()).unwrap();
+        let c = t.start(t0, &mut rng, addr(3), ()).unwrap();
+        assert_eq!(t.expire(s(2.0)).len(), 3, "all three time out at 2 s");
+        let late = Unmatched::Late {
+            rtt: Duration::from_millis(2500),
+        };
+        assert_eq!(t.on_response(s(2.5), a.as_bytes(), addr(1)), Err(late));
+        assert_eq!(
+            t.on_response(s(2.6), a.as_bytes(), addr(1)),
+            Err(Unmatched::UnknownId),
+            "a late answer counts once"
+        );
+        assert_eq!(
+            t.on_response(s(2.5), b.as_bytes(), addr(9)),
+            Err(Unmatched::UnknownId),
+            "from another address"
+        );
+        assert_eq!(
+            t.on_response(
+                t0 + MAX_TIMEOUT + Duration::from_millis(1),
+                c.as_bytes(),
+                addr(3)
+            ),
+            Err(Unmatched::UnknownId),
+            "too late"
+        );
+        // Round trips of 2.5 s: the next query waits for them.
+        t.set_measured_timeout(Duration::from_millis(3750));
+        assert_eq!(t.timeout(), Duration::from_millis(3750));
+        t.start(s(20.0), &mut rng, addr(4), ()).unwrap();
+        assert!(t.expire(s(23.0)).is_empty());
+        assert_eq!(t.poll_timeout(), Some(s(23.75)));
+        // Never beyond MAX_TIMEOUT, never below the configured timeout.
+        t.set_measured_timeout(Duration::from_secs(60));
+        assert_eq!(t.timeout(), MAX_TIMEOUT);
+        t.set_measured_timeout(Duration::from_millis(100));
+        assert_eq!(t.timeout(), Duration::from_secs(2));
+    }
+
+    /// What is kept for late answers is bounded by `max_pending`.
+    #[test]
+    fn timed_out_queries_kept_for_late_answers_are_bounded() {
+        let t0 = crate::test_epoch();
+        let mut rng = StdRng::seed_from_u64(5);
+        let cfg = TransactionConfig {
+            max_pending: 4,
+            ..TransactionConfig::default()
+        };
+        let mut t = TransactionTable::new(cfg);
+        let mut ids = Vec::new();
+        for round in 0..3u64 {
+            let at = t0 + Duration::from_millis(round);
+            for n in 0..4 {
+                ids.push((t.start(at, &mut rng, addr(n), ()).unwrap(), addr(n)));
+            }
+            t.expire(at + Duration::from_secs(2));
+        }
+        assert_eq!(t.timed_out.len(), 4);
+        assert_eq!(t.timed_out_order.len(), 4);
+        let now = t0 + Duration::from_secs(3);
+        let (old, to) = ids[0];
+        assert_eq!(
+            t.on_response(now, old.as_bytes(), to),
+            Err(Unmatched::UnknownId)
+        );
+        let (newest, to) = ids[11];
+        assert!(matches!(
+            t.on_response(now, newest.as_bytes(), to),
+            Err(Unmatched::Late { .. })
+        ));
     }
 }

@@ -79,3 +79,81 @@ fn nodes_started_in_a_chain_of_routers_find_each_other() {
         );
     }
 }
+
+/// A node on a slow link: everything it sends waits 2.5 s (a saturated
+/// uplink), so every round trip it measures is longer than the 2 s timeout.
+/// It hears its first answers late, lets the measured round trips lengthen
+/// its timeouts, bootstraps, and finds what another node announced. (It
+/// used to time out on every query, and retried its bootstrap forever.)
+#[test]
+fn a_node_whose_round_trips_outlast_the_timeout_still_bootstraps() {
+    use dhtd_protocol::lookup::LookupKind;
+    use dhtd_protocol::node::AnnounceSpec;
+    use dhtd_protocol::sim::Endpoint;
+    use dhtd_protocol::InfoHash;
+
+    let mut sim = Simulation::new(epoch(), NetworkConfig::default(), 11);
+    let n = 30;
+    for i in 0..=n {
+        let endpoint = Endpoint {
+            access: Duration::from_millis(20),
+            slow: if i == n {
+                Duration::from_millis(2500)
+            } else {
+                Duration::ZERO
+            },
+            behind_nat: false,
+        };
+        sim.network_mut().attach(sim_addr(i), endpoint);
+        let mut sources = Sources::default();
+        if i > 0 {
+            sources.routers.push(sim_addr(0).to_string());
+        }
+        sim.add_node(NodeSpec {
+            addr: sim_addr(i),
+            id: None,
+            seed: None,
+            config: NodeConfig::default(),
+            sources,
+        });
+        sim.run_for(Duration::from_millis(200));
+    }
+    let slow = n;
+    let until = sim.now() + Duration::from_secs(120);
+    let done = sim.run_until(until, |s| s.is_bootstrapped(slow));
+    let late = sim.node(slow).telemetry.late_responses.total();
+    assert!(
+        done,
+        "not bootstrapped after 2 minutes ({late} late answers)"
+    );
+    assert!(late > 0, "it learned from late answers");
+    assert!(
+        sim.table(slow).len() >= K,
+        "{} nodes",
+        sim.table(slow).len()
+    );
+
+    let info_hash = InfoHash([7; 20]);
+    let spec = AnnounceSpec {
+        port: 4000,
+        implied_port: false,
+        seed: false,
+    };
+    let target = NodeId(info_hash.0);
+    let limit = Duration::from_secs(60);
+    let announced = sim.lookup(3, target, LookupKind::GetPeers, Some(spec), limit);
+    assert!(announced.is_some_and(|s| s.announce.is_some_and(|a| a.accepted > 0)));
+    let found = sim
+        .lookup(slow, target, LookupKind::GetPeers, None, limit)
+        .expect("the slow node's lookup ends");
+    assert!(found.responses >= K, "{found:?}");
+    let peer = std::net::SocketAddr::new(sim_addr(3).ip(), 4000);
+    let peers = sim
+        .node(slow)
+        .api
+        .peers
+        .values()
+        .flatten()
+        .collect::<Vec<_>>();
+    assert!(peers.contains(&&peer), "found {peers:?}");
+}

@@ -29,7 +29,13 @@ fn lookups_find_announces_and_the_size_estimate_holds_under_churn_and_nat() {
         duration: Duration::from_secs(2 * 3600),
         ..Model::default()
     });
-    assert!(r.departures > 300, "the run had churn: {r}");
+    // Churn at the steady rate, N over the mean session (832 minutes),
+    // over the 135 minutes after the first start: about 160 departures.
+    // A network of nodes that had all just arrived would lose twice that.
+    assert!(
+        (80..=320).contains(&r.departures),
+        "the run had churn, at the steady rate: {r}"
+    );
     assert!(r.datagrams[3] > 0, "NATs kept datagrams out: {r}");
     assert!(r.lookups >= 2000, "{r}");
     assert!(r.found_rate() >= 0.98, "{r}");

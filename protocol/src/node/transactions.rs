@@ -10,7 +10,7 @@
 //! [`TransactionConfig::attempts`]: crate::transactions::TransactionConfig::attempts
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 
@@ -26,7 +26,7 @@ use crate::krpc::{Body, Message, PutArgs, Query, SignedArgs, Want};
 use crate::rtt::RttEstimate;
 use crate::server::VERSION;
 use crate::telemetry::{Component, DropReason, ErrorLabel, NotSent, Telemetry};
-use crate::transactions::{Expired, TransactionId, TransactionTable};
+use crate::transactions::{Expired, TransactionId, TransactionTable, Unmatched};
 use crate::upload::UploadBudget;
 
 #[derive(Debug)]
@@ -199,15 +199,24 @@ impl Transactions {
         self.telemetry.queries_out.incr(q.query.method());
     }
 
-    fn response(&mut self, now: Instant, r: InboundResponse) {
-        let Ok(done) = self.table.on_response(now, &r.tid, r.from) else {
-            self.telemetry.dropped.incr(DropReason::UnknownTransaction);
-            return;
-        };
-        self.rtt.record(done.rtt);
+    /// Learns a round trip: retransmissions and the timeout follow them.
+    fn measured(&mut self, rtt: Duration) {
+        self.rtt.record(rtt);
         if let Some(after) = self.rtt.timeout() {
-            self.table.set_retransmit_after(after);
+            self.table.set_measured_timeout(after);
         }
+    }
+
+    fn response(&mut self, now: Instant, r: InboundResponse) {
+        let done = match self.table.on_response(now, &r.tid, r.from) {
+            Ok(done) => done,
+            Err(Unmatched::Late { rtt }) => return self.late_response(rtt, r),
+            Err(Unmatched::UnknownId | Unmatched::WrongAddress) => {
+                self.telemetry.dropped.incr(DropReason::UnknownTransaction);
+                return;
+            }
+        };
+        self.measured(done.rtt);
         let Pending { asker, node, .. } = done.payload;
         let result = match r.result {
             Ok(reply) => {
@@ -250,6 +259,26 @@ impl Transactions {
             result,
         };
         self.tell(asker, done);
+    }
+}
+
+impl Transactions {
+    /// An answer after its query timed out: its asker was told already,
+    /// but its round trip says how long to wait from now on, and its
+    /// sender lives (a node on a slow link learns its table this way).
+    fn late_response(&mut self, rtt: Duration, r: InboundResponse) {
+        self.telemetry.late_responses.incr(());
+        self.measured(rtt);
+        if let Ok(reply) = r.result {
+            self.outputs
+                .push(Envelope::Routing(RoutingInput::Responded {
+                    info: NodeInfo {
+                        id: reply.id,
+                        addr: r.from,
+                    },
+                    heard: reply.nodes,
+                }));
+        }
     }
 }
 

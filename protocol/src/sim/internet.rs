@@ -119,6 +119,24 @@ fn normal(rng: &mut impl RngCore) -> f64 {
     (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
 }
 
+/// A Gamma(`shape`, 1) draw, `shape` at least 1 (Marsaglia and Tsang,
+/// "A simple method for generating gamma variables", 2000).
+fn gamma(shape: f64, rng: &mut impl RngCore) -> f64 {
+    let d = shape - 1.0 / 3.0;
+    let c = 1.0 / (9.0 * d).sqrt();
+    loop {
+        let x = normal(rng);
+        let v = (1.0 + c * x).powi(3);
+        if v <= 0.0 {
+            continue;
+        }
+        let u: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
+        if u.ln() < 0.5 * x * x + d - d * v + d * v.ln() {
+            return d * v;
+        }
+    }
+}
+
 impl Model {
     /// A session length: Weibull with [`Self::session_median`] and
     /// [`Self::session_shape`], by inverting its distribution function.
@@ -127,6 +145,22 @@ impl Model {
         let scale = self.session_median.as_secs_f64() / std::f64::consts::LN_2.powf(1.0 / k);
         let u: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
         Duration::from_secs_f64((scale * (-u.ln()).powf(1.0 / k)).min(1e9))
+    }
+
+    /// What is left of the session of a node found online in a network
+    /// that has run for long: the first N nodes draw this, not a fresh
+    /// session, or the run would start with every node just arrived, and
+    /// with sessions this heavy-tailed the first hours would see many
+    /// times the steady rate of departures (N over the mean session).
+    /// A renewal process's remaining time is a uniform share of a session
+    /// drawn in proportion to its length; for the Weibull, such a length
+    /// is the scale times `G^(1/k)` with `G` drawn from Gamma(1 + 1/k).
+    fn remaining_session(&self, rng: &mut impl RngCore) -> Duration {
+        let k = self.session_shape;
+        let scale = self.session_median.as_secs_f64() / std::f64::consts::LN_2.powf(1.0 / k);
+        let length = scale * gamma(1.0 + 1.0 / k, rng).powf(1.0 / k);
+        let share: f64 = rng.random();
+        Duration::from_secs_f64((share * length).min(1e9))
     }
 
     /// A new node's connection and traits.
@@ -398,6 +432,16 @@ pub struct Progress {
     pub events: u64,
 }
 
+/// Where a node's session stands when it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Arrival {
+    /// One of the first N: a node of a network already running, part-way
+    /// through its session.
+    UnderWay,
+    /// A newcomer replacing a node that left: its session begins.
+    Newcomer,
+}
+
 /// A run in progress.
 struct Run {
     model: Model,
@@ -451,7 +495,13 @@ impl Run {
     /// Starts a node. Routers and the first nodes are always reachable
     /// enough to be found; newcomers bootstrap from the routers, the first
     /// N from `cached` (a saved table).
-    fn start(&mut self, id: Option<NodeId>, cached: Vec<usize>, router: bool) -> usize {
+    fn start(
+        &mut self,
+        id: Option<NodeId>,
+        cached: Vec<usize>,
+        router: bool,
+        arrival: Arrival,
+    ) -> usize {
         let i = self.sim.len();
         let addr = sim_addr(i);
         let mut traits = self.model.draw(&mut self.rng);
@@ -483,7 +533,11 @@ impl Run {
                 .collect(),
         };
         if !router {
-            let leaves = self.sim.now() + self.model.session(&mut self.rng);
+            let session = match arrival {
+                Arrival::UnderWay => self.model.remaining_session(&mut self.rng),
+                Arrival::Newcomer => self.model.session(&mut self.rng),
+            };
+            let leaves = self.sim.now() + session;
             self.leaving.insert((leaves, i), ());
         }
         self.members.push(Member {
@@ -529,7 +583,7 @@ impl Run {
     /// `join_over`, each from a saved table of those before it.
     fn join(&mut self, progress: &mut impl FnMut(Progress)) {
         for _ in 0..self.model.routers.max(1) {
-            self.start(None, Vec::new(), true);
+            self.start(None, Vec::new(), true, Arrival::UnderWay);
         }
         let rest = self.model.nodes.saturating_sub(self.model.routers.max(1));
         let step = self.model.join_over / rest.max(1) as u32;
@@ -539,7 +593,7 @@ impl Run {
         for n in 0..rest {
             let id = NodeId::random(&mut self.rng);
             let cached = self.saved_table(id, &started);
-            let i = self.start(Some(id), cached, false);
+            let i = self.start(Some(id), cached, false, Arrival::UnderWay);
             if self.members[i].reachable {
                 started.insert(id, i);
             }
@@ -569,7 +623,7 @@ impl Run {
                     self.sim.run_until(at, |_| false);
                     self.sim.retire(i);
                     self.report.departures += 1;
-                    self.start(None, Vec::new(), false);
+                    self.start(None, Vec::new(), false, Arrival::Newcomer);
                 }
                 _ => {
                     self.sim.run_until(until, |_| false);
@@ -749,10 +803,14 @@ impl Run {
             })
             .collect();
         for s in 1..=samples {
+            // The last interval ends with the duration asked for.
+            let start = begin + every * (s as u32 - 1);
+            let end = (begin + every * s as u32).min(begin + self.model.duration);
+            let span = end - start;
             // Lookups start through the interval, not all at its start.
             let per = self.model.lookups_per_sample;
             for l in 0..per {
-                let at = begin + every * (s as u32 - 1) + every.mul_f64(l as f64 / per as f64);
+                let at = start + span.mul_f64(l as f64 / per as f64);
                 self.run_to(at);
                 let live: Vec<usize> = (0..self.announced.len())
                     .filter(|&a| {
@@ -770,7 +828,6 @@ impl Run {
                     self.probe(a, false);
                 }
             }
-            let end = begin + every * s as u32;
             // The lookups of the once-announced end well within a minute.
             self.run_to(end);
             let (found_again, found_once) = self.collect_probes();
@@ -794,7 +851,7 @@ impl Run {
                 size_ratio_median: f64_percentiles(&mut ratios, [0.1, 0.5, 0.9])[1],
                 queries_in_per_node: queries_in.saturating_sub(last_in) as f64
                     / online.max(1) as f64
-                    / every.as_secs_f64(),
+                    / span.as_secs_f64(),
             });
             last_in = queries_in;
             progress(self.progress());
@@ -859,4 +916,48 @@ pub fn run_internet(
     run.announce();
     run.measure(&mut progress);
     run.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn share_below(draws: &[Duration], limit: Duration) -> f64 {
+        draws.iter().filter(|d| **d < limit).count() as f64 / draws.len() as f64
+    }
+
+    /// The first nodes leave at the steady rate (N over the mean session,
+    /// 832 minutes with the defaults), not at the rate of nodes that just
+    /// arrived, most of whose short sessions end in the first minutes.
+    #[test]
+    fn the_first_nodes_are_part_way_through_their_sessions() {
+        let model = Model::default();
+        let mut rng = StdRng::seed_from_u64(7);
+        let fresh: Vec<Duration> = (0..100_000).map(|_| model.session(&mut rng)).collect();
+        let under_way: Vec<Duration> = (0..100_000)
+            .map(|_| model.remaining_session(&mut rng))
+            .collect();
+        let ten_minutes = Duration::from_secs(600);
+        let mean_session_minutes = 2.0 * 200.0 / std::f64::consts::LN_2.powi(2);
+        let steady = 10.0 / mean_session_minutes;
+        let early = share_below(&under_way, ten_minutes);
+        assert!(
+            (early - steady).abs() < 0.2 * steady,
+            "{early} of the first nodes left within 10 minutes, the steady rate is {steady}"
+        );
+        // A newcomer's session: Weibull with the median asked for.
+        assert!((share_below(&fresh, model.session_median) - 0.5).abs() < 0.01);
+        assert!(share_below(&fresh, ten_minutes) > 10.0 * steady);
+        // The remaining time's mean is E[L²] / 2E[L]: six times the scale.
+        let scale_minutes = 200.0 / std::f64::consts::LN_2.powi(2);
+        let mean = under_way
+            .iter()
+            .map(|d| d.as_secs_f64() / 60.0)
+            .sum::<f64>()
+            / 1e5;
+        assert!(
+            (mean / (6.0 * scale_minutes) - 1.0).abs() < 0.05,
+            "mean remaining session {mean} min"
+        );
+    }
 }

@@ -187,6 +187,9 @@ catalogue! {
     /// Our queries that got no answer after every attempt.
     timeouts: Cells<()> = Counter "dht_transaction_timeouts_total", Count, &[],
         "Our queries that got no answer in time, after every attempt";
+    /// Answers to our queries that came after the query timed out.
+    late_responses: Cells<()> = Counter "dht_late_responses_total", Count, &[],
+        "Answers to our queries that came after they timed out (they lengthen the timeout, up to 10 s)";
     /// Datagrams dropped without an answer, by reason.
     dropped: Cells<DropReason> = Counter "dht_packets_dropped_total", Count, &[],
         "Datagrams dropped without an answer, by reason";

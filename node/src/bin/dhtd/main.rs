@@ -321,6 +321,9 @@ pub(crate) fn set_log_filter(filter: Option<&str>) -> Result<bool, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Sim(_)) {
+        sim::restart_with_huge_pages();
+    }
     // A swarm's hundreds of nodes would each log their start and bootstrap;
     // it prints its own progress instead.
     let default_level = if matches!(cli.command, Command::Swarm { .. }) {

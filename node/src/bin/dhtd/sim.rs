@@ -144,6 +144,37 @@ impl SimArgs {
     }
 }
 
+/// The tunable that has glibc's malloc ask for transparent huge pages.
+const HUGE_PAGES_TUNABLE: &str = "glibc.malloc.hugetlb=1";
+
+/// Starts this process again with glibc's heap on transparent huge pages,
+/// where the kernel gives them only on request (`[madvise]`, Debian's
+/// default); returns only if it does not (the tunable is read before
+/// `main`, so it cannot be set from here). The simulator touches gigabytes
+/// of node state at random, and with 4 KiB pages an event's time goes to
+/// TLB misses: huge pages made a 10^4-node run 17% faster, side by side.
+/// A `GLIBC_TUNABLES` already set is the user's choice, and left alone.
+pub(crate) fn restart_with_huge_pages() {
+    if !cfg!(all(target_os = "linux", target_env = "gnu"))
+        || std::env::var_os("GLIBC_TUNABLES").is_some()
+    {
+        return;
+    }
+    let thp = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled");
+    if !thp.is_ok_and(|mode| mode.contains("[madvise]")) {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    use std::os::unix::process::CommandExt as _;
+    let error = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env("GLIBC_TUNABLES", HUGE_PAGES_TUNABLE)
+        .exec();
+    eprintln!("dhtd sim: running without huge pages (cannot restart: {error})");
+}
+
 /// Peak resident memory of this process, from Linux's /proc.
 fn peak_memory_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
