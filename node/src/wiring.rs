@@ -348,6 +348,8 @@ async fn housekeeping(node: std::sync::Weak<Node>) {
         if just_bootstrapped || last_save.elapsed() >= node.config.save_interval {
             last_save = Instant::now();
             node.save_table().await;
+            // A failed save shows on /metrics now, not a report later.
+            node.report();
         }
     }
 }

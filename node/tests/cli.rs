@@ -456,7 +456,16 @@ fn a_daemon_whose_state_cannot_be_saved_reports_it_and_exits_1() {
     let first = daemon();
     first.wait_for("UDP receive buffer", Duration::from_secs(10));
     first.wait_for("cannot save the routing table", Duration::from_secs(20));
-    let scrape = scrape_when_ready(&metrics, 1);
+    // The log line comes a moment before the metrics move.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let scrape = loop {
+        let scrape = scrape_when_ready(&metrics, 1);
+        let failed = sample(&scrape, "dht_state_save_failures_total") >= 1.0;
+        if failed || Instant::now() > deadline {
+            break scrape;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     // 2 MiB asked; Linux reports twice what it grants, at least the
     // default 208 KiB capped by net.core.rmem_max.
     assert!(
