@@ -18,20 +18,25 @@ fn epoch() -> Instant {
 fn chain(n: usize, seed: u64) -> Simulation {
     let mut sim = Simulation::new(epoch(), NetworkConfig::default(), seed);
     for i in 0..n {
-        let mut sources = Sources::default();
-        if i > 0 {
-            sources.routers.push(sim_addr(i - 1).to_string());
-        }
-        sim.add_node(NodeSpec {
-            addr: sim_addr(i),
-            id: None,
-            seed: None,
-            config: NodeConfig::default(),
-            sources,
-        });
+        start(&mut sim, i, i.checked_sub(1));
         sim.run_for(Duration::from_millis(100));
     }
     sim
+}
+
+/// Starts node `i` with the defaults, and node `router` as its router.
+fn start(sim: &mut Simulation, i: usize, router: Option<usize>) {
+    let mut sources = Sources::default();
+    sources
+        .routers
+        .extend(router.map(|r| sim_addr(r).to_string()));
+    sim.add_node(NodeSpec {
+        addr: sim_addr(i),
+        id: None,
+        seed: None,
+        config: NodeConfig::default(),
+        sources,
+    });
 }
 
 /// The ids of the k nodes closest to node `i`, others only.
@@ -105,17 +110,7 @@ fn a_node_whose_round_trips_outlast_the_timeout_still_bootstraps() {
             behind_nat: false,
         };
         sim.network_mut().attach(sim_addr(i), endpoint);
-        let mut sources = Sources::default();
-        if i > 0 {
-            sources.routers.push(sim_addr(0).to_string());
-        }
-        sim.add_node(NodeSpec {
-            addr: sim_addr(i),
-            id: None,
-            seed: None,
-            config: NodeConfig::default(),
-            sources,
-        });
+        start(&mut sim, i, (i > 0).then_some(0));
         sim.run_for(Duration::from_millis(200));
     }
     let slow = n;

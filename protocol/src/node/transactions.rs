@@ -260,9 +260,7 @@ impl Transactions {
         };
         self.tell(asker, done);
     }
-}
 
-impl Transactions {
     /// An answer after its query timed out: its asker was told already,
     /// but its round trip says how long to wait from now on, and its
     /// sender lives (a node on a slow link learns its table this way).

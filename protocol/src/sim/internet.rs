@@ -138,11 +138,16 @@ fn gamma(shape: f64, rng: &mut impl RngCore) -> f64 {
 }
 
 impl Model {
+    /// The Weibull scale, in seconds, that gives the median session asked for.
+    fn session_scale(&self) -> f64 {
+        let k = self.session_shape;
+        self.session_median.as_secs_f64() / std::f64::consts::LN_2.powf(1.0 / k)
+    }
+
     /// A session length: Weibull with [`Self::session_median`] and
     /// [`Self::session_shape`], by inverting its distribution function.
     fn session(&self, rng: &mut impl RngCore) -> Duration {
-        let k = self.session_shape;
-        let scale = self.session_median.as_secs_f64() / std::f64::consts::LN_2.powf(1.0 / k);
+        let (k, scale) = (self.session_shape, self.session_scale());
         let u: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
         Duration::from_secs_f64((scale * (-u.ln()).powf(1.0 / k)).min(1e9))
     }
@@ -156,8 +161,7 @@ impl Model {
     /// drawn in proportion to its length; for the Weibull, such a length
     /// is the scale times `G^(1/k)` with `G` drawn from Gamma(1 + 1/k).
     fn remaining_session(&self, rng: &mut impl RngCore) -> Duration {
-        let k = self.session_shape;
-        let scale = self.session_median.as_secs_f64() / std::f64::consts::LN_2.powf(1.0 / k);
+        let (k, scale) = (self.session_shape, self.session_scale());
         let length = scale * gamma(1.0 + 1.0 / k, rng).powf(1.0 / k);
         let share: f64 = rng.random();
         Duration::from_secs_f64((share * length).min(1e9))
