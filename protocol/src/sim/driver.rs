@@ -1,8 +1,8 @@
 //! The simulator's driver: the node's pieces, as the actors run them, on a
 //! virtual clock and the simulated network.
 //!
-//! Each node holds every piece of [`Pieces`] and one mailbox: an envelope a
-//! piece emits is queued there and delivered in order (nearcore's rule:
+//! Each node holds every piece of [`Pieces`]; an envelope a piece emits is
+//! queued in the mailbox of the node being run and delivered in order (nearcore's rule:
 //! events at equal times run in the order they were scheduled), to the
 //! same `handle` an actor would call. Datagrams go through the
 //! [`Network`]; a node wakes at the earliest [`Piece::poll_timeout`] of its
@@ -109,8 +109,6 @@ pub struct SimNode {
     pub telemetry: Arc<Telemetry>,
     /// What its application heard.
     pub api: NodeApi,
-    mailbox: VecDeque<Envelope>,
-    wake_at: Option<Instant>,
     wakes_now: (Instant, u32),
 }
 
@@ -204,6 +202,12 @@ const MAX_WAKES_AT_ONE_INSTANT: u32 = 100_000;
 /// A simulated DHT: nodes, the network between them, and virtual time.
 pub struct Simulation {
     nodes: Vec<SimNode>,
+    /// When each node wakes next, beside the nodes: a wake-up made stale by
+    /// an earlier one is dropped without touching the node's memory.
+    wake_at: Vec<Option<Instant>>,
+    /// The mailbox of the node being run. One serves all: a node's mailbox
+    /// is run to empty before any other node runs.
+    mailbox: VecDeque<Envelope>,
     by_addr: HashMap<SocketAddr, usize>,
     network: Network,
     events: EventQueue<Event>,
@@ -228,6 +232,8 @@ impl Simulation {
     pub fn new(epoch: Instant, network: NetworkConfig, seed: u64) -> Self {
         Simulation {
             nodes: Vec::new(),
+            wake_at: Vec::new(),
+            mailbox: VecDeque::new(),
             by_addr: HashMap::new(),
             network: Network::new(network),
             events: EventQueue::new(epoch),
@@ -267,10 +273,9 @@ impl Simulation {
             pieces,
             telemetry,
             api: NodeApi::default(),
-            mailbox: VecDeque::new(),
-            wake_at: None,
             wakes_now: (self.now, 0),
         });
+        self.wake_at.push(None);
         self.by_addr.insert(spec.addr, i);
         self.settle(i);
         i
@@ -348,8 +353,7 @@ impl Simulation {
             &mut rng,
             node.telemetry.clone(),
         );
-        node.mailbox = VecDeque::new();
-        node.wake_at = None;
+        self.wake_at[i] = None;
     }
 
     fn schedule(&mut self, at: Instant, event: Event) {
@@ -358,7 +362,7 @@ impl Simulation {
 
     /// Queues `envelope` in node `i`'s mailbox and runs it to quiet.
     pub fn send_to(&mut self, i: usize, envelope: Envelope) {
-        self.nodes[i].mailbox.push_back(envelope);
+        self.mailbox.push_back(envelope);
         self.settle(i);
     }
 
@@ -484,16 +488,15 @@ impl Simulation {
                     t.packets_in.incr(f);
                     t.bytes_in.add(f, bytes.len() as u64);
                     let batch = vec![Datagram { from, bytes }];
-                    self.nodes[to]
-                        .mailbox
+                    self.mailbox
                         .push_back(Envelope::RateLimiter(RateLimiterInput::Datagrams(batch)));
                     self.settle(to);
                 }
                 Event::Wake(i) => {
-                    if self.nodes[i].wake_at != Some(at) {
+                    if self.wake_at[i] != Some(at) {
                         continue; // superseded
                     }
-                    self.nodes[i].wake_at = None;
+                    self.wake_at[i] = None;
                     if self.nodes[i].online {
                         self.wake(i);
                     }
@@ -587,7 +590,7 @@ impl Simulation {
     fn settle(&mut self, i: usize) {
         loop {
             self.collect(i);
-            let Some(envelope) = self.nodes[i].mailbox.pop_front() else {
+            let Some(envelope) = self.mailbox.pop_front() else {
                 break;
             };
             let node = &mut self.nodes[i];
@@ -602,12 +605,6 @@ impl Simulation {
             for request in io {
                 self.io(i, request);
             }
-        }
-        // A burst (a bootstrap, a flood) must not keep its peak mailbox:
-        // at 10^5 nodes that is most of the simulator's memory.
-        let mailbox = &mut self.nodes[i].mailbox;
-        if mailbox.capacity() > 0 {
-            *mailbox = VecDeque::new();
         }
         self.arm(i);
     }
@@ -629,7 +626,7 @@ impl Simulation {
             ];
             for out in outputs {
                 while let Some(e) = out.pop() {
-                    node.mailbox.push_back(e);
+                    self.mailbox.push_back(e);
                 }
                 for (to, bytes) in out.outbox.iter() {
                     datagrams.push((to, Bytes::copy_from_slice(bytes)));
@@ -654,7 +651,7 @@ impl Simulation {
                     routers: resolve(&routers),
                     nodes: resolve(&nodes),
                 };
-                self.nodes[i].mailbox.push_back(Envelope::Supervisor(m));
+                self.mailbox.push_back(Envelope::Supervisor(m));
             }
             IoRequest::SaveNodeId(id) => self.nodes[i].api.saved_ids.push(id),
         }
@@ -675,8 +672,8 @@ impl Simulation {
         .min()
         // Never in the past: a deadline already due runs at once.
         .map(|t| t.max(self.now));
-        if next != self.nodes[i].wake_at {
-            self.nodes[i].wake_at = next;
+        if next != self.wake_at[i] {
+            self.wake_at[i] = next;
             if let Some(at) = next {
                 self.schedule(at, Event::Wake(i));
             }

@@ -174,6 +174,11 @@ impl Gate {
         }
     }
 
+    /// Sources whose query budget is tracked now.
+    pub fn tracked(&self) -> usize {
+        self.queries_in.tracked()
+    }
+
     /// Applies `config`'s budgets and read-only mode from now on.
     pub fn reconfigure(&mut self, config: &NodeConfig) {
         let limits = &config.limits;

@@ -17,7 +17,10 @@ use std::time::{Duration, Instant};
 use super::{NodeConfig, Outputs, Piece, RateLimiterInput};
 use crate::telemetry::{Component, Telemetry};
 
-/// How often per-IP budgets that have refilled completely are forgotten.
+/// How often per-IP budgets that have refilled completely are forgotten:
+/// at the first datagram after this long, not on a timer of its own (a
+/// budget forgotten late is the same as a full one, and a timer woke every
+/// node every 10 s, a seventh of all events in a simulated network).
 pub const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 /// The gate and the pacer: the rate limiter's piece.
@@ -71,6 +74,10 @@ impl Piece for RateLimiter {
             RateLimiterInput::Datagrams(batch) => {
                 // They have left the mailbox the socket counted them into.
                 self.telemetry.inbound_backlog.sub((), batch.len() as u64);
+                if now >= self.next_sweep {
+                    self.next_sweep = now + SWEEP_EVERY;
+                    self.gate.forget_idle(now);
+                }
                 self.gate
                     .handle_datagrams(now, batch, &self.telemetry, &mut self.outputs);
             }
@@ -91,18 +98,43 @@ impl Piece for RateLimiter {
     fn handle_timeout(&mut self, now: Instant) {
         self.pacer
             .handle_timeout(now, &self.telemetry, &mut self.outputs);
-        if now >= self.next_sweep {
-            self.next_sweep = now + SWEEP_EVERY;
-            self.gate.forget_idle(now);
-        }
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        let pacer = self.pacer.poll_timeout();
-        Some(pacer.map_or(self.next_sweep, |p| p.min(self.next_sweep)))
+        self.pacer.poll_timeout()
     }
 
     fn outputs(&mut self) -> &mut Outputs {
         &mut self.outputs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::Datagram;
+    use bytes::Bytes;
+    use std::net::SocketAddr;
+
+    fn ping_from(ip: [u8; 4]) -> RateLimiterInput {
+        let bytes = Bytes::from_static(b"d1:ad2:id20:aaaaaaaaaaaaaaaaaaaae1:q4:ping1:t2:aa1:y1:qe");
+        let from = SocketAddr::from((ip, 6881));
+        RateLimiterInput::Datagrams(vec![Datagram { from, bytes }])
+    }
+
+    /// An idle node wakes for nothing here: budgets that refilled are
+    /// forgotten at the first datagram after the sweep interval.
+    #[test]
+    fn refilled_budgets_are_forgotten_at_the_next_datagram_not_on_a_timer() {
+        let t0 = crate::test_epoch();
+        let telemetry = Arc::new(Telemetry::default());
+        let mut r = RateLimiter::new(t0, &NodeConfig::default(), telemetry);
+        r.telemetry.inbound_backlog.add((), 2);
+        assert_eq!(r.poll_timeout(), None);
+        r.handle(t0, ping_from([10, 0, 0, 1]));
+        assert_eq!(r.gate.tracked(), 1);
+        assert_eq!(r.poll_timeout(), None, "no timer for the sweep");
+        r.handle(t0 + 6 * SWEEP_EVERY, ping_from([10, 0, 1, 1]));
+        assert_eq!(r.gate.tracked(), 1, "the first source was forgotten");
     }
 }
