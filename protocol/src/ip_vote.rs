@@ -42,15 +42,19 @@ impl ExternalIpVotes {
     }
 
     fn leader(&self) -> Option<IpAddr> {
-        let mut best: Option<(IpAddr, usize)> = None;
+        // Tallied in one pass: voters nearly always agree, so the tally
+        // holds one or two addresses (this runs on every response).
+        let mut tally: Vec<(IpAddr, usize)> = Vec::with_capacity(2);
         for (_, seen) in &self.votes {
-            let n = self.votes.iter().filter(|(_, s)| s == seen).count();
-            if best.is_none_or(|(_, b)| n > b) {
-                best = Some((*seen, n));
+            match tally.iter_mut().find(|(ip, _)| ip == seen) {
+                Some((_, n)) => *n += 1,
+                None => tally.push((*seen, 1)),
             }
         }
         // A majority of the votes cast, and at least MIN_VOTES of them.
-        best.filter(|(_, n)| *n >= MIN_VOTES && *n * 2 > self.votes.len())
+        tally
+            .into_iter()
+            .find(|(_, n)| *n >= MIN_VOTES && *n * 2 > self.votes.len())
             .map(|(ip, _)| ip)
     }
 

@@ -547,3 +547,49 @@ fn verified_ids_are_preferred_where_there_is_a_choice() {
         InsertOutcome::Rejected(RejectReason::SamePrefix)
     );
 }
+
+/// libtorrent's extended routing table: the farthest buckets hold 16, 8,
+/// 4 and 2 times k; a split moves the freshest of a near half too large for
+/// its narrower bucket, and caches the rest.
+#[test]
+fn an_extended_table_widens_the_farthest_buckets() {
+    let t0 = crate::test_epoch();
+    let mut rng = StdRng::seed_from_u64(9);
+    let cfg = RoutingConfig {
+        extended_table: true,
+        ..RoutingConfig::default()
+    };
+    assert_eq!(
+        (0..5).map(|i| cfg.bucket_capacity(i)).collect::<Vec<_>>(),
+        [128, 64, 32, 16, 8]
+    );
+    let mut t = RoutingTable::new(own(), t0, cfg);
+    // 28 far nodes, then 100 nearer ones, each heard a second later.
+    let far: Vec<NodeInfo> = (0..28).map(|n| node_at(0, n, &mut rng)).collect();
+    let near: Vec<NodeInfo> = (0..100).map(|n| node_at(1, n, &mut rng)).collect();
+    let mut at = t0;
+    for info in far.into_iter().chain(near) {
+        at += Duration::from_secs(1);
+        assert_eq!(t.node_responded(at, info), InsertOutcome::Inserted);
+    }
+    assert_eq!(t.bucket_count(), 1, "one bucket holds 128");
+    let extra = node_at(0, 200, &mut rng);
+    at += Duration::from_secs(1);
+    assert_eq!(t.node_responded(at, extra), InsertOutcome::Inserted);
+    let counts = |t: &RoutingTable| -> Vec<(usize, usize)> {
+        let stats = t.stats(at);
+        stats
+            .buckets
+            .iter()
+            .map(|b| (b.good, b.replacements))
+            .collect()
+    };
+    assert_eq!(counts(&t)[..2], [(29, 0), (64, 8)]);
+    // The ones kept are the 64 heard from last.
+    let oldest_kept = t.buckets[1]
+        .nodes
+        .iter()
+        .filter_map(|e| e.last_seen())
+        .min();
+    assert_eq!(oldest_kept, Some(t0 + Duration::from_secs(28 + 37)));
+}
