@@ -57,6 +57,16 @@ pub const PINGS_TRACKED: usize = 8192;
 /// Seeds handed to a lookup started from the table.
 pub const SEEDS: usize = 2 * K;
 
+/// The table's own upkeep (pings of questionable nodes, refreshes of quiet
+/// buckets) runs on this tick, all that is due at once: each entry turns
+/// questionable at its own time, and waking for each was a quarter of all
+/// events in a simulated network. A minute late on a 15-minute timer
+/// changes nothing BEP 5 asks for. A bucket's refresh waits one tick more
+/// than its nodes' pings: their answers change the bucket, which makes
+/// most refreshes unnecessary (refreshing on the pings' tick sent 11% more
+/// datagrams).
+pub const MAINTENANCE_TICK: Duration = Duration::from_secs(60);
+
 /// The routing gauges follow time alone at most this often.
 const GAUGES_EVERY: Duration = Duration::from_secs(1);
 
@@ -75,6 +85,8 @@ pub struct Upkeep {
     queriers_at: Option<Instant>,
     /// When the gauges may be brought up to date with time alone again.
     gauges_at: Instant,
+    /// Where the maintenance ticks are counted from.
+    ticks_from: Instant,
     telemetry: Arc<Telemetry>,
     outputs: Outputs,
 }
@@ -89,9 +101,11 @@ impl Upkeep {
         rng: StdRng,
         telemetry: Arc<Telemetry>,
     ) -> Self {
+        let mut routing = config.routing;
+        routing.refresh_after += MAINTENANCE_TICK;
         Upkeep {
             family,
-            table: RoutingTable::new(own_id, now, config.routing),
+            table: RoutingTable::new(own_id, now, routing),
             rng,
             routers: HashSet::new(),
             admitted_routers: HashSet::new(),
@@ -101,6 +115,7 @@ impl Upkeep {
             queriers: Vec::new(),
             queriers_at: None,
             gauges_at: now,
+            ticks_from: now,
             telemetry,
             outputs: Outputs::default(),
         }
@@ -170,6 +185,14 @@ impl Upkeep {
         if self.publish_at.is_none_or(|p| p > at) {
             self.publish_at = Some(at);
         }
+    }
+
+    /// The first maintenance tick at or after `t`.
+    fn tick_at_or_after(&self, t: Instant) -> Instant {
+        let tick = MAINTENANCE_TICK.as_nanos();
+        let since = t.saturating_duration_since(self.ticks_from).as_nanos();
+        let ticks = since.div_ceil(tick);
+        self.ticks_from + Duration::from_nanos((ticks * tick).min(u64::MAX as u128) as u64)
     }
 
     /// A lookup of `target` from the table's closest nodes.
@@ -315,7 +338,8 @@ impl Piece for Upkeep {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        [self.table.poll_timeout(), self.publish_at, self.queriers_at]
+        let maintenance = self.table.poll_timeout().map(|t| self.tick_at_or_after(t));
+        [maintenance, self.publish_at, self.queriers_at]
             .into_iter()
             .flatten()
             .min()
@@ -383,6 +407,51 @@ mod tests {
         let later = t0 + PING_SPACING;
         u.handle(later, RoutingInput::Consider(vec![node(1)]));
         assert_eq!(pings(&mut u), vec![node(1).addr]);
+    }
+
+    /// Nodes turning questionable at their own times are pinged together,
+    /// at the first maintenance tick after: one wake-up, not one each. The
+    /// bucket's refresh waits a tick more, for the pings' answers.
+    #[test]
+    fn questionable_nodes_wait_for_the_maintenance_tick_and_refreshes_one_more() {
+        let t0 = crate::test_epoch();
+        let mut u = upkeep(t0);
+        let quiet = crate::routing::RoutingConfig::default().questionable_after;
+        let heard_at = [t0 + Duration::from_secs(5), t0 + Duration::from_secs(40)];
+        for (i, at) in heard_at.into_iter().enumerate() {
+            let info = node(0x80 + i as u8);
+            u.handle(
+                at,
+                RoutingInput::Responded {
+                    info,
+                    heard: vec![],
+                },
+            );
+        }
+        u.handle_timeout(heard_at[1] + PUBLISH_DELAY);
+        pings(&mut u);
+        let wake = u.poll_timeout().expect("upkeep is due");
+        assert_eq!(wake, t0 + quiet + MAINTENANCE_TICK, "the tick after both");
+        assert!(wake > heard_at[1] + quiet);
+        u.handle_timeout(wake);
+        let (mut pinged, mut refreshes) = (Vec::new(), 0);
+        while let Some(e) = u.outputs.pop() {
+            match e {
+                Envelope::RateLimiter(RateLimiterInput::Send(q)) => pinged.push(q.to),
+                Envelope::Lookups(LookupsInput::Start(_)) => refreshes += 1,
+                _ => {}
+            }
+        }
+        assert_eq!(pinged, vec![node(0x80).addr, node(0x81).addr]);
+        assert_eq!(refreshes, 0, "no refresh on the pings' tick");
+        // Unanswered, the bucket is refreshed on the next tick.
+        let next = u.poll_timeout().expect("the refresh is due");
+        assert_eq!(next, wake + MAINTENANCE_TICK);
+        u.handle_timeout(next);
+        let started = std::iter::from_fn(|| u.outputs.pop())
+            .filter(|e| matches!(e, Envelope::Lookups(LookupsInput::Start(_))))
+            .count();
+        assert_eq!(started, 1);
     }
 
     /// Routers are asked, never kept, unless admitted as neighbours.
