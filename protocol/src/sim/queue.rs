@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 /// Buckets: one per bit of a key, and one for the key equal to the last.
 const BUCKETS: usize = 129;
+/// Room a bucket keeps once emptied.
+const KEPT_ROOM: usize = 1024;
 
 /// Events of type `E` by virtual time.
 #[derive(Debug)]
@@ -92,7 +94,12 @@ impl<E> EventQueue<E> {
             for (k, s) in rest.drain(..) {
                 self.buckets[bucket_of(k, key)].push((k, s));
             }
-            self.buckets[b] = rest;
+            // A small bucket keeps its room; a large one gives it back, or
+            // every bucket would keep the peak of a million-event queue
+            // (refilling costs no more than the move just made).
+            if rest.capacity() <= KEPT_ROOM {
+                self.buckets[b] = rest;
+            }
         }
         let event = self.slots[slot as usize].take()?;
         self.free.push(slot);

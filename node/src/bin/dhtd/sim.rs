@@ -290,12 +290,13 @@ fn write_samples(out: &Path, r: &InternetReport) -> Result<(), Failure> {
 fn summary(rows: &[Row]) -> String {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let mut t = String::from(
-        "| N | lookups | found peer | exact 8 | ≥6 of 8 | lookup median / p90 / p99 (ms) | first peer median / p90 / p99 (ms) | hops | queries | tables live | size est. p10 / median / p90 | queries/s in p50 / p99 | wall (s) | events/s | memory/node (KiB) |\n| ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: |\n",
+        "| N | lookups | found peer | exact 8 | ≥6 of 8 | lookup median / p90 / p99 (ms) | first peer median / p90 / p99 (ms) | askers not on slow links: first peer median / p99 (ms) | hops | queries | tables live | size est. p10 / median / p90 | queries/s in p50 / p99 | wall (s) | events/s | memory/node (KiB) |\n| ---: | ---: | ---: | ---: | ---: | --- | --- | --- | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: |\n",
     );
     for row in rows {
         let r = &row.report;
         let [t50, t90, t99] = r.lookup_time();
         let [f50, f90, f99] = r.first_peer_time();
+        let (_, [o50, _, o99]) = r.ordinary_link_times();
         let mem = row.peak_memory.map_or("?".into(), |p| {
             format!(
                 "{:.0}",
@@ -304,7 +305,7 @@ fn summary(rows: &[Row]) -> String {
         });
         let _ = writeln!(
             t,
-            "| {} | {} | {:.1}% | {:.1}% | {:.1}% | {:.0} / {:.0} / {:.0} | {:.0} / {:.0} / {:.0} | {:.2} | {:.1} | {:.1}% | {:.2} / {:.2} / {:.2} | {:.2} / {:.2} | {:.0} | {:.0}k | {} |",
+            "| {} | {} | {:.1}% | {:.1}% | {:.1}% | {:.0} / {:.0} / {:.0} | {:.0} / {:.0} / {:.0} | {:.0} / {:.0} | {:.2} | {:.1} | {:.1}% | {:.2} / {:.2} / {:.2} | {:.2} / {:.2} | {:.0} | {:.0}k | {} |",
             r.nodes,
             r.lookups,
             100.0 * r.found_rate(),
@@ -312,6 +313,7 @@ fn summary(rows: &[Row]) -> String {
             100.0 * r.nearly as f64 / r.lookups.max(1) as f64,
             ms(t50), ms(t90), ms(t99),
             ms(f50), ms(f90), ms(f99),
+            ms(o50), ms(o99),
             r.mean_hops(),
             r.mean_queries(),
             100.0 * r.table_live(),
