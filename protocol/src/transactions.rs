@@ -131,10 +131,7 @@ pub struct TransactionTable<T> {
     pending: BTreeMap<TransactionId, Pending<T>>,
     deadlines: BTreeSet<(Instant, TransactionId)>,
     config: TransactionConfig,
-    retransmit_after: Duration,
-    /// How long the last attempt waits: the configured timeout, or longer
-    /// where measured round trips say so.
-    timeout: Duration,
+    waits: Waits,
     /// Queries that timed out: their answers may still come (at most
     /// `max_pending`), with when each was last sent and where to.
     timed_out: HashMap<TransactionId, (Instant, SocketAddr)>,
@@ -142,8 +139,28 @@ pub struct TransactionTable<T> {
     timed_out_order: VecDeque<(Instant, TransactionId)>,
 }
 
+/// How long attempts wait.
+#[derive(Debug, Clone, Copy)]
+struct Waits {
+    /// An attempt that will be retried.
+    retransmit_after: Duration,
+    /// The last attempt: the configured timeout, or longer where measured
+    /// round trips say so.
+    timeout: Duration,
+}
+
+impl Waits {
+    /// How long an attempt with `attempts_left` retries after it waits.
+    fn after(self, attempts_left: u8) -> Duration {
+        if attempts_left > 0 {
+            self.retransmit_after
+        } else {
+            self.timeout
+        }
+    }
+}
+
 impl<T> TransactionTable<T> {
-    /// An empty table.
     /// Applies a new cap from now on; queries already pending stay.
     pub fn set_max_pending(&mut self, max_pending: usize) {
         self.config.max_pending = max_pending;
@@ -155,8 +172,10 @@ impl<T> TransactionTable<T> {
             pending: BTreeMap::new(),
             deadlines: BTreeSet::new(),
             config,
-            retransmit_after: config.timeout,
-            timeout: config.timeout,
+            waits: Waits {
+                retransmit_after: config.timeout,
+                timeout: config.timeout,
+            },
             timed_out: HashMap::new(),
             timed_out_order: VecDeque::new(),
         }
@@ -173,22 +192,15 @@ impl<T> TransactionTable<T> {
     /// [`MAX_TIMEOUT`]; never shorter than configured.
     pub fn set_measured_timeout(&mut self, after: Duration) {
         let full = self.config.timeout;
-        self.retransmit_after = after.clamp(MIN_RETRANSMIT_AFTER.min(full), full);
-        self.timeout = after.clamp(full, MAX_TIMEOUT.max(full));
+        self.waits = Waits {
+            retransmit_after: after.clamp(MIN_RETRANSMIT_AFTER.min(full), full),
+            timeout: after.clamp(full, MAX_TIMEOUT.max(full)),
+        };
     }
 
     /// How long the last attempt waits now.
     pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
-    /// How long an attempt with `attempts_left` retries after it waits.
-    fn wait(&self, attempts_left: u8) -> Duration {
-        if attempts_left > 0 {
-            self.retransmit_after
-        } else {
-            self.timeout
-        }
+        self.waits.timeout
     }
 
     /// Registers a query to `to` and returns its fresh id.
@@ -209,7 +221,7 @@ impl<T> TransactionTable<T> {
             }
         };
         let attempts_left = self.config.attempts.max(1) - 1;
-        let deadline = now + self.wait(attempts_left);
+        let deadline = now + self.waits.after(attempts_left);
         self.pending.insert(
             id,
             Pending {
@@ -274,12 +286,7 @@ impl<T> TransactionTable<T> {
             if p.attempts_left > 0 {
                 p.attempts_left -= 1;
                 p.sent_at = now;
-                p.deadline = now
-                    + if p.attempts_left > 0 {
-                        self.retransmit_after
-                    } else {
-                        self.timeout
-                    };
+                p.deadline = now + self.waits.after(p.attempts_left);
                 self.deadlines.insert((p.deadline, id));
                 out.push(Expired::Retransmit { id, to: p.to });
             } else if let Some(p) = self.pending.remove(&id) {

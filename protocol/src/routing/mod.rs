@@ -100,6 +100,15 @@ pub struct RoutingConfig {
 }
 
 impl RoutingConfig {
+    /// Nodes of one network a bucket's replacement cache keeps.
+    fn prefix_share(&self) -> usize {
+        if self.restrict_ips {
+            self.max_per_prefix
+        } else {
+            usize::MAX
+        }
+    }
+
     /// Nodes bucket `index` (the number of leading bits shared with our
     /// id) holds.
     pub fn bucket_capacity(&self, index: usize) -> usize {
@@ -357,11 +366,7 @@ impl RoutingTable {
         let capacity = self.config.bucket_capacity(index + 1);
         if next.nodes.len() > capacity {
             next.nodes.sort_by_key(|e| std::cmp::Reverse(e.last_seen()));
-            let per_prefix = if self.config.restrict_ips {
-                self.config.max_per_prefix
-            } else {
-                usize::MAX
-            };
+            let per_prefix = self.config.prefix_share();
             for e in next.nodes.split_off(capacity).into_iter().rev() {
                 next.cache(e, self.config.replacement_cache, per_prefix);
             }
@@ -477,11 +482,7 @@ impl RoutingTable {
                     return InsertOutcome::Inserted;
                 }
             }
-            let per_prefix = if cfg.restrict_ips {
-                cfg.max_per_prefix
-            } else {
-                usize::MAX
-            };
+            let per_prefix = cfg.prefix_share();
             bucket.cache(
                 Entry::responded(info, now),
                 cfg.replacement_cache,

@@ -312,6 +312,10 @@ pub struct InternetReport {
     pub events: u64,
 }
 
+fn median_p90_p99(times: &[Duration]) -> [Duration; 3] {
+    [0.5, 0.9, 0.99].map(|p| percentile(times, p).unwrap_or_default())
+}
+
 fn ratio(n: usize, of: usize) -> f64 {
     n as f64 / of.max(1) as f64
 }
@@ -340,19 +344,21 @@ impl InternetReport {
 
     /// Lookup time: median, p90, p99.
     pub fn lookup_time(&self) -> [Duration; 3] {
-        [0.5, 0.9, 0.99].map(|p| percentile(&self.durations, p).unwrap_or_default())
+        median_p90_p99(&self.durations)
     }
 
     /// Time to the first peer: median, p90, p99.
     pub fn first_peer_time(&self) -> [Duration; 3] {
-        [0.5, 0.9, 0.99].map(|p| percentile(&self.first_peer, p).unwrap_or_default())
+        median_p90_p99(&self.first_peer)
     }
 
     /// Lookup time and time to the first peer (median, p90, p99), of
     /// lookups from nodes not on slow links.
     pub fn ordinary_link_times(&self) -> ([Duration; 3], [Duration; 3]) {
-        let of = |v: &[Duration]| [0.5, 0.9, 0.99].map(|p| percentile(v, p).unwrap_or_default());
-        (of(&self.durations_ordinary), of(&self.first_peer_ordinary))
+        (
+            median_p90_p99(&self.durations_ordinary),
+            median_p90_p99(&self.first_peer_ordinary),
+        )
     }
 
     /// Mean of a list of counts.
