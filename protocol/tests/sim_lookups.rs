@@ -18,9 +18,12 @@ fn epoch() -> Instant {
     Instant::now()
 }
 
-/// 1,000 nodes join; 100 random lookups with 5% datagram loss find the true
+/// 1,000 nodes join; 400 random lookups with 5% datagram loss find the true
 /// 8 closest nodes in at least 99% of cases (Kademlia §2.3: a lookup
-/// returns the k closest nodes to the target).
+/// returns the k closest nodes to the target). The misses are a true
+/// closest node whose answers were lost (it is in every other closest
+/// node's table): 100 lookups measured that rate to within a point or two
+/// only, 97 to 100% from one seed to the next.
 #[test]
 fn a_thousand_nodes_with_five_percent_loss() {
     let config = SimConfig {
@@ -28,7 +31,7 @@ fn a_thousand_nodes_with_five_percent_loss() {
         seed: 1,
         ..SimConfig::default()
     };
-    let report = run_lookup_experiment(epoch(), config, 100);
+    let report = run_lookup_experiment(epoch(), config, 400);
     println!("{report}");
     assert_eq!(report.joined, 1000);
     assert!(report.success_rate() >= 0.99, "{report}");

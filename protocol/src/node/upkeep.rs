@@ -10,8 +10,10 @@
 //! - It pings nodes worth adding and questionable nodes, each address at
 //!   most once per [`PING_SPACING`] (many answers name the same new node,
 //!   and one ping tells whether it lives).
-//! - It refreshes buckets untouched for 15 minutes with a lookup of a random
-//!   id in their range, and all buckets at once when the bootstrap asks.
+//! - It refreshes buckets untouched for 15 minutes, and all buckets at once
+//!   when the bootstrap asks: one find_node for a random id in the bucket's
+//!   range, to the node nearest it (or a lookup of it, as the config says;
+//!   see [`crate::routing::BucketRefresh`]).
 //! - It publishes its nodes to the store and the lookup pool
 //!   [`PUBLISH_DELAY`] after a change (a burst of changes once), with a
 //!   summary for the supervisor, or at once when asked to.
@@ -39,8 +41,8 @@ use crate::lookup::LookupKind;
 use crate::node::{Asker, BootstrapLookup};
 use crate::rate_limit::{Spacing, SpacingVerdict};
 use crate::routing::{
-    FailOutcome, HeardOutcome, InsertOutcome, Maintenance, NodeFilter, RejectReason, RoutingStats,
-    RoutingTable,
+    BucketRefresh, FailOutcome, HeardOutcome, InsertOutcome, Maintenance, NodeFilter, RejectReason,
+    RoutingStats, RoutingTable,
 };
 use crate::telemetry::{AddressFamily, Component, NodeState, RoutingRefusal, Telemetry};
 use crate::K;
@@ -195,6 +197,33 @@ impl Upkeep {
         self.ticks_from + Duration::from_nanos((ticks * tick).min(u64::MAX as u128) as u64)
     }
 
+    /// Refreshes the bucket whose range holds `target` the way the table's
+    /// config says: sends the single query, or returns the lookup for the
+    /// caller to start (an empty table can only look up).
+    fn refresh(&mut self, now: Instant, target: NodeId, requester: Requester) -> Option<Envelope> {
+        let nearest = match self.table.config().refresh {
+            BucketRefresh::Lookup => None,
+            BucketRefresh::OneQuery => self
+                .table
+                .closest(now, &target, 1, NodeFilter::NotBad)
+                .first()
+                .copied(),
+        };
+        let Some(to) = nearest else {
+            return Some(self.lookup(now, target, requester));
+        };
+        self.outputs
+            .push(Envelope::RateLimiter(RateLimiterInput::Send(
+                OutboundQuery {
+                    to: to.addr,
+                    node: Some(to.id),
+                    query: OutQuery::FindNode(target),
+                    asker: Asker::Nobody,
+                },
+            )));
+        None
+    }
+
     /// A lookup of `target` from the table's closest nodes.
     fn lookup(&self, now: Instant, target: NodeId, requester: Requester) -> Envelope {
         let mut start =
@@ -287,11 +316,15 @@ impl Piece for Upkeep {
             }
             RoutingInput::RefreshAll(_) => {
                 let targets = self.table.refresh_targets(&mut self.rng);
-                let n = targets.len();
+                let mut n = 0;
                 for target in targets {
-                    let lookup =
-                        self.lookup(now, target, Requester::Bootstrap(BootstrapLookup::Refresh));
-                    self.outputs.push(lookup);
+                    // The bootstrap waits for the lookups, not for the
+                    // answers to single queries.
+                    let requester = Requester::Bootstrap(BootstrapLookup::Refresh);
+                    if let Some(lookup) = self.refresh(now, target, requester) {
+                        self.outputs.push(lookup);
+                        n += 1;
+                    }
                 }
                 self.outputs
                     .push(Envelope::Supervisor(SupervisorInput::RefreshStarted(
@@ -323,8 +356,9 @@ impl Piece for Upkeep {
             match work {
                 Maintenance::Ping(info) => self.ping(now, info),
                 Maintenance::Refresh { target, .. } => {
-                    let lookup = self.lookup(now, target, Requester::Refresh);
-                    self.outputs.push(lookup);
+                    if let Some(lookup) = self.refresh(now, target, Requester::Refresh) {
+                        self.outputs.push(lookup);
+                    }
                 }
             }
         }
@@ -356,11 +390,17 @@ mod tests {
     use rand::SeedableRng;
 
     fn upkeep(now: Instant) -> Upkeep {
+        upkeep_refreshing_by(now, BucketRefresh::Lookup)
+    }
+
+    fn upkeep_refreshing_by(now: Instant, refresh: BucketRefresh) -> Upkeep {
+        let mut config = NodeConfig::default();
+        config.routing.refresh = refresh;
         Upkeep::new(
             now,
             Family::V4,
             NodeId([0; 20]),
-            &NodeConfig::default(),
+            &config,
             StdRng::seed_from_u64(1),
             Arc::new(Telemetry::default()),
         )
@@ -597,5 +637,62 @@ mod tests {
             }
         }
         assert_eq!((lookups, said), (buckets, Some(buckets)));
+    }
+
+    /// Refreshing by one query, a full refresh sends a find_node for a
+    /// random id in each bucket's range to the node nearest that id, and
+    /// tells the bootstrap that no lookup is to be waited for; an empty
+    /// table, with no one to ask, looks up instead.
+    #[test]
+    fn a_full_refresh_by_one_query_asks_the_node_nearest_each_bucket_target() {
+        let t0 = crate::test_epoch();
+        let mut empty = upkeep_refreshing_by(t0, BucketRefresh::OneQuery);
+        while empty.outputs.pop().is_some() {}
+        empty.handle(t0, RoutingInput::RefreshAll(Family::V4));
+        let starts = std::iter::from_fn(|| empty.outputs.pop())
+            .filter(|e| matches!(e, Envelope::Lookups(LookupsInput::Start(_))))
+            .count();
+        assert_eq!(starts, 1, "an empty table has one bucket, and looks it up");
+
+        let mut u = upkeep_refreshing_by(t0, BucketRefresh::OneQuery);
+        for i in 1..40 {
+            u.handle(
+                t0,
+                RoutingInput::Responded {
+                    info: node(i),
+                    heard: vec![],
+                },
+            );
+        }
+        while u.outputs.pop().is_some() {}
+        u.handle(t0, RoutingInput::RefreshAll(Family::V4));
+        let buckets = u.table().bucket_count();
+        let (mut asked, mut said) = (Vec::new(), None);
+        while let Some(e) = u.outputs.pop() {
+            match e {
+                Envelope::RateLimiter(RateLimiterInput::Send(q)) => {
+                    let OutQuery::FindNode(target) = q.query else {
+                        panic!("{:?}", q.query)
+                    };
+                    let nearest = u.table().closest(t0, &target, 1, NodeFilter::NotBad);
+                    assert_eq!((q.to, q.node), (nearest[0].addr, Some(nearest[0].id)));
+                    assert_eq!(q.asker, Asker::Nobody);
+                    asked.push(target);
+                }
+                Envelope::Supervisor(SupervisorInput::RefreshStarted(_, n)) => said = Some(n),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!((asked.len(), said), (buckets, Some(0)));
+        let mut in_buckets: Vec<usize> = asked
+            .iter()
+            .map(|t| usize::from(u.table().bucket_index(t).0))
+            .collect();
+        in_buckets.sort_unstable();
+        assert_eq!(
+            in_buckets,
+            (0..buckets).collect::<Vec<_>>(),
+            "one per bucket"
+        );
     }
 }

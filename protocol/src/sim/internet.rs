@@ -290,6 +290,9 @@ pub struct InternetReport {
     pub hops: Vec<u32>,
     /// Queries per lookup.
     pub queries: Vec<usize>,
+    /// Queries that failed or timed out, per lookup: what holds a lookup's
+    /// end ([`Self::time_by_failures`]).
+    pub failures: Vec<usize>,
     /// Nodes that left, and as many newcomers.
     pub departures: usize,
     /// Per sample over simulated time.
@@ -377,6 +380,24 @@ impl InternetReport {
         Self::mean(&q)
     }
 
+    /// Lookups with no failed query, one or two, three or more: how many,
+    /// and their median time to the end.
+    pub fn time_by_failures(&self) -> [(usize, Duration); 3] {
+        let group = |range: std::ops::RangeInclusive<usize>| {
+            let mut times: Vec<Duration> = self
+                .durations
+                .iter()
+                .zip(&self.failures)
+                .filter(|(_, f)| range.contains(f))
+                .map(|(d, _)| *d)
+                .collect();
+            times.sort_unstable();
+            let median = times.get(times.len() / 2).copied().unwrap_or_default();
+            (times.len(), median)
+        };
+        [group(0..=0), group(1..=2), group(3..=usize::MAX)]
+    }
+
     /// Mean share of live table entries over the samples.
     pub fn table_live(&self) -> f64 {
         let v: Vec<f64> = self.samples.iter().map(|s| s.table_live).collect();
@@ -415,6 +436,12 @@ impl std::fmt::Display for InternetReport {
             f,
             "from nodes not on slow links ({} lookups): lookup median {:.0} · p99 {:.0}; first peer median {:.0} · p99 {:.0}",
             self.durations_ordinary.len(), ms(o50), ms(o99), ms(q50), ms(q99)
+        )?;
+        let [none, few, many] = self.time_by_failures();
+        writeln!(
+            f,
+            "lookup median by failed queries: none {} lookups, {:.0} ms · 1–2: {}, {:.0} ms · 3 or more: {}, {:.0} ms",
+            none.0, ms(none.1), few.0, ms(few.1), many.0, ms(many.1)
         )?;
         writeln!(
             f,
@@ -787,6 +814,7 @@ impl Run {
             }
             r.hops.push(summary.hops);
             r.queries.push(summary.queries);
+            r.failures.push(summary.failures);
         }
         let share = |t: [usize; 2]| ratio(t[1], t[0] + t[1]);
         (share(tally[0]), share(tally[1]))

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use dhtd_protocol::routing::BucketRefresh;
 use dhtd_protocol::sim::{run_internet, InternetReport, Model};
 use plotters::prelude::*;
 
@@ -79,6 +80,17 @@ pub(crate) struct SimArgs {
     /// nodes (libtorrent's extended routing table).
     #[arg(long)]
     extended_table: Option<bool>,
+    /// Experiment: how a quiet bucket is refreshed (`lookup`: a find_node
+    /// lookup; `query`: one find_node to the nearest node).
+    #[arg(long, value_name = "HOW")]
+    refresh_by: Option<RefreshBy>,
+}
+
+/// `--refresh-by`'s values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum RefreshBy {
+    Lookup,
+    Query,
 }
 
 impl SimArgs {
@@ -146,6 +158,12 @@ impl SimArgs {
         }
         if let Some(e) = self.extended_table {
             node.routing.extended_table = e;
+        }
+        if let Some(how) = self.refresh_by {
+            node.routing.refresh = match how {
+                RefreshBy::Lookup => BucketRefresh::Lookup,
+                RefreshBy::Query => BucketRefresh::OneQuery,
+            };
         }
         Ok(model)
     }
