@@ -993,6 +993,24 @@ mod tests {
         draws.iter().filter(|d| **d < limit).count() as f64 / draws.len() as f64
     }
 
+    /// Lookup times split by failed queries: none, one or two, three or
+    /// more, each group's count and median.
+    #[test]
+    fn lookup_times_are_split_by_failed_queries() {
+        let ms = Duration::from_millis;
+        let report = InternetReport {
+            durations: vec![ms(900), ms(1500), ms(1100), ms(2000), ms(2400), ms(4000)],
+            failures: vec![0, 0, 0, 1, 2, 7],
+            ..InternetReport::default()
+        };
+        assert_eq!(
+            report.time_by_failures(),
+            [(3, ms(1100)), (2, ms(2400)), (1, ms(4000))]
+        );
+        let none = InternetReport::default().time_by_failures();
+        assert_eq!(none, [(0, Duration::ZERO); 3]);
+    }
+
     /// The first nodes leave at the steady rate (N over the mean session,
     /// 832 minutes with the defaults), not at the rate of nodes that just
     /// arrived, most of whose short sessions end in the first minutes.
