@@ -198,9 +198,9 @@ impl Upkeep {
     }
 
     /// Refreshes the bucket whose range holds `target` the way the table's
-    /// config says: sends the single query, or returns the lookup for the
-    /// caller to start (an empty table can only look up).
-    fn refresh(&mut self, now: Instant, target: NodeId, requester: Requester) -> Option<Envelope> {
+    /// config says (an empty table can only look up). Returns whether it
+    /// started a lookup.
+    fn refresh(&mut self, now: Instant, target: NodeId, requester: Requester) -> bool {
         let nearest = match self.table.config().refresh {
             BucketRefresh::Lookup => None,
             BucketRefresh::OneQuery => self
@@ -209,19 +209,17 @@ impl Upkeep {
                 .first()
                 .copied(),
         };
-        let Some(to) = nearest else {
-            return Some(self.lookup(now, target, requester));
+        let out = match nearest {
+            Some(to) => Envelope::RateLimiter(RateLimiterInput::Send(OutboundQuery {
+                to: to.addr,
+                node: Some(to.id),
+                query: OutQuery::FindNode(target),
+                asker: Asker::Nobody,
+            })),
+            None => self.lookup(now, target, requester),
         };
-        self.outputs
-            .push(Envelope::RateLimiter(RateLimiterInput::Send(
-                OutboundQuery {
-                    to: to.addr,
-                    node: Some(to.id),
-                    query: OutQuery::FindNode(target),
-                    asker: Asker::Nobody,
-                },
-            )));
-        None
+        self.outputs.push(out);
+        nearest.is_none()
     }
 
     /// A lookup of `target` from the table's closest nodes.
@@ -321,10 +319,7 @@ impl Piece for Upkeep {
                     // The bootstrap waits for the lookups, not for the
                     // answers to single queries.
                     let requester = Requester::Bootstrap(BootstrapLookup::Refresh);
-                    if let Some(lookup) = self.refresh(now, target, requester) {
-                        self.outputs.push(lookup);
-                        n += 1;
-                    }
+                    n += usize::from(self.refresh(now, target, requester));
                 }
                 self.outputs
                     .push(Envelope::Supervisor(SupervisorInput::RefreshStarted(
@@ -356,9 +351,7 @@ impl Piece for Upkeep {
             match work {
                 Maintenance::Ping(info) => self.ping(now, info),
                 Maintenance::Refresh { target, .. } => {
-                    if let Some(lookup) = self.refresh(now, target, Requester::Refresh) {
-                        self.outputs.push(lookup);
-                    }
+                    self.refresh(now, target, Requester::Refresh);
                 }
             }
         }
@@ -404,6 +397,23 @@ mod tests {
             StdRng::seed_from_u64(1),
             Arc::new(Telemetry::default()),
         )
+    }
+
+    /// An upkeep whose table holds 39 nodes, asked for a full refresh.
+    fn refreshing_all(t0: Instant, refresh: BucketRefresh) -> Upkeep {
+        let mut u = upkeep_refreshing_by(t0, refresh);
+        for i in 1..40 {
+            u.handle(
+                t0,
+                RoutingInput::Responded {
+                    info: node(i),
+                    heard: vec![],
+                },
+            );
+        }
+        while u.outputs.pop().is_some() {}
+        u.handle(t0, RoutingInput::RefreshAll(Family::V4));
+        u
     }
 
     fn node(i: u8) -> NodeInfo {
@@ -610,18 +620,7 @@ mod tests {
     #[test]
     fn a_full_refresh_starts_one_lookup_per_bucket_and_says_how_many() {
         let t0 = crate::test_epoch();
-        let mut u = upkeep(t0);
-        for i in 1..40 {
-            u.handle(
-                t0,
-                RoutingInput::Responded {
-                    info: node(i),
-                    heard: vec![],
-                },
-            );
-        }
-        while u.outputs.pop().is_some() {}
-        u.handle(t0, RoutingInput::RefreshAll(Family::V4));
+        let mut u = refreshing_all(t0, BucketRefresh::Lookup);
         let buckets = u.table().bucket_count();
         let mut lookups = 0;
         let mut said = None;
@@ -654,18 +653,7 @@ mod tests {
             .count();
         assert_eq!(starts, 1, "an empty table has one bucket, and looks it up");
 
-        let mut u = upkeep_refreshing_by(t0, BucketRefresh::OneQuery);
-        for i in 1..40 {
-            u.handle(
-                t0,
-                RoutingInput::Responded {
-                    info: node(i),
-                    heard: vec![],
-                },
-            );
-        }
-        while u.outputs.pop().is_some() {}
-        u.handle(t0, RoutingInput::RefreshAll(Family::V4));
+        let mut u = refreshing_all(t0, BucketRefresh::OneQuery);
         let buckets = u.table().bucket_count();
         let (mut asked, mut said) = (Vec::new(), None);
         while let Some(e) = u.outputs.pop() {

@@ -384,16 +384,14 @@ impl InternetReport {
     /// and their median time to the end.
     pub fn time_by_failures(&self) -> [(usize, Duration); 3] {
         let group = |range: std::ops::RangeInclusive<usize>| {
-            let mut times: Vec<Duration> = self
+            let times: Vec<Duration> = self
                 .durations
                 .iter()
                 .zip(&self.failures)
                 .filter(|(_, f)| range.contains(f))
                 .map(|(d, _)| *d)
                 .collect();
-            times.sort_unstable();
-            let median = times.get(times.len() / 2).copied().unwrap_or_default();
-            (times.len(), median)
+            (times.len(), percentile(&times, 0.5).unwrap_or_default())
         };
         [group(0..=0), group(1..=2), group(3..=usize::MAX)]
     }
