@@ -109,7 +109,7 @@ fn a_node_whose_round_trips_outlast_the_timeout_still_bootstraps() {
             },
             behind_nat: false,
         };
-        sim.network_mut().attach(sim_addr(i), endpoint);
+        sim.attach(sim_addr(i), endpoint);
         start(&mut sim, i, (i > 0).then_some(0));
         sim.run_for(Duration::from_millis(200));
     }

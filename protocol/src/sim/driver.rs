@@ -19,20 +19,18 @@ use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 
-use super::hostile::sybil_reply;
-use super::network::{NetStats, Network, NetworkConfig, Traced};
-use super::queue::EventQueue;
+use super::network::{Endpoint, Mappings, NetStats, Network, NetworkConfig, Traced};
+use super::parallel::{queue_arrivals, run_shards};
+use super::shard::{Event, Shard, World};
 use crate::compact::NodeInfo;
 use crate::id::{InfoHash, NodeId};
 use crate::lookup::LookupKind;
 use crate::node::bootstrap::Sources;
 use crate::node::{
-    AnnounceSpec, ApiEvent, Asker, CallerId, Datagram, Deliver, Envelope, IoRequest, LogEvent,
-    LookupEvent, LookupSummary, LookupsInput, NodeConfig, OutQuery, OutboundQuery, Piece, Pieces,
-    QueryDone, RateLimiterInput, Requester, RoutingInput, StartLookup, StoreInput, SupervisorInput,
-    TransactionsInput,
+    AnnounceSpec, Asker, CallerId, Envelope, LogEvent, LookupSummary, LookupsInput, NodeConfig,
+    OutQuery, OutboundQuery, Pieces, QueryDone, RateLimiterInput, Requester, StartLookup,
+    SupervisorInput,
 };
-use crate::telemetry::AddressFamily;
 use crate::telemetry::Telemetry;
 
 /// How one node is made.
@@ -109,7 +107,7 @@ pub struct SimNode {
     pub telemetry: Arc<Telemetry>,
     /// What its application heard.
     pub api: NodeApi,
-    wakes_now: (Instant, u32),
+    pub(super) wakes_now: (Instant, u32),
 }
 
 impl std::fmt::Debug for SimNode {
@@ -121,126 +119,57 @@ impl std::fmt::Debug for SimNode {
     }
 }
 
-/// Delivers envelopes to the pieces of one node, as an actor would.
-struct Local<'a> {
-    now: Instant,
-    pieces: &'a mut Pieces,
-    api: &'a mut NodeApi,
-    io: Vec<IoRequest>,
-}
-
-impl Deliver for Local<'_> {
-    fn rate_limiter(&mut self, m: RateLimiterInput) {
-        self.pieces.rate_limiter.handle(self.now, m);
-    }
-    fn routing(&mut self, m: RoutingInput) {
-        self.pieces.routing.handle(self.now, m);
-    }
-    fn transactions(&mut self, m: TransactionsInput) {
-        self.pieces.transactions.handle(self.now, m);
-    }
-    fn store(&mut self, m: StoreInput) {
-        self.pieces.store.handle(self.now, m);
-    }
-    fn lookups(&mut self, m: LookupsInput) {
-        self.pieces.lookups.handle(self.now, m);
-    }
-    fn supervisor(&mut self, m: SupervisorInput) {
-        self.pieces.supervisor.handle(self.now, m);
-    }
-    fn api(&mut self, m: ApiEvent) {
-        let api = &mut *self.api;
-        match m {
-            ApiEvent::Lookup { caller, event } => match event {
-                LookupEvent::Peer(p) => {
-                    api.first_peer_at.entry(caller).or_insert(self.now);
-                    api.peers.entry(caller).or_default().push(p)
-                }
-                LookupEvent::Item(_) => {}
-                LookupEvent::Progress { .. } => {}
-                LookupEvent::Finished(s) => {
-                    api.finished.insert(caller, s);
-                }
-            },
-            ApiEvent::Pong { tag, done } => {
-                api.pongs.insert(tag, done);
-            }
-            ApiEvent::Bootstrapped(b) => api.bootstrapped = b,
-            ApiEvent::ExternalAddress(_) => {}
-        }
-    }
-    fn io(&mut self, m: IoRequest) {
-        self.io.push(m);
-    }
-    fn log(&mut self, m: LogEvent) {
-        if self.api.log.len() >= LOG_KEPT {
-            self.api.log.pop_front();
-        }
-        self.api.log.push_back(m);
-    }
-}
-
-#[derive(Debug)]
-enum Event {
-    Deliver {
-        to: usize,
-        from: SocketAddr,
-        bytes: Bytes,
-    },
-    Wake(usize),
-}
-
-/// Parses numeric `ip:port` sources; the simulator resolves no names.
-fn resolve(sources: &[String]) -> Vec<SocketAddr> {
-    sources.iter().filter_map(|s| s.parse().ok()).collect()
-}
-
-/// Far more wake-ups of one node at one virtual instant than any piece
-/// needs to drain its due work.
-const MAX_WAKES_AT_ONE_INSTANT: u32 = 100_000;
-
 /// A simulated DHT: nodes, the network between them, and virtual time.
 pub struct Simulation {
-    nodes: Vec<SimNode>,
-    /// When each node wakes next, beside the nodes: a wake-up made stale by
-    /// an earlier one is dropped without touching the node's memory.
-    wake_at: Vec<Option<Instant>>,
-    /// The mailbox of the node being run. One serves all: a node's mailbox
-    /// is run to empty before any other node runs.
-    mailbox: VecDeque<Envelope>,
-    by_addr: HashMap<SocketAddr, usize>,
-    network: Network,
-    events: EventQueue<Event>,
+    /// Node `i` lives in shard `i % shards.len()` (see [`World::place`]).
+    shards: Vec<Shard>,
+    world: World,
+    epoch: Instant,
     now: Instant,
-    rng: StdRng,
+    len: usize,
     next_caller: u64,
-    events_run: u64,
 }
 
 impl std::fmt::Debug for Simulation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Simulation")
-            .field("nodes", &self.nodes.len())
+            .field("nodes", &self.len)
+            .field("shards", &self.shards.len())
             .field("now", &self.now)
             .finish_non_exhaustive()
     }
 }
 
 impl Simulation {
-    /// An empty network. `epoch` is the virtual clock's start; only
-    /// durations are ever added to it.
+    /// An empty network, run on one thread. `epoch` is the virtual clock's
+    /// start; only durations are ever added to it.
     pub fn new(epoch: Instant, network: NetworkConfig, seed: u64) -> Self {
+        Self::sharded(epoch, network, seed, 1)
+    }
+
+    /// An empty network whose nodes are split in `shards`, each run on its
+    /// own thread by [`Simulation::run_for`] and [`Simulation::run_to`]. A
+    /// seed replays exactly for a given number of shards; the same seed in
+    /// another number of shards is another run.
+    pub fn sharded(epoch: Instant, network: NetworkConfig, seed: u64, shards: usize) -> Self {
+        let shards = shards.max(1);
         Simulation {
-            nodes: Vec::new(),
-            wake_at: Vec::new(),
-            mailbox: VecDeque::new(),
-            by_addr: HashMap::new(),
-            network: Network::new(network),
-            events: EventQueue::new(epoch),
+            shards: (0..shards)
+                .map(|s| {
+                    // Shard 0 draws as a one-shard simulation always has.
+                    let rng = StdRng::seed_from_u64(seed.wrapping_add(s as u64 * SHARD_SEED_STEP));
+                    Shard::new(s, shards, epoch, rng)
+                })
+                .collect(),
+            world: World {
+                by_addr: HashMap::new(),
+                network: Network::new(network),
+                shards,
+            },
+            epoch,
             now: epoch,
-            rng: StdRng::seed_from_u64(seed),
+            len: 0,
             next_caller: 1,
-            events_run: 0,
         }
     }
 
@@ -249,89 +178,160 @@ impl Simulation {
         self.now
     }
 
+    /// Runs `f` on node `i`'s shard at the current time, then queues what
+    /// it sent to other shards.
+    fn on_shard<T>(&mut self, i: usize, f: impl FnOnce(&mut Shard, &World, usize) -> T) -> T {
+        let (s, local) = self.world.place(i);
+        let shard = &mut self.shards[s];
+        shard.now = self.now;
+        let out = f(shard, &self.world, local);
+        self.hand_over();
+        out
+    }
+
+    /// Queues in each shard the datagrams others sent to its nodes.
+    fn hand_over(&mut self) {
+        for from in 0..self.shards.len() {
+            for to in 0..self.shards.len() {
+                let away = std::mem::take(&mut self.shards[from].away[to]);
+                if !away.is_empty() {
+                    queue_arrivals(&mut self.shards[to], away);
+                }
+            }
+        }
+    }
+
     /// Adds a node now; it starts bootstrapping at once. Returns its index.
     pub fn add_node(&mut self, spec: NodeSpec) -> usize {
-        let seed = spec.seed.unwrap_or_else(|| self.rng.next_u64());
+        let now = self.now;
+        let seed = spec.seed.unwrap_or_else(|| self.shards[0].rng.next_u64());
         let mut rng = StdRng::seed_from_u64(seed);
         let id = spec.id.unwrap_or_else(|| NodeId::random(&mut rng));
         let telemetry = Arc::new(Telemetry::default());
         telemetry.running.set((), 1);
         let pieces = Pieces::new(
-            self.now,
+            now,
             id,
             &spec.config,
             spec.sources,
             &mut rng,
             telemetry.clone(),
         );
-        let i = self.nodes.len();
-        self.nodes.push(SimNode {
-            addr: spec.addr,
-            id,
-            online: true,
-            behaviour: Behaviour::Honest,
-            pieces,
-            telemetry,
-            api: NodeApi::default(),
-            wakes_now: (self.now, 0),
+        let i = self.len;
+        self.len += 1;
+        self.world.by_addr.insert(spec.addr, i);
+        let nat = self.nat_of(&spec.addr);
+        self.on_shard(i, |shard, world, local| {
+            debug_assert_eq!(shard.nodes.len(), local);
+            shard.nodes.push(SimNode {
+                addr: spec.addr,
+                id,
+                online: true,
+                behaviour: Behaviour::Honest,
+                pieces,
+                telemetry,
+                api: NodeApi::default(),
+                wakes_now: (now, 0),
+            });
+            shard.nat.push(nat);
+            shard.wake_at.push(None);
+            shard.settle(world, local);
         });
-        self.wake_at.push(None);
-        self.by_addr.insert(spec.addr, i);
-        self.settle(i);
         i
+    }
+
+    fn nat_of(&self, addr: &SocketAddr) -> Option<Mappings> {
+        let endpoint = self.world.network.endpoint(addr)?;
+        endpoint.behind_nat.then(Mappings::default)
+    }
+
+    /// Gives `addr` its own connection in the network's model (replacing
+    /// any before), for a node there now or later.
+    pub fn attach(&mut self, addr: SocketAddr, endpoint: Endpoint) {
+        self.world.network.attach(addr, endpoint);
+        if let Some(&i) = self.world.by_addr.get(&addr) {
+            let nat = self.nat_of(&addr);
+            let (s, local) = self.world.place(i);
+            self.shards[s].nat[local] = nat;
+        }
+    }
+
+    /// The network's model.
+    pub fn network(&self) -> &Network {
+        &self.world.network
     }
 
     /// The node at `addr`, if any (online or not).
     pub fn node_at(&self, addr: &SocketAddr) -> Option<usize> {
-        self.by_addr.get(addr).copied()
+        self.world.by_addr.get(addr).copied()
     }
 
     /// Events run so far (deliveries and wake-ups).
     pub fn events(&self) -> u64 {
-        self.events_run
+        self.shards.iter().map(|s| s.events_run).sum()
     }
 
     /// Number of nodes.
     pub fn len(&self) -> usize {
-        self.nodes.len()
+        self.len
     }
 
     /// Whether there is no node.
     pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
+        self.len == 0
     }
 
     /// Node `i`.
     pub fn node(&self, i: usize) -> &SimNode {
-        &self.nodes[i]
+        let (s, local) = self.world.place(i);
+        &self.shards[s].nodes[local]
     }
 
     /// Node `i`, to change.
     pub fn node_mut(&mut self, i: usize) -> &mut SimNode {
-        &mut self.nodes[i]
+        let (s, local) = self.world.place(i);
+        &mut self.shards[s].nodes[local]
+    }
+
+    fn nodes(&self) -> impl Iterator<Item = &SimNode> {
+        self.shards.iter().flat_map(|s| s.nodes.iter())
     }
 
     /// The network's counters.
     pub fn net_stats(&self) -> NetStats {
-        self.network.stats()
+        let mut all = NetStats::default();
+        for s in &self.shards {
+            all.sent += s.stats.sent;
+            all.lost += s.stats.lost;
+            all.undeliverable += s.stats.undeliverable;
+            all.blocked += s.stats.blocked;
+        }
+        all
     }
 
-    /// The network, to trace it.
-    pub fn network_mut(&mut self) -> &mut Network {
-        &mut self.network
+    /// Starts keeping every datagram sent from now on.
+    pub fn start_trace(&mut self) {
+        for s in &mut self.shards {
+            s.trace = Some(Vec::new());
+        }
     }
 
-    /// The datagrams traced since the last call.
+    /// The datagrams traced since the last call (a shard's after
+    /// another's).
     pub fn take_trace(&mut self) -> Vec<Traced> {
-        self.network.take_trace()
+        let mut all = Vec::new();
+        for s in &mut self.shards {
+            all.extend(s.trace.as_mut().map(std::mem::take).unwrap_or_default());
+        }
+        all
     }
 
     /// Stops (or restarts) node `i`: a stopped node receives nothing and
     /// its timers do not run.
     pub fn set_online(&mut self, i: usize, online: bool) {
-        self.nodes[i].online = online;
+        self.node_mut(i).online = online;
         if online {
-            self.settle(i);
+            self.on_shard(i, |shard, world, local| shard.settle(world, local));
         }
     }
 
@@ -341,7 +341,9 @@ impl Simulation {
     /// ever left.
     pub fn retire(&mut self, i: usize) {
         let now = self.now;
-        let node = &mut self.nodes[i];
+        let (s, local) = self.world.place(i);
+        let shard = &mut self.shards[s];
+        let node = &mut shard.nodes[local];
         node.online = false;
         let mut rng = StdRng::seed_from_u64(0);
         let quiet = NodeConfig::default();
@@ -353,19 +355,16 @@ impl Simulation {
             &mut rng,
             node.telemetry.clone(),
         );
-        self.wake_at[i] = None;
-    }
-
-    fn schedule(&mut self, at: Instant, event: Event) {
-        self.events.push(at, event);
+        shard.wake_at[local] = None;
+        shard.nat[local] = None;
     }
 
     /// Queues `envelope` in node `i`'s mailbox and runs it to quiet.
     pub fn send_to(&mut self, i: usize, envelope: Envelope) {
-        self.mailbox.push_back(envelope);
-        self.settle(i);
+        self.on_shard(i, |shard, world, local| {
+            shard.send_to(world, local, envelope)
+        });
     }
-
     /// Starts a lookup from node `i` for its application; the summary
     /// lands in [`NodeApi::finished`] under the returned caller.
     pub fn start_lookup(
@@ -395,8 +394,8 @@ impl Simulation {
     ) -> Option<LookupSummary> {
         let caller = self.start_lookup(i, target, kind, announce);
         let until = self.now + limit;
-        self.run_until(until, |sim| sim.nodes[i].api.finished.contains_key(&caller));
-        self.nodes[i].api.finished.remove(&caller)
+        self.run_until(until, |sim| sim.node(i).api.finished.contains_key(&caller));
+        self.node_mut(i).api.finished.remove(&caller)
     }
 
     /// Pings `to` from node `i`; the outcome lands in [`NodeApi::pongs`].
@@ -433,17 +432,12 @@ impl Simulation {
 
     /// Whether node `i` has bootstrapped.
     pub fn is_bootstrapped(&self, i: usize) -> bool {
-        self.nodes[i].pieces.supervisor.is_complete()
+        self.node(i).pieces.supervisor.is_complete()
     }
 
     /// The `k` ids closest to `target` among online nodes, by brute force.
     pub fn true_closest(&self, target: &NodeId, k: usize) -> Vec<NodeId> {
-        let mut ids: Vec<NodeId> = self
-            .nodes
-            .iter()
-            .filter(|n| n.online)
-            .map(|n| n.id)
-            .collect();
+        let mut ids: Vec<NodeId> = self.nodes().filter(|n| n.online).map(|n| n.id).collect();
         ids.sort_by_key(|id| target.distance(id));
         ids.truncate(k);
         ids
@@ -451,7 +445,7 @@ impl Simulation {
 
     /// The nodes in node `i`'s routing table.
     pub fn table(&self, i: usize) -> Vec<NodeInfo> {
-        let routing = &self.nodes[i].pieces.routing;
+        let routing = &self.node(i).pieces.routing;
         routing
             .iter()
             .flat_map(|(_, u)| u.table().nodes())
@@ -459,49 +453,70 @@ impl Simulation {
     }
 
     /// Runs every event up to `until`, or until `done` holds; returns
-    /// whether `done` held.
+    /// whether `done` held. It checks `done` after every event, so it runs
+    /// the shards' events one at a time, in order of time (of shard at equal
+    /// times), on this thread.
     pub fn run_until(&mut self, until: Instant, mut done: impl FnMut(&Self) -> bool) -> bool {
+        if self.shards.len() == 1 {
+            return self.run_one_shard_until(until, done);
+        }
         loop {
             if done(self) {
                 return true;
             }
-            let Some((at, event)) = self.events.pop_until(until) else {
-                self.now = self.now.max(until);
+            let next = self
+                .shards
+                .iter()
+                .enumerate()
+                .filter_map(|(s, shard)| shard.events.peek().map(|at| (at, s)))
+                .min();
+            let Some((at, s)) = next.filter(|&(at, _)| at <= until) else {
+                self.set_now(self.now.max(until));
                 return false;
             };
-            self.events_run += 1;
             self.now = self.now.max(at);
-            match event {
-                Event::Deliver { to, from, bytes } => {
-                    if !self.nodes[to].online {
-                        self.network.undeliverable();
-                        continue;
-                    }
-                    if self.nodes[to].behaviour != Behaviour::Honest
-                        && crate::node::rate_limiter::gate::looks_like_query(&bytes)
-                    {
-                        self.sybil_answer(to, from, &bytes);
-                        continue;
-                    }
-                    let t = &self.nodes[to].telemetry;
-                    let f = AddressFamily::of(&from);
-                    t.packets_in.incr(f);
-                    t.bytes_in.add(f, bytes.len() as u64);
-                    let batch = vec![Datagram { from, bytes }];
-                    self.mailbox
-                        .push_back(Envelope::RateLimiter(RateLimiterInput::Datagrams(batch)));
-                    self.settle(to);
-                }
-                Event::Wake(i) => {
-                    if self.wake_at[i] != Some(at) {
-                        continue; // superseded
-                    }
-                    self.wake_at[i] = None;
-                    if self.nodes[i].online {
-                        self.wake(i);
-                    }
-                }
+            let shard = &mut self.shards[s];
+            if let Some((at, event)) = shard.events.pop_until(at) {
+                shard.run_event(&self.world, at, event);
             }
+            self.hand_over();
+        }
+    }
+
+    fn run_one_shard_until(&mut self, until: Instant, mut done: impl FnMut(&Self) -> bool) -> bool {
+        loop {
+            if done(self) {
+                return true;
+            }
+            let Some((at, event)) = self.shards[0].events.pop_until(until) else {
+                self.set_now(self.now.max(until));
+                return false;
+            };
+            self.now = self.now.max(at);
+            self.shards[0].run_event(&self.world, at, event);
+        }
+    }
+
+    /// Runs every event up to `until`: each shard on its own thread when
+    /// there are several and the network's lookahead allows.
+    pub fn run_to(&mut self, until: Instant) {
+        let lookahead = self.world.network.lookahead();
+        if self.shards.len() == 1 || lookahead < MIN_LOOKAHEAD {
+            self.run_until(until, |_| false);
+            return;
+        }
+        let until = until.max(self.now);
+        for shard in &mut self.shards {
+            shard.now = self.now;
+        }
+        run_shards(&mut self.shards, &self.world, self.epoch, until, lookahead);
+        self.set_now(until);
+    }
+
+    fn set_now(&mut self, now: Instant) {
+        self.now = now;
+        for shard in &mut self.shards {
+            shard.now = now;
         }
     }
 
@@ -509,177 +524,40 @@ impl Simulation {
     /// manual clock's `advance` does to actors: every deadline passed fires
     /// at the new time.
     pub fn jump(&mut self, d: Duration) {
-        self.now += d;
-        let now = self.now;
+        let now = self.now + d;
+        self.set_now(now);
         self.run_until(now, |_| false);
     }
 
     /// A datagram from `from`, an address no node holds (a test's own
     /// peer), to node `to`, delivered now. Answers to it are traced (see
-    /// [`Network::start_trace`]) and otherwise undeliverable.
+    /// [`Simulation::start_trace`]) and otherwise undeliverable.
     pub fn inject(&mut self, from: SocketAddr, to: usize, bytes: &[u8]) {
         let at = self.now;
         let bytes = Bytes::copy_from_slice(bytes);
-        self.schedule(at, Event::Deliver { to, from, bytes });
+        let (s, local) = self.world.place(to);
+        let event = Event::Deliver {
+            to: local,
+            from,
+            bytes,
+        };
+        self.shards[s].events.push(at, event);
     }
 
-    /// Runs for `d` of virtual time.
+    /// Runs for `d` of virtual time (see [`Simulation::run_to`]).
     pub fn run_for(&mut self, d: Duration) {
         let until = self.now + d;
-        self.run_until(until, |_| false);
-    }
-
-    /// Sybil node `i`'s answer to a query from `from`.
-    fn sybil_answer(&mut self, i: usize, from: SocketAddr, query: &[u8]) {
-        let me = &self.nodes[i];
-        let echo = me.behaviour == Behaviour::EchoingSybil;
-        let (id, sybil) = (me.id, me.addr);
-        if let Some(reply) = sybil_reply(query, id, sybil, from, echo, &mut self.rng) {
-            self.transmit(sybil, from, Bytes::from(reply));
-        }
-    }
-
-    /// Hands a datagram to the network, and schedules its delivery.
-    fn transmit(&mut self, from: SocketAddr, to: SocketAddr, bytes: Bytes) {
-        let Some(delay) = self
-            .network
-            .transmit(&mut self.rng, self.now, from, to, &bytes)
-        else {
-            return;
-        };
-        match self.by_addr.get(&to) {
-            Some(&j) => {
-                let at = self.now + delay;
-                self.schedule(at, Event::Deliver { to: j, from, bytes });
-            }
-            None => self.network.undeliverable(),
-        }
-    }
-
-    /// Runs the timeouts of node `i` that are due, then its mailbox.
-    fn wake(&mut self, i: usize) {
-        let now = self.now;
-        let node = &mut self.nodes[i];
-        // A piece whose deadline stays in the past after it ran would spin
-        // an actor as it spins this loop; say so instead of hanging.
-        node.wakes_now = match node.wakes_now {
-            (at, n) if at == now => (at, n + 1),
-            _ => (now, 1),
-        };
-        assert!(
-            node.wakes_now.1 < MAX_WAKES_AT_ONE_INSTANT,
-            "node {i} woke {MAX_WAKES_AT_ONE_INSTANT} times at one instant: a piece's poll_timeout stays in the past"
-        );
-        let p = &mut node.pieces;
-        fn due<P: Piece>(piece: &mut P, now: Instant) {
-            if piece.poll_timeout().is_some_and(|t| t <= now) {
-                piece.handle_timeout(now);
-            }
-        }
-        due(&mut p.rate_limiter, now);
-        due(&mut p.routing, now);
-        due(&mut p.transactions, now);
-        due(&mut p.store, now);
-        due(&mut p.lookups, now);
-        due(&mut p.supervisor, now);
-        self.settle(i);
-    }
-
-    /// Delivers node `i`'s mailbox until it is empty, sends what its pieces
-    /// decided to send, and arms its next wake-up.
-    fn settle(&mut self, i: usize) {
-        loop {
-            self.collect(i);
-            let Some(envelope) = self.mailbox.pop_front() else {
-                break;
-            };
-            let node = &mut self.nodes[i];
-            let mut local = Local {
-                now: self.now,
-                pieces: &mut node.pieces,
-                api: &mut node.api,
-                io: Vec::new(),
-            };
-            envelope.deliver(&mut local);
-            let io = local.io;
-            for request in io {
-                self.io(i, request);
-            }
-        }
-        self.arm(i);
-    }
-
-    /// Takes every piece's outputs: envelopes to the mailbox, datagrams to
-    /// the network.
-    fn collect(&mut self, i: usize) {
-        let mut datagrams = Vec::new();
-        {
-            let node = &mut self.nodes[i];
-            let p = &mut node.pieces;
-            let outputs = [
-                p.rate_limiter.outputs(),
-                p.routing.outputs(),
-                p.transactions.outputs(),
-                p.store.outputs(),
-                p.lookups.outputs(),
-                p.supervisor.outputs(),
-            ];
-            for out in outputs {
-                while let Some(e) = out.pop() {
-                    self.mailbox.push_back(e);
-                }
-                for (to, bytes) in out.outbox.iter() {
-                    datagrams.push((to, Bytes::copy_from_slice(bytes)));
-                }
-                out.outbox.clear();
-                out.release_peak();
-            }
-        }
-        let from = self.nodes[i].addr;
-        for (to, bytes) in datagrams {
-            let f = AddressFamily::of(&to);
-            self.nodes[i].telemetry.packets_out.incr(f);
-            self.nodes[i].telemetry.bytes_out.add(f, bytes.len() as u64);
-            self.transmit(from, to, bytes);
-        }
-    }
-
-    fn io(&mut self, i: usize, request: IoRequest) {
-        match request {
-            IoRequest::Resolve { routers, nodes } => {
-                let m = SupervisorInput::SourcesResolved {
-                    routers: resolve(&routers),
-                    nodes: resolve(&nodes),
-                };
-                self.mailbox.push_back(Envelope::Supervisor(m));
-            }
-            IoRequest::SaveNodeId(id) => self.nodes[i].api.saved_ids.push(id),
-        }
-    }
-
-    fn arm(&mut self, i: usize) {
-        let p = &self.nodes[i].pieces;
-        let next = [
-            p.rate_limiter.poll_timeout(),
-            p.routing.poll_timeout(),
-            p.transactions.poll_timeout(),
-            p.store.poll_timeout(),
-            p.lookups.poll_timeout(),
-            p.supervisor.poll_timeout(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-        // Never in the past: a deadline already due runs at once.
-        .map(|t| t.max(self.now));
-        if next != self.wake_at[i] {
-            self.wake_at[i] = next;
-            if let Some(at) = next {
-                self.schedule(at, Event::Wake(i));
-            }
-        }
+        self.run_to(until);
     }
 }
+
+/// Shards' seeds step by this from the simulation's (an odd constant, so
+/// that no two shards of nearby seeds share a stream).
+const SHARD_SEED_STEP: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// Shorter windows than this would spend more on their barriers than on
+/// their events: the shards then run one at a time.
+const MIN_LOOKAHEAD: Duration = Duration::from_micros(100);
 
 /// The address of simulated node `i`: one IP per node, each of the first
 /// 65,535 on its own /24, so that per-address and per-network rules apply

@@ -82,6 +82,10 @@ pub struct Model {
     pub nodes_sampled: usize,
     /// Every node's configuration (the shipped defaults unless changed).
     pub node: NodeConfig,
+    /// Threads the simulation runs on, its nodes split in as many shards.
+    /// A seed replays exactly for a given number; another number is another
+    /// run. Defaults to 1.
+    pub shards: usize,
 }
 
 impl Default for Model {
@@ -108,6 +112,7 @@ impl Default for Model {
             lookups_per_sample: 100,
             nodes_sampled: 200,
             node: NodeConfig::default(),
+            shards: 1,
         }
     }
 }
@@ -521,7 +526,7 @@ impl Run {
             loss: model.loss,
             ..NetworkConfig::default()
         };
-        let sim = Simulation::new(epoch, network, model.seed);
+        let sim = Simulation::sharded(epoch, network, model.seed, model.shards);
         let rng = StdRng::seed_from_u64(model.seed ^ 0x696e_7465_726e_6574);
         let routers = (0..model.routers.max(1)).map(sim_addr).collect();
         Run {
@@ -570,7 +575,7 @@ impl Run {
                 read_only: false,
             };
         }
-        self.sim.network_mut().attach(addr, traits.endpoint.clone());
+        self.sim.attach(addr, traits.endpoint.clone());
         let mut config = self.model.node.clone();
         config.read_only = traits.read_only;
         let sources = Sources {
@@ -677,13 +682,13 @@ impl Run {
             match next {
                 Some((at, i)) if at <= until => {
                     self.leaving.remove(&(at, i));
-                    self.sim.run_until(at, |_| false);
+                    self.sim.run_to(at);
                     self.sim.retire(i);
                     self.report.departures += 1;
                     self.start(None, Vec::new(), false, Arrival::Newcomer);
                 }
                 _ => {
-                    self.sim.run_until(until, |_| false);
+                    self.sim.run_to(until);
                     return;
                 }
             }

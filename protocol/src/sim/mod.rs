@@ -7,9 +7,11 @@
 //! only the clock and the network differ from the actor driver. So what a
 //! simulation measures is true of `dhtd`.
 //!
-//! - [`network`]: the network model (latency, loss, undeliverable
-//!   datagrams, an optional trace);
-//! - [`driver`]: nodes, their mailboxes, virtual time;
+//! - [`network`]: the network model (latency, loss, NAT, undeliverable
+//!   datagrams);
+//! - [`driver`]: nodes, their mailboxes, virtual time, an optional trace;
+//!   the nodes split in shards, each with its own events, run on a thread
+//!   each in windows of virtual time (`shard`, `parallel`);
 //! - [`experiments`]: the measurements built on them;
 //! - [`hostile`]: the same, with a share of Sybil or dead nodes;
 //! - [`internet`]: the shipped node in a network shaped like the
@@ -20,7 +22,9 @@ pub mod experiments;
 pub mod hostile;
 pub mod internet;
 pub mod network;
+mod parallel;
 mod queue;
+mod shard;
 
 pub use driver::{sim_addr, Behaviour, NodeApi, NodeSpec, SimNode, Simulation};
 pub use experiments::{run_lookup_experiment, sample_indices, LookupReport, SimConfig};

@@ -84,15 +84,18 @@ pub struct Traced {
     pub bytes: Vec<u8>,
 }
 
-/// A NAT's open mappings: the addresses its node sent to, and when.
+/// A NAT's open mappings: the addresses its node sent to, and when. The
+/// driver keeps one beside each node behind a NAT, and checks it when a
+/// datagram arrives.
 #[derive(Debug, Default)]
-struct Mappings {
+pub(crate) struct Mappings {
     open: HashMap<SocketAddr, Instant>,
     next_sweep: Option<Instant>,
 }
 
 impl Mappings {
-    fn opened(&mut self, now: Instant, to: SocketAddr) {
+    /// Its node sent to `to` at `now`.
+    pub(crate) fn opened(&mut self, now: Instant, to: SocketAddr) {
         if sweep_due(&mut self.next_sweep, now) {
             retain_and_shrink(&mut self.open, |_, at| {
                 now.saturating_duration_since(*at) < NAT_MAPPING_LIFETIME
@@ -101,26 +104,23 @@ impl Mappings {
         self.open.insert(to, now);
     }
 
-    fn lets_in(&self, now: Instant, from: &SocketAddr) -> bool {
+    /// Whether a datagram from `from` arriving at `now` gets in.
+    pub(crate) fn lets_in(&self, now: Instant, from: &SocketAddr) -> bool {
         self.open
             .get(from)
             .is_some_and(|at| now.saturating_duration_since(*at) < NAT_MAPPING_LIFETIME)
     }
 }
 
-#[derive(Debug)]
-struct Attached {
-    endpoint: Endpoint,
-    nat: Option<Mappings>,
-}
-
-/// The network's model and its counters.
+/// The network's model: what it does to a datagram. It holds no state that
+/// sending changes (NAT mappings and counters are the driver's, beside each
+/// node), so every shard of a simulation reads it at once.
 #[derive(Debug)]
 pub struct Network {
     config: NetworkConfig,
-    endpoints: HashMap<SocketAddr, Attached>,
-    stats: NetStats,
-    trace: Option<Vec<Traced>>,
+    endpoints: HashMap<SocketAddr, Endpoint>,
+    /// The smallest access delay ever attached.
+    min_access: Option<Duration>,
 }
 
 impl Network {
@@ -129,15 +129,17 @@ impl Network {
         Network {
             config,
             endpoints: HashMap::new(),
-            stats: NetStats::default(),
-            trace: None,
+            min_access: None,
         }
     }
 
     /// Gives `addr` its own connection (replacing any before).
     pub fn attach(&mut self, addr: SocketAddr, endpoint: Endpoint) {
-        let nat = endpoint.behind_nat.then(Mappings::default);
-        self.endpoints.insert(addr, Attached { endpoint, nat });
+        let least = self
+            .min_access
+            .map_or(endpoint.access, |m| m.min(endpoint.access));
+        self.min_access = Some(least);
+        self.endpoints.insert(addr, endpoint);
     }
 
     /// Forgets `addr`'s connection (its node left for good).
@@ -147,64 +149,25 @@ impl Network {
 
     /// `addr`'s connection, if it was given one.
     pub fn endpoint(&self, addr: &SocketAddr) -> Option<&Endpoint> {
-        self.endpoints.get(addr).map(|a| &a.endpoint)
+        self.endpoints.get(addr)
     }
 
-    /// Counters so far.
-    pub fn stats(&self) -> NetStats {
-        self.stats
-    }
-
-    /// Starts keeping every datagram sent from now on.
-    pub fn start_trace(&mut self) {
-        self.trace = Some(Vec::new());
-    }
-
-    /// The datagrams kept since the last call.
-    pub fn take_trace(&mut self) -> Vec<Traced> {
-        self.trace.as_mut().map(std::mem::take).unwrap_or_default()
-    }
-
-    /// A datagram from `from` to `to` sent at `now`: its delay, or `None`
-    /// if it is lost or a NAT keeps it out.
-    pub fn transmit(
-        &mut self,
+    /// A datagram from `from` to `to`: its delay, or `None` if it is lost.
+    /// (A NAT in front of `to` is the driver's to check, on arrival.)
+    pub fn delay(
+        &self,
         rng: &mut impl RngCore,
-        now: Instant,
-        from: SocketAddr,
-        to: SocketAddr,
-        bytes: &[u8],
+        from: &SocketAddr,
+        to: &SocketAddr,
     ) -> Option<Duration> {
-        self.stats.sent += 1;
-        if let Some(trace) = &mut self.trace {
-            trace.push(Traced {
-                from,
-                to,
-                bytes: bytes.to_vec(),
-            });
-        }
-        let sender = self.endpoints.get_mut(&from).map(|a| {
-            if let Some(nat) = &mut a.nat {
-                nat.opened(now, to);
-            }
-            a.endpoint.clone()
-        });
         if self.config.loss > 0.0 && rng.random::<f64>() < self.config.loss {
-            self.stats.lost += 1;
             return None;
         }
-        let receiver = self.endpoints.get(&to);
-        if let Some(nat) = receiver.and_then(|a| a.nat.as_ref()) {
-            if !nat.lets_in(now, &from) {
-                self.stats.blocked += 1;
-                return None;
-            }
-        }
-        match (sender, receiver) {
+        match (self.endpoints.get(from), self.endpoints.get(to)) {
             (Some(s), Some(r)) => {
                 // ±10% around the path's delay: queues along the way.
-                let jitter = 0.9 + 0.2 * rng.random::<f64>();
-                Some((s.access + r.endpoint.access).mul_f64(jitter) + s.slow)
+                let jitter = JITTER_FLOOR + 0.2 * rng.random::<f64>();
+                Some((s.access + r.access).mul_f64(jitter) + s.slow)
             }
             _ => {
                 let span = self
@@ -216,8 +179,59 @@ impl Network {
         }
     }
 
-    /// A datagram reached no node.
-    pub fn undeliverable(&mut self) {
-        self.stats.undeliverable += 1;
+    /// A time no datagram takes less than, whoever sends it to whom: what
+    /// one shard of a simulation can run ahead of the others without
+    /// missing a datagram from them.
+    pub fn lookahead(&self) -> Duration {
+        let paths = self
+            .min_access
+            .map_or(Duration::MAX, |a| (a * 2).mul_f64(JITTER_FLOOR));
+        // A nanosecond or so of rounding in `mul_f64`, with room to spare.
+        paths
+            .min(self.config.min_latency)
+            .saturating_sub(Duration::from_micros(1))
+    }
+}
+
+/// The smallest factor jitter puts on a path's delay.
+const JITTER_FLOOR: f64 = 0.9;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{rngs::StdRng, SeedableRng};
+
+    #[test]
+    fn no_datagram_is_faster_than_the_lookahead() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let mut net = Network::new(NetworkConfig::default());
+        let addr = |i: u16| SocketAddr::from(([10, 0, (i >> 8) as u8, i as u8], 6881));
+        // Endpoints with small access delays, one slow, and addresses
+        // without one (the uniform model's minimum applies to them).
+        for i in 0..50u16 {
+            let endpoint = Endpoint {
+                access: Duration::from_micros(300 + 97 * u64::from(i)),
+                slow: if i == 7 {
+                    Duration::from_millis(500)
+                } else {
+                    Duration::ZERO
+                },
+                behind_nat: false,
+            };
+            net.attach(addr(i), endpoint);
+        }
+        let lookahead = net.lookahead();
+        assert!(lookahead > Duration::from_micros(400), "{lookahead:?}");
+        assert!(lookahead < Duration::from_micros(600), "{lookahead:?}");
+        let mut fastest = Duration::MAX;
+        for _ in 0..20_000 {
+            let (a, b) = (rng.random_range(0..60), rng.random_range(0..60));
+            if let Some(d) = net.delay(&mut rng, &addr(a), &addr(b)) {
+                fastest = fastest.min(d);
+            }
+        }
+        assert!(fastest >= lookahead, "{fastest:?} < {lookahead:?}");
+        // Close to it: the bound is not so loose that windows waste time.
+        assert!(fastest < lookahead * 11 / 10, "{fastest:?} against {lookahead:?}");
     }
 }

@@ -74,6 +74,13 @@ impl<E> EventQueue<E> {
         self.buckets[bucket_of(key, self.last)].push((key, slot));
     }
 
+    /// The time of the first event, if any.
+    pub(crate) fn peek(&self) -> Option<Instant> {
+        let b = self.buckets.iter().position(|v| !v.is_empty())?;
+        let key = self.buckets[b].iter().map(|(key, _)| *key).min()?;
+        Some(self.epoch + Duration::from_nanos((key >> 64) as u64))
+    }
+
     /// Takes the first event, with its time, if it is not after `until`.
     pub(crate) fn pop_until(&mut self, until: Instant) -> Option<(Instant, E)> {
         let b = self.buckets.iter().position(|v| !v.is_empty())?;
@@ -121,6 +128,7 @@ mod tests {
         q.push(t0 + ms(5), "d");
         q.push(t0 + ms(1), "b");
         assert_eq!(q.pop_until(t0), None, "nothing is due yet");
+        assert_eq!(q.peek(), Some(t0 + ms(1)));
         assert_eq!(q.pop_until(t0 + ms(1)), Some((t0 + ms(1), "a")));
         // A slot freed is reused, and order still holds.
         q.push(t0 + ms(3), "x");
@@ -130,6 +138,7 @@ mod tests {
             .collect();
         assert_eq!(rest, ["b", "x", "c", "d"]);
         assert_eq!(q.pop_until(end), None);
+        assert_eq!(q.peek(), None);
     }
 
     #[test]
@@ -154,6 +163,8 @@ mod tests {
                 reference.insert((now + ahead, n), n);
             } else {
                 let until = now + Duration::from_millis(rng.random_range(0..20));
+                let first = reference.first_key_value().map(|((at, _), _)| *at);
+                assert_eq!(q.peek(), first, "after {n} steps");
                 let expected = reference
                     .first_key_value()
                     .filter(|((at, _), _)| *at <= until)

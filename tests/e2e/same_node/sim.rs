@@ -124,7 +124,7 @@ pub(crate) fn run(addrs: &[SocketAddr], raw: SocketAddr) -> Run {
         max_latency: Duration::ZERO,
     };
     let mut sim = Simulation::new(epoch, network, 1);
-    sim.network_mut().start_trace();
+    sim.start_trace();
     let mut driver = Sim {
         sim,
         addrs: addrs.to_vec(),

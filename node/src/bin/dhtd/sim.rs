@@ -31,9 +31,13 @@ pub(crate) struct SimArgs {
     /// Simulated time between the last start and the first measurement.
     #[arg(long, value_parser = parse_duration, default_value = "10m", value_name = "DURATION")]
     settle: Duration,
-    /// Seed: a seed replays a run exactly.
+    /// Seed: a seed replays a run exactly (for a given `--threads`).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Threads to run on, the nodes split among them; each number is its
+    /// own run of a seed.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
     /// Where the table (`report.md`), the samples (CSV) and the plots (SVG) go.
     #[arg(long, default_value = "sim-out", value_name = "DIR")]
     out: PathBuf,
@@ -107,6 +111,9 @@ impl SimArgs {
                 )));
             }
         }
+        if self.threads == 0 {
+            return Err(Failure::Usage("--threads: at least 1".into()));
+        }
         if nodes < 10 {
             return Err(Failure::Usage(format!(
                 "--nodes: {nodes} is too few for a DHT (at least 10)"
@@ -124,6 +131,7 @@ impl SimArgs {
             slow_share: self.slow_share,
             session_median: self.session_median,
             access_median: self.access_median,
+            shards: self.threads,
             ..Model::default()
         };
         let node = &mut model.node;

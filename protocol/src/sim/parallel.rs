@@ -1,0 +1,204 @@
+//! Shards run at once, one thread each, in windows of virtual time.
+//!
+//! No datagram arrives sooner than the network's lookahead after it was
+//! sent ([`super::Network::lookahead`]), so what one shard does in a
+//! window that starts at the earliest event of all shards and is shorter
+//! than the lookahead cannot change what another does in it. Each shard
+//! runs its window alone; at its end, the datagrams that crossed shards
+//! are queued where they go, in order of sending shard, and the next
+//! window starts. Nothing depends on which thread is faster, so a seed
+//! replays exactly for a given number of shards (the conservative scheme
+//! of Chandy and Misra, with a global window as in YAWNS).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::shard::{Away, Event, Shard, World};
+
+/// A barrier whose waiters spin, then yield: windows are short (a
+/// millisecond of virtual time is about a hundred events at 10^5 nodes),
+/// and a sleeping thread's wake-up would cost as much as the window.
+struct SpinBarrier {
+    parties: usize,
+    arrived: AtomicUsize,
+    generation: AtomicUsize,
+    /// A party panicked: it will never arrive.
+    broken: AtomicBool,
+}
+
+/// Spins before a waiter yields its core (a few microseconds).
+const SPINS: u32 = 20_000;
+
+impl SpinBarrier {
+    fn new(parties: usize) -> Self {
+        SpinBarrier {
+            parties,
+            arrived: AtomicUsize::new(0),
+            generation: AtomicUsize::new(0),
+            broken: AtomicBool::new(false),
+        }
+    }
+
+    fn wait(&self) {
+        let generation = self.generation.load(Ordering::Acquire);
+        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.parties {
+            self.arrived.store(0, Ordering::Relaxed);
+            self.generation.fetch_add(1, Ordering::Release);
+            return;
+        }
+        let mut spins = 0;
+        while self.generation.load(Ordering::Acquire) == generation {
+            assert!(
+                !self.broken.load(Ordering::Relaxed),
+                "another shard's thread panicked"
+            );
+            if spins < SPINS {
+                spins += 1;
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
+/// What the shards' threads share.
+struct Exchange {
+    barrier: SpinBarrier,
+    /// Each shard's next event, in nanoseconds after the epoch.
+    next: Vec<AtomicU64>,
+    /// Datagrams crossing shards, by (sending shard, receiving shard).
+    crossing: Vec<Mutex<Vec<Away>>>,
+    shards: usize,
+}
+
+/// Runs every shard up to `until` (inclusive), each on its own thread.
+/// `lookahead` must be above zero and no longer than any datagram takes.
+pub(crate) fn run_shards(
+    shards: &mut [Shard],
+    world: &World,
+    epoch: Instant,
+    until: Instant,
+    lookahead: Duration,
+) {
+    let n = shards.len();
+    let exchange = Exchange {
+        barrier: SpinBarrier::new(n),
+        next: (0..n).map(|_| AtomicU64::new(u64::MAX)).collect(),
+        crossing: (0..n * n).map(|_| Mutex::new(Vec::new())).collect(),
+        shards: n,
+    };
+    let at = |t: Instant| nanos(epoch, t);
+    let (until, lookahead) = (at(until), lookahead.as_nanos() as u64);
+    std::thread::scope(|scope| {
+        let Some((first, rest)) = shards.split_first_mut() else {
+            return;
+        };
+        for shard in rest {
+            let exchange = &exchange;
+            scope.spawn(move || run_windows(shard, world, exchange, epoch, until, lookahead));
+        }
+        run_windows(first, world, &exchange, epoch, until, lookahead);
+    });
+}
+
+fn nanos(epoch: Instant, t: Instant) -> u64 {
+    t.saturating_duration_since(epoch)
+        .as_nanos()
+        .min(u64::MAX as u128) as u64
+}
+
+fn run_windows(
+    shard: &mut Shard,
+    world: &World,
+    exchange: &Exchange,
+    epoch: Instant,
+    until: u64,
+    lookahead: u64,
+) {
+    /// Breaks the barrier if its thread unwinds, so that the others stop
+    /// waiting and the panic reaches the caller instead of a hang.
+    struct Breaker<'a>(&'a SpinBarrier);
+    impl Drop for Breaker<'_> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                self.0.broken.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+    let _breaker = Breaker(&exchange.barrier);
+    let me = shard.index;
+    loop {
+        let next = shard.events.peek().map_or(u64::MAX, |t| nanos(epoch, t));
+        exchange.next[me].store(next, Ordering::Relaxed);
+        exchange.barrier.wait();
+        // Every shard reads the same values: none writes them again before
+        // the barrier below.
+        let start = exchange
+            .next
+            .iter()
+            .map(|n| n.load(Ordering::Relaxed))
+            .min()
+            .unwrap_or(u64::MAX);
+        if start > until {
+            return;
+        }
+        let end = start.saturating_add(lookahead - 1).min(until);
+        shard.run_through(world, epoch + Duration::from_nanos(end));
+        for (to, away) in shard.away.iter_mut().enumerate() {
+            if !away.is_empty() {
+                let mut slot = exchange.crossing[me * exchange.shards + to]
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                slot.append(away);
+            }
+        }
+        exchange.barrier.wait();
+        for from in 0..exchange.shards {
+            let arrived = std::mem::take(
+                &mut *exchange.crossing[from * exchange.shards + me]
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
+            );
+            queue_arrivals(shard, arrived);
+        }
+    }
+}
+
+/// Queues datagrams from other shards in this one.
+pub(crate) fn queue_arrivals(shard: &mut Shard, arrived: Vec<Away>) {
+    for a in arrived {
+        let event = Event::Deliver {
+            to: a.to,
+            from: a.from,
+            bytes: a.bytes,
+        };
+        shard.events.push(a.at, event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_barrier_holds_every_party_until_the_last_arrives() {
+        let barrier = SpinBarrier::new(3);
+        let arrived = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..3 {
+                scope.spawn(|| {
+                    for round in 1..=200 {
+                        arrived.fetch_add(1, Ordering::SeqCst);
+                        barrier.wait();
+                        // Nobody starts the next round before all ended this one.
+                        assert!(arrived.load(Ordering::SeqCst) >= 3 * round);
+                        barrier.wait();
+                    }
+                });
+            }
+        });
+        assert_eq!(arrived.load(Ordering::SeqCst), 600);
+    }
+}

@@ -1,0 +1,398 @@
+//! One shard of a simulation: a share of the nodes, with their own event
+//! queue, randomness and counters, run on one thread.
+//!
+//! Node `i` of a simulation of S shards lives in shard `i % S`, at `i / S`.
+//! A shard reads the [`World`] (who is where, the network's model) and
+//! changes only its own nodes; a datagram for another shard's node waits in
+//! [`Shard::away`] until the driver hands it over. With one shard, this is
+//! the whole simulation.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use rand::rngs::StdRng;
+
+use super::driver::{Behaviour, NodeApi, SimNode, LOG_KEPT};
+use super::hostile::sybil_reply;
+use super::network::{Mappings, NetStats, Network, Traced};
+use super::queue::EventQueue;
+use crate::node::{
+    ApiEvent, Datagram, Deliver, Envelope, IoRequest, LogEvent, LookupEvent, LookupsInput, Piece,
+    Pieces, RateLimiterInput, RoutingInput, StoreInput, SupervisorInput, TransactionsInput,
+};
+use crate::telemetry::AddressFamily;
+
+/// What every shard reads and none changes while shards run.
+#[derive(Debug)]
+pub(crate) struct World {
+    /// The node at each address, by index in the simulation.
+    pub(crate) by_addr: HashMap<SocketAddr, usize>,
+    pub(crate) network: Network,
+    pub(crate) shards: usize,
+}
+
+impl World {
+    /// The shard of node `i`, and its place there.
+    pub(crate) fn place(&self, i: usize) -> (usize, usize) {
+        (i % self.shards, i / self.shards)
+    }
+}
+
+/// A datagram for a node of another shard.
+#[derive(Debug)]
+pub(crate) struct Away {
+    pub(crate) at: Instant,
+    /// The node's place in its shard.
+    pub(crate) to: usize,
+    pub(crate) from: SocketAddr,
+    pub(crate) bytes: Bytes,
+}
+
+#[derive(Debug)]
+pub(crate) enum Event {
+    Deliver {
+        to: usize,
+        from: SocketAddr,
+        bytes: Bytes,
+    },
+    Wake(usize),
+}
+
+/// Far more wake-ups of one node at one virtual instant than any piece
+/// needs to drain its due work.
+const MAX_WAKES_AT_ONE_INSTANT: u32 = 100_000;
+
+/// A share of the nodes and everything that changes when they run.
+pub(crate) struct Shard {
+    pub(crate) index: usize,
+    pub(crate) nodes: Vec<SimNode>,
+    /// The NAT in front of each node, if any.
+    pub(crate) nat: Vec<Option<Mappings>>,
+    /// When each node wakes next, beside the nodes: a wake-up made stale by
+    /// an earlier one is dropped without touching the node's memory.
+    pub(crate) wake_at: Vec<Option<Instant>>,
+    /// The mailbox of the node being run. One serves all: a node's mailbox
+    /// is run to empty before any other node runs.
+    mailbox: VecDeque<Envelope>,
+    pub(crate) events: EventQueue<Event>,
+    pub(crate) now: Instant,
+    pub(crate) rng: StdRng,
+    pub(crate) stats: NetStats,
+    pub(crate) trace: Option<Vec<Traced>>,
+    pub(crate) events_run: u64,
+    /// Datagrams for the nodes of each other shard.
+    pub(crate) away: Vec<Vec<Away>>,
+}
+
+impl Shard {
+    pub(crate) fn new(index: usize, shards: usize, epoch: Instant, rng: StdRng) -> Self {
+        Shard {
+            index,
+            nodes: Vec::new(),
+            nat: Vec::new(),
+            wake_at: Vec::new(),
+            mailbox: VecDeque::new(),
+            events: EventQueue::new(epoch),
+            now: epoch,
+            rng,
+            stats: NetStats::default(),
+            trace: None,
+            events_run: 0,
+            away: (0..shards).map(|_| Vec::new()).collect(),
+        }
+    }
+
+    /// Runs one event taken from the queue.
+    pub(crate) fn run_event(&mut self, world: &World, at: Instant, event: Event) {
+        self.events_run += 1;
+        self.now = self.now.max(at);
+        match event {
+            Event::Deliver { to, from, bytes } => {
+                if !self.nodes[to].online {
+                    self.stats.undeliverable += 1;
+                    return;
+                }
+                if let Some(nat) = &self.nat[to] {
+                    if !nat.lets_in(self.now, &from) {
+                        self.stats.blocked += 1;
+                        return;
+                    }
+                }
+                if self.nodes[to].behaviour != Behaviour::Honest
+                    && crate::node::rate_limiter::gate::looks_like_query(&bytes)
+                {
+                    self.sybil_answer(world, to, from, &bytes);
+                    return;
+                }
+                let t = &self.nodes[to].telemetry;
+                let f = AddressFamily::of(&from);
+                t.packets_in.incr(f);
+                t.bytes_in.add(f, bytes.len() as u64);
+                let batch = vec![Datagram { from, bytes }];
+                self.mailbox
+                    .push_back(Envelope::RateLimiter(RateLimiterInput::Datagrams(batch)));
+                self.settle(world, to);
+            }
+            Event::Wake(i) => {
+                if self.wake_at[i] != Some(at) {
+                    return; // superseded
+                }
+                self.wake_at[i] = None;
+                if self.nodes[i].online {
+                    self.wake(world, i);
+                }
+            }
+        }
+    }
+
+    /// Runs every event of this shard up to `until`.
+    pub(crate) fn run_through(&mut self, world: &World, until: Instant) {
+        while let Some((at, event)) = self.events.pop_until(until) {
+            self.run_event(world, at, event);
+        }
+    }
+
+    /// Queues `envelope` in node `i`'s mailbox and runs it to quiet.
+    pub(crate) fn send_to(&mut self, world: &World, i: usize, envelope: Envelope) {
+        self.mailbox.push_back(envelope);
+        self.settle(world, i);
+    }
+
+    /// Sybil node `i`'s answer to a query from `from`.
+    fn sybil_answer(&mut self, world: &World, i: usize, from: SocketAddr, query: &[u8]) {
+        let me = &self.nodes[i];
+        let echo = me.behaviour == Behaviour::EchoingSybil;
+        let (id, sybil) = (me.id, me.addr);
+        if let Some(reply) = sybil_reply(query, id, sybil, from, echo, &mut self.rng) {
+            self.transmit(world, i, from, Bytes::from(reply));
+        }
+    }
+
+    /// Hands a datagram of node `i` to the network, and schedules its
+    /// delivery (here, or in another shard's queue).
+    fn transmit(&mut self, world: &World, i: usize, to: SocketAddr, bytes: Bytes) {
+        let from = self.nodes[i].addr;
+        self.stats.sent += 1;
+        if let Some(trace) = &mut self.trace {
+            trace.push(Traced {
+                from,
+                to,
+                bytes: bytes.to_vec(),
+            });
+        }
+        if let Some(nat) = &mut self.nat[i] {
+            nat.opened(self.now, to);
+        }
+        let Some(delay) = world.network.delay(&mut self.rng, &from, &to) else {
+            self.stats.lost += 1;
+            return;
+        };
+        let Some(&j) = world.by_addr.get(&to) else {
+            self.stats.undeliverable += 1;
+            return;
+        };
+        let at = self.now + delay;
+        let (shard, to) = world.place(j);
+        if shard == self.index {
+            let event = Event::Deliver { to, from, bytes };
+            self.events.push(at, event);
+        } else {
+            self.away[shard].push(Away {
+                at,
+                to,
+                from,
+                bytes,
+            });
+        }
+    }
+
+    /// Runs the timeouts of node `i` that are due, then its mailbox.
+    fn wake(&mut self, world: &World, i: usize) {
+        let now = self.now;
+        let node = &mut self.nodes[i];
+        // A piece whose deadline stays in the past after it ran would spin
+        // an actor as it spins this loop; say so instead of hanging.
+        node.wakes_now = match node.wakes_now {
+            (at, n) if at == now => (at, n + 1),
+            _ => (now, 1),
+        };
+        assert!(
+            node.wakes_now.1 < MAX_WAKES_AT_ONE_INSTANT,
+            "node {i} of shard {} woke {MAX_WAKES_AT_ONE_INSTANT} times at one instant: a piece's poll_timeout stays in the past",
+            self.index
+        );
+        let p = &mut node.pieces;
+        fn due<P: Piece>(piece: &mut P, now: Instant) {
+            if piece.poll_timeout().is_some_and(|t| t <= now) {
+                piece.handle_timeout(now);
+            }
+        }
+        due(&mut p.rate_limiter, now);
+        due(&mut p.routing, now);
+        due(&mut p.transactions, now);
+        due(&mut p.store, now);
+        due(&mut p.lookups, now);
+        due(&mut p.supervisor, now);
+        self.settle(world, i);
+    }
+
+    /// Delivers node `i`'s mailbox until it is empty, sends what its pieces
+    /// decided to send, and arms its next wake-up.
+    pub(crate) fn settle(&mut self, world: &World, i: usize) {
+        loop {
+            self.collect(world, i);
+            let Some(envelope) = self.mailbox.pop_front() else {
+                break;
+            };
+            let node = &mut self.nodes[i];
+            let mut local = Local {
+                now: self.now,
+                pieces: &mut node.pieces,
+                api: &mut node.api,
+                io: Vec::new(),
+            };
+            envelope.deliver(&mut local);
+            let io = local.io;
+            for request in io {
+                self.io(i, request);
+            }
+        }
+        self.arm(i);
+    }
+
+    /// Takes every piece's outputs: envelopes to the mailbox, datagrams to
+    /// the network.
+    fn collect(&mut self, world: &World, i: usize) {
+        let mut datagrams = Vec::new();
+        {
+            let node = &mut self.nodes[i];
+            let p = &mut node.pieces;
+            let outputs = [
+                p.rate_limiter.outputs(),
+                p.routing.outputs(),
+                p.transactions.outputs(),
+                p.store.outputs(),
+                p.lookups.outputs(),
+                p.supervisor.outputs(),
+            ];
+            for out in outputs {
+                while let Some(e) = out.pop() {
+                    self.mailbox.push_back(e);
+                }
+                for (to, bytes) in out.outbox.iter() {
+                    datagrams.push((to, Bytes::copy_from_slice(bytes)));
+                }
+                out.outbox.clear();
+                out.release_peak();
+            }
+        }
+        for (to, bytes) in datagrams {
+            let f = AddressFamily::of(&to);
+            self.nodes[i].telemetry.packets_out.incr(f);
+            self.nodes[i].telemetry.bytes_out.add(f, bytes.len() as u64);
+            self.transmit(world, i, to, bytes);
+        }
+    }
+
+    fn io(&mut self, i: usize, request: IoRequest) {
+        match request {
+            IoRequest::Resolve { routers, nodes } => {
+                let m = SupervisorInput::SourcesResolved {
+                    routers: resolve(&routers),
+                    nodes: resolve(&nodes),
+                };
+                self.mailbox.push_back(Envelope::Supervisor(m));
+            }
+            IoRequest::SaveNodeId(id) => self.nodes[i].api.saved_ids.push(id),
+        }
+    }
+
+    pub(crate) fn arm(&mut self, i: usize) {
+        let p = &self.nodes[i].pieces;
+        let next = [
+            p.rate_limiter.poll_timeout(),
+            p.routing.poll_timeout(),
+            p.transactions.poll_timeout(),
+            p.store.poll_timeout(),
+            p.lookups.poll_timeout(),
+            p.supervisor.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        // Never in the past: a deadline already due runs at once.
+        .map(|t| t.max(self.now));
+        if next != self.wake_at[i] {
+            self.wake_at[i] = next;
+            if let Some(at) = next {
+                self.events.push(at, Event::Wake(i));
+            }
+        }
+    }
+}
+
+/// Parses numeric `ip:port` sources; the simulator resolves no names.
+fn resolve(sources: &[String]) -> Vec<SocketAddr> {
+    sources.iter().filter_map(|s| s.parse().ok()).collect()
+}
+
+/// Delivers envelopes to the pieces of one node, as an actor would.
+struct Local<'a> {
+    now: Instant,
+    pieces: &'a mut Pieces,
+    api: &'a mut NodeApi,
+    io: Vec<IoRequest>,
+}
+
+impl Deliver for Local<'_> {
+    fn rate_limiter(&mut self, m: RateLimiterInput) {
+        self.pieces.rate_limiter.handle(self.now, m);
+    }
+    fn routing(&mut self, m: RoutingInput) {
+        self.pieces.routing.handle(self.now, m);
+    }
+    fn transactions(&mut self, m: TransactionsInput) {
+        self.pieces.transactions.handle(self.now, m);
+    }
+    fn store(&mut self, m: StoreInput) {
+        self.pieces.store.handle(self.now, m);
+    }
+    fn lookups(&mut self, m: LookupsInput) {
+        self.pieces.lookups.handle(self.now, m);
+    }
+    fn supervisor(&mut self, m: SupervisorInput) {
+        self.pieces.supervisor.handle(self.now, m);
+    }
+    fn api(&mut self, m: ApiEvent) {
+        let api = &mut *self.api;
+        match m {
+            ApiEvent::Lookup { caller, event } => match event {
+                LookupEvent::Peer(p) => {
+                    api.first_peer_at.entry(caller).or_insert(self.now);
+                    api.peers.entry(caller).or_default().push(p)
+                }
+                LookupEvent::Item(_) => {}
+                LookupEvent::Progress { .. } => {}
+                LookupEvent::Finished(s) => {
+                    api.finished.insert(caller, s);
+                }
+            },
+            ApiEvent::Pong { tag, done } => {
+                api.pongs.insert(tag, done);
+            }
+            ApiEvent::Bootstrapped(b) => api.bootstrapped = b,
+            ApiEvent::ExternalAddress(_) => {}
+        }
+    }
+    fn io(&mut self, m: IoRequest) {
+        self.io.push(m);
+    }
+    fn log(&mut self, m: LogEvent) {
+        if self.api.log.len() >= LOG_KEPT {
+            self.api.log.pop_front();
+        }
+        self.api.log.push_back(m);
+    }
+}
