@@ -91,11 +91,7 @@ fn a_run_on_two_threads_replays_exactly_and_finds_what_one_thread_finds() {
         ..Model::default()
     };
     let two = run(model(2));
-    assert_eq!(
-        two,
-        run(model(2)),
-        "the threads' timing changes nothing"
-    );
+    assert_eq!(two, run(model(2)), "the threads' timing changes nothing");
     let one = run(model(1));
     assert_ne!(one, two, "two shards draw their own randomness");
     // Datagrams between shards arrive as within one: the same network.
@@ -106,5 +102,8 @@ fn a_run_on_two_threads_replays_exactly_and_finds_what_one_thread_finds() {
         assert!(r.table_live() >= 0.8, "{r}");
     }
     let ratio = two.datagrams[0] as f64 / one.datagrams[0] as f64;
-    assert!((0.9..1.1).contains(&ratio), "as much traffic: {one} against {two}");
+    assert!(
+        (0.9..1.1).contains(&ratio),
+        "as much traffic: {one} against {two}"
+    );
 }

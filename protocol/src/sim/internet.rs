@@ -50,6 +50,13 @@ pub struct Model {
     /// Spread (σ of the logarithm) of the access delays. Defaults to 0.9:
     /// one round trip in a hundred is over a second.
     pub access_sigma: f64,
+    /// The smallest access delay: no round trip is under four times this.
+    /// Defaults to 2 ms (round trips from 8 ms; the measurements start at
+    /// "a few ms"), which touches one node in 2,300. It is also how far
+    /// one thread of the simulator may run ahead of another
+    /// ([`Model::shards`]): without it, the fastest of 10^5 nodes would
+    /// make that 0.9 ms.
+    pub access_floor: Duration,
     /// Share of nodes behind a NAT that lets in only answers. Defaults to
     /// 30%.
     pub nat_share: f64,
@@ -99,6 +106,7 @@ impl Default for Model {
             loss: 0.02,
             access_median: Duration::from_millis(40),
             access_sigma: 0.9,
+            access_floor: Duration::from_millis(2),
             nat_share: 0.3,
             read_only_share: 0.05,
             slow_share: 0.05,
@@ -176,7 +184,8 @@ impl Model {
     fn draw(&self, rng: &mut impl RngCore) -> Traits {
         let access = self
             .access_median
-            .mul_f64((self.access_sigma * normal(rng)).exp().min(100.0));
+            .mul_f64((self.access_sigma * normal(rng)).exp().min(100.0))
+            .max(self.access_floor);
         let slow = if rng.random::<f64>() < self.slow_share {
             self.slow_delay.mul_f64(0.5 + 1.5 * rng.random::<f64>())
         } else {

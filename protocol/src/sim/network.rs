@@ -232,6 +232,9 @@ mod tests {
         }
         assert!(fastest >= lookahead, "{fastest:?} < {lookahead:?}");
         // Close to it: the bound is not so loose that windows waste time.
-        assert!(fastest < lookahead * 11 / 10, "{fastest:?} against {lookahead:?}");
+        assert!(
+            fastest < lookahead * 11 / 10,
+            "{fastest:?} against {lookahead:?}"
+        );
     }
 }
