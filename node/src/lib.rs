@@ -54,6 +54,9 @@ pub mod persist;
 mod runtime;
 mod sample;
 mod service;
+/// Threads for `dhtd sim`'s shards.
+#[cfg(feature = "cli")]
+pub mod sim_threads;
 mod state;
 mod stats;
 pub mod swarm;

@@ -77,33 +77,3 @@ fn a_seed_replays_a_run_exactly() {
     assert_eq!(first, run(model(3)));
     assert_ne!(first, run(model(4)), "another seed, another run");
 }
-
-#[test]
-fn a_run_on_two_threads_replays_exactly_and_finds_what_one_thread_finds() {
-    let model = |shards| Model {
-        nodes: 300,
-        seed: 5,
-        duration: Duration::from_secs(15 * 60),
-        join_over: Duration::from_secs(60),
-        settle: Duration::from_secs(120),
-        lookups_per_sample: 40,
-        shards,
-        ..Model::default()
-    };
-    let two = run(model(2));
-    assert_eq!(two, run(model(2)), "the threads' timing changes nothing");
-    let one = run(model(1));
-    assert_ne!(one, two, "two shards draw their own randomness");
-    // Datagrams between shards arrive as within one: the same network.
-    for r in [&one, &two] {
-        assert!(r.lookups >= 100, "{r}");
-        assert!(r.found_rate() >= 0.97, "{r}");
-        assert!(r.nearly as f64 >= 0.9 * r.lookups as f64, "{r}");
-        assert!(r.table_live() >= 0.8, "{r}");
-    }
-    let ratio = two.datagrams[0] as f64 / one.datagrams[0] as f64;
-    assert!(
-        (0.9..1.1).contains(&ratio),
-        "as much traffic: {one} against {two}"
-    );
-}

@@ -20,7 +20,7 @@ use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 
 use super::network::{Endpoint, Mappings, NetStats, Network, NetworkConfig, Traced};
-use super::parallel::{queue_arrivals, run_shards};
+use super::parallel::{queue_arrivals, run_shards, Threads};
 use super::shard::{Event, Shard, World};
 use crate::compact::NodeInfo;
 use crate::id::{InfoHash, NodeId};
@@ -128,6 +128,7 @@ pub struct Simulation {
     now: Instant,
     len: usize,
     next_caller: u64,
+    threads: Option<Arc<dyn Threads>>,
 }
 
 impl std::fmt::Debug for Simulation {
@@ -147,10 +148,13 @@ impl Simulation {
         Self::sharded(epoch, network, seed, 1)
     }
 
-    /// An empty network whose nodes are split in `shards`, each run on its
-    /// own thread by [`Simulation::run_for`] and [`Simulation::run_to`]. A
-    /// seed replays exactly for a given number of shards; the same seed in
-    /// another number of shards is another run.
+    /// An empty network whose nodes are split in `shards`, each run on a
+    /// thread of its own by [`Simulation::run_for`] and
+    /// [`Simulation::run_to`] once it is given threads
+    /// ([`Simulation::set_threads`]), one after another in time order until
+    /// then. A seed replays exactly for a given number of shards, with
+    /// threads or without; the same seed in another number of shards is
+    /// another run.
     pub fn sharded(epoch: Instant, network: NetworkConfig, seed: u64, shards: usize) -> Self {
         let shards = shards.max(1);
         Simulation {
@@ -170,7 +174,13 @@ impl Simulation {
             now: epoch,
             len: 0,
             next_caller: 1,
+            threads: None,
         }
+    }
+
+    /// Lets the shards run at once, on these threads.
+    pub fn set_threads(&mut self, threads: Arc<dyn Threads>) {
+        self.threads = Some(threads);
     }
 
     /// Virtual now.
@@ -498,18 +508,29 @@ impl Simulation {
     }
 
     /// Runs every event up to `until`: each shard on its own thread when
-    /// there are several and the network's lookahead allows.
+    /// there are several, threads to run them on, and a network whose
+    /// lookahead allows.
     pub fn run_to(&mut self, until: Instant) {
         let lookahead = self.world.network.lookahead();
-        if self.shards.len() == 1 || lookahead < MIN_LOOKAHEAD {
-            self.run_until(until, |_| false);
-            return;
-        }
+        let threads = match &self.threads {
+            Some(t) if self.shards.len() > 1 && lookahead >= MIN_LOOKAHEAD => t.clone(),
+            _ => {
+                self.run_until(until, |_| false);
+                return;
+            }
+        };
         let until = until.max(self.now);
         for shard in &mut self.shards {
             shard.now = self.now;
         }
-        run_shards(&mut self.shards, &self.world, self.epoch, until, lookahead);
+        run_shards(
+            threads.as_ref(),
+            &mut self.shards,
+            &self.world,
+            self.epoch,
+            until,
+            lookahead,
+        );
         self.set_now(until);
     }
 

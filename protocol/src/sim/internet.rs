@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
@@ -22,6 +23,7 @@ use rand::{Rng, RngCore, SeedableRng};
 use super::driver::{sim_addr, NodeSpec, Simulation};
 use super::experiments::percentile;
 use super::network::{Endpoint, NetworkConfig};
+use super::parallel::Threads;
 use crate::id::{InfoHash, NodeId};
 use crate::lookup::LookupKind;
 use crate::node::bootstrap::Sources;
@@ -89,9 +91,9 @@ pub struct Model {
     pub nodes_sampled: usize,
     /// Every node's configuration (the shipped defaults unless changed).
     pub node: NodeConfig,
-    /// Threads the simulation runs on, its nodes split in as many shards.
-    /// A seed replays exactly for a given number; another number is another
-    /// run. Defaults to 1.
+    /// Shards the nodes are split in, each run on a thread of its own by
+    /// [`run_internet_on`]. A seed replays exactly for a given number (on
+    /// threads or not); another number is another run. Defaults to 1.
     pub shards: usize,
 }
 
@@ -982,13 +984,28 @@ fn id_range(prefix: &NodeId, bits: u32) -> (NodeId, NodeId) {
 
 /// Runs the model: joins N nodes, lets them settle, announces, then
 /// measures for [`Model::duration`] with churn. `progress` is called now
-/// and then.
+/// and then. Its shards ([`Model::shards`]) run one after another in time
+/// order: [`run_internet_on`] runs them at once.
 pub fn run_internet(
     epoch: Instant,
     model: Model,
+    progress: impl FnMut(Progress),
+) -> InternetReport {
+    run_internet_on(epoch, model, None, progress)
+}
+
+/// [`run_internet`], its shards each on one of `threads` (the same figures,
+/// sooner).
+pub fn run_internet_on(
+    epoch: Instant,
+    model: Model,
+    threads: Option<Arc<dyn Threads>>,
     mut progress: impl FnMut(Progress),
 ) -> InternetReport {
     let mut run = Run::new(epoch, model);
+    if let Some(threads) = threads {
+        run.sim.set_threads(threads);
+    }
     run.join(&mut progress);
     let settled = run.sim.now() + run.model.settle;
     run.run_to(settled);

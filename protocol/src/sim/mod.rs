@@ -29,5 +29,6 @@ mod shard;
 pub use driver::{sim_addr, Behaviour, NodeApi, NodeSpec, SimNode, Simulation};
 pub use experiments::{run_lookup_experiment, sample_indices, LookupReport, SimConfig};
 pub use hostile::{run_hostile_experiment, sybil_reply, Hostile, HostileReport};
-pub use internet::{run_internet, InternetReport, Model, Progress, Sample};
+pub use internet::{run_internet, run_internet_on, InternetReport, Model, Progress, Sample};
 pub use network::{Endpoint, NetStats, Network, NetworkConfig, Traced, NAT_MAPPING_LIFETIME};
+pub use parallel::Threads;

@@ -1,4 +1,5 @@
-//! Shards run at once, one thread each, in windows of virtual time.
+//! Shards run at once, one thread each (the driver's: see [`Threads`]), in
+//! windows of virtual time.
 //!
 //! No datagram arrives sooner than the network's lookahead after it was
 //! sent ([`super::Network::lookahead`]), so what one shard does in a
@@ -73,9 +74,20 @@ struct Exchange {
     shards: usize,
 }
 
-/// Runs every shard up to `until` (inclusive), each on its own thread.
-/// `lookahead` must be above zero and no longer than any datagram takes.
+/// Runs tasks at the same time, each on a thread of its own: what a
+/// sharded simulation needs from its driver, since `protocol/` starts no
+/// thread ("The pure core and its two drivers").
+pub trait Threads: Send + Sync {
+    /// Runs every task at once and returns when all have returned. The
+    /// tasks wait for each other, so they must not run one after another.
+    fn run_together<'a>(&self, tasks: Vec<Box<dyn FnOnce() + Send + 'a>>);
+}
+
+/// Runs every shard up to `until` (inclusive), each as one of `threads`'
+/// tasks. `lookahead` must be above zero and no longer than any datagram
+/// takes.
 pub(crate) fn run_shards(
+    threads: &dyn Threads,
     shards: &mut [Shard],
     world: &World,
     epoch: Instant,
@@ -91,16 +103,15 @@ pub(crate) fn run_shards(
     };
     let at = |t: Instant| nanos(epoch, t);
     let (until, lookahead) = (at(until), lookahead.as_nanos() as u64);
-    std::thread::scope(|scope| {
-        let Some((first, rest)) = shards.split_first_mut() else {
-            return;
-        };
-        for shard in rest {
-            let exchange = &exchange;
-            scope.spawn(move || run_windows(shard, world, exchange, epoch, until, lookahead));
-        }
-        run_windows(first, world, &exchange, epoch, until, lookahead);
-    });
+    let exchange = &exchange;
+    let tasks = shards
+        .iter_mut()
+        .map(|shard| {
+            Box::new(move || run_windows(shard, world, exchange, epoch, until, lookahead))
+                as Box<dyn FnOnce() + Send + '_>
+        })
+        .collect();
+    threads.run_together(tasks);
 }
 
 fn nanos(epoch: Instant, t: Instant) -> u64 {
@@ -175,30 +186,5 @@ pub(crate) fn queue_arrivals(shard: &mut Shard, arrived: Vec<Away>) {
             bytes: a.bytes,
         };
         shard.events.push(a.at, event);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_barrier_holds_every_party_until_the_last_arrives() {
-        let barrier = SpinBarrier::new(3);
-        let arrived = AtomicUsize::new(0);
-        std::thread::scope(|scope| {
-            for _ in 0..3 {
-                scope.spawn(|| {
-                    for round in 1..=200 {
-                        arrived.fetch_add(1, Ordering::SeqCst);
-                        barrier.wait();
-                        // Nobody starts the next round before all ended this one.
-                        assert!(arrived.load(Ordering::SeqCst) >= 3 * round);
-                        barrier.wait();
-                    }
-                });
-            }
-        });
-        assert_eq!(arrived.load(Ordering::SeqCst), 600);
     }
 }

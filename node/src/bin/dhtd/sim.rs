@@ -8,11 +8,13 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use dhtd::sim_threads::SimThreads;
 use dhtd_protocol::routing::BucketRefresh;
-use dhtd_protocol::sim::{run_internet, InternetReport, Model};
+use dhtd_protocol::sim::{run_internet_on, InternetReport, Model, Threads};
 use plotters::prelude::*;
 
 use crate::{parse_duration, Failure};
@@ -235,7 +237,8 @@ pub(crate) fn sim(args: SimArgs) -> Result<(), Failure> {
     for model in models {
         let n = model.nodes;
         let started = Instant::now();
-        let report = run_internet(started, model, |p| {
+        let threads: Arc<dyn Threads> = Arc::new(SimThreads);
+        let report = run_internet_on(started, model, Some(threads), |p| {
             let elapsed = started.elapsed().as_secs_f64();
             eprint!(
                 "\rN = {n}: {:>5.1} of {:.0} simulated minutes · {} online · {} events ({:.0}k/s) · {:.0} s  ",

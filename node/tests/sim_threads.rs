@@ -1,0 +1,68 @@
+//! The simulator's shards on threads (`dhtd sim --threads`): run at once in
+//! windows of virtual time, they must do exactly what they do one event at
+//! a time, in time order. A window that ran past a datagram from another
+//! shard would deliver it late, and the runs would part.
+
+#![cfg(feature = "cli")]
+// Test helpers, not only #[test] fns, may panic on a broken fixture.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dhtd::sim_threads::SimThreads;
+use dhtd_protocol::sim::{run_internet_on, InternetReport, Model, Threads};
+
+#[allow(clippy::disallowed_methods)]
+fn epoch() -> Instant {
+    Instant::now()
+}
+
+fn model(shards: usize) -> Model {
+    Model {
+        nodes: 300,
+        seed: 5,
+        duration: Duration::from_secs(15 * 60),
+        join_over: Duration::from_secs(60),
+        settle: Duration::from_secs(120),
+        lookups_per_sample: 40,
+        shards,
+        ..Model::default()
+    }
+}
+
+fn run(model: Model, threads: bool) -> InternetReport {
+    let threads = threads.then(|| Arc::new(SimThreads) as Arc<dyn Threads>);
+    let report = run_internet_on(epoch(), model, threads, |_| {});
+    println!("{report}");
+    report
+}
+
+#[test]
+fn shards_on_threads_do_what_they_do_one_event_at_a_time() {
+    let on_threads = run(model(2), true);
+    assert_eq!(
+        on_threads,
+        run(model(2), false),
+        "windows of virtual time lose nothing"
+    );
+    assert_eq!(
+        on_threads,
+        run(model(2), true),
+        "the threads' timing changes nothing"
+    );
+    let one = run(model(1), false);
+    assert_ne!(one, on_threads, "two shards draw their own randomness");
+    // Datagrams between shards go as within one: the same network.
+    for r in [&one, &on_threads] {
+        assert!(r.lookups >= 100, "{r}");
+        assert!(r.found_rate() >= 0.97, "{r}");
+        assert!(r.nearly as f64 >= 0.9 * r.lookups as f64, "{r}");
+        assert!(r.table_live() >= 0.8, "{r}");
+    }
+    let ratio = on_threads.datagrams[0] as f64 / one.datagrams[0] as f64;
+    assert!(
+        (0.9..1.1).contains(&ratio),
+        "as much traffic: {one} against {on_threads}"
+    );
+}
