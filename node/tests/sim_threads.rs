@@ -1,7 +1,8 @@
-//! The simulator's shards on threads (`dhtd sim --threads`): run at once in
-//! windows of virtual time, they must do exactly what they do one event at
-//! a time, in time order. A window that ran past a datagram from another
-//! shard would deliver it late, and the runs would part.
+//! The simulator's shards on threads (`dhtd sim --threads`): run at once,
+//! each as far ahead as no datagram from another can reach it, they must
+//! do exactly what they do one event at a time, in time order. A shard
+//! that ran past a datagram from another would deliver it late, and the
+//! runs would part.
 
 #![cfg(feature = "cli")]
 // Test helpers, not only #[test] fns, may panic on a broken fixture.
@@ -44,7 +45,7 @@ fn shards_on_threads_do_what_they_do_one_event_at_a_time() {
     assert_eq!(
         on_threads,
         run(model(2), false),
-        "windows of virtual time lose nothing"
+        "running ahead loses nothing"
     );
     assert_eq!(
         on_threads,

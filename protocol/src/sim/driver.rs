@@ -576,8 +576,9 @@ impl Simulation {
 /// that no two shards of nearby seeds share a stream).
 const SHARD_SEED_STEP: u64 = 0x9e37_79b9_7f4a_7c15;
 
-/// Shorter windows than this would spend more on their barriers than on
-/// their events: the shards then run one at a time.
+/// With a lookahead shorter than this, shards on threads would spend more
+/// on waiting for each other than on their events: they then run one at a
+/// time.
 const MIN_LOOKAHEAD: Duration = Duration::from_micros(100);
 
 /// The address of simulated node `i`: one IP per node, each of the first

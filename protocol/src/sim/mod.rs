@@ -11,7 +11,8 @@
 //!   datagrams);
 //! - [`driver`]: nodes, their mailboxes, virtual time, an optional trace;
 //!   the nodes split in shards, each with its own events, run on a thread
-//!   each in windows of virtual time (`shard`, `parallel`);
+//!   each, none running ahead of the others by more than a datagram takes
+//!   (`shard`, `parallel`);
 //! - [`experiments`]: the measurements built on them;
 //! - [`hostile`]: the same, with a share of Sybil or dead nodes;
 //! - [`internet`]: the shipped node in a network shaped like the

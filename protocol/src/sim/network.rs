@@ -231,7 +231,7 @@ mod tests {
             }
         }
         assert!(fastest >= lookahead, "{fastest:?} < {lookahead:?}");
-        // Close to it: the bound is not so loose that windows waste time.
+        // Close to it: a loose bound would hold shards back for nothing.
         assert!(
             fastest < lookahead * 11 / 10,
             "{fastest:?} against {lookahead:?}"

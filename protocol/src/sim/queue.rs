@@ -1,6 +1,10 @@
 //! The simulator's event queue: events in order of time, and of scheduling
 //! at equal times (so a seed replays exactly).
 //!
+//! An event's key is its time, then where it was scheduled (the shard,
+//! for an event another shard sent) and that shard's count of events
+//! scheduled so far: an order no thread's timing changes.
+//!
 //! A radix heap of small keys (time and sequence packed in one integer, and
 //! a slot) over a slab of the events themselves. Virtual time never goes
 //! back, so every key pushed is above the last one taken, which is all a
@@ -23,44 +27,63 @@ pub(crate) struct EventQueue<E> {
     epoch: Instant,
     /// The last key taken: every key held is above it.
     last: u128,
-    /// (nanoseconds since the epoch << 64 | sequence, slot), by the highest
+    /// (nanoseconds since the epoch << 64 | origin << 56 | sequence, slot), by the highest
     /// bit where the key differs from `last`.
     buckets: Vec<Vec<(u128, u32)>>,
     slots: Vec<Option<E>>,
     free: Vec<u32>,
+    /// The shard this queue's own events are scheduled by.
+    origin: u64,
     seq: u64,
 }
+
+/// Bits of a key's low half that count events; the rest name the shard.
+const SEQ_BITS: u32 = 56;
 
 fn bucket_of(key: u128, last: u128) -> usize {
     (u128::BITS - (key ^ last).leading_zeros()) as usize
 }
 
 impl<E> EventQueue<E> {
-    /// An empty queue for times from `epoch` on.
-    pub(crate) fn new(epoch: Instant) -> Self {
+    /// An empty queue for times from `epoch` on, of shard `origin`.
+    pub(crate) fn new(epoch: Instant, origin: usize) -> Self {
         EventQueue {
             epoch,
             last: 0,
             buckets: (0..BUCKETS).map(|_| Vec::new()).collect(),
             slots: Vec::new(),
             free: Vec::new(),
+            origin: origin as u64,
             seq: 0,
         }
     }
 
-    fn key(&self, at: Instant) -> u128 {
+    fn key(&self, at: Instant, origin: u64, seq: u64) -> u128 {
         let nanos = at.saturating_duration_since(self.epoch).as_nanos();
         // 2^64 ns is 584 years of virtual time. A time before the last one
         // taken runs at that time (after what is already there): the
         // driver's clock never goes back either.
         let nanos = nanos.min(u64::MAX as u128).max(self.last >> 64);
-        (nanos << 64) | self.seq as u128
+        let low = origin << SEQ_BITS | (seq & ((1 << SEQ_BITS) - 1));
+        (nanos << 64) | low as u128
+    }
+
+    /// A number for one more event scheduled by this queue's shard (its
+    /// own, or one it sends to another shard's queue).
+    pub(crate) fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
     }
 
     /// Adds `event` at `at`, after every event already at `at`.
     pub(crate) fn push(&mut self, at: Instant, event: E) {
-        self.seq += 1;
-        let key = self.key(at);
+        let seq = self.next_seq();
+        self.push_from(at, self.origin, seq, event);
+    }
+
+    /// Adds `event` at `at`, scheduled by shard `origin` as its `seq`th.
+    pub(crate) fn push_from(&mut self, at: Instant, origin: u64, seq: u64, event: E) {
+        let key = self.key(at, origin, seq);
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slots[slot as usize] = Some(event);
@@ -122,7 +145,7 @@ mod tests {
     fn events_come_out_by_time_then_in_the_order_they_were_scheduled() {
         let t0 = crate::test_epoch();
         let ms = Duration::from_millis;
-        let mut q = EventQueue::new(t0);
+        let mut q = EventQueue::new(t0, 0);
         q.push(t0 + ms(5), "c");
         q.push(t0 + ms(1), "a");
         q.push(t0 + ms(5), "d");
@@ -146,7 +169,7 @@ mod tests {
         use rand::{Rng, SeedableRng};
         let t0 = crate::test_epoch();
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let mut q = EventQueue::new(t0);
+        let mut q = EventQueue::new(t0, 0);
         // The reference: (time, order scheduled) in a sorted map.
         let mut reference = std::collections::BTreeMap::new();
         let mut now = t0;
@@ -187,9 +210,35 @@ mod tests {
     }
 
     #[test]
+    fn at_equal_times_events_go_by_the_shard_that_scheduled_them_then_its_count() {
+        let t0 = crate::test_epoch();
+        let at = t0 + Duration::from_millis(3);
+        let mut q = EventQueue::new(t0, 1);
+        // Handed over late, in any order: their keys were fixed when sent.
+        q.push_from(at, 2, 9, "shard 2, 9th");
+        q.push(at, "own, 1st");
+        q.push_from(at, 0, 40, "shard 0, 40th");
+        q.push_from(at, 2, 4, "shard 2, 4th");
+        q.push(at, "own, 2nd");
+        let order: Vec<_> = std::iter::from_fn(|| q.pop_until(at))
+            .map(|(_, e)| e)
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "shard 0, 40th",
+                "own, 1st",
+                "own, 2nd",
+                "shard 2, 4th",
+                "shard 2, 9th"
+            ]
+        );
+    }
+
+    #[test]
     fn time_before_the_epoch_counts_as_the_epoch() {
         let t0 = crate::test_epoch() + Duration::from_secs(10);
-        let mut q = EventQueue::new(t0);
+        let mut q = EventQueue::new(t0, 0);
         q.push(t0 - Duration::from_secs(1), 1);
         assert_eq!(q.pop_until(t0), Some((t0, 1)));
     }

@@ -44,6 +44,10 @@ impl World {
 #[derive(Debug)]
 pub(crate) struct Away {
     pub(crate) at: Instant,
+    /// The sending shard, and its count of events scheduled: the datagram's
+    /// place among equal times, whenever it is handed over.
+    pub(crate) origin: usize,
+    pub(crate) seq: u64,
     /// The node's place in its shard.
     pub(crate) to: usize,
     pub(crate) from: SocketAddr,
@@ -94,7 +98,7 @@ impl Shard {
             nat: Vec::new(),
             wake_at: Vec::new(),
             mailbox: VecDeque::new(),
-            events: EventQueue::new(epoch),
+            events: EventQueue::new(epoch, index),
             now: epoch,
             rng,
             stats: NetStats::default(),
@@ -199,8 +203,11 @@ impl Shard {
             let event = Event::Deliver { to, from, bytes };
             self.events.push(at, event);
         } else {
+            let seq = self.events.next_seq();
             self.away[shard].push(Away {
                 at,
+                origin: self.index,
+                seq,
                 to,
                 from,
                 bytes,
