@@ -476,7 +476,7 @@ impl Simulation {
             }
             let next = self
                 .shards
-                .iter()
+                .iter_mut()
                 .enumerate()
                 .filter_map(|(s, shard)| shard.events.peek().map(|at| (at, s)))
                 .min();

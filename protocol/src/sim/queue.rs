@@ -34,6 +34,8 @@ pub(crate) struct EventQueue<E> {
     free: Vec<u32>,
     /// The shard this queue's own events are scheduled by.
     origin: u64,
+    /// The first key, when known: a shard waiting for others asks often.
+    first: Option<u128>,
     seq: u64,
 }
 
@@ -54,6 +56,7 @@ impl<E> EventQueue<E> {
             slots: Vec::new(),
             free: Vec::new(),
             origin: origin as u64,
+            first: None,
             seq: 0,
         }
     }
@@ -84,6 +87,7 @@ impl<E> EventQueue<E> {
     /// Adds `event` at `at`, scheduled by shard `origin` as its `seq`th.
     pub(crate) fn push_from(&mut self, at: Instant, origin: u64, seq: u64, event: E) {
         let key = self.key(at, origin, seq);
+        self.first = self.first.map(|first| first.min(key));
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slots[slot as usize] = Some(event);
@@ -98,9 +102,12 @@ impl<E> EventQueue<E> {
     }
 
     /// The time of the first event, if any.
-    pub(crate) fn peek(&self) -> Option<Instant> {
-        let b = self.buckets.iter().position(|v| !v.is_empty())?;
-        let key = self.buckets[b].iter().map(|(key, _)| *key).min()?;
+    pub(crate) fn peek(&mut self) -> Option<Instant> {
+        if self.first.is_none() {
+            let b = self.buckets.iter().position(|v| !v.is_empty())?;
+            self.first = self.buckets[b].iter().map(|(key, _)| *key).min();
+        }
+        let key = self.first?;
         Some(self.epoch + Duration::from_nanos((key >> 64) as u64))
     }
 
@@ -116,6 +123,7 @@ impl<E> EventQueue<E> {
             return None;
         }
         self.buckets[b].swap_remove(i);
+        self.first = None;
         if b > 0 {
             // The rest of this bucket shares more bits with the new last
             // key: each moves to a lower bucket.
