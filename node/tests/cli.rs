@@ -34,8 +34,9 @@ fn swarm_finishes_with_every_lookup_successful() {
     );
 }
 
-/// `dhtd sim`: a small Internet-like network, a table and six plots; a
-/// bad share is refused by name.
+/// `dhtd sim`: a small Internet-like network (on two threads, the
+/// default), a table and six plots; a bad share or no thread is refused
+/// by name.
 #[test]
 fn sim_writes_a_table_and_plots_and_refuses_a_bad_share() {
     let _serial = serial();
@@ -97,6 +98,17 @@ fn sim_writes_a_table_and_plots_and_refuses_a_bad_share() {
         text(&bad.stderr).contains("--nat-share"),
         "{}",
         text(&bad.stderr)
+    );
+    let no_threads = run({
+        let mut c = dhtd(&home);
+        c.args(["sim", "--nodes", "60", "--threads", "0"]);
+        c
+    });
+    assert_eq!(no_threads.status.code(), Some(2));
+    assert!(
+        text(&no_threads.stderr).contains("--threads"),
+        "{}",
+        text(&no_threads.stderr)
     );
 }
 

@@ -11,9 +11,10 @@
 //! so each shard runs the same events in the same order as when the shards
 //! run one event at a time in time order, whichever thread is faster: a
 //! seed replays exactly for a given number of shards (the conservative
-//! scheme of Chandy and Misra, with a global window as in YAWNS). A window
-//! without a barrier, each shard going as far as the others' published
-//! bounds allow, was slower here (44 against 33 s for 10^4 nodes).
+//! scheme of Chandy and Misra, with a global window as in YAWNS). Without
+//! the barrier, each shard going as far as the others' published bounds
+//! allow, it was no faster (10^4 nodes, interleaved: 50 and 44 s against
+//! 43 and 47 s).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -32,7 +33,8 @@ struct SpinBarrier {
     broken: AtomicBool,
 }
 
-/// Spins before a waiter yields its core (a few microseconds).
+/// Spins before a waiter yields its core (about a millisecond): on two
+/// cores the other thread is running, and will arrive.
 const SPINS: u32 = 20_000;
 
 impl SpinBarrier {
