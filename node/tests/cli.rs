@@ -88,28 +88,15 @@ fn sim_writes_a_table_and_plots_and_refuses_a_bad_share() {
         );
     }
     assert!(dir.join("samples-60.csv").exists());
-    let bad = run({
-        let mut c = dhtd(&home);
-        c.args(["sim", "--nodes", "60", "--nat-share", "1.5"]);
-        c
-    });
-    assert_eq!(bad.status.code(), Some(2));
-    assert!(
-        text(&bad.stderr).contains("--nat-share"),
-        "{}",
-        text(&bad.stderr)
-    );
-    let no_threads = run({
-        let mut c = dhtd(&home);
-        c.args(["sim", "--nodes", "60", "--threads", "0"]);
-        c
-    });
-    assert_eq!(no_threads.status.code(), Some(2));
-    assert!(
-        text(&no_threads.stderr).contains("--threads"),
-        "{}",
-        text(&no_threads.stderr)
-    );
+    for (flag, value) in [("--nat-share", "1.5"), ("--threads", "0")] {
+        let bad = run({
+            let mut c = dhtd(&home);
+            c.args(["sim", "--nodes", "60", flag, value]);
+            c
+        });
+        assert_eq!(bad.status.code(), Some(2), "{flag} {value}");
+        assert!(text(&bad.stderr).contains(flag), "{}", text(&bad.stderr));
+    }
 }
 
 #[test]

@@ -266,11 +266,6 @@ impl Simulation {
         }
     }
 
-    /// The network's model.
-    pub fn network(&self) -> &Network {
-        &self.world.network
-    }
-
     /// The node at `addr`, if any (online or not).
     pub fn node_at(&self, addr: &SocketAddr) -> Option<usize> {
         self.world.by_addr.get(addr).copied()
