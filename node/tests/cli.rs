@@ -88,7 +88,11 @@ fn sim_writes_a_table_and_plots_and_refuses_a_bad_share() {
         );
     }
     assert!(dir.join("samples-60.csv").exists());
-    for (flag, value) in [("--nat-share", "1.5"), ("--threads", "0")] {
+    for (flag, value) in [
+        ("--nat-share", "1.5"),
+        ("--threads", "0"),
+        ("--shards", "0"),
+    ] {
         let bad = run({
             let mut c = dhtd(&home);
             c.args(["sim", "--nodes", "60", flag, value]);

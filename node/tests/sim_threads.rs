@@ -1,6 +1,7 @@
-//! The simulator's shards on threads (`dhtd sim --threads`): run at once,
-//! each as far ahead as no datagram from another can reach it, they must
-//! do exactly what they do one event at a time, in time order. A shard
+//! The simulator's shards on threads (`dhtd sim --threads`, `--shards`):
+//! run at once, each as far ahead as no datagram from another can reach
+//! it, on any number of threads, they must do exactly what they do one
+//! event at a time, in time order. A shard
 //! that ran past a datagram from another would deliver it late, and the
 //! runs would part.
 
@@ -32,8 +33,9 @@ fn model(shards: usize) -> Model {
     }
 }
 
-fn run(model: Model, threads: bool) -> InternetReport {
-    let threads = threads.then(|| Arc::new(SimThreads) as Arc<dyn Threads>);
+/// A run on `threads` threads, or (0) one event at a time in time order.
+fn run(model: Model, threads: usize) -> InternetReport {
+    let threads = (threads > 0).then(|| Arc::new(SimThreads { threads }) as Arc<dyn Threads>);
     let report = run_internet_on(epoch(), model, threads, |_| {});
     println!("{report}");
     report
@@ -41,19 +43,17 @@ fn run(model: Model, threads: bool) -> InternetReport {
 
 #[test]
 fn shards_on_threads_do_what_they_do_one_event_at_a_time() {
-    let on_threads = run(model(2), true);
+    // Three shards on two threads: each window's shards go to whichever
+    // thread is free.
+    let on_threads = run(model(3), 2);
+    assert_eq!(on_threads, run(model(3), 0), "running ahead loses nothing");
     assert_eq!(
         on_threads,
-        run(model(2), false),
-        "running ahead loses nothing"
+        run(model(3), 1),
+        "the number of threads and their timing change nothing"
     );
-    assert_eq!(
-        on_threads,
-        run(model(2), true),
-        "the threads' timing changes nothing"
-    );
-    let one = run(model(1), false);
-    assert_ne!(one, on_threads, "two shards draw their own randomness");
+    let one = run(model(1), 0);
+    assert_ne!(one, on_threads, "shards draw their own randomness");
     // Datagrams between shards go as within one: the same network.
     for r in [&one, &on_threads] {
         assert!(r.lookups >= 100, "{r}");

@@ -152,3 +152,33 @@ fn a_node_whose_round_trips_outlast_the_timeout_still_bootstraps() {
         .collect::<Vec<_>>();
     assert!(peers.contains(&&peer), "found {peers:?}");
 }
+
+/// A network's first nodes are added ahead of time, each at its own start
+/// (`add_node_at`): a node sends nothing before its start, then
+/// bootstraps as one added then would.
+#[test]
+fn a_node_added_ahead_of_time_starts_at_its_time() {
+    let mut sim = Simulation::new(epoch(), NetworkConfig::default(), 3);
+    start(&mut sim, 0, None);
+    let at = sim.now() + Duration::from_secs(10);
+    let mut sources = Sources::default();
+    sources.routers.push(sim_addr(0).to_string());
+    sim.add_node_at(
+        at,
+        NodeSpec {
+            addr: sim_addr(1),
+            id: None,
+            seed: None,
+            config: NodeConfig::default(),
+            sources,
+        },
+    );
+    sim.run_for(Duration::from_secs(9));
+    assert_eq!(sim.net_stats().sent, 0, "nothing before its start");
+    assert!(!sim.is_bootstrapped(1));
+    sim.run_for(Duration::from_secs(20));
+    assert!(sim.net_stats().sent > 0, "it bootstrapped from node 0");
+    assert!(sim.is_bootstrapped(1));
+    let table: Vec<NodeId> = sim.table(1).iter().map(|n| n.id).collect();
+    assert_eq!(table, vec![sim.node(0).id], "it knows node 0");
+}

@@ -276,6 +276,17 @@ pub struct BucketStats {
     pub replacements: usize,
 }
 
+impl BucketStats {
+    fn plus(self, other: &BucketStats) -> BucketStats {
+        BucketStats {
+            good: self.good + other.good,
+            questionable: self.questionable + other.questionable,
+            bad: self.bad + other.bad,
+            replacements: self.replacements + other.replacements,
+        }
+    }
+}
+
 /// Table-wide counts, for gauges and `stats`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RoutingStats {
@@ -782,26 +793,39 @@ impl RoutingTable {
 
     /// Counts by bucket and status.
     pub fn stats(&self, now: Instant) -> RoutingStats {
-        let mut stats = RoutingStats::default();
-        for b in &self.buckets {
-            let mut s = BucketStats {
-                replacements: b.replacements.len(),
-                ..Default::default()
-            };
-            for e in &b.nodes {
-                match e.status(now, &self.config) {
-                    NodeStatus::Good => s.good += 1,
-                    NodeStatus::Questionable => s.questionable += 1,
-                    NodeStatus::Bad => s.bad += 1,
-                }
+        let buckets: Vec<BucketStats> = self
+            .buckets
+            .iter()
+            .map(|b| self.bucket_stats(now, b))
+            .collect();
+        let total = buckets
+            .iter()
+            .fold(BucketStats::default(), BucketStats::plus);
+        RoutingStats { buckets, total }
+    }
+
+    /// The sum over the buckets alone: what the gauges need, without the
+    /// allocation of a count per bucket (the gauges follow every change).
+    pub fn totals(&self, now: Instant) -> BucketStats {
+        self.buckets
+            .iter()
+            .map(|b| self.bucket_stats(now, b))
+            .fold(BucketStats::default(), |sum, s| sum.plus(&s))
+    }
+
+    fn bucket_stats(&self, now: Instant, b: &Bucket) -> BucketStats {
+        let mut s = BucketStats {
+            replacements: b.replacements.len(),
+            ..Default::default()
+        };
+        for e in &b.nodes {
+            match e.status(now, &self.config) {
+                NodeStatus::Good => s.good += 1,
+                NodeStatus::Questionable => s.questionable += 1,
+                NodeStatus::Bad => s.bad += 1,
             }
-            stats.total.good += s.good;
-            stats.total.questionable += s.questionable;
-            stats.total.bad += s.bad;
-            stats.total.replacements += s.replacements;
-            stats.buckets.push(s);
         }
-        stats
+        s
     }
 
     /// Estimated number of nodes in the whole DHT, from how close our

@@ -161,7 +161,9 @@ impl Simulation {
             shards: (0..shards)
                 .map(|s| {
                     // Shard 0 draws as a one-shard simulation always has.
-                    let rng = StdRng::seed_from_u64(seed.wrapping_add(s as u64 * SHARD_SEED_STEP));
+                    let rng = StdRng::seed_from_u64(
+                        seed.wrapping_add((s as u64).wrapping_mul(SHARD_SEED_STEP)),
+                    );
                     Shard::new(s, shards, epoch, rng)
                 })
                 .collect(),
@@ -213,7 +215,17 @@ impl Simulation {
 
     /// Adds a node now; it starts bootstrapping at once. Returns its index.
     pub fn add_node(&mut self, spec: NodeSpec) -> usize {
-        let now = self.now;
+        self.add_node_at(self.now, spec)
+    }
+
+    /// Adds a node that starts bootstrapping at `at` (now, if that has
+    /// passed). Until then it sends nothing, and no one knows its address.
+    /// Returns its index. Nodes added ahead of time let a run go on
+    /// without a stop for each (a network's first nodes join every few
+    /// milliseconds of virtual time).
+    pub fn add_node_at(&mut self, at: Instant, spec: NodeSpec) -> usize {
+        let now = at.max(self.now);
+        let later = now > self.now;
         let seed = spec.seed.unwrap_or_else(|| self.shards[0].rng.next_u64());
         let mut rng = StdRng::seed_from_u64(seed);
         let id = spec.id.unwrap_or_else(|| NodeId::random(&mut rng));
@@ -245,7 +257,11 @@ impl Simulation {
             });
             shard.nat.push(nat);
             shard.wake_at.push(None);
-            shard.settle(world, local);
+            if later {
+                shard.events.push(now, Event::Start(local));
+            } else {
+                shard.settle(world, local);
+            }
         });
         i
     }

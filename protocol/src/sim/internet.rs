@@ -564,11 +564,12 @@ impl Run {
         self.sim.node(i).online
     }
 
-    /// Starts a node. Routers and the first nodes are always reachable
-    /// enough to be found; newcomers bootstrap from the routers, the first
-    /// N from `cached` (a saved table).
+    /// Starts a node at `at` (now or later). Routers and the first nodes
+    /// are always reachable enough to be found; newcomers bootstrap from
+    /// the routers, the first N from `cached` (a saved table).
     fn start(
         &mut self,
+        at: Instant,
         id: Option<NodeId>,
         cached: Vec<usize>,
         router: bool,
@@ -609,7 +610,7 @@ impl Run {
                 Arrival::UnderWay => self.model.remaining_session(&mut self.rng),
                 Arrival::Newcomer => self.model.session(&mut self.rng),
             };
-            let leaves = self.sim.now() + session;
+            let leaves = at + session;
             self.leaving.insert((leaves, i), ());
         }
         self.members.push(Member {
@@ -617,13 +618,16 @@ impl Run {
             router,
             slow: !traits.endpoint.slow.is_zero(),
         });
-        let added = self.sim.add_node(NodeSpec {
-            addr,
-            id,
-            seed: None,
-            config,
-            sources,
-        });
+        let added = self.sim.add_node_at(
+            at,
+            NodeSpec {
+                addr,
+                id,
+                seed: None,
+                config,
+                sources,
+            },
+        );
         debug_assert_eq!(added, i);
         i
     }
@@ -655,25 +659,34 @@ impl Run {
     /// The first N nodes: routers at once, the rest spread over
     /// `join_over`, each from a saved table of those before it.
     fn join(&mut self, progress: &mut impl FnMut(Progress)) {
+        let now = self.sim.now();
         for _ in 0..self.model.routers.max(1) {
-            self.start(None, Vec::new(), true, Arrival::UnderWay);
+            self.start(now, None, Vec::new(), true, Arrival::UnderWay);
         }
         let rest = self.model.nodes.saturating_sub(self.model.routers.max(1));
         let step = self.model.join_over / rest.max(1) as u32;
         let mut started: BTreeMap<NodeId, usize> = (0..self.members.len())
             .map(|i| (self.sim.node(i).id, i))
             .collect();
-        for n in 0..rest {
-            let id = NodeId::random(&mut self.rng);
-            let cached = self.saved_table(id, &started);
-            let i = self.start(Some(id), cached, false, Arrival::UnderWay);
-            if self.members[i].reachable {
-                started.insert(id, i);
+        // Added a batch ahead of time, each at its own start: a run of the
+        // shards for each, every few milliseconds of virtual time, kept a
+        // core idle for much of the join.
+        let mut at = now;
+        let mut left = rest;
+        while left > 0 {
+            let batch = left.min(JOIN_BATCH);
+            left -= batch;
+            for _ in 0..batch {
+                let id = NodeId::random(&mut self.rng);
+                let cached = self.saved_table(id, &started);
+                let i = self.start(at, Some(id), cached, false, Arrival::UnderWay);
+                if self.members[i].reachable {
+                    started.insert(id, i);
+                }
+                at += step;
             }
-            self.sim.run_for(step);
-            if n % 1000 == 0 {
-                progress(self.progress());
-            }
+            self.sim.run_to(at);
+            progress(self.progress());
         }
     }
 
@@ -696,7 +709,7 @@ impl Run {
                     self.sim.run_to(at);
                     self.sim.retire(i);
                     self.report.departures += 1;
-                    self.start(None, Vec::new(), false, Arrival::Newcomer);
+                    self.start(at, None, Vec::new(), false, Arrival::Newcomer);
                 }
                 _ => {
                     self.sim.run_to(until);
@@ -971,6 +984,9 @@ impl Run {
 }
 
 /// The ids that share the first `bits` bits of `prefix`: lowest, highest.
+/// The first nodes added ahead of time at once.
+const JOIN_BATCH: usize = 500;
+
 fn id_range(prefix: &NodeId, bits: u32) -> (NodeId, NodeId) {
     let (mut lo, mut hi) = (prefix.0, prefix.0);
     for i in 0..lo.len() {

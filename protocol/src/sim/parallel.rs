@@ -47,9 +47,12 @@ impl SpinBarrier {
         }
     }
 
-    fn wait(&self) {
+    /// Waits for every party; the last to arrive runs `last` before
+    /// letting the others go.
+    fn wait_then(&self, last: impl FnOnce()) {
         let generation = self.generation.load(Ordering::Acquire);
         if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.parties {
+            last();
             self.arrived.store(0, Ordering::Relaxed);
             self.generation.fetch_add(1, Ordering::Release);
             return;
@@ -71,27 +74,58 @@ impl SpinBarrier {
 }
 
 /// What the shards' threads share.
-struct Exchange {
+struct Exchange<'s> {
     barrier: SpinBarrier,
+    /// The shards, each taken by one thread at a time: a window's shards go
+    /// to whichever thread is free, so that a thread that drew light shards
+    /// takes more instead of waiting at the barrier.
+    shards: Vec<Mutex<&'s mut Shard>>,
+    /// The next shard to run in this window, and the next to receive.
+    to_run: AtomicUsize,
+    to_receive: AtomicUsize,
     /// Each shard's next event, in nanoseconds after the epoch.
     next: Vec<AtomicU64>,
     /// Datagrams crossing shards, by (sending shard, receiving shard).
     crossing: Vec<Mutex<Vec<Away>>>,
-    shards: usize,
+}
+
+impl<'s> Exchange<'s> {
+    fn shard(&self, k: usize) -> std::sync::MutexGuard<'_, &'s mut Shard> {
+        self.shards[k]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Shards claimed one by one from `counter` until none is left.
+    fn claim<'a>(&'a self, counter: &'a AtomicUsize) -> impl Iterator<Item = usize> + 'a {
+        let n = self.shards.len();
+        std::iter::from_fn(move || {
+            let k = counter.fetch_add(1, Ordering::Relaxed);
+            (k < n).then_some(k)
+        })
+    }
+
+    fn publish_next(&self, k: usize, shard: &mut Shard, epoch: Instant) {
+        let next = shard.events.peek().map_or(u64::MAX, |t| nanos(epoch, t));
+        self.next[k].store(next, Ordering::Relaxed);
+    }
 }
 
 /// Runs tasks at the same time, each on a thread of its own: what a
 /// sharded simulation needs from its driver, since `protocol/` starts no
 /// thread ("The pure core and its two drivers").
 pub trait Threads: Send + Sync {
+    /// How many tasks it runs at once.
+    fn count(&self) -> usize;
+
     /// Runs every task at once and returns when all have returned. The
     /// tasks wait for each other, so they must not run one after another.
     fn run_together<'a>(&self, tasks: Vec<Box<dyn FnOnce() + Send + 'a>>);
 }
 
-/// Runs every shard up to `until` (inclusive), each as one of `threads`'
-/// tasks. `lookahead` must be above zero and no longer than any datagram
-/// takes.
+/// Runs every shard up to `until` (inclusive), on as many of `threads` as
+/// there are shards. `lookahead` must be above zero and no longer than any
+/// datagram takes.
 pub(crate) fn run_shards(
     threads: &dyn Threads,
     shards: &mut [Shard],
@@ -101,19 +135,24 @@ pub(crate) fn run_shards(
     lookahead: Duration,
 ) {
     let n = shards.len();
+    let tasks_count = threads.count().clamp(1, n);
     let exchange = Exchange {
-        barrier: SpinBarrier::new(n),
+        barrier: SpinBarrier::new(tasks_count),
         next: (0..n).map(|_| AtomicU64::new(u64::MAX)).collect(),
+        shards: shards.iter_mut().map(Mutex::new).collect(),
+        to_run: AtomicUsize::new(0),
+        to_receive: AtomicUsize::new(0),
         crossing: (0..n * n).map(|_| Mutex::new(Vec::new())).collect(),
-        shards: n,
     };
+    for k in 0..n {
+        exchange.publish_next(k, &mut exchange.shard(k), epoch);
+    }
     let at = |t: Instant| nanos(epoch, t);
     let (until, lookahead) = (at(until), lookahead.as_nanos() as u64);
     let exchange = &exchange;
-    let tasks = shards
-        .iter_mut()
-        .map(|shard| {
-            Box::new(move || run_windows(shard, world, exchange, epoch, until, lookahead))
+    let tasks = (0..tasks_count)
+        .map(|_| {
+            Box::new(move || run_windows(world, exchange, epoch, until, lookahead))
                 as Box<dyn FnOnce() + Send + '_>
         })
         .collect();
@@ -126,14 +165,9 @@ fn nanos(epoch: Instant, t: Instant) -> u64 {
         .min(u64::MAX as u128) as u64
 }
 
-fn run_windows(
-    shard: &mut Shard,
-    world: &World,
-    exchange: &Exchange,
-    epoch: Instant,
-    until: u64,
-    lookahead: u64,
-) {
+/// One thread's part: in each window, run the shards it claims, then
+/// queue the datagrams that crossed into the shards it claims next.
+fn run_windows(world: &World, exchange: &Exchange, epoch: Instant, until: u64, lookahead: u64) {
     /// Breaks the barrier if its thread unwinds, so that the others stop
     /// waiting and the panic reaches the caller instead of a hang.
     struct Breaker<'a>(&'a SpinBarrier);
@@ -145,13 +179,10 @@ fn run_windows(
         }
     }
     let _breaker = Breaker(&exchange.barrier);
-    let me = shard.index;
+    let n = exchange.shards.len();
     loop {
-        let next = shard.events.peek().map_or(u64::MAX, |t| nanos(epoch, t));
-        exchange.next[me].store(next, Ordering::Relaxed);
-        exchange.barrier.wait();
-        // Every shard reads the same values: none writes them again before
-        // the barrier below.
+        // Every thread reads the same values: none is written again
+        // before the barrier that ends this window's runs.
         let start = exchange
             .next
             .iter()
@@ -162,24 +193,36 @@ fn run_windows(
             return;
         }
         let end = start.saturating_add(lookahead - 1).min(until);
-        shard.run_through(world, epoch + Duration::from_nanos(end));
-        for (to, away) in shard.away.iter_mut().enumerate() {
-            if !away.is_empty() {
-                let mut slot = exchange.crossing[me * exchange.shards + to]
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                slot.append(away);
+        for k in exchange.claim(&exchange.to_run) {
+            let mut shard = exchange.shard(k);
+            shard.run_through(world, epoch + Duration::from_nanos(end));
+            for (to, away) in shard.away.iter_mut().enumerate() {
+                if !away.is_empty() {
+                    let mut slot = exchange.crossing[k * n + to]
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    slot.append(away);
+                }
             }
         }
-        exchange.barrier.wait();
-        for from in 0..exchange.shards {
-            let arrived = std::mem::take(
-                &mut *exchange.crossing[from * exchange.shards + me]
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner),
-            );
-            queue_arrivals(shard, arrived);
+        exchange
+            .barrier
+            .wait_then(|| exchange.to_receive.store(0, Ordering::Relaxed));
+        for k in exchange.claim(&exchange.to_receive) {
+            let mut shard = exchange.shard(k);
+            for from in 0..n {
+                let arrived = std::mem::take(
+                    &mut *exchange.crossing[from * n + k]
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner),
+                );
+                queue_arrivals(&mut shard, arrived);
+            }
+            exchange.publish_next(k, &mut shard, epoch);
         }
+        exchange
+            .barrier
+            .wait_then(|| exchange.to_run.store(0, Ordering::Relaxed));
     }
 }
 

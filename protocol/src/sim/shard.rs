@@ -62,6 +62,8 @@ pub(crate) enum Event {
         bytes: Bytes,
     },
     Wake(usize),
+    /// A node added ahead of time starts (see `Simulation::add_node_at`).
+    Start(usize),
 }
 
 /// Far more wake-ups of one node at one virtual instant than any piece
@@ -138,6 +140,11 @@ impl Shard {
                 self.mailbox
                     .push_back(Envelope::RateLimiter(RateLimiterInput::Datagrams(batch)));
                 self.settle(world, to);
+            }
+            Event::Start(i) => {
+                if self.nodes[i].online {
+                    self.settle(world, i);
+                }
             }
             Event::Wake(i) => {
                 if self.wake_at[i] != Some(at) {
