@@ -85,6 +85,7 @@ async fn fill_table(routing: &Addr<RoutingActor>, own: NodeId) {
         routing.do_send(In(RoutingInput::Responded {
             info: NodeInfo { id, addr },
             heard: Vec::new(),
+            rtt: None,
         }));
     }
     actix_rt::time::sleep(Duration::from_millis(300)).await;

@@ -66,14 +66,21 @@ fn split_nodes<T, I>(
 impl FamilyInput for RoutingInput {
     fn split(self, on: Families) -> Vec<(Family, Self)> {
         match self {
-            RoutingInput::Responded { info, heard } => {
+            RoutingInput::Responded { info, heard, rtt } => {
                 let family = Family::of(&info.addr);
                 let [v4, v6] = by_family(heard, |n: &NodeInfo| n.addr);
                 let (same, other) = match family {
                     Family::V4 => (v4, v6),
                     Family::V6 => (v6, v4),
                 };
-                let mut out = vec![(family, RoutingInput::Responded { info, heard: same })];
+                let mut out = vec![(
+                    family,
+                    RoutingInput::Responded {
+                        info,
+                        heard: same,
+                        rtt,
+                    },
+                )];
                 // Nodes of the other family (a `want` for both) are pinged
                 // into its table.
                 let other_family = match family {
@@ -707,6 +714,7 @@ mod tests {
             RoutingInput::Responded {
                 info: v4(1),
                 heard: vec![v4(2), v6(3)],
+                rtt: None,
             },
         );
         let (pings, _) = sent(routing.outputs());
@@ -717,6 +725,7 @@ mod tests {
             RoutingInput::Responded {
                 info: v6(3),
                 heard: Vec::new(),
+                rtt: None,
             },
         );
         let table = |f| routing.get(f).unwrap().table().nodes();

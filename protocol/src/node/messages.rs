@@ -306,6 +306,8 @@ pub enum RoutingInput {
         info: NodeInfo,
         /// Nodes its answer carried.
         heard: Vec<NodeInfo>,
+        /// The answer's round trip.
+        rtt: Option<Duration>,
     },
     /// A query to a node timed out or got an error.
     Failed {

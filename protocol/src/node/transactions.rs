@@ -239,6 +239,7 @@ impl Transactions {
                             addr: r.from,
                         },
                         heard: reply.nodes.clone(),
+                        rtt: Some(done.rtt),
                     }));
                 Ok(reply)
             }
@@ -275,6 +276,7 @@ impl Transactions {
                         addr: r.from,
                     },
                     heard: reply.nodes,
+                    rtt: Some(rtt),
                 }));
         }
     }

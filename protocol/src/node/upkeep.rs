@@ -164,11 +164,11 @@ impl Upkeep {
         }
     }
 
-    fn responded(&mut self, now: Instant, info: NodeInfo) {
+    fn responded(&mut self, now: Instant, info: NodeInfo, rtt: Option<Duration>) {
         if self.is_router(&info.addr) {
             return;
         }
-        match self.table.node_responded(now, info) {
+        match self.table.node_responded_in(now, info, rtt) {
             InsertOutcome::PingOldest(oldest) => self.ping(now, oldest),
             InsertOutcome::Inserted => self.changed(now),
             InsertOutcome::Rejected(why) => {
@@ -279,8 +279,8 @@ impl Piece for Upkeep {
 
     fn handle(&mut self, now: Instant, input: RoutingInput) {
         match input {
-            RoutingInput::Responded { info, heard } => {
-                self.responded(now, info);
+            RoutingInput::Responded { info, heard, rtt } => {
+                self.responded(now, info, rtt);
                 for n in &heard {
                     self.consider(now, n);
                 }
@@ -313,7 +313,7 @@ impl Piece for Upkeep {
                 for info in routers {
                     if self.admitted_routers.insert(info.addr) {
                         // It answered our lookup just now.
-                        self.responded(now, info);
+                        self.responded(now, info, None);
                     }
                 }
             }
@@ -412,6 +412,7 @@ mod tests {
                 RoutingInput::Responded {
                     info: node(i),
                     heard: vec![],
+                    rtt: None,
                 },
             );
         }
@@ -448,6 +449,7 @@ mod tests {
             RoutingInput::Responded {
                 info: node(3),
                 heard: heard.clone(),
+                rtt: None,
             },
         );
         u.handle(
@@ -455,6 +457,7 @@ mod tests {
             RoutingInput::Responded {
                 info: node(4),
                 heard,
+                rtt: None,
             },
         );
         assert_eq!(pings(&mut u), vec![node(1).addr, node(2).addr]);
@@ -479,6 +482,7 @@ mod tests {
                 RoutingInput::Responded {
                     info,
                     heard: vec![],
+                    rtt: None,
                 },
             );
         }
@@ -519,6 +523,7 @@ mod tests {
             RoutingInput::Responded {
                 info: node(1),
                 heard: vec![],
+                rtt: None,
             },
         );
         u.handle(
@@ -549,6 +554,7 @@ mod tests {
             RoutingInput::Responded {
                 info: node(1),
                 heard: vec![],
+                rtt: None,
             },
         );
         u.handle(
@@ -556,6 +562,7 @@ mod tests {
             RoutingInput::Responded {
                 info: node(2),
                 heard: vec![],
+                rtt: None,
             },
         );
         assert_eq!(u.poll_timeout(), Some(t0 + PUBLISH_DELAY));
@@ -610,6 +617,7 @@ mod tests {
             RoutingInput::Responded {
                 info: node(1),
                 heard: vec![],
+                rtt: None,
             },
         );
         assert_eq!(u.poll_timeout(), Some(t0 + PUBLISH_DELAY));

@@ -20,6 +20,8 @@ pub(super) struct Entry {
     pub(super) last_query: Option<Instant>,
     pub(super) failures: u8,
     pub(super) ping_sent: Option<Instant>,
+    /// Its answers' round trip, smoothed (a quarter of each new one).
+    pub(super) rtt: Option<Duration>,
 }
 
 impl Entry {
@@ -30,6 +32,22 @@ impl Entry {
             last_query: None,
             failures: 0,
             ping_sent: None,
+            rtt: None,
+        }
+    }
+
+    pub(super) fn with_rtt(mut self, rtt: Option<Duration>) -> Entry {
+        self.rtt = rtt;
+        self
+    }
+
+    /// One more answer, whose round trip was `rtt` if measured.
+    pub(super) fn measured(&mut self, rtt: Option<Duration>) {
+        if let Some(new) = rtt {
+            self.rtt = Some(match self.rtt {
+                Some(old) => (old * 3 + new) / 4,
+                None => new,
+            });
         }
     }
 
@@ -84,6 +102,25 @@ pub(super) struct Bucket {
 }
 
 impl Bucket {
+    /// The place of the slowest good node whose round trip is over twice
+    /// `rtt`, if any: a newcomer that answered that fast may take it.
+    pub(super) fn slower_twice(
+        &self,
+        now: Instant,
+        cfg: &RoutingConfig,
+        rtt: Option<Duration>,
+    ) -> Option<usize> {
+        let rtt = rtt?;
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.status(now, cfg) == NodeStatus::Good)
+            .filter_map(|(i, e)| Some((e.rtt?, i)))
+            .filter(|&(slow, _)| slow > rtt * 2)
+            .max()
+            .map(|(_, i)| i)
+    }
+
     pub(super) fn new(now: Instant) -> Bucket {
         Bucket {
             nodes: Vec::new(),

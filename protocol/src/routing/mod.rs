@@ -61,6 +61,15 @@
 //!   the bucket fills as well: in a simulated network of 10^4 nodes the
 //!   tables, lookups and announces were as good, for 17% fewer datagrams
 //!   (most of them the bootstrap's refresh of every bucket).
+//! - **Faster nodes first**, off by default ([`RoutingConfig::prefer_fast`]):
+//!   BEP 5 discards a newcomer to a full bucket of good nodes; with it on,
+//!   the bucket trades its slowest node for the newcomer when that
+//!   answered in under half the node's smoothed round trip (libtorrent's
+//!   last replacement rule, a form of proximity neighbour selection), and
+//!   caches the one traded. Only full buckets trade, the far ones, which
+//!   serve a lookup's first hops; the last hops go to nodes near the
+//!   target, named from others' near buckets: simulated, it saved 3–4% of
+//!   the time to a lookup's first peer and none of its end.
 
 mod bucket;
 mod closest;
@@ -107,6 +116,14 @@ pub struct RoutingConfig {
     /// How a quiet bucket is refreshed, and every bucket at the end of
     /// bootstrap. Defaults to [`BucketRefresh::OneQuery`].
     pub refresh: BucketRefresh,
+    /// A full bucket of good nodes trades its slowest for a node that
+    /// answered in under half that node's round trip (proximity neighbour
+    /// selection; libtorrent's last replacement rule): lookups then go
+    /// through nodes that answer sooner. The one it trades goes to the
+    /// replacement cache. Defaults to off: in simulated networks of 10^4
+    /// nodes it brought the first peer of a lookup 3–4% sooner and the
+    /// lookup's end no sooner (README, "Defaults chosen by data").
+    pub prefer_fast: bool,
 }
 
 /// How a bucket untouched for [`RoutingConfig::refresh_after`] is refreshed.
@@ -154,6 +171,7 @@ impl Default for RoutingConfig {
             replacement_cache: 8,
             extended_table: false,
             refresh: BucketRefresh::OneQuery,
+            prefer_fast: false,
         }
     }
 }
@@ -409,6 +427,17 @@ impl RoutingTable {
 
     /// A node answered one of our queries: the only way into the table.
     pub fn node_responded(&mut self, now: Instant, info: NodeInfo) -> InsertOutcome {
+        self.node_responded_in(now, info, None)
+    }
+
+    /// [`RoutingTable::node_responded`], with the round trip of the answer
+    /// when it was measured (see [`RoutingConfig::prefer_fast`]).
+    pub fn node_responded_in(
+        &mut self,
+        now: Instant,
+        info: NodeInfo,
+        rtt: Option<Duration>,
+    ) -> InsertOutcome {
         if info.id == self.own_id {
             return InsertOutcome::Rejected(RejectReason::OwnId);
         }
@@ -422,6 +451,7 @@ impl RoutingTable {
             e.last_response = Some(now);
             e.failures = 0;
             e.ping_sent = None;
+            e.measured(rtt);
             bucket.last_changed = now;
             let questionable = e.questionable_at(&cfg).unwrap_or(now);
             self.next_due
@@ -445,6 +475,7 @@ impl RoutingTable {
                 e.last_response = Some(now);
                 e.failures = 0;
                 e.ping_sent = None;
+                e.measured(rtt);
                 bucket.last_changed = now;
                 return InsertOutcome::Updated;
             }
@@ -461,7 +492,7 @@ impl RoutingTable {
                     .find(|e| IpPrefix::of(e.info.addr.ip()) == prefix && !verified(&e.info));
                 return match unverified {
                     Some(e) if cfg.prefer_verified_ids && verified(&info) => {
-                        *e = Entry::responded(info, now);
+                        *e = Entry::responded(info, now).with_rtt(rtt);
                         bucket.last_changed = now;
                         InsertOutcome::Inserted
                     }
@@ -470,7 +501,7 @@ impl RoutingTable {
             }
             if bucket.nodes.len() < cfg.bucket_capacity(index) {
                 bucket.replacements.retain(|e| e.info.id != info.id);
-                bucket.nodes.push(Entry::responded(info, now));
+                bucket.nodes.push(Entry::responded(info, now).with_rtt(rtt));
                 bucket.last_changed = now;
                 return InsertOutcome::Inserted;
             }
@@ -479,7 +510,7 @@ impl RoutingTable {
                 .iter_mut()
                 .find(|e| e.status(now, &cfg) == NodeStatus::Bad)
             {
-                *bad = Entry::responded(info, now);
+                *bad = Entry::responded(info, now).with_rtt(rtt);
                 bucket.replacements.retain(|e| e.info.id != info.id);
                 bucket.last_changed = now;
                 return InsertOutcome::Inserted;
@@ -493,7 +524,7 @@ impl RoutingTable {
                 // least k nodes around us, even in a bucket that cannot split.
                 let bucket = &mut self.buckets[index];
                 bucket.replacements.retain(|e| e.info.id != info.id);
-                bucket.nodes.push(Entry::responded(info, now));
+                bucket.nodes.push(Entry::responded(info, now).with_rtt(rtt));
                 bucket.last_changed = now;
                 return InsertOutcome::Inserted;
             }
@@ -509,15 +540,29 @@ impl RoutingTable {
                     .filter(|e| !verified(&e.info))
                     .min_by_key(|e| e.last_seen());
                 if let Some(e) = unverified {
-                    *e = Entry::responded(info, now);
+                    *e = Entry::responded(info, now).with_rtt(rtt);
                     bucket.replacements.retain(|r| r.info.id != info.id);
                     bucket.last_changed = now;
                     return InsertOutcome::Inserted;
                 }
             }
             let per_prefix = cfg.prefix_share();
+            if let Some(slowest) = cfg
+                .prefer_fast
+                .then(|| bucket.slower_twice(now, &cfg, rtt))
+                .flatten()
+            {
+                let traded = std::mem::replace(
+                    &mut bucket.nodes[slowest],
+                    Entry::responded(info, now).with_rtt(rtt),
+                );
+                bucket.replacements.retain(|r| r.info.id != info.id);
+                bucket.cache(traded, cfg.replacement_cache, per_prefix);
+                bucket.last_changed = now;
+                return InsertOutcome::Inserted;
+            }
             bucket.cache(
-                Entry::responded(info, now),
+                Entry::responded(info, now).with_rtt(rtt),
                 cfg.replacement_cache,
                 per_prefix,
             );

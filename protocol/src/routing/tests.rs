@@ -593,3 +593,86 @@ fn an_extended_table_widens_the_farthest_buckets() {
         .min();
     assert_eq!(oldest_kept, Some(t0 + Duration::from_secs(28 + 37)));
 }
+
+/// Proximity neighbour selection (when on): a full bucket of good nodes trades its
+/// slowest for a node that answered in under half that node's round trip;
+/// the one traded waits in the replacement cache. A node barely faster,
+/// or one whose round trip was not measured, does not displace anyone.
+#[test]
+fn a_full_bucket_trades_its_slowest_node_for_one_twice_as_fast() {
+    let t0 = crate::test_epoch();
+    let ms = Duration::from_millis;
+    let fill = |config: RoutingConfig| {
+        let mut rng = StdRng::seed_from_u64(9);
+        let mut t = RoutingTable::new(own(), t0, config);
+        let mut far = Vec::new();
+        for n in 0..8 {
+            let info = node_at(0, n, &mut rng);
+            // 100 ms, 150 ms, ..., 450 ms: node 7 is the slowest.
+            let rtt = ms(100 + 50 * u64::from(n));
+            assert_eq!(
+                t.node_responded_in(t0, info, Some(rtt)),
+                InsertOutcome::Inserted
+            );
+            far.push(info);
+        }
+        for n in 0..8 {
+            t.node_responded_in(t0, node_at(5 + u32::from(n), n, &mut rng), Some(ms(100)));
+        }
+        (t, far, rng)
+    };
+
+    let on = RoutingConfig {
+        prefer_fast: true,
+        ..RoutingConfig::default()
+    };
+    let (mut t, far, mut rng) = fill(on);
+    let barely = node_at(0, 20, &mut rng);
+    assert_eq!(
+        t.node_responded_in(t0, barely, Some(ms(300))),
+        InsertOutcome::Cached,
+        "300 ms is not under half of 450 ms"
+    );
+    let unmeasured = node_at(0, 21, &mut rng);
+    assert_eq!(
+        t.node_responded_in(t0, unmeasured, None),
+        InsertOutcome::Cached
+    );
+    let fast = node_at(0, 22, &mut rng);
+    assert_eq!(
+        t.node_responded_in(t0, fast, Some(ms(200))),
+        InsertOutcome::Inserted
+    );
+    assert!(t.contains(&fast.id));
+    assert!(!t.contains(&far[7].id), "the slowest went");
+    assert!(far[..7].iter().all(|n| t.contains(&n.id)));
+    assert_eq!(t.stats(t0).buckets[0].good, 8);
+    // The traded node waits in the cache: when a node fails, it comes back.
+    for _ in 0..2 {
+        t.node_failed(t0, &far[0].id, far[0].addr);
+    }
+    assert!(
+        t.contains(&far[7].id),
+        "the most recent cached node replaced it"
+    );
+
+    // A round trip is smoothed: one slow answer does not make a node the
+    // slowest.
+    let (mut t, far, mut rng) = fill(on);
+    t.node_responded_in(t0, far[0], Some(ms(2000)));
+    // 100 ms, then 2 s: (3 × 100 + 2000) / 4 = 575 ms, over twice 250.
+    let quick = node_at(0, 23, &mut rng);
+    assert_eq!(
+        t.node_responded_in(t0, quick, Some(ms(250))),
+        InsertOutcome::Inserted
+    );
+    assert!(!t.contains(&far[0].id));
+
+    // Off, the default: BEP 5's full bucket discards.
+    let (mut t, _, mut rng) = fill(RoutingConfig::default());
+    let fast = node_at(0, 22, &mut rng);
+    assert_eq!(
+        t.node_responded_in(t0, fast, Some(ms(10))),
+        InsertOutcome::Cached
+    );
+}

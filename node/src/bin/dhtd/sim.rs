@@ -95,6 +95,10 @@ pub(crate) struct SimArgs {
     /// lookup; `query`: one find_node to the nearest node).
     #[arg(long, value_name = "HOW")]
     refresh_by: Option<RefreshBy>,
+    /// Experiment: a full bucket trades its slowest node for one that
+    /// answered in under half its round trip (proximity neighbour selection).
+    #[arg(long)]
+    prefer_fast: Option<bool>,
 }
 
 /// `--refresh-by`'s values.
@@ -176,6 +180,9 @@ impl SimArgs {
         }
         if let Some(e) = self.extended_table {
             node.routing.extended_table = e;
+        }
+        if let Some(fast) = self.prefer_fast {
+            node.routing.prefer_fast = fast;
         }
         if let Some(how) = self.refresh_by {
             node.routing.refresh = match how {
