@@ -25,20 +25,16 @@ pub(super) struct Entry {
 }
 
 impl Entry {
-    pub(super) fn responded(info: NodeInfo, now: Instant) -> Entry {
+    /// A node that answered at `now`, in `rtt` if that was measured.
+    pub(super) fn responded(info: NodeInfo, now: Instant, rtt: Option<Duration>) -> Entry {
         Entry {
             info,
             last_response: Some(now),
             last_query: None,
             failures: 0,
             ping_sent: None,
-            rtt: None,
+            rtt,
         }
-    }
-
-    pub(super) fn with_rtt(mut self, rtt: Option<Duration>) -> Entry {
-        self.rtt = rtt;
-        self
     }
 
     /// One more answer, whose round trip was `rtt` if measured.

@@ -492,7 +492,7 @@ impl RoutingTable {
                     .find(|e| IpPrefix::of(e.info.addr.ip()) == prefix && !verified(&e.info));
                 return match unverified {
                     Some(e) if cfg.prefer_verified_ids && verified(&info) => {
-                        *e = Entry::responded(info, now).with_rtt(rtt);
+                        *e = Entry::responded(info, now, rtt);
                         bucket.last_changed = now;
                         InsertOutcome::Inserted
                     }
@@ -501,7 +501,7 @@ impl RoutingTable {
             }
             if bucket.nodes.len() < cfg.bucket_capacity(index) {
                 bucket.replacements.retain(|e| e.info.id != info.id);
-                bucket.nodes.push(Entry::responded(info, now).with_rtt(rtt));
+                bucket.nodes.push(Entry::responded(info, now, rtt));
                 bucket.last_changed = now;
                 return InsertOutcome::Inserted;
             }
@@ -510,7 +510,7 @@ impl RoutingTable {
                 .iter_mut()
                 .find(|e| e.status(now, &cfg) == NodeStatus::Bad)
             {
-                *bad = Entry::responded(info, now).with_rtt(rtt);
+                *bad = Entry::responded(info, now, rtt);
                 bucket.replacements.retain(|e| e.info.id != info.id);
                 bucket.last_changed = now;
                 return InsertOutcome::Inserted;
@@ -524,7 +524,7 @@ impl RoutingTable {
                 // least k nodes around us, even in a bucket that cannot split.
                 let bucket = &mut self.buckets[index];
                 bucket.replacements.retain(|e| e.info.id != info.id);
-                bucket.nodes.push(Entry::responded(info, now).with_rtt(rtt));
+                bucket.nodes.push(Entry::responded(info, now, rtt));
                 bucket.last_changed = now;
                 return InsertOutcome::Inserted;
             }
@@ -540,7 +540,7 @@ impl RoutingTable {
                     .filter(|e| !verified(&e.info))
                     .min_by_key(|e| e.last_seen());
                 if let Some(e) = unverified {
-                    *e = Entry::responded(info, now).with_rtt(rtt);
+                    *e = Entry::responded(info, now, rtt);
                     bucket.replacements.retain(|r| r.info.id != info.id);
                     bucket.last_changed = now;
                     return InsertOutcome::Inserted;
@@ -552,17 +552,15 @@ impl RoutingTable {
                 .then(|| bucket.slower_twice(now, &cfg, rtt))
                 .flatten()
             {
-                let traded = std::mem::replace(
-                    &mut bucket.nodes[slowest],
-                    Entry::responded(info, now).with_rtt(rtt),
-                );
+                let traded =
+                    std::mem::replace(&mut bucket.nodes[slowest], Entry::responded(info, now, rtt));
                 bucket.replacements.retain(|r| r.info.id != info.id);
                 bucket.cache(traded, cfg.replacement_cache, per_prefix);
                 bucket.last_changed = now;
                 return InsertOutcome::Inserted;
             }
             bucket.cache(
-                Entry::responded(info, now).with_rtt(rtt),
+                Entry::responded(info, now, rtt),
                 cfg.replacement_cache,
                 per_prefix,
             );

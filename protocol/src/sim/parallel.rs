@@ -105,6 +105,12 @@ impl<'s> Exchange<'s> {
         })
     }
 
+    fn slot(&self, from: usize, to: usize) -> std::sync::MutexGuard<'_, Vec<Away>> {
+        self.crossing[from * self.shards.len() + to]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn publish_next(&self, k: usize, shard: &mut Shard, epoch: Instant) {
         let next = shard.events.peek().map_or(u64::MAX, |t| nanos(epoch, t));
         self.next[k].store(next, Ordering::Relaxed);
@@ -198,10 +204,7 @@ fn run_windows(world: &World, exchange: &Exchange, epoch: Instant, until: u64, l
             shard.run_through(world, epoch + Duration::from_nanos(end));
             for (to, away) in shard.away.iter_mut().enumerate() {
                 if !away.is_empty() {
-                    let mut slot = exchange.crossing[k * n + to]
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner);
-                    slot.append(away);
+                    exchange.slot(k, to).append(away);
                 }
             }
         }
@@ -211,11 +214,7 @@ fn run_windows(world: &World, exchange: &Exchange, epoch: Instant, until: u64, l
         for k in exchange.claim(&exchange.to_receive) {
             let mut shard = exchange.shard(k);
             for from in 0..n {
-                let arrived = std::mem::take(
-                    &mut *exchange.crossing[from * n + k]
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner),
-                );
+                let arrived = std::mem::take(&mut *exchange.slot(from, k));
                 queue_arrivals(&mut shard, arrived);
             }
             exchange.publish_next(k, &mut shard, epoch);
