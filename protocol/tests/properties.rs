@@ -345,7 +345,8 @@ impl StaticNet {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(96))]
 
-    /// A lookup always finishes, never has more than α queries in flight,
+    /// A lookup always finishes, never has more than α queries in flight
+    /// (unless aggressive), never sends more than its budget,
     /// never queries a node twice, returns its results sorted by distance,
     /// and in a static network with no failures returns the true k closest.
     #[test]
@@ -355,6 +356,7 @@ proptest! {
         seed_count in 1usize..10,
         drop_every in prop_oneof![Just(0usize), 2usize..9],
         stride in 1usize..6,
+        aggressive in any::<bool>(),
     ) {
         let t0 = epoch();
         let ids: BTreeSet<[u8; 20]> = ids.into_iter().collect();
@@ -364,7 +366,10 @@ proptest! {
         let index = |id: &NodeId| net.nodes.iter().position(|n| n.id == *id).unwrap();
         let target = NodeId(target);
         let seeds: Vec<NodeInfo> = net.nodes.iter().take(seed_count).copied().collect();
-        let cfg = LookupConfig::default();
+        let cfg = LookupConfig { aggressive, ..LookupConfig::default() };
+        // Aggressive lookups keep α in flight among the closest, and more
+        // to the nodes those superseded.
+        let most_in_flight = if aggressive { cfg.max_queries } else { cfg.alpha };
         let mut lookup = Lookup::new(t0, target, LookupKind::FindNode, None, seeds, cfg);
         let mut queried = BTreeSet::new();
         let mut in_flight: Vec<NodeInfo> = Vec::new();
@@ -379,11 +384,12 @@ proptest! {
                     prop_assert!(queried.insert(n.id), "queried {:?} twice", n.id);
                     in_flight.push(n);
                     sent += 1;
-                    prop_assert!(lookup.in_flight() <= cfg.alpha);
+                    prop_assert!(lookup.in_flight() <= most_in_flight);
+                    prop_assert!(sent <= cfg.max_queries);
                 }
                 LookupStep::Finished => break,
                 LookupStep::AtCapacity | LookupStep::Waiting => {
-                    prop_assert!(lookup.in_flight() <= cfg.alpha);
+                    prop_assert!(lookup.in_flight() <= most_in_flight);
                     // Answer the oldest query in flight, or drop it.
                     if in_flight.is_empty() {
                         now = lookup.poll_timeout().unwrap();

@@ -22,25 +22,34 @@ fn epoch() -> Instant {
 /// 8 closest nodes in at least 99% of cases (Kademlia §2.3: a lookup
 /// returns the k closest nodes to the target). The misses are a true
 /// closest node whose answers were lost (it is in every other closest
-/// node's table): 100 lookups measured that rate to within a point or two
-/// only, 97 to 100% from one seed to the next.
+/// node's table). One seed's 400 lookups measure that rate to within a
+/// point (98.8 to 100% over four seeds, with Kademlia's α = 3 as with
+/// libtorrent's five at the top), so two seeds are pooled.
 #[test]
 fn a_thousand_nodes_with_five_percent_loss() {
-    let config = SimConfig {
-        nodes: 1000,
-        seed: 1,
-        ..SimConfig::default()
-    };
-    let report = run_lookup_experiment(epoch(), config, 400);
-    println!("{report}");
-    assert_eq!(report.joined, 1000);
-    assert!(report.success_rate() >= 0.99, "{report}");
-    // Kademlia lookups take O(log n) hops: log2(1000/8) is about 7.
+    let (mut exact, mut lookups) = (0, 0);
+    for seed in [1, 2] {
+        let config = SimConfig {
+            nodes: 1000,
+            seed,
+            ..SimConfig::default()
+        };
+        let report = run_lookup_experiment(epoch(), config, 400);
+        println!("{report}");
+        assert_eq!(report.joined, 1000);
+        // Kademlia lookups take O(log n) hops: log2(1000/8) is about 7.
+        assert!(
+            report.hops.iter().all(|&h| (1..=7).contains(&h)),
+            "{report}"
+        );
+        assert!(report.queries.iter().all(|&q| q <= 60), "{report}");
+        exact += report.exact;
+        lookups += report.lookups;
+    }
     assert!(
-        report.hops.iter().all(|&h| (1..=7).contains(&h)),
-        "{report}"
+        exact as f64 >= 0.99 * lookups as f64,
+        "{exact} of {lookups} lookups found the true 8 closest"
     );
-    assert!(report.queries.iter().all(|&q| q <= 60), "{report}");
 }
 
 /// The same seed replays exactly: same traffic, same results.

@@ -69,6 +69,10 @@ pub(crate) struct SimArgs {
     /// Experiment: queries in flight per lookup (the node's α).
     #[arg(long)]
     alpha: Option<usize>,
+    /// Experiment: α counts only queries to nodes closer than the next one
+    /// to ask (libtorrent's aggressive lookups).
+    #[arg(long)]
+    aggressive: Option<bool>,
     /// Experiment: the transaction timeout (the node's `timeout`).
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     query_timeout: Option<Duration>,
@@ -154,6 +158,9 @@ impl SimArgs {
                 return Err(Failure::Usage("--alpha: at least 1".into()));
             }
             node.lookup.alpha = alpha;
+        }
+        if let Some(aggressive) = self.aggressive {
+            node.lookup.aggressive = aggressive;
         }
         if let Some(t) = self.query_timeout {
             node.transactions.timeout = t;
