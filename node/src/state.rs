@@ -125,6 +125,9 @@ impl StateDir {
     fn note(&self, what: &str, written: Result<(), StateError>) -> Result<(), StateError> {
         if let Err(e) = &written {
             tracing::warn!(target: "dht::state", error = %e, "cannot save the {what}");
+            // Raised before the count: a scrape that sees the failure
+            // counted sees the warning too.
+            self.telemetry.warnings.set(Warning::StateNotSaved, 1);
             self.telemetry.state_save_failures.incr(());
         }
         written
