@@ -1,8 +1,11 @@
 //! The iterative lookup (BEP 5, Kademlia §2.3) as a state machine.
 //!
-//! A lookup starts from the closest nodes we know, keeps at most α queries
-//! in flight, learns closer nodes from each answer, and finishes when the k
-//! closest nodes it knows of have all answered or failed. It sends nothing:
+//! A lookup starts from the closest nodes we know, keeps α queries in
+//! flight to the closest it has not heard from (queries to nodes that
+//! closer ones superseded stay out and are taken when answered: libtorrent's
+//! aggressive lookups; or, as Kademlia, at most α in all), learns closer
+//! nodes from each answer, and finishes when the k closest nodes it knows
+//! of have all answered or failed. It sends nothing:
 //! [`Lookup::poll`] says whom to query next, and the caller reports back with
 //! [`Lookup::on_response`] and [`Lookup::on_failure`]. It never queries a
 //! node twice; retransmitting a lost datagram is the transaction layer's job.
