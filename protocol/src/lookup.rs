@@ -633,16 +633,14 @@ impl Lookup {
             }
         }
         let budget_left = self.queries < self.config.max_queries;
-        // Queries holding a slot to nodes closer than the candidate at hand.
+        // The slots taken, given those held by queries to nodes closer than
+        // the candidate at hand.
+        let (aggressive, in_flight) = (self.config.aggressive, self.in_flight);
+        let holding = |ahead: usize| if aggressive { ahead } else { in_flight };
         let mut ahead = 0;
         let mut counted = 0;
         let mut pending = false;
         for c in self.candidates.values_mut() {
-            let holding = if self.config.aggressive {
-                ahead
-            } else {
-                self.in_flight
-            };
             match c.state {
                 State::Failed => continue,
                 State::Succeeded => {}
@@ -657,7 +655,7 @@ impl Lookup {
                     pending = true;
                     ahead += usize::from(slot.is_some());
                 }
-                State::NotContacted if budget_left && holding < self.config.alpha => {
+                State::NotContacted if budget_left && holding(ahead) < self.config.alpha => {
                     c.state = State::Waiting {
                         deadline: now + self.fail_timeout,
                         slot: Some(now + self.slot_timeout),
@@ -680,12 +678,7 @@ impl Lookup {
             // Work remains but no query may be sent: the query budget is spent.
             return self.finish(LookupEnd::QueryLimit);
         }
-        let holding = if self.config.aggressive {
-            ahead
-        } else {
-            self.in_flight
-        };
-        if holding >= self.config.alpha {
+        if holding(ahead) >= self.config.alpha {
             LookupStep::AtCapacity
         } else {
             LookupStep::Waiting

@@ -37,8 +37,12 @@ impl Entry {
         }
     }
 
-    /// One more answer, whose round trip was `rtt` if measured.
-    pub(super) fn measured(&mut self, rtt: Option<Duration>) {
+    /// It answered again at `now`, in `rtt` if that was measured: good
+    /// again, its round trip smoothed.
+    pub(super) fn answered_again(&mut self, now: Instant, rtt: Option<Duration>) {
+        self.last_response = Some(now);
+        self.failures = 0;
+        self.ping_sent = None;
         if let Some(new) = rtt {
             self.rtt = Some(match self.rtt {
                 Some(old) => (old * 3 + new) / 4,

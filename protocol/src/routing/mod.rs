@@ -448,10 +448,7 @@ impl RoutingTable {
         let index = usize::from(self.bucket_index(&info.id).0);
         let bucket = &mut self.buckets[index];
         if let Some(e) = bucket.nodes.iter_mut().find(|e| e.info == info) {
-            e.last_response = Some(now);
-            e.failures = 0;
-            e.ping_sent = None;
-            e.measured(rtt);
+            e.answered_again(now, rtt);
             bucket.last_changed = now;
             let questionable = e.questionable_at(&cfg).unwrap_or(now);
             self.next_due
@@ -472,10 +469,7 @@ impl RoutingTable {
                     }
                     e.info.addr = info.addr;
                 }
-                e.last_response = Some(now);
-                e.failures = 0;
-                e.ping_sent = None;
-                e.measured(rtt);
+                e.answered_again(now, rtt);
                 bucket.last_changed = now;
                 return InsertOutcome::Updated;
             }
