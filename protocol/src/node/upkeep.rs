@@ -2,11 +2,13 @@
 //! healthy.
 //!
 //! - It learns from every answer and failure the transaction table reports,
-//!   and from the queriers the responder reports. A querier is judged
-//!   [`PUBLISH_DELAY`] after it was reported, with whatever arrived in the
-//!   meantime: a node that queries us while answering our own query is
-//!   then known, not pinged (and the decision does not depend on which of
-//!   the two reports came first, which differs between drivers).
+//!   and from the queriers the responder reports. A querier the table
+//!   holds, or has no room for, is settled at once; one worth a ping is
+//!   judged again [`PUBLISH_DELAY`] after it was reported, with whatever
+//!   arrived in the meantime: a node that queries us while answering our
+//!   own query is then known, not pinged (and the decision does not depend
+//!   on which of the two reports came first, which differs between
+//!   drivers).
 //! - It pings nodes worth adding and questionable nodes, each address at
 //!   most once per [`PING_SPACING`] (many answers name the same new node,
 //!   and one ping tells whether it lives).
@@ -296,6 +298,13 @@ impl Piece for Upkeep {
                 }
             }
             RoutingInput::Queried { info, read_only } => {
+                // Most queriers are held already, or have no room to join:
+                // settled now, without a wake-up of their own (which was
+                // three in five of a simulated node's). Only one worth a
+                // ping waits, and is judged again then.
+                if self.table.node_queried(now, &info, read_only) != HeardOutcome::WorthPinging {
+                    return;
+                }
                 // Bounded: the responder reports each querier at most every
                 // 10 s, and a flood beyond this many is not worth a ping each.
                 if self.queriers.len() < PINGS_TRACKED {
@@ -627,6 +636,44 @@ mod tests {
             vec![node(2).addr],
             "node 1 is known, node 3 read-only"
         );
+    }
+
+    /// A querier the table holds is kept good at once, with no wake-up of
+    /// its own: its query counts when the next tick looks for questionable
+    /// nodes.
+    #[test]
+    fn a_held_querier_is_settled_at_once() {
+        let t0 = crate::test_epoch();
+        let mut u = upkeep(t0);
+        u.handle(
+            t0,
+            RoutingInput::Responded {
+                info: node(1),
+                heard: vec![],
+                rtt: None,
+            },
+        );
+        u.handle_timeout(t0 + PUBLISH_DELAY);
+        while u.outputs.pop().is_some() {}
+        let before = u.poll_timeout();
+        let quiet = crate::routing::RoutingConfig::default().questionable_after;
+        let queried_at = t0 + quiet / 2;
+        u.handle(
+            queried_at,
+            RoutingInput::Queried {
+                info: node(1),
+                read_only: false,
+            },
+        );
+        assert_eq!(u.poll_timeout(), before, "no wake-up for the querier");
+        let tick = before.expect("node 1 turns questionable some day");
+        assert!(
+            tick >= t0 + quiet && tick < queried_at + quiet,
+            "{:?}",
+            tick - t0
+        );
+        u.handle_timeout(tick);
+        assert!(pings(&mut u).is_empty(), "it queried us: still good");
     }
 
     #[test]
