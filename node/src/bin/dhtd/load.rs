@@ -530,6 +530,22 @@ pub(crate) fn load(args: LoadArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// A KRPC message's transaction id: the value of its top-level key `t`.
+/// The first `1:t` in the bytes will not do: a random node id that ends in
+/// it (one query in 2^24) made the echo answer with a wrong id.
+fn transaction_id(datagram: &[u8]) -> Option<&[u8]> {
+    use dhtd_protocol::bencode::{Decoder, Limits};
+    let mut d = Decoder::new(datagram, Limits::KRPC);
+    d.begin_dict().ok()?;
+    while let Some(key) = d.next_key().ok()? {
+        if key == b"t" {
+            return d.bytes().ok();
+        }
+        d.skip_value().ok()?;
+    }
+    None
+}
+
 /// `dhtd echo`: answers every query with one pre-encoded reply (an id,
 /// 8 nodes and a token, valid for every method), changing only the
 /// transaction id: the most any node could do on this machine.
@@ -555,28 +571,34 @@ pub(crate) fn echo(listen: SocketAddr) -> Result<(), Failure> {
         let Ok((n, from)) = socket.recv_from(&mut buf) else {
             continue;
         };
-        // The transaction id: the string after the key "1:t".
-        let Some(at) = buf[..n].windows(3).position(|w| w == b"1:t") else {
-            continue;
-        };
-        let rest = &buf[at + 3..n];
-        let Some(colon) = rest.iter().position(|b| *b == b':') else {
-            continue;
-        };
-        let Some(len) = std::str::from_utf8(&rest[..colon])
-            .ok()
-            .and_then(|l| l.parse::<usize>().ok())
-        else {
-            continue;
-        };
-        let Some(tid) = rest.get(colon + 1..colon + 1 + len) else {
+        let Some(tid) = transaction_id(&buf[..n]) else {
             continue;
         };
         out.clear();
         out.extend_from_slice(&prefix);
-        let _ = write!(out, "{len}:");
+        let _ = write!(out, "{}:", tid.len());
         out.extend_from_slice(tid);
         out.extend_from_slice(b"1:y1:re");
         let _ = socket.send_to(&out, from);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transaction_id;
+
+    #[test]
+    fn the_transaction_id_is_the_top_level_t_not_the_first_1_t_in_the_bytes() {
+        // A sender id ending in "1:t", followed by the key "6:target": a
+        // scan for "1:t" took "target" for the id.
+        let mut query = b"d1:ad2:id20:".to_vec();
+        query.extend_from_slice(&[0x41; 17]);
+        query.extend_from_slice(b"1:t6:target20:");
+        query.extend_from_slice(&[0x42; 20]);
+        query.extend_from_slice(b"e1:q9:find_node1:t4:\x00\x00\x01\x02");
+        query.extend_from_slice(b"1:y1:qe");
+        assert_eq!(transaction_id(&query), Some(&b"\x00\x00\x01\x02"[..]));
+        assert_eq!(transaction_id(b"d1:y1:qe"), None);
+        assert_eq!(transaction_id(b"not bencode 1:t2:ab"), None);
     }
 }
