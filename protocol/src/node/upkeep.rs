@@ -416,18 +416,20 @@ mod tests {
     fn refreshing_all(t0: Instant, refresh: BucketRefresh) -> Upkeep {
         let mut u = upkeep_refreshing_by(t0, refresh);
         for i in 1..40 {
-            u.handle(
-                t0,
-                RoutingInput::Responded {
-                    info: node(i),
-                    heard: vec![],
-                    rtt: None,
-                },
-            );
+            u.handle(t0, answer_from(node(i)));
         }
         while u.outputs.pop().is_some() {}
         u.handle(t0, RoutingInput::RefreshAll(Family::V4));
         u
+    }
+
+    /// An answer from `info` naming no node, its round trip not measured.
+    fn answer_from(info: NodeInfo) -> RoutingInput {
+        RoutingInput::Responded {
+            info,
+            heard: vec![],
+            rtt: None,
+        }
     }
 
     fn node(i: u8) -> NodeInfo {
@@ -486,14 +488,7 @@ mod tests {
         let heard_at = [t0 + Duration::from_secs(5), t0 + Duration::from_secs(40)];
         for (i, at) in heard_at.into_iter().enumerate() {
             let info = node(0x80 + i as u8);
-            u.handle(
-                at,
-                RoutingInput::Responded {
-                    info,
-                    heard: vec![],
-                    rtt: None,
-                },
-            );
+            u.handle(at, answer_from(info));
         }
         u.handle_timeout(heard_at[1] + PUBLISH_DELAY);
         pings(&mut u);
@@ -527,14 +522,7 @@ mod tests {
         let t0 = crate::test_epoch();
         let mut u = upkeep(t0);
         u.handle(t0, RoutingInput::SetRouters(vec![node(1).addr]));
-        u.handle(
-            t0,
-            RoutingInput::Responded {
-                info: node(1),
-                heard: vec![],
-                rtt: None,
-            },
-        );
+        u.handle(t0, answer_from(node(1)));
         u.handle(
             t0,
             RoutingInput::Queried {
@@ -558,22 +546,8 @@ mod tests {
         let mut u = upkeep(t0);
         u.handle_timeout(t0);
         while u.outputs.pop().is_some() {}
-        u.handle(
-            t0,
-            RoutingInput::Responded {
-                info: node(1),
-                heard: vec![],
-                rtt: None,
-            },
-        );
-        u.handle(
-            t0,
-            RoutingInput::Responded {
-                info: node(2),
-                heard: vec![],
-                rtt: None,
-            },
-        );
+        u.handle(t0, answer_from(node(1)));
+        u.handle(t0, answer_from(node(2)));
         assert_eq!(u.poll_timeout(), Some(t0 + PUBLISH_DELAY));
         u.handle_timeout(t0 + PUBLISH_DELAY);
         let mut kinds = Vec::new();
@@ -621,14 +595,7 @@ mod tests {
             },
         );
         assert!(pings(&mut u).is_empty(), "not at once");
-        u.handle(
-            t0,
-            RoutingInput::Responded {
-                info: node(1),
-                heard: vec![],
-                rtt: None,
-            },
-        );
+        u.handle(t0, answer_from(node(1)));
         assert_eq!(u.poll_timeout(), Some(t0 + PUBLISH_DELAY));
         u.handle_timeout(t0 + PUBLISH_DELAY);
         assert_eq!(
@@ -645,14 +612,7 @@ mod tests {
     fn a_held_querier_is_settled_at_once() {
         let t0 = crate::test_epoch();
         let mut u = upkeep(t0);
-        u.handle(
-            t0,
-            RoutingInput::Responded {
-                info: node(1),
-                heard: vec![],
-                rtt: None,
-            },
-        );
+        u.handle(t0, answer_from(node(1)));
         u.handle_timeout(t0 + PUBLISH_DELAY);
         while u.outputs.pop().is_some() {}
         let before = u.poll_timeout();
