@@ -197,7 +197,7 @@ pub(crate) async fn gather(node: &Node) -> Result<Stats, Error> {
     }
     let tables = Inspect(Box::new(|p: &PerFamily<Upkeep>, now| {
         p.iter()
-            .map(|(f, u)| (f, u.stats(now), u.table().estimated_dht_size(now)))
+            .map(|(f, u)| (f, u.stats(now), u.estimated_dht_size(now)))
             .collect::<Vec<_>>()
     }));
     let tables = node

@@ -289,7 +289,7 @@ proptest! {
             all.extend(nodes);
         }
         prop_assert_eq!(all.len(), table.len());
-        for filter in [NodeFilter::Good, NodeFilter::NotBad] {
+        for filter in [NodeFilter::Good, NodeFilter::NotBad, NodeFilter::Reached] {
             let target = NodeId(ids[0]);
             let got = table.closest(now, &target, 8, filter);
             let mut expected: Vec<NodeInfo> = all.iter().copied().filter(|n| {
@@ -297,6 +297,8 @@ proptest! {
                 match filter {
                     NodeFilter::Good => status == dhtd_protocol::routing::NodeStatus::Good,
                     NodeFilter::NotBad => status != dhtd_protocol::routing::NodeStatus::Bad,
+                    // Every node here answered without having queried us.
+                    NodeFilter::Reached => status != dhtd_protocol::routing::NodeStatus::Bad,
                 }
             }).collect();
             expected.sort_by_key(|n| target.distance(&n.id));

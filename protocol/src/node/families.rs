@@ -95,9 +95,17 @@ impl FamilyInput for RoutingInput {
             RoutingInput::Failed { info } => {
                 vec![(Family::of(&info.addr), RoutingInput::Failed { info })]
             }
-            RoutingInput::Queried { info, read_only } => vec![(
+            RoutingInput::Queried {
+                info,
+                read_only,
+                searching,
+            } => vec![(
                 Family::of(&info.addr),
-                RoutingInput::Queried { info, read_only },
+                RoutingInput::Queried {
+                    info,
+                    read_only,
+                    searching,
+                },
             )],
             RoutingInput::Consider(nodes) => split_nodes(nodes, |n| n.addr, RoutingInput::Consider),
             RoutingInput::SetRouters(addrs) => split_nodes(addrs, |a| *a, RoutingInput::SetRouters),

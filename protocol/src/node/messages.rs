@@ -320,6 +320,10 @@ pub enum RoutingInput {
         info: NodeInfo,
         /// `ro = 1`.
         read_only: bool,
+        /// It is part of a search (find_node, get_peers, announce_peer,
+        /// get, put), not a ping: the querier's own work, where a ping
+        /// may answer one of ours (a node we queried pings us to add us).
+        searching: bool,
     },
     /// Nodes with known ids (a saved table): each is pinged if the table
     /// has room for it.

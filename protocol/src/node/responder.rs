@@ -37,7 +37,7 @@ use crate::routing::NodeSnapshot;
 use crate::server::{self, Answer, Needs, PutRequest};
 use crate::store::{AnnounceOutcome, PeerStore, StoreCap, StoreStats};
 use crate::telemetry::{
-    AnnounceRefusal, Component, DropReason, ErrorLabel, ItemDrop, ItemPut, Telemetry,
+    AnnounceRefusal, Component, DropReason, ErrorLabel, ItemDrop, ItemPut, Method, Telemetry,
 };
 use crate::token::TokenSecrets;
 use crate::upload::UploadBudget;
@@ -452,6 +452,7 @@ impl Responder {
                     addr: q.from,
                 },
                 read_only: q.read_only,
+                searching: !matches!(q.method, Method::Ping | Method::SampleInfohashes),
             }));
         }
     }

@@ -25,7 +25,7 @@
 //!   a neighbour, and leaving it out would cut it off (a private network
 //!   where each node was started with the one before as its router).
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,8 +43,8 @@ use crate::lookup::LookupKind;
 use crate::node::{Asker, BootstrapLookup};
 use crate::rate_limit::{Spacing, SpacingVerdict};
 use crate::routing::{
-    BucketRefresh, FailOutcome, HeardOutcome, InsertOutcome, Maintenance, NodeFilter, RejectReason,
-    RoutingStats, RoutingTable,
+    BucketRefresh, FailOutcome, HeardOutcome, InsertOutcome, Maintenance, NodeFilter, QuerierReach,
+    RejectReason, RoutingStats, RoutingTable,
 };
 use crate::telemetry::{AddressFamily, Component, NodeState, RoutingRefusal, Telemetry};
 use crate::K;
@@ -58,6 +58,10 @@ pub const PUBLISH_DELAY: Duration = Duration::from_millis(50);
 pub const PING_SPACING: Duration = Duration::from_secs(10);
 /// Addresses remembered for `PING_SPACING`; beyond, pings are skipped.
 pub const PINGS_TRACKED: usize = 8192;
+/// Queriers' pings whose answers are told apart, at most (answers come
+/// within seconds; a ping that got none is forgotten once this many
+/// followed).
+const QUERIER_PINGS: usize = 64;
 /// Seeds handed to a lookup started from the table.
 pub const SEEDS: usize = 2 * K;
 
@@ -88,9 +92,16 @@ pub struct Upkeep {
     admitted_routers: HashSet<SocketAddr>,
     recently_pinged: Spacing<SocketAddr>,
     publish_at: Option<Instant>,
-    /// Queriers reported since the last decision, and when to decide.
-    queriers: Vec<(NodeInfo, bool)>,
+    /// Queriers reported since the last decision (each with when it
+    /// queried, and `ro`), and when to decide.
+    queriers: Vec<(NodeInfo, Instant, bool)>,
     queriers_at: Option<Instant>,
+    /// Queriers pinged when they queried, and when they queried: their
+    /// answer came through the NAT mapping their query opened.
+    querier_pings: VecDeque<(SocketAddr, Instant)>,
+    /// How many queriers cannot be reached: what the size estimate made
+    /// from the table does not see.
+    reach: QuerierReach,
     /// When the gauges may be brought up to date with time alone again.
     gauges_at: Instant,
     /// Where the maintenance ticks are counted from.
@@ -122,6 +133,8 @@ impl Upkeep {
             publish_at: Some(now),
             queriers: Vec::new(),
             queriers_at: None,
+            querier_pings: VecDeque::new(),
+            reach: QuerierReach::new(now),
             gauges_at: now,
             ticks_from: now,
             telemetry,
@@ -143,9 +156,22 @@ impl Upkeep {
         self.routers.contains(addr) && !self.admitted_routers.contains(addr)
     }
 
-    fn ping(&mut self, now: Instant, info: NodeInfo) {
+    /// Estimated nodes in the whole DHT: those the table's density counts,
+    /// and as many more as the share of queriers we cannot reach says.
+    pub fn estimated_dht_size(&self, now: Instant) -> Option<u64> {
+        let reachable = self.table.estimated_dht_size(now)?;
+        Some(self.reach.all_nodes(reachable))
+    }
+
+    /// The share of queriers we cannot reach, once enough were counted.
+    pub fn unreachable_share(&self) -> Option<f64> {
+        self.reach.unreachable_share()
+    }
+
+    /// Pings `info` unless it was pinged a moment ago; says whether it did.
+    fn ping(&mut self, now: Instant, info: NodeInfo) -> bool {
         if self.recently_pinged.try_use(now, info.addr) != SpacingVerdict::Go {
-            return;
+            return false;
         }
         self.outputs
             .push(Envelope::RateLimiter(RateLimiterInput::Send(
@@ -156,6 +182,7 @@ impl Upkeep {
                     asker: Asker::Nobody,
                 },
             )));
+        true
     }
 
     fn consider(&mut self, now: Instant, info: &NodeInfo) {
@@ -170,8 +197,17 @@ impl Upkeep {
         if self.is_router(&info.addr) {
             return;
         }
-        match self.table.node_responded_in(now, info, rtt) {
-            InsertOutcome::PingOldest(oldest) => self.ping(now, oldest),
+        self.reach.answered(&info.addr);
+        let outcome = self.table.node_responded_in(now, info, rtt);
+        if let Some(i) = self.querier_pings.iter().position(|(a, _)| *a == info.addr) {
+            if let Some((_, queried_at)) = self.querier_pings.remove(i) {
+                self.table.answered_after_its_query(&info, queried_at);
+            }
+        }
+        match outcome {
+            InsertOutcome::PingOldest(oldest) => {
+                self.ping(now, oldest);
+            }
             InsertOutcome::Inserted => self.changed(now),
             InsertOutcome::Rejected(why) => {
                 let counted = match why {
@@ -247,7 +283,9 @@ impl Upkeep {
             .set((f, NodeState::Questionable), total.questionable as u64);
         t.routing_nodes.set((f, NodeState::Bad), total.bad as u64);
         t.routing_buckets.set(f, self.table.bucket_count() as u64);
-        let size = self.table.estimated_dht_size(now);
+        let reachable = self.table.estimated_dht_size(now);
+        t.estimated_reachable.set(f, reachable.unwrap_or(0));
+        let size = reachable.map(|r| self.reach.all_nodes(r));
         t.estimated_size.set(f, size.unwrap_or(0));
         size
     }
@@ -288,6 +326,7 @@ impl Piece for Upkeep {
                 }
             }
             RoutingInput::Failed { info } => {
+                self.reach.failed(now, &info.addr);
                 // What others are told of holds the nodes not bad: only a
                 // node turning bad, or its replacement, changes it.
                 match self.table.node_failed(now, &info.id, info.addr) {
@@ -297,18 +336,25 @@ impl Piece for Upkeep {
                     | FailOutcome::DroppedFromCache => {}
                 }
             }
-            RoutingInput::Queried { info, read_only } => {
+            RoutingInput::Queried {
+                info,
+                read_only,
+                searching,
+            } => {
                 // Most queriers are held already, or have no room to join:
                 // settled now, without a wake-up of their own (which was
                 // three in five of a simulated node's). Only one worth a
                 // ping waits, and is judged again then.
+                if !self.is_router(&info.addr) {
+                    self.reach.queried(now, info, read_only, searching);
+                }
                 if self.table.node_queried(now, &info, read_only) != HeardOutcome::WorthPinging {
                     return;
                 }
                 // Bounded: the responder reports each querier at most every
                 // 10 s, and a flood beyond this many is not worth a ping each.
                 if self.queriers.len() < PINGS_TRACKED {
-                    self.queriers.push((info, read_only));
+                    self.queriers.push((info, now, read_only));
                 }
                 self.queriers_at.get_or_insert(now + PUBLISH_DELAY);
             }
@@ -348,12 +394,21 @@ impl Piece for Upkeep {
     fn handle_timeout(&mut self, now: Instant) {
         if self.queriers_at.is_some_and(|at| at <= now) {
             self.queriers_at = None;
-            for (info, read_only) in std::mem::take(&mut self.queriers) {
+            for (info, queried_at, read_only) in std::mem::take(&mut self.queriers) {
                 if self.table.node_queried(now, &info, read_only) == HeardOutcome::WorthPinging
                     && !self.is_router(&info.addr)
+                    && self.ping(now, info)
                 {
-                    self.ping(now, info);
+                    if self.querier_pings.len() == QUERIER_PINGS {
+                        self.querier_pings.pop_front();
+                    }
+                    self.querier_pings.push_back((info.addr, queried_at));
                 }
+            }
+        }
+        while let Some(info) = self.reach.due(now) {
+            if !self.ping(now, info) {
+                self.reach.not_pinged(&info);
             }
         }
         // The table says exactly when it has work (its poll_timeout), and
@@ -363,7 +418,9 @@ impl Piece for Upkeep {
                 break;
             };
             match work {
-                Maintenance::Ping(info) => self.ping(now, info),
+                Maintenance::Ping(info) => {
+                    self.ping(now, info);
+                }
                 Maintenance::Refresh { target, .. } => {
                     self.refresh(now, target, Requester::Refresh);
                 }
@@ -379,10 +436,17 @@ impl Piece for Upkeep {
 
     fn poll_timeout(&self) -> Option<Instant> {
         let maintenance = self.table.poll_timeout().map(|t| self.tick_at_or_after(t));
-        [maintenance, self.publish_at, self.queriers_at]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            maintenance,
+            self.publish_at,
+            self.queriers_at,
+            // Its trials wait for the tick too: minutes late, as they
+            // are minutes long, and no wake-up of their own.
+            self.reach.poll_timeout().map(|t| self.tick_at_or_after(t)),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn outputs(&mut self) -> &mut Outputs {
@@ -393,6 +457,7 @@ impl Piece for Upkeep {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::routing::NAT_MAPPING_MAX;
     use rand::SeedableRng;
 
     fn upkeep(now: Instant) -> Upkeep {
@@ -528,6 +593,7 @@ mod tests {
             RoutingInput::Queried {
                 info: node(1),
                 read_only: false,
+                searching: true,
             },
         );
         u.handle_timeout(t0 + PUBLISH_DELAY);
@@ -578,6 +644,7 @@ mod tests {
             RoutingInput::Queried {
                 info: node(1),
                 read_only: false,
+                searching: true,
             },
         );
         u.handle(
@@ -585,6 +652,7 @@ mod tests {
             RoutingInput::Queried {
                 info: node(2),
                 read_only: false,
+                searching: true,
             },
         );
         u.handle(
@@ -592,6 +660,7 @@ mod tests {
             RoutingInput::Queried {
                 info: node(3),
                 read_only: true,
+                searching: true,
             },
         );
         assert!(pings(&mut u).is_empty(), "not at once");
@@ -603,6 +672,73 @@ mod tests {
             vec![node(2).addr],
             "node 1 is known, node 3 read-only"
         );
+    }
+
+    /// A node behind a NAT answers a ping sent as it queries us, so each
+    /// search's querier (one per 30 s) is pinged again after its NAT
+    /// would have closed; the share that fails then scales the estimate
+    /// made from the table up to the whole DHT. Pings start no trial: a
+    /// node we queried pings us to add us, and only reachable ones can.
+    #[test]
+    fn queriers_tried_after_their_nat_closed_scale_the_size_estimate() {
+        let t0 = crate::test_epoch();
+        let mut u = upkeep(t0);
+        for i in 1..40 {
+            u.handle(t0, answer_from(node(i)));
+        }
+        let reachable = u.estimated_dht_size(t0).unwrap();
+        let querier = |i: u8| NodeInfo {
+            id: NodeId([0x80 | i; 20]),
+            addr: SocketAddr::from(([10, 1, i, 1], 6881)),
+        };
+        // A third of the trial pings fail (twice: the trial retries).
+        let answer_trials = |u: &mut Upkeep, t, querying: Option<u8>, tried: &mut Vec<u8>| {
+            for addr in pings(u) {
+                let Some(i) = (0..13u8).find(|&i| querier(i).addr == addr) else {
+                    continue;
+                };
+                if Some(i) == querying {
+                    continue;
+                }
+                tried.push(i);
+                if i % 3 == 0 {
+                    u.handle(t, RoutingInput::Failed { info: querier(i) });
+                } else {
+                    u.handle(t, answer_from(querier(i)));
+                }
+            }
+        };
+        let mut tried = Vec::new();
+        let mut t = t0;
+        for i in 0..13u8 {
+            assert_eq!(u.estimated_dht_size(t), Some(reachable), "none tried yet");
+            u.handle(
+                t,
+                RoutingInput::Queried {
+                    info: querier(i),
+                    read_only: false,
+                    // The last only pings: no trial.
+                    searching: i < 12,
+                },
+            );
+            // The ping sent at once goes unanswered here.
+            u.handle_timeout(t + PUBLISH_DELAY);
+            answer_trials(&mut u, t + PUBLISH_DELAY, Some(i), &mut tried);
+            t += Duration::from_secs(31);
+        }
+        let end = t + NAT_MAPPING_MAX + MAINTENANCE_TICK * 3;
+        while t < end {
+            t += Duration::from_secs(5);
+            u.handle_timeout(t);
+            answer_trials(&mut u, t, None, &mut tried);
+        }
+        tried.sort();
+        tried.dedup();
+        assert_eq!(tried, (0..12).collect::<Vec<_>>(), "each searcher tried");
+        // Four of twelve failed: the table sees two thirds of the DHT.
+        let all = u.estimated_dht_size(t).unwrap() as f64;
+        let ratio = all / reachable as f64;
+        assert!((1.45..1.55).contains(&ratio), "{ratio}");
     }
 
     /// A querier the table holds is kept good at once, with no wake-up of
@@ -623,6 +759,9 @@ mod tests {
             RoutingInput::Queried {
                 info: node(1),
                 read_only: false,
+                // A ping (a search's query would start a trial of its
+                // reach, minutes later).
+                searching: false,
             },
         );
         assert_eq!(u.poll_timeout(), before, "no wake-up for the querier");

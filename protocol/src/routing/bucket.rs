@@ -22,6 +22,10 @@ pub(super) struct Entry {
     pub(super) ping_sent: Option<Instant>,
     /// Its answers' round trip, smoothed (a quarter of each new one).
     pub(super) rtt: Option<Duration>,
+    /// It answered a query of ours that its own query to us had not just
+    /// let through a NAT (see [`super::NAT_MAPPING_MAX`]): it can be
+    /// reached by others too.
+    pub(super) reached: bool,
 }
 
 impl Entry {
@@ -34,6 +38,7 @@ impl Entry {
             failures: 0,
             ping_sent: None,
             rtt,
+            reached: true,
         }
     }
 
@@ -43,6 +48,12 @@ impl Entry {
         self.last_response = Some(now);
         self.failures = 0;
         self.ping_sent = None;
+        if self
+            .last_query
+            .is_none_or(|q| now.saturating_duration_since(q) >= super::NAT_MAPPING_MAX)
+        {
+            self.reached = true;
+        }
         if let Some(new) = rtt {
             self.rtt = Some(match self.rtt {
                 Some(old) => (old * 3 + new) / 4,

@@ -73,6 +73,7 @@
 
 mod bucket;
 mod closest;
+mod reach;
 
 use std::time::{Duration, Instant};
 
@@ -84,6 +85,7 @@ use crate::id::{BucketIndex, NodeId};
 use crate::ip_prefix::IpPrefix;
 use bucket::{Bucket, Entry};
 pub use closest::{closest_among, NodeSnapshot};
+pub use reach::QuerierReach;
 
 /// Routing-table policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,6 +195,11 @@ pub enum NodeStatus {
     Bad,
 }
 
+/// How long a NAT may keep open the mapping a node's query to us opened:
+/// until then, its answer to us says nothing of whether others can reach
+/// it. RFC 4787 asks at least 2 minutes of a NAT, and recommends 5.
+pub const NAT_MAPPING_MAX: Duration = Duration::from_secs(5 * 60);
+
 /// Which nodes [`RoutingTable::closest`] may return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeFilter {
@@ -202,6 +209,11 @@ pub enum NodeFilter {
     /// What a `find_node` answer or a lookup's seeds should use, since a
     /// quiet table has few strictly good nodes between refreshes.
     NotBad,
+    /// Not bad, and reached other than through the NAT mapping its own
+    /// query to us opened (what the size estimate counts: a node behind
+    /// a NAT that keeps querying us stays good, and is no neighbour to
+    /// anyone else).
+    Reached,
 }
 
 /// Why a node was not taken.
@@ -652,6 +664,21 @@ impl RoutingTable {
         self.heard_about(now, info)
     }
 
+    /// The node answered a ping we sent right after it queried us at
+    /// `queried_at`: a NAT in front of it would have let the ping through,
+    /// so the answer does not show it reached (see [`NAT_MAPPING_MAX`]).
+    pub fn answered_after_its_query(&mut self, info: &NodeInfo, queried_at: Instant) {
+        let index = usize::from(self.bucket_index(&info.id).0);
+        if let Some(e) = self.buckets[index]
+            .nodes
+            .iter_mut()
+            .find(|e| e.info == *info && e.last_query.is_none_or(|q| q <= queried_at))
+        {
+            e.last_query = Some(queried_at);
+            e.reached = false;
+        }
+    }
+
     /// A query to this node failed (timed out, or it answered an error).
     pub fn node_failed(
         &mut self,
@@ -735,6 +762,7 @@ impl RoutingTable {
             // Bad is a count of failures, not a matter of time: no clock
             // arithmetic for each node a find_node answer looks at.
             NodeFilter::NotBad => !e.is_bad(&self.config),
+            NodeFilter::Reached => e.reached && !e.is_bad(&self.config),
         }
     }
 
@@ -873,7 +901,7 @@ impl RoutingTable {
     /// 1/d, whose mean is unbounded: 1.4 to 1.6 times N in simulated
     /// networks.) `None` with fewer than two known nodes.
     pub fn estimated_dht_size(&self, now: Instant) -> Option<u64> {
-        let closest = self.closest(now, &self.own_id, self.config.k, NodeFilter::NotBad);
+        let closest = self.closest(now, &self.own_id, self.config.k, NodeFilter::Reached);
         if closest.len() < 2 {
             return None;
         }

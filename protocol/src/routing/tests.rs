@@ -377,6 +377,47 @@ fn size_estimate_tracks_density() {
     assert!(p10 > 0.5 && p90 < 2.0, "p10 {p10:.2}, p90 {p90:.2}");
 }
 
+/// A node that answered only the ping sent as it queried us may sit
+/// behind a NAT that let the ping in: it counts in no size estimate until
+/// it answers a query sent after the NAT would have closed.
+#[test]
+fn the_size_estimate_leaves_out_nodes_reached_only_through_their_own_query() {
+    let t0 = crate::test_epoch();
+    let cfg = RoutingConfig {
+        restrict_ips: false,
+        ..Default::default()
+    };
+    let own_id = NodeId([0; 20]);
+    let mut t = RoutingTable::new(own_id, t0, cfg);
+    let mut nodes = Vec::new();
+    for i in 0..12u8 {
+        let mut id = [0xff; 20];
+        id[0] = 1 + i;
+        let info = NodeInfo {
+            id: NodeId(id),
+            addr: SocketAddr::from(([10, 0, i, 1], 6881)),
+        };
+        t.node_responded(t0, info);
+        nodes.push(info);
+    }
+    let all = t.estimated_dht_size(t0).unwrap();
+    // The closest one turns out to have answered through its own query.
+    t.answered_after_its_query(&nodes[0], t0);
+    let without_closest = t.estimated_dht_size(t0).unwrap();
+    assert!(without_closest < all, "{without_closest} < {all}");
+    assert_eq!(
+        t.closest(t0, &own_id, 1, NodeFilter::NotBad),
+        vec![nodes[0]]
+    );
+    // An answer a minute later could still come through that NAT.
+    let soon = t0 + Duration::from_secs(60);
+    t.node_responded(soon, nodes[0]);
+    assert_eq!(t.estimated_dht_size(soon).unwrap(), without_closest);
+    let later = t0 + NAT_MAPPING_MAX;
+    t.node_responded(later, nodes[0]);
+    assert_eq!(t.estimated_dht_size(later).unwrap(), all);
+}
+
 /// Walking the buckets in distance order finds exactly what a full scan
 /// finds, for targets in every bucket, near and far, with bad nodes left
 /// out, and so does a snapshot of the table.

@@ -266,7 +266,7 @@ pub struct Sample {
     /// Share of sampled table entries behind a NAT (unreachable).
     pub table_unreachable: f64,
     /// Median of the sampled nodes' size estimate over the true number of
-    /// reachable nodes.
+    /// nodes online.
     pub size_ratio_median: f64,
     /// Queries each node received per second over the last interval (mean
     /// over online nodes, routers left out).
@@ -320,11 +320,17 @@ pub struct InternetReport {
     pub queries_out_per_s: [f64; 3],
     /// Queries each router received per second (mean over routers).
     pub router_queries_in_per_s: f64,
-    /// Size estimate over the true number of reachable nodes, at the end,
-    /// over the sampled nodes: p10, p50, p90.
+    /// Size estimate over the true number of nodes online (routers left
+    /// out), at the end, over the sampled nodes: p10, p50, p90.
     pub size_ratio: [f64; 3],
-    /// Reachable nodes online at the end (the size estimate's truth).
+    /// Nodes online at the end (the size estimate's truth), routers left out.
+    pub online_at_end: usize,
+    /// Of those, the reachable ones (neither behind a NAT nor read-only).
     pub reachable_at_end: usize,
+    /// The share of queriers the sampled nodes found they cannot reach
+    /// (the median over those that counted enough), at the end: what
+    /// scales their estimate up from the reachable nodes.
+    pub unreachable_share_seen: f64,
     /// Datagrams sent, lost, undeliverable, blocked by NATs.
     pub datagrams: [u64; 4],
     /// Events the simulator ran.
@@ -477,8 +483,10 @@ impl std::fmt::Display for InternetReport {
         )?;
         write!(
             f,
-            "size estimate / {} reachable: p10 {:.2} · median {:.2} · p90 {:.2}; datagrams {} ({} lost, {} to departed, {} kept out by NATs); {} events",
+            "size estimate / {} online ({} reachable; unreachable share seen by nodes {:.2}): p10 {:.2} · median {:.2} · p90 {:.2}; datagrams {} ({} lost, {} to departed, {} kept out by NATs); {} events",
+            self.online_at_end,
             self.reachable_at_end,
+            self.unreachable_share_seen,
             self.size_ratio[0],
             self.size_ratio[1],
             self.size_ratio[2],
@@ -850,11 +858,15 @@ impl Run {
     /// Samples tables and size estimates of random online nodes.
     fn sample_tables(&mut self) -> ([f64; 3], Vec<f64>) {
         let now = self.sim.now();
+        let online = (0..self.members.len())
+            .filter(|&i| self.is_up(i) && !self.members[i].router)
+            .count();
         let reachable = (0..self.members.len())
             .filter(|&i| self.members[i].reachable && self.is_up(i))
             .count();
         let mut counts = [0usize; 4]; // live, departed, unreachable, all
         let mut ratios = Vec::new();
+        let mut shares = Vec::new();
         for _ in 0..self.model.nodes_sampled {
             let i = self.random_online();
             for e in self.sim.table(i) {
@@ -867,12 +879,17 @@ impl Run {
                 }
             }
             let routing = &self.sim.node(i).pieces.routing;
-            let table = routing.get(crate::Family::V4).map(|u| u.table());
-            if let Some(size) = table.and_then(|t| t.estimated_dht_size(now)) {
-                ratios.push(size as f64 / reachable.max(1) as f64);
+            let upkeep = routing.get(crate::Family::V4);
+            if let Some(size) = upkeep.and_then(|u| u.estimated_dht_size(now)) {
+                ratios.push(size as f64 / online.max(1) as f64);
+            }
+            if let Some(share) = upkeep.and_then(|u| u.unreachable_share()) {
+                shares.push(share);
             }
         }
+        self.report.online_at_end = online;
         self.report.reachable_at_end = reachable;
+        self.report.unreachable_share_seen = f64_percentiles(&mut shares, [0.5; 3])[0];
         let shares = [0, 1, 2].map(|k| ratio(counts[k], counts[3]));
         (shares, ratios)
     }

@@ -247,7 +247,10 @@ catalogue! {
         "Routing-table buckets, by address family";
     /// Estimated nodes in the whole DHT.
     estimated_size: Cells<AddressFamily> = Gauge "dht_estimated_network_nodes", Count, &[],
-        "Estimated nodes in the whole DHT, from the distances seen, by address family";
+        "Estimated nodes in the whole DHT, by address family: the reachable ones, and as many more as the share of queriers we cannot reach says";
+    /// Estimated reachable nodes in the whole DHT.
+    estimated_reachable: Cells<AddressFamily> = Gauge "dht_estimated_reachable_nodes", Count, &[],
+        "Estimated nodes in the whole DHT that answer queries (those routing tables hold), from the distances of our closest, by address family";
     /// Info hashes with stored peers.
     store_info_hashes: Cells<()> = Gauge "dht_store_info_hashes", Count, &[],
         "Info hashes with stored peers";

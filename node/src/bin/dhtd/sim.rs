@@ -522,7 +522,7 @@ fn plot_all(out: &Path, rows: &[Row]) -> PlotResult {
     )?;
     plot(
         &out.join("size-estimate.svg"),
-        "network size estimate / true reachable N",
+        "network size estimate / true N (nodes online)",
         "nodes (N)",
         "ratio",
         true,

@@ -1,0 +1,357 @@
+//! How many of the nodes that query us cannot be reached: what a size
+//! estimate made from routing tables does not see.
+//!
+//! A table holds only nodes that answer, so the density of our closest
+//! nodes counts the reachable ones. Nodes behind NATs that let in only
+//! answers, and read-only nodes (BEP 43), query like any other but are in
+//! no table for long: in the simulated Internet a third of all nodes,
+//! which put the estimate at 0.74–0.81 of the true size. Every node
+//! queries, so the queriers are a sample of all nodes, and the share of
+//! them we cannot reach is the share the tables miss.
+//!
+//! - **Which queriers.** One at most every [`SAMPLE_EVERY`], and only one
+//!   that queried for a search of its own (find_node, get_peers,
+//!   announce_peer, get, put). Pings are left out: a node we queried pings
+//!   us to add us, and only reachable nodes hear from us, so counting
+//!   pingers would favour the reachable (measured: a share of 0.24 where
+//!   a third of the nodes are unreachable).
+//! - **When it is tried.** A querier behind a NAT answers whoever it just
+//!   sent to: pinged at once, it looks reachable (the simulated NATs keep
+//!   a mapping 60 s; RFC 4787 asks at least 2 minutes of real ones, 5
+//!   recommended). So it is pinged [`TRIAL_DELAY`] after it last queried
+//!   us, and again [`RETRY_AFTER`] later if that ping fails, so that a lost
+//!   datagram does not count it unreachable.
+//! - **What counts.** An answer: reachable. Two failures, or `ro = 1`:
+//!   unreachable. A node that left meanwhile counts as unreachable too
+//!   (a few percent of the trials in the simulated churn).
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::compact::NodeInfo;
+
+/// A querier is sampled at most this often. Most of the pings it costs
+/// would be sent anyway: a held node's answer keeps it good, and so
+/// postpones the ping its upkeep owes it.
+const SAMPLE_EVERY: Duration = Duration::from_secs(30);
+/// How long after a querier last queried us it is pinged: past the NAT
+/// mappings its query opened.
+const TRIAL_DELAY: Duration = super::NAT_MAPPING_MAX;
+/// A failed trial ping is tried once more after this long.
+const RETRY_AFTER: Duration = Duration::from_secs(15);
+/// Samples that make up the share: older ones fade, each new one weighs
+/// `1 / WINDOW` of the total (at one per `SAMPLE_EVERY`, about two hours).
+const WINDOW: f64 = 256.0;
+/// Below this many (faded) samples the share is not trusted.
+const MIN_SAMPLES: f64 = 8.0;
+/// Queriers on trial at once, at most (`TRIAL_DELAY / SAMPLE_EVERY` and
+/// the retries).
+const TRIALS: usize = 16;
+/// No more than this share is believed unreachable (a node that cannot
+/// reach anyone would otherwise multiply its estimate without bound).
+const MAX_SHARE: f64 = 0.9;
+
+/// A querier waiting to be pinged, or waiting for its ping's answer.
+#[derive(Debug, Clone, Copy)]
+struct Trial {
+    info: NodeInfo,
+    /// When to ping it; `None` once pinged.
+    due: Option<Instant>,
+    /// Pings that failed.
+    failures: u8,
+}
+
+/// The reachable and unreachable queriers counted so far, and those on
+/// trial.
+#[derive(Debug, Clone)]
+pub struct QuerierReach {
+    reachable: f64,
+    unreachable: f64,
+    trials: VecDeque<Trial>,
+    next_sample: Instant,
+}
+
+impl QuerierReach {
+    /// Nothing counted yet; the first querier is sampled at `now`.
+    pub fn new(now: Instant) -> Self {
+        QuerierReach {
+            reachable: 0.0,
+            unreachable: 0.0,
+            trials: VecDeque::new(),
+            next_sample: now,
+        }
+    }
+
+    fn count(&mut self, reachable: bool) {
+        let keep = 1.0 - 1.0 / WINDOW;
+        self.reachable *= keep;
+        self.unreachable *= keep;
+        if reachable {
+            self.reachable += 1.0;
+        } else {
+            self.unreachable += 1.0;
+        }
+    }
+
+    /// A node queried us; `searching` when for a search of its own (see
+    /// the module's notes for why only those start a trial).
+    pub fn queried(&mut self, now: Instant, info: NodeInfo, read_only: bool, searching: bool) {
+        // It just opened its NAT to us again: a trial waits anew.
+        if let Some(t) = self.trials.iter_mut().find(|t| t.info == info) {
+            if t.due.is_some() {
+                t.due = Some(now + TRIAL_DELAY);
+            }
+            return;
+        }
+        if !searching || now < self.next_sample || self.trials.len() == TRIALS {
+            return;
+        }
+        self.next_sample = now + SAMPLE_EVERY;
+        if read_only {
+            self.count(false);
+        } else {
+            self.trials.push_back(Trial {
+                info,
+                due: Some(now + TRIAL_DELAY),
+                failures: 0,
+            });
+        }
+    }
+
+    /// When the next trial ping is due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.trials.iter().filter_map(|t| t.due).min()
+    }
+
+    /// A querier whose trial ping is due at `now`, marked as pinged: the
+    /// caller pings it, or calls [`QuerierReach::not_pinged`].
+    pub fn due(&mut self, now: Instant) -> Option<NodeInfo> {
+        let t = self
+            .trials
+            .iter_mut()
+            .find(|t| t.due.is_some_and(|due| due <= now))?;
+        t.due = None;
+        Some(t.info)
+    }
+
+    /// The ping was not sent (another went to it a moment ago): the trial
+    /// is dropped, uncounted.
+    pub fn not_pinged(&mut self, info: &NodeInfo) {
+        self.trials.retain(|t| t.info != *info);
+    }
+
+    fn pinged(&self, addr: &SocketAddr) -> Option<usize> {
+        self.trials
+            .iter()
+            .position(|t| t.due.is_none() && t.info.addr == *addr)
+    }
+
+    /// A node answered a query of ours.
+    pub fn answered(&mut self, addr: &SocketAddr) {
+        if let Some(i) = self.pinged(addr) {
+            self.trials.remove(i);
+            self.count(true);
+        }
+    }
+
+    /// A query of ours to a node failed.
+    pub fn failed(&mut self, now: Instant, addr: &SocketAddr) {
+        let Some(i) = self.pinged(addr) else {
+            return;
+        };
+        let t = &mut self.trials[i];
+        t.failures += 1;
+        if t.failures < 2 {
+            t.due = Some(now + RETRY_AFTER);
+        } else {
+            self.trials.remove(i);
+            self.count(false);
+        }
+    }
+
+    /// The share of queriers we cannot reach, once enough were counted.
+    pub fn unreachable_share(&self) -> Option<f64> {
+        let all = self.reachable + self.unreachable;
+        (all >= MIN_SAMPLES).then(|| (self.unreachable / all).min(MAX_SHARE))
+    }
+
+    /// The size of the whole DHT from an estimate of its reachable nodes.
+    pub fn all_nodes(&self, reachable_nodes: u64) -> u64 {
+        match self.unreachable_share() {
+            Some(share) => (reachable_nodes as f64 / (1.0 - share)) as u64,
+            None => reachable_nodes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::NodeId;
+
+    fn node(i: u8) -> NodeInfo {
+        NodeInfo {
+            id: NodeId([i; 20]),
+            addr: SocketAddr::from(([127, 0, 0, i], 6881)),
+        }
+    }
+
+    /// Queries from `n` nodes, one per sampling interval from `t`; each is
+    /// tried, and answers when `answers(i)`. Returns the time after.
+    fn sample(
+        reach: &mut QuerierReach,
+        mut t: Instant,
+        n: u8,
+        answers: impl Fn(u8) -> bool,
+    ) -> Instant {
+        for i in 0..n {
+            reach.queried(t, node(i), false, true);
+            t += TRIAL_DELAY;
+            assert_eq!(reach.due(t), Some(node(i)));
+            if answers(i) {
+                reach.answered(&node(i).addr);
+            } else {
+                reach.failed(t, &node(i).addr);
+                t += RETRY_AFTER;
+                assert_eq!(reach.due(t), Some(node(i)));
+                reach.failed(t, &node(i).addr);
+            }
+        }
+        t
+    }
+
+    #[test]
+    fn a_querier_is_pinged_only_after_its_nat_mapping_closed() {
+        let t0 = crate::test_epoch();
+        let mut reach = QuerierReach::new(t0);
+        reach.queried(t0, node(1), false, true);
+        assert_eq!(reach.poll_timeout(), Some(t0 + TRIAL_DELAY));
+        // It queries again: its mapping is open anew, the trial waits.
+        let later = t0 + Duration::from_secs(100);
+        reach.queried(later, node(1), false, true);
+        assert_eq!(reach.due(t0 + TRIAL_DELAY), None);
+        assert_eq!(reach.poll_timeout(), Some(later + TRIAL_DELAY));
+        assert_eq!(reach.due(later + TRIAL_DELAY), Some(node(1)));
+        assert_eq!(reach.poll_timeout(), None, "pinged: nothing more due");
+    }
+
+    #[test]
+    fn a_ping_starts_no_trial_but_puts_one_off() {
+        let t0 = crate::test_epoch();
+        let mut reach = QuerierReach::new(t0);
+        reach.queried(t0, node(1), false, false);
+        assert_eq!(reach.poll_timeout(), None);
+        reach.queried(t0, node(2), false, true);
+        let later = t0 + Duration::from_secs(60);
+        reach.queried(later, node(2), false, false);
+        assert_eq!(reach.poll_timeout(), Some(later + TRIAL_DELAY));
+    }
+
+    #[test]
+    fn one_querier_per_interval_is_sampled() {
+        let t0 = crate::test_epoch();
+        let mut reach = QuerierReach::new(t0);
+        reach.queried(t0, node(1), false, true);
+        reach.queried(t0 + SAMPLE_EVERY / 2, node(2), false, true);
+        reach.queried(t0 + SAMPLE_EVERY, node(3), false, true);
+        let end = t0 + SAMPLE_EVERY + TRIAL_DELAY;
+        assert_eq!(reach.due(end), Some(node(1)));
+        assert_eq!(reach.due(end), Some(node(3)));
+        assert_eq!(reach.due(end), None);
+    }
+
+    #[test]
+    fn too_few_samples_leave_the_estimate_as_it_is() {
+        let mut reach = QuerierReach::new(crate::test_epoch());
+        for _ in 0..MIN_SAMPLES as usize - 1 {
+            reach.count(false);
+        }
+        assert_eq!(reach.unreachable_share(), None);
+        assert_eq!(reach.all_nodes(1000), 1000);
+    }
+
+    #[test]
+    fn a_third_unreachable_scales_the_reachable_by_one_and_a_half() {
+        let t0 = crate::test_epoch();
+        let mut reach = QuerierReach::new(t0);
+        sample(&mut reach, t0, 90, |i| i % 3 != 0);
+        let share = reach.unreachable_share().unwrap();
+        assert!((share - 1.0 / 3.0).abs() < 0.01, "{share}");
+        let all = reach.all_nodes(20_000);
+        assert!((29_500..30_500).contains(&all), "{all}");
+    }
+
+    #[test]
+    fn one_lost_ping_is_retried_not_counted() {
+        let t0 = crate::test_epoch();
+        let mut reach = QuerierReach::new(t0);
+        let mut t = t0;
+        for i in 0..20 {
+            reach.queried(t, node(i), false, true);
+            t += TRIAL_DELAY;
+            assert_eq!(reach.due(t), Some(node(i)));
+            reach.failed(t, &node(i).addr);
+            assert_eq!(reach.due(t), None, "not before the retry");
+            t += RETRY_AFTER;
+            assert_eq!(reach.due(t), Some(node(i)));
+            reach.answered(&node(i).addr);
+        }
+        assert_eq!(reach.unreachable_share(), Some(0.0));
+    }
+
+    #[test]
+    fn read_only_queriers_are_unreachable_without_a_ping() {
+        let t0 = crate::test_epoch();
+        let mut reach = QuerierReach::new(t0);
+        let mut t = sample(&mut reach, t0, 30, |_| true);
+        for i in 0..10 {
+            reach.queried(t, node(100 + i), true, true);
+            t += SAMPLE_EVERY;
+        }
+        assert_eq!(reach.poll_timeout(), None);
+        let share = reach.unreachable_share().unwrap();
+        assert!((0.25..0.35).contains(&share), "{share}");
+    }
+
+    #[test]
+    fn answers_to_other_queries_and_unsent_pings_count_nothing() {
+        let t0 = crate::test_epoch();
+        let mut reach = QuerierReach::new(t0);
+        reach.queried(t0, node(1), false, true);
+        // Answers before its trial ping was sent are not its trial.
+        reach.answered(&node(1).addr);
+        reach.failed(t0, &node(1).addr);
+        assert_eq!(reach.reachable + reach.unreachable, 0.0);
+        let due = reach.due(t0 + TRIAL_DELAY).unwrap();
+        reach.not_pinged(&due);
+        assert_eq!(reach.poll_timeout(), None);
+        reach.answered(&node(1).addr);
+        assert_eq!(reach.reachable + reach.unreachable, 0.0);
+    }
+
+    #[test]
+    fn the_share_is_capped_and_old_samples_fade() {
+        let mut reach = QuerierReach::new(crate::test_epoch());
+        for _ in 0..100 {
+            reach.count(false);
+        }
+        assert_eq!(reach.unreachable_share(), Some(MAX_SHARE));
+        assert_eq!(reach.all_nodes(100), 1000);
+        for _ in 0..1000 {
+            reach.count(true);
+        }
+        // A window of 256: the 100 before weigh e^-4 of what they did.
+        assert!(reach.unreachable_share().unwrap() < 0.01);
+    }
+
+    #[test]
+    fn trials_are_bounded() {
+        let t0 = crate::test_epoch();
+        let mut reach = QuerierReach::new(t0);
+        for i in 0..2 * TRIALS as u8 {
+            reach.queried(t0 + SAMPLE_EVERY * u32::from(i), node(i), false, true);
+        }
+        assert_eq!(reach.trials.len(), TRIALS);
+    }
+}
