@@ -16,6 +16,12 @@
 //!   when the bootstrap asks: one find_node for a random id in the bucket's
 //!   range, to the node nearest it (or a lookup of it, as the config says;
 //!   see [`crate::routing::BucketRefresh`]).
+//! - It estimates the size of the whole DHT: the reachable nodes from how
+//!   close its nearest ones are, counting only nodes reached other than
+//!   through the NAT mapping their own query opened, and the unreachable
+//!   ones (behind NATs, read-only) from the share of searching queriers
+//!   that fail a ping sent minutes after they queried (see
+//!   [`QuerierReach`]).
 //! - It publishes its nodes to the store and the lookup pool
 //!   [`PUBLISH_DELAY`] after a change (a burst of changes once), with a
 //!   summary for the supervisor, or at once when asked to.
@@ -58,10 +64,10 @@ pub const PUBLISH_DELAY: Duration = Duration::from_millis(50);
 pub const PING_SPACING: Duration = Duration::from_secs(10);
 /// Addresses remembered for `PING_SPACING`; beyond, pings are skipped.
 pub const PINGS_TRACKED: usize = 8192;
-/// Queriers' pings whose answers are told apart, at most (answers come
-/// within seconds; a ping that got none is forgotten once this many
-/// followed).
+/// Queriers' pings whose answers are told apart, at most, and for how
+/// long (answers come within seconds).
 const QUERIER_PINGS: usize = 64;
+const QUERIER_ANSWER_WAIT: Duration = Duration::from_secs(30);
 /// Seeds handed to a lookup started from the table.
 pub const SEEDS: usize = 2 * K;
 
@@ -399,7 +405,12 @@ impl Piece for Upkeep {
                     && !self.is_router(&info.addr)
                     && self.ping(now, info)
                 {
-                    if self.querier_pings.len() == QUERIER_PINGS {
+                    // Answers come within seconds: older pings got none.
+                    while self.querier_pings.len() == QUERIER_PINGS
+                        || self.querier_pings.front().is_some_and(|(_, at)| {
+                            now.saturating_duration_since(*at) > QUERIER_ANSWER_WAIT
+                        })
+                    {
                         self.querier_pings.pop_front();
                     }
                     self.querier_pings.push_back((info.addr, queried_at));
@@ -672,6 +683,45 @@ mod tests {
             vec![node(2).addr],
             "node 1 is known, node 3 read-only"
         );
+    }
+
+    /// A querier answers the ping sent as it queries (a NAT in front of
+    /// it would let that in): it joins the table, but counts in the size
+    /// estimate only once it answers a ping sent after that NAT would
+    /// have closed.
+    #[test]
+    fn a_querier_answering_only_through_its_own_query_counts_in_no_estimate() {
+        let t0 = crate::test_epoch();
+        let mut u = upkeep(t0);
+        for i in 1..40 {
+            u.handle(t0, answer_from(node(i)));
+        }
+        let before = u.estimated_dht_size(t0).unwrap();
+        let mut id = [0; 20];
+        id[19] = 1;
+        let nearest = NodeInfo {
+            id: NodeId(id),
+            addr: SocketAddr::from(([10, 2, 0, 1], 6881)),
+        };
+        u.handle(
+            t0,
+            RoutingInput::Queried {
+                info: nearest,
+                read_only: false,
+                searching: false,
+            },
+        );
+        let pinged_at = t0 + PUBLISH_DELAY;
+        u.handle_timeout(pinged_at);
+        assert_eq!(pings(&mut u), vec![nearest.addr]);
+        u.handle(pinged_at, answer_from(nearest));
+        let own = NodeId([0; 20]);
+        let closest = u.table().closest(pinged_at, &own, 1, NodeFilter::NotBad);
+        assert_eq!(closest, vec![nearest], "it joined");
+        assert_eq!(u.estimated_dht_size(pinged_at), Some(before));
+        let later = t0 + NAT_MAPPING_MAX;
+        u.handle(later, answer_from(nearest));
+        assert!(u.estimated_dht_size(later).unwrap() > before);
     }
 
     /// A node behind a NAT answers a ping sent as it queries us, so each
