@@ -452,7 +452,14 @@ impl Responder {
                     addr: q.from,
                 },
                 read_only: q.read_only,
-                searching: !matches!(q.method, Method::Ping | Method::SampleInfohashes),
+                searching: matches!(
+                    q.method,
+                    Method::FindNode
+                        | Method::GetPeers
+                        | Method::AnnouncePeer
+                        | Method::Get
+                        | Method::Put
+                ),
             }));
         }
     }

@@ -351,9 +351,10 @@ impl Piece for Upkeep {
                 // settled now, without a wake-up of their own (which was
                 // three in five of a simulated node's). Only one worth a
                 // ping waits, and is judged again then.
-                if !self.is_router(&info.addr) {
-                    self.reach.queried(now, info, read_only, searching);
-                }
+                // Whether it is a router is asked when its trial is due:
+                // a router is admitted on its own report, which the two
+                // drivers order differently against this one.
+                self.reach.queried(now, info, read_only, searching);
                 if self.table.node_queried(now, &info, read_only) != HeardOutcome::WorthPinging {
                     return;
                 }
@@ -418,7 +419,7 @@ impl Piece for Upkeep {
             }
         }
         while let Some(info) = self.reach.due(now) {
-            if !self.ping(now, info) {
+            if self.is_router(&info.addr) || !self.ping(now, info) {
                 self.reach.not_pinged(&info);
             }
         }
