@@ -15,7 +15,8 @@
 //! `implied_port` stores the UDP source port instead of `port` (for peers
 //! behind NAT). Every answer carries the querier's address as `ip`
 //! (BEP 42). A querier is reported to the routing table at most once per
-//! [`REPORT_QUERIER_EVERY`], since a busy peer sends many queries.
+//! [`REPORT_QUERIER_EVERY`] for its pings and once for its searches,
+//! since a busy peer sends many queries.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -69,7 +70,10 @@ pub struct Responder {
     nodes: [Arc<NodeSnapshot>; 2],
     /// The node's upload budget (see `crate::upload` for what gives way).
     upload: Arc<UploadBudget>,
-    reported: Spacing<SocketAddr>,
+    /// By address and whether the query was a search's: which of a
+    /// burst's queries comes first differs between the drivers, and a
+    /// search must be reported whether a ping came before it or not.
+    reported: Spacing<(SocketAddr, bool)>,
     sample: Sample,
     items: ItemStore,
     telemetry: Arc<Telemetry>,
@@ -445,21 +449,18 @@ impl Responder {
     }
 
     fn queried(&mut self, now: Instant, q: &InboundQuery) {
-        if self.reported.try_use(now, q.from) == SpacingVerdict::Go {
+        let searching = matches!(
+            q.method,
+            Method::FindNode | Method::GetPeers | Method::AnnouncePeer | Method::Get | Method::Put
+        );
+        if self.reported.try_use(now, (q.from, searching)) == SpacingVerdict::Go {
             self.outputs.push(Envelope::Routing(RoutingInput::Queried {
                 info: NodeInfo {
                     id: q.sender,
                     addr: q.from,
                 },
                 read_only: q.read_only,
-                searching: matches!(
-                    q.method,
-                    Method::FindNode
-                        | Method::GetPeers
-                        | Method::AnnouncePeer
-                        | Method::Get
-                        | Method::Put
-                ),
+                searching,
             }));
         }
     }

@@ -9,8 +9,9 @@
 //! queries, so the queriers are a sample of all nodes, and the share of
 //! them we cannot reach is the share the tables miss.
 //!
-//! - **Which queriers.** One at most every [`SAMPLE_EVERY`], and only one
-//!   that queried for a search of its own (find_node, get_peers,
+//! - **Which queriers.** One per [`SAMPLE_EVERY`] at most (of those that
+//!   queried in it, the lowest id), and only one that queried for a
+//!   search of its own (find_node, get_peers,
 //!   announce_peer, get, put). Pings are left out: a node we queried pings
 //!   us to add us, and only reachable nodes hear from us, so counting
 //!   pingers favours the reachable (simulated, where a third of the nodes
@@ -69,7 +70,12 @@ pub struct QuerierReach {
     reachable: f64,
     unreachable: f64,
     trials: VecDeque<Trial>,
-    next_sample: Instant,
+    /// The searcher chosen in the current sampling window so far, with
+    /// `ro`: the one with the lowest id, so that the choice does not
+    /// depend on the order of queries that arrive together (the two
+    /// drivers order them differently).
+    candidate: Option<(Trial, bool)>,
+    window_end: Instant,
 }
 
 impl QuerierReach {
@@ -79,7 +85,8 @@ impl QuerierReach {
             reachable: 0.0,
             unreachable: 0.0,
             trials: VecDeque::new(),
-            next_sample: now,
+            candidate: None,
+            window_end: now,
         }
     }
 
@@ -97,36 +104,74 @@ impl QuerierReach {
     /// A node queried us; `searching` when for a search of its own (see
     /// the module's notes for why only those start a trial).
     pub fn queried(&mut self, now: Instant, info: NodeInfo, read_only: bool, searching: bool) {
+        self.close_window(now);
+        // Counted from the window's start: the drivers deliver a datagram
+        // sent at one instant at that instant, or a moment later.
+        let due = self.window_end - SAMPLE_EVERY + TRIAL_DELAY;
         // It just opened its NAT to us again: a trial waits anew.
-        if let Some(t) = self.trials.iter_mut().find(|t| t.info == info) {
-            if t.due.is_some() {
-                t.due = Some(now + TRIAL_DELAY);
+        let waiting = self
+            .trials
+            .iter_mut()
+            .chain(self.candidate.as_mut().map(|(t, _)| t))
+            .find(|t| t.info == info);
+        if let Some(t) = waiting {
+            // One due already is pinged whatever came at the same instant:
+            // the two drivers order a query and a timer of one instant
+            // differently.
+            if t.due.is_some_and(|d| now < d) {
+                t.due = Some(due);
             }
             return;
         }
-        if !searching || now < self.next_sample || self.trials.len() == TRIALS {
+        if !searching {
             return;
         }
-        self.next_sample = now + SAMPLE_EVERY;
-        if read_only {
-            self.count(false);
-        } else {
-            self.trials.push_back(Trial {
+        let key = |i: &NodeInfo| (i.id, i.addr);
+        if self
+            .candidate
+            .as_ref()
+            .is_none_or(|(c, _)| key(&info) < key(&c.info))
+        {
+            let trial = Trial {
                 info,
-                due: Some(now + TRIAL_DELAY),
+                due: Some(due),
                 failures: 0,
-            });
+            };
+            self.candidate = Some((trial, read_only));
         }
+    }
+
+    /// Once the window is over, its candidate is tried (a read-only one
+    /// counts at once), and the next window opens.
+    fn close_window(&mut self, now: Instant) {
+        if now < self.window_end {
+            return;
+        }
+        if let Some((trial, read_only)) = self.candidate.take() {
+            if read_only {
+                self.count(false);
+            } else if self.trials.len() < TRIALS {
+                self.trials.push_back(trial);
+            }
+        }
+        let behind = now.saturating_duration_since(self.window_end).as_nanos();
+        let windows = behind / SAMPLE_EVERY.as_nanos() + 1;
+        self.window_end += SAMPLE_EVERY * windows.min(u128::from(u32::MAX)) as u32;
     }
 
     /// When the next trial ping is due.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.trials.iter().filter_map(|t| t.due).min()
+        self.trials
+            .iter()
+            .chain(self.candidate.as_ref().map(|(t, _)| t))
+            .filter_map(|t| t.due)
+            .min()
     }
 
     /// A querier whose trial ping is due at `now`, marked as pinged: the
     /// caller pings it, or calls [`QuerierReach::not_pinged`].
     pub fn due(&mut self, now: Instant) -> Option<NodeInfo> {
+        self.close_window(now);
         let t = self
             .trials
             .iter_mut()
@@ -228,7 +273,8 @@ mod tests {
         reach.queried(t0, node(1), false, true);
         assert_eq!(reach.poll_timeout(), Some(t0 + TRIAL_DELAY));
         // It queries again: its mapping is open anew, the trial waits.
-        let later = t0 + Duration::from_secs(100);
+        // Trials count from the start of the window they were asked in.
+        let later = t0 + SAMPLE_EVERY * 3;
         reach.queried(later, node(1), false, true);
         assert_eq!(reach.due(t0 + TRIAL_DELAY), None);
         assert_eq!(reach.poll_timeout(), Some(later + TRIAL_DELAY));
@@ -246,6 +292,20 @@ mod tests {
         let later = t0 + Duration::from_secs(60);
         reach.queried(later, node(2), false, false);
         assert_eq!(reach.poll_timeout(), Some(later + TRIAL_DELAY));
+    }
+
+    #[test]
+    fn the_searcher_tried_does_not_depend_on_the_order_of_arrival() {
+        let t0 = crate::test_epoch();
+        let end = t0 + SAMPLE_EVERY + TRIAL_DELAY;
+        for order in [[2, 1], [1, 2]] {
+            let mut reach = QuerierReach::new(t0);
+            for i in order {
+                reach.queried(t0, node(i), false, true);
+            }
+            assert_eq!(reach.due(end), Some(node(1)), "{order:?}");
+            assert_eq!(reach.due(end), None);
+        }
     }
 
     #[test]
@@ -309,6 +369,7 @@ mod tests {
             reach.queried(t, node(100 + i), true, true);
             t += SAMPLE_EVERY;
         }
+        assert_eq!(reach.due(t), None, "no ping");
         assert_eq!(reach.poll_timeout(), None);
         let share = reach.unreachable_share().unwrap();
         assert!((0.25..0.35).contains(&share), "{share}");
