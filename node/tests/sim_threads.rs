@@ -43,8 +43,8 @@ fn run(model: Model, threads: usize) -> InternetReport {
 
 #[test]
 fn shards_on_threads_do_what_they_do_one_event_at_a_time() {
-    // Three shards on two threads: each window's shards go to whichever
-    // thread is free.
+    // Three shards (split by access delay) on two threads: one thread
+    // runs two of them.
     let on_threads = run(model(3), 2);
     assert_eq!(on_threads, run(model(3), 0), "running ahead loses nothing");
     assert_eq!(

@@ -182,12 +182,27 @@ impl Model {
         Duration::from_secs_f64((share * length).min(1e9))
     }
 
+    /// A node's share of each one-way delay.
+    fn access(&self, rng: &mut impl RngCore) -> Duration {
+        self.access_median
+            .mul_f64((self.access_sigma * normal(rng)).exp().min(100.0))
+            .max(self.access_floor)
+    }
+
+    /// Access delays that split nodes in `shards` bands of equal shares
+    /// (the quantiles of a large sample, drawn apart from the run's
+    /// randomness).
+    fn access_bands(&self, shards: usize) -> Vec<Duration> {
+        const SAMPLE: usize = 16_384;
+        let mut rng = StdRng::seed_from_u64(self.seed ^ 0x6261_6e64_73);
+        let mut sample: Vec<Duration> = (0..SAMPLE).map(|_| self.access(&mut rng)).collect();
+        sample.sort_unstable();
+        (1..shards).map(|k| sample[k * SAMPLE / shards]).collect()
+    }
+
     /// A new node's connection and traits.
     fn draw(&self, rng: &mut impl RngCore) -> Traits {
-        let access = self
-            .access_median
-            .mul_f64((self.access_sigma * normal(rng)).exp().min(100.0))
-            .max(self.access_floor);
+        let access = self.access(rng);
         let slow = if rng.random::<f64>() < self.slow_share {
             self.slow_delay.mul_f64(0.5 + 1.5 * rng.random::<f64>())
         } else {
@@ -545,7 +560,10 @@ impl Run {
             loss: model.loss,
             ..NetworkConfig::default()
         };
-        let sim = Simulation::sharded(epoch, network, model.seed, model.shards);
+        let mut sim = Simulation::sharded(epoch, network, model.seed, model.shards);
+        // Shards of like access delays run far apart (see
+        // `Simulation::place_by_access`).
+        sim.place_by_access(model.access_bands(model.shards));
         let rng = StdRng::seed_from_u64(model.seed ^ 0x696e_7465_726e_6574);
         let routers = (0..model.routers.max(1)).map(sim_addr).collect();
         Run {
@@ -1071,6 +1089,41 @@ mod tests {
         );
         let none = InternetReport::default().time_by_failures();
         assert_eq!(none, [(0, Duration::ZERO); 3]);
+    }
+
+    /// Shards split by access delay run far apart: a datagram between the
+    /// two halves of the model's nodes takes at least the least access of
+    /// each (2 ms and the median, 40 ms), against twice the floor when
+    /// both shards hold the fastest nodes; and each half holds about half.
+    #[test]
+    fn shards_of_like_access_delays_run_far_apart() {
+        let model = Model {
+            nodes: 2_000,
+            shards: 2,
+            ..Model::default()
+        };
+        let bands = model.access_bands(2);
+        let median = bands[0].as_secs_f64() / model.access_median.as_secs_f64();
+        assert!((median - 1.0).abs() < 0.05, "band at {:?}", bands[0]);
+        let mut run = Run::new(crate::test_epoch(), model);
+        for _ in 0..2_000 {
+            run.start(run.sim.now(), None, Vec::new(), false, Arrival::Newcomer);
+        }
+        let (lookahead, counts) = run.sim.shard_layout();
+        assert!(
+            lookahead > Duration::from_millis(35),
+            "lookahead {lookahead:?}"
+        );
+        assert!(counts.iter().all(|&c| (900..1_100).contains(&c)), "{counts:?}");
+        let fastest = (0..run.sim.len())
+            .filter_map(|i| run.sim.endpoint_of(i).map(|e| (e.access, i)))
+            .min()
+            .map(|(_, i)| i);
+        assert_eq!(
+            fastest.map(|i| run.sim.shard_of(i)),
+            Some(0),
+            "the fastest node is in the first band"
+        );
     }
 
     /// The first nodes leave at the steady rate (N over the mean session,

@@ -119,8 +119,6 @@ impl Mappings {
 pub struct Network {
     config: NetworkConfig,
     endpoints: HashMap<SocketAddr, Endpoint>,
-    /// The smallest access delay ever attached.
-    min_access: Option<Duration>,
 }
 
 impl Network {
@@ -129,16 +127,11 @@ impl Network {
         Network {
             config,
             endpoints: HashMap::new(),
-            min_access: None,
         }
     }
 
     /// Gives `addr` its own connection (replacing any before).
     pub fn attach(&mut self, addr: SocketAddr, endpoint: Endpoint) {
-        let least = self
-            .min_access
-            .map_or(endpoint.access, |m| m.min(endpoint.access));
-        self.min_access = Some(least);
         self.endpoints.insert(addr, endpoint);
     }
 
@@ -179,17 +172,16 @@ impl Network {
         }
     }
 
-    /// A time no datagram takes less than, whoever sends it to whom: what
-    /// one shard of a simulation can run ahead of the others without
-    /// missing a datagram from them.
-    pub fn lookahead(&self) -> Duration {
-        let paths = self
-            .min_access
-            .map_or(Duration::MAX, |a| (a * 2).mul_f64(JITTER_FLOOR));
-        // A nanosecond or so of rounding in `mul_f64`, with room to spare.
-        paths
-            .min(self.config.min_latency)
-            .saturating_sub(Duration::from_micros(1))
+    /// No datagram between endpoints with these access delays takes less
+    /// (the sender's slowness only adds).
+    pub(crate) fn path_floor(a: Duration, b: Duration) -> Duration {
+        (a + b).mul_f64(JITTER_FLOOR)
+    }
+
+    /// No datagram to or from an address without an [`Endpoint`] takes
+    /// less.
+    pub(crate) fn uniform_floor(&self) -> Duration {
+        self.config.min_latency
     }
 }
 
@@ -202,7 +194,7 @@ mod tests {
     use rand::{rngs::StdRng, SeedableRng};
 
     #[test]
-    fn no_datagram_is_faster_than_the_lookahead() {
+    fn no_datagram_is_faster_than_its_paths_floor() {
         let mut rng = StdRng::seed_from_u64(5);
         let mut net = Network::new(NetworkConfig::default());
         let addr = |i: u16| SocketAddr::from(([10, 0, (i >> 8) as u8, i as u8], 6881));
@@ -220,21 +212,21 @@ mod tests {
             };
             net.attach(addr(i), endpoint);
         }
-        let lookahead = net.lookahead();
-        assert!(lookahead > Duration::from_micros(400), "{lookahead:?}");
-        assert!(lookahead < Duration::from_micros(600), "{lookahead:?}");
-        let mut fastest = Duration::MAX;
+        let access = |i: u16| net.endpoint(&addr(i)).map(|e| e.access);
+        let floor = |a: u16, b: u16| match (access(a), access(b)) {
+            (Some(x), Some(y)) => Network::path_floor(x, y),
+            _ => net.uniform_floor(),
+        };
+        let mut closest = f64::MAX;
         for _ in 0..20_000 {
             let (a, b) = (rng.random_range(0..60), rng.random_range(0..60));
             if let Some(d) = net.delay(&mut rng, &addr(a), &addr(b)) {
-                fastest = fastest.min(d);
+                let (d, least) = (d.as_secs_f64(), floor(a, b).as_secs_f64());
+                assert!(d >= least, "{d} < {least} from {a} to {b}");
+                closest = closest.min(d / least);
             }
         }
-        assert!(fastest >= lookahead, "{fastest:?} < {lookahead:?}");
         // Close to it: a loose bound would hold shards back for nothing.
-        assert!(
-            fastest < lookahead * 11 / 10,
-            "{fastest:?} against {lookahead:?}"
-        );
+        assert!(closest < 1.02, "the fastest path took {closest} of its floor");
     }
 }

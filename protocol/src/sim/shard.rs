@@ -1,15 +1,15 @@
 //! One shard of a simulation: a share of the nodes, with their own event
 //! queue, randomness and counters, run on one thread.
 //!
-//! Node `i` of a simulation of S shards lives in shard `i % S`, at `i / S`.
-//! A shard reads the [`World`] (who is where, the network's model) and
+//! Each node lives in one shard, at its own place there ([`World::place`]);
+//! a shard reads the [`World`] (who is where, the network's model) and
 //! changes only its own nodes; a datagram for another shard's node waits in
 //! [`Shard::away`] until the driver hands it over. With one shard, this is
 //! the whole simulation.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rand::rngs::StdRng;
@@ -30,13 +30,42 @@ pub(crate) struct World {
     /// The node at each address, by index in the simulation.
     pub(crate) by_addr: HashMap<SocketAddr, usize>,
     pub(crate) network: Network,
-    pub(crate) shards: usize,
+    /// Each node's shard and its place there, by index in the simulation.
+    pub(crate) places: Vec<(u32, u32)>,
+    /// The smallest access delay among each shard's nodes.
+    pub(crate) least_access: Vec<Option<Duration>>,
+    /// Some node has no [`super::Endpoint`]: the uniform model's delays
+    /// reach it.
+    pub(crate) uniform_nodes: bool,
 }
 
 impl World {
     /// The shard of node `i`, and its place there.
     pub(crate) fn place(&self, i: usize) -> (usize, usize) {
-        (i % self.shards, i / self.shards)
+        let (shard, local) = self.places[i];
+        (shard as usize, local as usize)
+    }
+
+    /// A time no datagram between nodes of different shards takes less:
+    /// how far one shard may run ahead of the others. Only paths that
+    /// cross shards count, so shards that each hold nodes of like access
+    /// delays (see `Simulation::place_by_access`) may run far apart.
+    pub(crate) fn lookahead(&self) -> Duration {
+        let mut least = if self.uniform_nodes {
+            self.network.uniform_floor()
+        } else {
+            Duration::MAX
+        };
+        let accesses = &self.least_access;
+        for (a, first) in accesses.iter().enumerate() {
+            for second in &accesses[a + 1..] {
+                if let (Some(x), Some(y)) = (first, second) {
+                    least = least.min(Network::path_floor(*x, *y));
+                }
+            }
+        }
+        // A nanosecond or so of rounding in `mul_f64`, with room to spare.
+        least.saturating_sub(Duration::from_micros(1))
     }
 }
 
