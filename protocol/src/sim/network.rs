@@ -227,6 +227,9 @@ mod tests {
             }
         }
         // Close to it: a loose bound would hold shards back for nothing.
-        assert!(closest < 1.02, "the fastest path took {closest} of its floor");
+        assert!(
+            closest < 1.02,
+            "the fastest path took {closest} of its floor"
+        );
     }
 }

@@ -39,10 +39,10 @@ pub(crate) struct SimArgs {
     /// Threads to run the shards on; any number gives the same run.
     #[arg(long, default_value_t = 2)]
     threads: usize,
-    /// Shards the nodes are split in, each with its own randomness: each
-    /// number is its own run of a seed (more shards than threads even out
-    /// the threads' load in each window, and cost more datagrams handed
-    /// between shards: at 10^4, 8 measured no faster than 2).
+    /// Shards the nodes are split in, by access delay, each with its own
+    /// randomness: each number is its own run of a seed (shard k runs on
+    /// thread k mod threads; more shards than threads shorten the windows
+    /// the shards run apart: at 10^4, 4 measured no faster than 2).
     #[arg(long, default_value_t = 2)]
     shards: usize,
     /// Where the table (`report.md`), the samples (CSV) and the plots (SVG) go.
