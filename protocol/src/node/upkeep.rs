@@ -140,7 +140,7 @@ impl Upkeep {
             queriers: Vec::new(),
             queriers_at: None,
             querier_pings: VecDeque::new(),
-            reach: QuerierReach::new(now),
+            reach: QuerierReach::new(now, MAINTENANCE_TICK),
             gauges_at: now,
             ticks_from: now,
             telemetry,
