@@ -3,7 +3,7 @@
 //! (routing table) and a sixth (lookups) of a simulated node's time.
 
 use std::cell::Cell;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The result of a deadline scan, or nothing until the next scan.
 #[derive(Debug, Clone, Default)]
@@ -34,6 +34,15 @@ impl CachedDeadline {
     pub(crate) fn forget(&self) {
         self.0.set(None);
     }
+}
+
+/// The first instant at or after `t` on the grid of `tick` from `from`:
+/// when work due at `t` runs on a periodic tick.
+pub(crate) fn tick_at_or_after(from: Instant, tick: Duration, t: Instant) -> Instant {
+    let tick = tick.as_nanos().max(1);
+    let since = t.saturating_duration_since(from).as_nanos();
+    let ticks = since.div_ceil(tick);
+    from + Duration::from_nanos((ticks * tick).min(u64::MAX as u128) as u64)
 }
 
 #[cfg(test)]

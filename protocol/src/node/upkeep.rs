@@ -239,10 +239,7 @@ impl Upkeep {
 
     /// The first maintenance tick at or after `t`.
     fn tick_at_or_after(&self, t: Instant) -> Instant {
-        let tick = MAINTENANCE_TICK.as_nanos();
-        let since = t.saturating_duration_since(self.ticks_from).as_nanos();
-        let ticks = since.div_ceil(tick);
-        self.ticks_from + Duration::from_nanos((ticks * tick).min(u64::MAX as u128) as u64)
+        crate::deadline::tick_at_or_after(self.ticks_from, MAINTENANCE_TICK, t)
     }
 
     /// Refreshes the bucket whose range holds `target` the way the table's

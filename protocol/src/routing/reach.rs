@@ -93,17 +93,14 @@ impl QuerierReach {
             trials: VecDeque::new(),
             candidate: None,
             window_end: now,
-            tick: tick.max(Duration::from_nanos(1)),
+            tick,
             ticks_from: now,
         }
     }
 
     /// The first tick at or after `t`: when a ping due at `t` goes out.
     fn on_tick(&self, t: Instant) -> Instant {
-        let tick = self.tick.as_nanos();
-        let since = t.saturating_duration_since(self.ticks_from).as_nanos();
-        let ticks = since.div_ceil(tick);
-        self.ticks_from + Duration::from_nanos((ticks * tick).min(u64::MAX as u128) as u64)
+        crate::deadline::tick_at_or_after(self.ticks_from, self.tick, t)
     }
 
     fn count(&mut self, reachable: bool) {
