@@ -122,7 +122,7 @@ impl ApiSinks {
             }
             ApiEvent::Pong { tag, done } => {
                 if let Some(tx) = r.pongs.remove(&tag) {
-                    let _ = tx.send(done);
+                    let _ = tx.send(*done);
                 }
                 None
             }

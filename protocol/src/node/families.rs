@@ -773,7 +773,13 @@ mod tests {
             rtt: None,
             result: Ok(reply),
         };
-        p.handle(now, LookupsInput::QueryDone { lookup, done });
+        p.handle(
+            now,
+            LookupsInput::QueryDone {
+                lookup,
+                done: Box::new(done),
+            },
+        );
     }
 
     /// The application's lookup, asked for before any family bootstrapped,

@@ -676,7 +676,7 @@ impl Piece for LookupPool {
     fn handle(&mut self, now: Instant, input: LookupsInput) {
         match input {
             LookupsInput::Start(request) => self.submit(now, request),
-            LookupsInput::QueryDone { lookup, done } => self.query_done(now, lookup, done),
+            LookupsInput::QueryDone { lookup, done } => self.query_done(now, lookup, *done),
             LookupsInput::Snapshot(_, nodes) => self.nodes = nodes,
             LookupsInput::LocalPeers { lookup, peers } => self.local_peers(now, lookup, peers),
             LookupsInput::Delayed {

@@ -229,9 +229,13 @@ impl Asker {
         match self {
             Asker::Nobody => None,
             Asker::Lookup(lookup) => {
+                let done = Box::new(done);
                 Some(Envelope::Lookups(LookupsInput::QueryDone { lookup, done }))
             }
-            Asker::Api(tag) => Some(Envelope::Api(ApiEvent::Pong { tag, done })),
+            Asker::Api(tag) => Some(Envelope::Api(ApiEvent::Pong {
+                tag,
+                done: Box::new(done),
+            })),
         }
     }
 }
@@ -494,8 +498,9 @@ pub enum LookupsInput {
     QueryDone {
         /// The lookup.
         lookup: LookupId,
-        /// How it went.
-        done: QueryDone,
+        /// How it went (boxed: the largest message by far, and the rarest
+        /// of those every envelope would otherwise be sized for).
+        done: Box<QueryDone>,
     },
     /// A family's routing table, for seeding its lookups.
     Snapshot(Family, Arc<NodeSnapshot>),
@@ -700,8 +705,8 @@ pub enum ApiEvent {
     Pong {
         /// Its tag.
         tag: u64,
-        /// How it went.
-        done: QueryDone,
+        /// How it went (boxed, as in [`LookupsInput::QueryDone`]).
+        done: Box<QueryDone>,
     },
     /// Bootstrap completed (true) or was lost (false).
     Bootstrapped(bool),

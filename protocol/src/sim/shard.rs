@@ -19,8 +19,8 @@ use super::hostile::sybil_reply;
 use super::network::{Mappings, NetStats, Network, Traced};
 use super::queue::EventQueue;
 use crate::node::{
-    ApiEvent, Datagram, Deliver, Envelope, IoRequest, LogEvent, LookupEvent, LookupsInput, Piece,
-    Pieces, RateLimiterInput, RoutingInput, StoreInput, SupervisorInput, TransactionsInput,
+    ApiEvent, Datagram, Deliver, Envelope, IoRequest, LogEvent, LookupEvent, LookupsInput, Outputs,
+    Piece, Pieces, RateLimiterInput, RoutingInput, StoreInput, SupervisorInput, TransactionsInput,
 };
 use crate::telemetry::AddressFamily;
 
@@ -119,6 +119,8 @@ pub(crate) struct Shard {
     pub(crate) events_run: u64,
     /// Datagrams for the nodes of each other shard.
     pub(crate) away: Vec<Vec<Away>>,
+    /// Datagrams being handed to the network, kept for its memory.
+    sending: Vec<(SocketAddr, Bytes)>,
 }
 
 impl Shard {
@@ -136,6 +138,7 @@ impl Shard {
             trace: None,
             events_run: 0,
             away: (0..shards).map(|_| Vec::new()).collect(),
+            sending: Vec::new(),
         }
     }
 
@@ -284,11 +287,13 @@ impl Shard {
     /// Delivers node `i`'s mailbox until it is empty, sends what its pieces
     /// decided to send, and arms its next wake-up.
     pub(crate) fn settle(&mut self, world: &World, i: usize) {
-        loop {
-            self.collect(world, i);
-            let Some(envelope) = self.mailbox.pop_front() else {
-                break;
-            };
+        for piece in PieceKind::ALL {
+            self.collect(world, i, piece);
+        }
+        while let Some(envelope) = self.mailbox.pop_front() {
+            // Only the addressee's outputs can change: the others were
+            // taken before, and a piece touches no other.
+            let addressee = PieceKind::of(&envelope);
             let node = &mut self.nodes[i];
             let mut local = Local {
                 now: self.now,
@@ -301,42 +306,39 @@ impl Shard {
             for request in io {
                 self.io(i, request);
             }
+            if let Some(piece) = addressee {
+                self.collect(world, i, piece);
+            }
+        }
+        // Once a node is quiet: its queues served every envelope of this
+        // event, and a hundred thousand idle nodes keep none.
+        for piece in PieceKind::ALL {
+            piece.outputs(&mut self.nodes[i].pieces).release_peak();
         }
         self.arm(i);
     }
 
-    /// Takes every piece's outputs: envelopes to the mailbox, datagrams to
+    /// Takes one piece's outputs: envelopes to the mailbox, datagrams to
     /// the network.
-    fn collect(&mut self, world: &World, i: usize) {
-        let mut datagrams = Vec::new();
+    fn collect(&mut self, world: &World, i: usize, piece: PieceKind) {
+        let mut datagrams = std::mem::take(&mut self.sending);
         {
-            let node = &mut self.nodes[i];
-            let p = &mut node.pieces;
-            let outputs = [
-                p.rate_limiter.outputs(),
-                p.routing.outputs(),
-                p.transactions.outputs(),
-                p.store.outputs(),
-                p.lookups.outputs(),
-                p.supervisor.outputs(),
-            ];
-            for out in outputs {
-                while let Some(e) = out.pop() {
-                    self.mailbox.push_back(e);
-                }
-                for (to, bytes) in out.outbox.iter() {
-                    datagrams.push((to, Bytes::copy_from_slice(bytes)));
-                }
-                out.outbox.clear();
-                out.release_peak();
+            let out = piece.outputs(&mut self.nodes[i].pieces);
+            while let Some(e) = out.pop() {
+                self.mailbox.push_back(e);
             }
+            for (to, bytes) in out.outbox.iter() {
+                datagrams.push((to, Bytes::copy_from_slice(bytes)));
+            }
+            out.outbox.clear();
         }
-        for (to, bytes) in datagrams {
+        for (to, bytes) in datagrams.drain(..) {
             let f = AddressFamily::of(&to);
             self.nodes[i].telemetry.packets_out.incr(f);
             self.nodes[i].telemetry.bytes_out.add(f, bytes.len() as u64);
             self.transmit(world, i, to, bytes);
         }
+        self.sending = datagrams;
     }
 
     fn io(&mut self, i: usize, request: IoRequest) {
@@ -372,6 +374,52 @@ impl Shard {
             if let Some(at) = next {
                 self.events.push(at, Event::Wake(i));
             }
+        }
+    }
+}
+
+/// The pieces of a node, in the order their outputs are taken.
+#[derive(Clone, Copy)]
+enum PieceKind {
+    RateLimiter,
+    Routing,
+    Transactions,
+    Store,
+    Lookups,
+    Supervisor,
+}
+
+impl PieceKind {
+    const ALL: [PieceKind; 6] = [
+        PieceKind::RateLimiter,
+        PieceKind::Routing,
+        PieceKind::Transactions,
+        PieceKind::Store,
+        PieceKind::Lookups,
+        PieceKind::Supervisor,
+    ];
+
+    /// The piece `envelope` is for; `None` for the driver's services.
+    fn of(envelope: &Envelope) -> Option<PieceKind> {
+        Some(match envelope {
+            Envelope::RateLimiter(_) => PieceKind::RateLimiter,
+            Envelope::Routing(_) => PieceKind::Routing,
+            Envelope::Transactions(_) => PieceKind::Transactions,
+            Envelope::Store(_) => PieceKind::Store,
+            Envelope::Lookups(_) => PieceKind::Lookups,
+            Envelope::Supervisor(_) => PieceKind::Supervisor,
+            Envelope::Api(_) | Envelope::Io(_) | Envelope::Log(_) => return None,
+        })
+    }
+
+    fn outputs(self, p: &mut Pieces) -> &mut Outputs {
+        match self {
+            PieceKind::RateLimiter => p.rate_limiter.outputs(),
+            PieceKind::Routing => p.routing.outputs(),
+            PieceKind::Transactions => p.transactions.outputs(),
+            PieceKind::Store => p.store.outputs(),
+            PieceKind::Lookups => p.lookups.outputs(),
+            PieceKind::Supervisor => p.supervisor.outputs(),
         }
     }
 }
@@ -423,7 +471,7 @@ impl Deliver for Local<'_> {
                 }
             },
             ApiEvent::Pong { tag, done } => {
-                api.pongs.insert(tag, done);
+                api.pongs.insert(tag, *done);
             }
             ApiEvent::Bootstrapped(b) => api.bootstrapped = b,
             ApiEvent::ExternalAddress(_) => {}

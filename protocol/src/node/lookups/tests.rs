@@ -46,12 +46,12 @@ fn answer(p: &mut LookupPool, now: Instant, q: &OutboundQuery, reply: Reply) {
         now,
         LookupsInput::QueryDone {
             lookup,
-            done: QueryDone {
+            done: Box::new(QueryDone {
                 to: q.to,
                 node: q.node,
                 rtt: None,
                 result: Ok(reply),
-            },
+            }),
         },
     );
 }
@@ -239,7 +239,13 @@ fn an_announce_goes_to_the_closest_nodes_that_gave_a_token() {
                             rtt: None,
                             result: Err(QueryFailure::Remote(RemoteError::new(203, b"bad"))),
                         };
-                        p.handle(t0, LookupsInput::QueryDone { lookup, done });
+                        p.handle(
+                            t0,
+                            LookupsInput::QueryDone {
+                                lookup,
+                                done: Box::new(done),
+                            },
+                        );
                     } else {
                         answer(&mut p, t0, &q, Reply::default());
                     }
