@@ -45,6 +45,15 @@ fn lookups_find_announces_and_the_size_estimate_holds_under_churn_and_nat() {
     );
     let [_, median, _] = r.size_ratio;
     assert!((0.8..1.25).contains(&median), "size estimate: {r}");
+    // Reachable nodes hear from every querier, so their trials measure
+    // the share that cannot be reached (a trial's ping that reached a
+    // querier through the NAT its query had just opened made it 0.17).
+    let truth = 1.0 - r.reachable_at_end as f64 / r.online_at_end as f64;
+    let seen = r.unreachable_share_seen_by[0];
+    assert!(
+        (seen - truth).abs() < 0.1,
+        "share seen {seen}, truth {truth}: {r}"
+    );
     assert!(r.table_live() >= 0.7, "{r}");
     // Announced once: found until the store's 45 minutes run out, then not.
     let once = |minute: f64| {

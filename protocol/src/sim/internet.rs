@@ -347,6 +347,12 @@ pub struct InternetReport {
     /// (the median over those that counted enough), at the end: what
     /// scales their estimate up from the reachable nodes.
     pub unreachable_share_seen: f64,
+    /// The same median, over the sampled nodes that are reachable and over
+    /// those that are not: a node behind a NAT hears only from nodes it
+    /// has just sent to, and so hardly ever from another behind a NAT.
+    pub unreachable_share_seen_by: [f64; 2],
+    /// The size estimate's median over the true N, the same two ways.
+    pub size_ratio_by: [f64; 2],
     /// Datagrams sent, lost, undeliverable, blocked by NATs.
     pub datagrams: [u64; 4],
     /// Events the simulator ran.
@@ -499,13 +505,17 @@ impl std::fmt::Display for InternetReport {
         )?;
         write!(
             f,
-            "size estimate / {} online ({} reachable; unreachable share seen by nodes {:.2}): p10 {:.2} · median {:.2} · p90 {:.2}; datagrams {} ({} lost, {} to departed, {} kept out by NATs); {} events",
+            "size estimate / {} online ({} reachable; unreachable share seen by nodes {:.2}, by reachable ones {:.2}, by the others {:.2}): p10 {:.2} · median {:.2} · p90 {:.2} (median by reachable nodes {:.2}, by the others {:.2}); datagrams {} ({} lost, {} to departed, {} kept out by NATs); {} events",
             self.online_at_end,
             self.reachable_at_end,
             self.unreachable_share_seen,
+            self.unreachable_share_seen_by[0],
+            self.unreachable_share_seen_by[1],
             self.size_ratio[0],
             self.size_ratio[1],
             self.size_ratio[2],
+            self.size_ratio_by[0],
+            self.size_ratio_by[1],
             self.datagrams[0],
             self.datagrams[1],
             self.datagrams[2],
@@ -886,6 +896,9 @@ impl Run {
         let mut counts = [0usize; 4]; // live, departed, unreachable, all
         let mut ratios = Vec::new();
         let mut shares = Vec::new();
+        // By whether the sampled node is reachable: [yes, no].
+        let mut ratios_by = [Vec::new(), Vec::new()];
+        let mut shares_by = [Vec::new(), Vec::new()];
         for _ in 0..self.model.nodes_sampled {
             let i = self.random_online();
             for e in self.sim.table(i) {
@@ -899,16 +912,22 @@ impl Run {
             }
             let routing = &self.sim.node(i).pieces.routing;
             let upkeep = routing.get(crate::Family::V4);
+            let by = usize::from(!self.members[i].reachable);
             if let Some(size) = upkeep.and_then(|u| u.estimated_dht_size(now)) {
                 ratios.push(size as f64 / online.max(1) as f64);
+                ratios_by[by].push(size as f64 / online.max(1) as f64);
             }
             if let Some(share) = upkeep.and_then(|u| u.unreachable_share()) {
                 shares.push(share);
+                shares_by[by].push(share);
             }
         }
         self.report.online_at_end = online;
         self.report.reachable_at_end = reachable;
         self.report.unreachable_share_seen = f64_percentiles(&mut shares, [0.5; 3])[0];
+        let median = |v: &mut Vec<f64>| f64_percentiles(v, [0.5; 3])[0];
+        self.report.unreachable_share_seen_by = shares_by.each_mut().map(median);
+        self.report.size_ratio_by = ratios_by.each_mut().map(median);
         let shares = [0, 1, 2].map(|k| ratio(counts[k], counts[3]));
         (shares, ratios)
     }
