@@ -914,8 +914,9 @@ impl Run {
             let upkeep = routing.get(crate::Family::V4);
             let by = usize::from(!self.members[i].reachable);
             if let Some(size) = upkeep.and_then(|u| u.estimated_dht_size(now)) {
-                ratios.push(size as f64 / online.max(1) as f64);
-                ratios_by[by].push(size as f64 / online.max(1) as f64);
+                let ratio = size as f64 / online.max(1) as f64;
+                ratios.push(ratio);
+                ratios_by[by].push(ratio);
             }
             if let Some(share) = upkeep.and_then(|u| u.unreachable_share()) {
                 shares.push(share);
@@ -924,10 +925,12 @@ impl Run {
         }
         self.report.online_at_end = online;
         self.report.reachable_at_end = reachable;
-        self.report.unreachable_share_seen = f64_percentiles(&mut shares, [0.5; 3])[0];
-        let median = |v: &mut Vec<f64>| f64_percentiles(v, [0.5; 3])[0];
-        self.report.unreachable_share_seen_by = shares_by.each_mut().map(median);
-        self.report.size_ratio_by = ratios_by.each_mut().map(median);
+        fn median(v: &mut [f64]) -> f64 {
+            f64_percentiles(v, [0.5; 3])[0]
+        }
+        self.report.unreachable_share_seen = median(&mut shares);
+        self.report.unreachable_share_seen_by = shares_by.each_mut().map(|v| median(v));
+        self.report.size_ratio_by = ratios_by.each_mut().map(|v| median(v));
         let shares = [0, 1, 2].map(|k| ratio(counts[k], counts[3]));
         (shares, ratios)
     }

@@ -291,22 +291,22 @@ impl Shard {
             self.collect(world, i, piece);
         }
         while let Some(envelope) = self.mailbox.pop_front() {
-            // Only the addressee's outputs can change: the others were
-            // taken before, and a piece touches no other.
-            let addressee = PieceKind::of(&envelope);
             let node = &mut self.nodes[i];
             let mut local = Local {
                 now: self.now,
                 pieces: &mut node.pieces,
                 api: &mut node.api,
                 io: Vec::new(),
+                handled_by: None,
             };
             envelope.deliver(&mut local);
-            let io = local.io;
+            let (io, handled_by) = (local.io, local.handled_by);
             for request in io {
                 self.io(i, request);
             }
-            if let Some(piece) = addressee {
+            // Only that piece's outputs can have changed: the others were
+            // taken before, and a piece touches no other.
+            if let Some(piece) = handled_by {
                 self.collect(world, i, piece);
             }
         }
@@ -399,19 +399,6 @@ impl PieceKind {
         PieceKind::Supervisor,
     ];
 
-    /// The piece `envelope` is for; `None` for the driver's services.
-    fn of(envelope: &Envelope) -> Option<PieceKind> {
-        Some(match envelope {
-            Envelope::RateLimiter(_) => PieceKind::RateLimiter,
-            Envelope::Routing(_) => PieceKind::Routing,
-            Envelope::Transactions(_) => PieceKind::Transactions,
-            Envelope::Store(_) => PieceKind::Store,
-            Envelope::Lookups(_) => PieceKind::Lookups,
-            Envelope::Supervisor(_) => PieceKind::Supervisor,
-            Envelope::Api(_) | Envelope::Io(_) | Envelope::Log(_) => return None,
-        })
-    }
-
     fn outputs(self, p: &mut Pieces) -> &mut Outputs {
         match self {
             PieceKind::RateLimiter => p.rate_limiter.outputs(),
@@ -435,26 +422,34 @@ struct Local<'a> {
     pieces: &'a mut Pieces,
     api: &'a mut NodeApi,
     io: Vec<IoRequest>,
+    /// The piece the envelope went to; `None` for the driver's services.
+    handled_by: Option<PieceKind>,
 }
 
 impl Deliver for Local<'_> {
     fn rate_limiter(&mut self, m: RateLimiterInput) {
         self.pieces.rate_limiter.handle(self.now, m);
+        self.handled_by = Some(PieceKind::RateLimiter);
     }
     fn routing(&mut self, m: RoutingInput) {
         self.pieces.routing.handle(self.now, m);
+        self.handled_by = Some(PieceKind::Routing);
     }
     fn transactions(&mut self, m: TransactionsInput) {
         self.pieces.transactions.handle(self.now, m);
+        self.handled_by = Some(PieceKind::Transactions);
     }
     fn store(&mut self, m: StoreInput) {
         self.pieces.store.handle(self.now, m);
+        self.handled_by = Some(PieceKind::Store);
     }
     fn lookups(&mut self, m: LookupsInput) {
         self.pieces.lookups.handle(self.now, m);
+        self.handled_by = Some(PieceKind::Lookups);
     }
     fn supervisor(&mut self, m: SupervisorInput) {
         self.pieces.supervisor.handle(self.now, m);
+        self.handled_by = Some(PieceKind::Supervisor);
     }
     fn api(&mut self, m: ApiEvent) {
         let api = &mut *self.api;
