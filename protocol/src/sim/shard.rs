@@ -121,6 +121,11 @@ pub(crate) struct Shard {
     pub(crate) away: Vec<Vec<Away>>,
     /// Datagrams being handed to the network, kept for its memory.
     sending: Vec<(SocketAddr, Bytes)>,
+    /// Output queues lent to the pieces of the node being run, one per
+    /// piece, and whether each is out: grown once for all the shard's
+    /// nodes instead of for each event, and given back empty.
+    spare: [Outputs; PieceKind::ALL.len()],
+    lent: [bool; PieceKind::ALL.len()],
 }
 
 impl Shard {
@@ -139,6 +144,8 @@ impl Shard {
             events_run: 0,
             away: (0..shards).map(|_| Vec::new()).collect(),
             sending: Vec::new(),
+            spare: Default::default(),
+            lent: [false; PieceKind::ALL.len()],
         }
     }
 
@@ -169,12 +176,14 @@ impl Shard {
                 t.packets_in.incr(f);
                 t.bytes_in.add(f, bytes.len() as u64);
                 let batch = vec![Datagram { from, bytes }];
+                self.lend_outputs(to);
                 self.mailbox
                     .push_back(Envelope::RateLimiter(RateLimiterInput::Datagrams(batch)));
                 self.settle(world, to);
             }
             Event::Start(i) => {
                 if self.nodes[i].online {
+                    self.lend_outputs(i);
                     self.settle(world, i);
                 }
             }
@@ -199,6 +208,7 @@ impl Shard {
 
     /// Queues `envelope` in node `i`'s mailbox and runs it to quiet.
     pub(crate) fn send_to(&mut self, world: &World, i: usize, envelope: Envelope) {
+        self.lend_outputs(i);
         self.mailbox.push_back(envelope);
         self.settle(world, i);
     }
@@ -256,6 +266,7 @@ impl Shard {
 
     /// Runs the timeouts of node `i` that are due, then its mailbox.
     fn wake(&mut self, world: &World, i: usize) {
+        self.lend_outputs(i);
         let now = self.now;
         let node = &mut self.nodes[i];
         // A piece whose deadline stays in the past after it ran would spin
@@ -310,12 +321,33 @@ impl Shard {
                 self.collect(world, i, piece);
             }
         }
-        // Once a node is quiet: its queues served every envelope of this
-        // event, and a hundred thousand idle nodes keep none.
-        for piece in PieceKind::ALL {
-            piece.outputs(&mut self.nodes[i].pieces).release_peak();
-        }
+        self.take_back_outputs(i);
         self.arm(i);
+    }
+
+    /// Swaps the shard's spare output queues for node `i`'s pieces' own,
+    /// which are empty between events (a piece whose are not keeps them).
+    fn lend_outputs(&mut self, i: usize) {
+        for (k, piece) in PieceKind::ALL.into_iter().enumerate() {
+            let own = piece.outputs(&mut self.nodes[i].pieces);
+            if !self.lent[k] && own.is_empty() && own.outbox.is_empty() {
+                std::mem::swap(own, &mut self.spare[k]);
+                self.lent[k] = true;
+            }
+        }
+    }
+
+    /// Once node `i` is quiet, takes back what [`Shard::lend_outputs`] lent
+    /// (drained: its mailbox ran to empty and every output was taken).
+    fn take_back_outputs(&mut self, i: usize) {
+        for (k, piece) in PieceKind::ALL.into_iter().enumerate() {
+            let own = piece.outputs(&mut self.nodes[i].pieces);
+            if std::mem::take(&mut self.lent[k]) && own.is_empty() && own.outbox.is_empty() {
+                std::mem::swap(own, &mut self.spare[k]);
+            }
+            // A hundred thousand idle nodes keep no queue of their own.
+            own.release_peak();
+        }
     }
 
     /// Takes one piece's outputs: envelopes to the mailbox, datagrams to

@@ -89,7 +89,7 @@ macro_rules! catalogue {
         /// Every metric of one node, each a set of cells.
         #[derive(Debug, Default)]
         pub struct Telemetry {
-            $( $(#[$doc])* pub $field: $cells<$labels>, )*
+            $( $(#[$doc])* pub $field: $cells<$labels, { <$labels as Labels>::COUNT }>, )*
         }
 
         /// The per-node metrics, in [`Telemetry`]'s order, then
