@@ -101,6 +101,11 @@ impl Outputs {
         self.envelopes.is_empty()
     }
 
+    /// Whether nothing waits to be taken: no message and no datagram.
+    pub fn is_drained(&self) -> bool {
+        self.envelopes.is_empty() && self.outbox.is_empty()
+    }
+
     /// Gives back the memory of a burst, once everything was taken: for a
     /// driver that holds many nodes (the simulator), where each piece's
     /// peak would otherwise stay for good. A driver of one node keeps it.

@@ -330,7 +330,7 @@ impl Shard {
     fn lend_outputs(&mut self, i: usize) {
         for (k, piece) in PieceKind::ALL.into_iter().enumerate() {
             let own = piece.outputs(&mut self.nodes[i].pieces);
-            if !self.lent[k] && own.is_empty() && own.outbox.is_empty() {
+            if !self.lent[k] && own.is_drained() {
                 std::mem::swap(own, &mut self.spare[k]);
                 self.lent[k] = true;
             }
@@ -342,7 +342,7 @@ impl Shard {
     fn take_back_outputs(&mut self, i: usize) {
         for (k, piece) in PieceKind::ALL.into_iter().enumerate() {
             let own = piece.outputs(&mut self.nodes[i].pieces);
-            if std::mem::take(&mut self.lent[k]) && own.is_empty() && own.outbox.is_empty() {
+            if std::mem::take(&mut self.lent[k]) && own.is_drained() {
                 std::mem::swap(own, &mut self.spare[k]);
             }
             // A hundred thousand idle nodes keep no queue of their own.

@@ -19,11 +19,12 @@ pub struct Cells<L, const N: usize> {
 
 impl<L: Labels, const N: usize> Default for Cells<L, N> {
     fn default() -> Self {
-        debug_assert_eq!(
-            N,
-            L::COUNT,
-            "a metric's cells are one per label combination"
-        );
+        const {
+            assert!(
+                N == L::COUNT,
+                "a metric's cells are one per label combination"
+            )
+        };
         Cells {
             cells: std::array::from_fn(|_| AtomicU64::new(0)),
             _labels: PhantomData,
@@ -86,11 +87,12 @@ pub const MAX_PENDING_SAMPLES: usize = 4096;
 
 impl<L: Labels, const N: usize> Default for Samples<L, N> {
     fn default() -> Self {
-        debug_assert_eq!(
-            N,
-            L::COUNT,
-            "a histogram's cells are one per label combination"
-        );
+        const {
+            assert!(
+                N == L::COUNT,
+                "a histogram's cells are one per label combination"
+            )
+        };
         Samples {
             cells: std::array::from_fn(|_| Mutex::new(Vec::new())),
             _labels: PhantomData,
