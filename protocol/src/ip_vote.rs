@@ -42,20 +42,25 @@ impl ExternalIpVotes {
     }
 
     fn leader(&self) -> Option<IpAddr> {
-        // Tallied in one pass: voters nearly always agree, so the tally
-        // holds one or two addresses (this runs on every response).
-        let mut tally: Vec<(IpAddr, usize)> = Vec::with_capacity(2);
+        // Only an address with a majority can win, and one pass finds the
+        // one candidate for it (Boyer and Moore's vote), a second counts
+        // it: no tally is kept (this runs on every response).
+        let mut candidate = None;
+        let mut lead = 0usize;
         for (_, seen) in &self.votes {
-            match tally.iter_mut().find(|(ip, _)| ip == seen) {
-                Some((_, n)) => *n += 1,
-                None => tally.push((*seen, 1)),
+            if lead == 0 {
+                candidate = Some(*seen);
+                lead = 1;
+            } else if candidate == Some(*seen) {
+                lead += 1;
+            } else {
+                lead -= 1;
             }
         }
+        let candidate = candidate?;
+        let n = self.votes.iter().filter(|(_, s)| *s == candidate).count();
         // A majority of the votes cast, and at least MIN_VOTES of them.
-        tally
-            .into_iter()
-            .find(|(_, n)| *n >= MIN_VOTES && *n * 2 > self.votes.len())
-            .map(|(ip, _)| ip)
+        (n >= MIN_VOTES && n * 2 > self.votes.len()).then_some(candidate)
     }
 
     /// The address believed now.

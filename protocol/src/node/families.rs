@@ -34,12 +34,62 @@ use crate::telemetry::{Component, Telemetry};
 /// An input that concerns one family, some, or all.
 pub trait FamilyInput: Sized {
     /// The parts of `self` for each family, among those `on`.
-    fn split(self, on: Families) -> Vec<(Family, Self)>;
+    fn split(self, on: Families) -> Parts<Self>;
+}
+
+/// The parts of an input, at most one per family, in the order made. Held
+/// inline: nearly every input has one part, and every input of a
+/// per-family piece is split.
+#[derive(Debug)]
+pub struct Parts<T>([Option<(Family, T)>; 2]);
+
+impl<T> Parts<T> {
+    fn none() -> Self {
+        Parts([None, None])
+    }
+
+    fn one(family: Family, part: T) -> Self {
+        Parts([Some((family, part)), None])
+    }
+
+    fn push(&mut self, family: Family, part: T) {
+        let free = self.0.iter_mut().find(|slot| slot.is_none());
+        debug_assert!(free.is_some(), "a part per family at most");
+        if let Some(slot) = free {
+            *slot = Some((family, part));
+        }
+    }
+}
+
+impl<T> FromIterator<(Family, T)> for Parts<T> {
+    fn from_iter<I: IntoIterator<Item = (Family, T)>>(parts: I) -> Self {
+        let mut all = Parts::none();
+        for (family, part) in parts {
+            all.push(family, part);
+        }
+        all
+    }
+}
+
+impl<T> IntoIterator for Parts<T> {
+    type Item = (Family, T);
+    type IntoIter = std::iter::Flatten<std::array::IntoIter<Option<(Family, T)>, 2>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter().flatten()
+    }
 }
 
 /// Splits `items` by the family of each one's address.
 fn by_family<T>(items: Vec<T>, addr: impl Fn(&T) -> SocketAddr) -> [Vec<T>; 2] {
     let mut parts = [Vec::new(), Vec::new()];
+    // Nearly always of one family: the list then moves whole.
+    if let Some(family) = items.first().map(|item| Family::of(&addr(item))) {
+        if items.iter().all(|item| Family::of(&addr(item)) == family) {
+            parts[family.index()] = items;
+            return parts;
+        }
+    }
     for item in items {
         parts[Family::of(&addr(&item)).index()].push(item);
     }
@@ -51,20 +101,20 @@ fn split_nodes<T, I>(
     nodes: Vec<T>,
     addr: impl Fn(&T) -> SocketAddr,
     make: impl Fn(Vec<T>) -> I,
-) -> Vec<(Family, I)> {
+) -> Parts<I> {
     let [v4, v6] = by_family(nodes, addr);
-    let mut out = Vec::new();
+    let mut out = Parts::none();
     if !v4.is_empty() {
-        out.push((Family::V4, make(v4)));
+        out.push(Family::V4, make(v4));
     }
     if !v6.is_empty() {
-        out.push((Family::V6, make(v6)));
+        out.push(Family::V6, make(v6));
     }
     out
 }
 
 impl FamilyInput for RoutingInput {
-    fn split(self, on: Families) -> Vec<(Family, Self)> {
+    fn split(self, on: Families) -> Parts<Self> {
         match self {
             RoutingInput::Responded { info, heard, rtt } => {
                 let family = Family::of(&info.addr);
@@ -73,14 +123,14 @@ impl FamilyInput for RoutingInput {
                     Family::V4 => (v4, v6),
                     Family::V6 => (v6, v4),
                 };
-                let mut out = vec![(
+                let mut out = Parts::one(
                     family,
                     RoutingInput::Responded {
                         info,
                         heard: same,
                         rtt,
                     },
-                )];
+                );
                 // Nodes of the other family (a `want` for both) are pinged
                 // into its table.
                 let other_family = match family {
@@ -88,38 +138,40 @@ impl FamilyInput for RoutingInput {
                     Family::V6 => Family::V4,
                 };
                 if !other.is_empty() && on.contains(other_family) {
-                    out.push((other_family, RoutingInput::Consider(other)));
+                    out.push(other_family, RoutingInput::Consider(other));
                 }
                 out
             }
             RoutingInput::Failed { info } => {
-                vec![(Family::of(&info.addr), RoutingInput::Failed { info })]
+                Parts::one(Family::of(&info.addr), RoutingInput::Failed { info })
             }
             RoutingInput::Queried {
                 info,
                 read_only,
                 searching,
-            } => vec![(
+            } => Parts::one(
                 Family::of(&info.addr),
                 RoutingInput::Queried {
                     info,
                     read_only,
                     searching,
                 },
-            )],
+            ),
             RoutingInput::Consider(nodes) => split_nodes(nodes, |n| n.addr, RoutingInput::Consider),
             RoutingInput::SetRouters(addrs) => split_nodes(addrs, |a| *a, RoutingInput::SetRouters),
             RoutingInput::AdmitRouters(nodes) => {
                 split_nodes(nodes, |n| n.addr, RoutingInput::AdmitRouters)
             }
-            RoutingInput::RefreshAll(family) => vec![(family, RoutingInput::RefreshAll(family))],
+            RoutingInput::RefreshAll(family) => {
+                Parts::one(family, RoutingInput::RefreshAll(family))
+            }
             RoutingInput::Summarize => on.iter().map(|f| (f, RoutingInput::Summarize)).collect(),
         }
     }
 }
 
 impl FamilyInput for SupervisorInput {
-    fn split(self, on: Families) -> Vec<(Family, Self)> {
+    fn split(self, on: Families) -> Parts<Self> {
         match self {
             SupervisorInput::SourcesResolved { routers, nodes } => {
                 // Every family hears, even of no source: it then waits.
@@ -143,30 +195,32 @@ impl FamilyInput for SupervisorInput {
                 family,
                 purpose,
                 summary,
-            } => vec![(
+            } => Parts::one(
                 family,
                 SupervisorInput::LookupFinished {
                     family,
                     purpose,
                     summary,
                 },
-            )],
+            ),
             SupervisorInput::RefreshStarted(family, n) => {
-                vec![(family, SupervisorInput::RefreshStarted(family, n))]
+                Parts::one(family, SupervisorInput::RefreshStarted(family, n))
             }
-            SupervisorInput::TableSummary(s) => vec![(s.family, SupervisorInput::TableSummary(s))],
+            SupervisorInput::TableSummary(s) => {
+                Parts::one(s.family, SupervisorInput::TableSummary(s))
+            }
             SupervisorInput::ExternalAddress(ip) => {
-                vec![(Family::of_ip(ip), SupervisorInput::ExternalAddress(ip))]
+                Parts::one(Family::of_ip(ip), SupervisorInput::ExternalAddress(ip))
             }
         }
     }
 }
 
 impl FamilyInput for LookupsInput {
-    fn split(self, on: Families) -> Vec<(Family, Self)> {
+    fn split(self, on: Families) -> Parts<Self> {
         match self {
             LookupsInput::Start(start) => match start.family {
-                Some(f) => vec![(f, LookupsInput::Start(start))],
+                Some(f) => Parts::one(f, LookupsInput::Start(start)),
                 // `LookupPools` gives every lookup its family first.
                 None => on
                     .iter()
@@ -174,25 +228,27 @@ impl FamilyInput for LookupsInput {
                     .collect(),
             },
             LookupsInput::QueryDone { lookup, done } => {
-                vec![(lookup.family(), LookupsInput::QueryDone { lookup, done })]
+                Parts::one(lookup.family(), LookupsInput::QueryDone { lookup, done })
             }
-            LookupsInput::Snapshot(f, nodes) => vec![(f, LookupsInput::Snapshot(f, nodes))],
+            LookupsInput::Snapshot(f, nodes) => Parts::one(f, LookupsInput::Snapshot(f, nodes)),
             LookupsInput::LocalPeers { lookup, peers } => {
-                vec![(lookup.family(), LookupsInput::LocalPeers { lookup, peers })]
+                Parts::one(lookup.family(), LookupsInput::LocalPeers { lookup, peers })
             }
             LookupsInput::Delayed {
                 lookup,
                 node,
                 until,
-            } => vec![(
+            } => Parts::one(
                 lookup.family(),
                 LookupsInput::Delayed {
                     lookup,
                     node,
                     until,
                 },
-            )],
-            LookupsInput::Bootstrapped(f, done) => vec![(f, LookupsInput::Bootstrapped(f, done))],
+            ),
+            LookupsInput::Bootstrapped(f, done) => {
+                Parts::one(f, LookupsInput::Bootstrapped(f, done))
+            }
             LookupsInput::Cancel(caller) => on
                 .iter()
                 .map(|f| (f, LookupsInput::Cancel(caller)))

@@ -35,6 +35,9 @@ pub struct Datagram {
 pub enum RateLimiterInput {
     /// Datagrams the socket read in one wake-up.
     Datagrams(Vec<Datagram>),
+    /// One datagram: how the simulator delivers them, without a batch to
+    /// allocate for each.
+    Datagram(Datagram),
     /// A query to pace and send.
     Send(OutboundQuery),
     /// New settings, from now on (a reload): budgets, read-only.

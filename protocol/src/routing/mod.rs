@@ -587,14 +587,29 @@ impl RoutingTable {
 
     /// Whether `id` would be among the k nodes closest to our own id that
     /// the table holds.
+    ///
+    /// Counted, not gathered: fewer than k nodes not bad are at least as
+    /// close (`id` itself among them, if held). Every node of a bucket past
+    /// `id`'s shares more leading bits with our id, so is closer; the count
+    /// starts from the deepest bucket and stops at k. This runs for most
+    /// nodes an answer names.
     fn among_our_closest(&self, now: Instant, id: &NodeId) -> bool {
-        let closest = self.closest(now, &self.own_id, self.config.k, NodeFilter::NotBad);
-        match closest.last() {
-            Some(kth) if closest.len() >= self.config.k => {
-                self.own_id.distance(id) < self.own_id.distance(&kth.id)
+        let k = self.config.k;
+        let distance = self.own_id.distance(id);
+        let own = usize::from(self.bucket_index(id).0);
+        let mut as_close = 0;
+        for i in (own..self.buckets.len()).rev() {
+            for e in &self.buckets[i].nodes {
+                let closer = i > own || self.own_id.distance(&e.info.id) <= distance;
+                if closer && self.passes(now, e, NodeFilter::NotBad) {
+                    as_close += 1;
+                    if as_close >= k {
+                        return false;
+                    }
+                }
             }
-            _ => true,
         }
+        true
     }
 
     fn forget_address_with_other_id(&mut self, info: &NodeInfo) {

@@ -11,7 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use rand::rngs::StdRng;
 
 use super::driver::{Behaviour, NodeApi, SimNode, LOG_KEPT};
@@ -99,6 +99,25 @@ pub(crate) enum Event {
 /// needs to drain its due work.
 const MAX_WAKES_AT_ONE_INSTANT: u32 = 100_000;
 
+/// How much room a staging buffer for sent datagrams gets at a time: a
+/// few dozen datagrams.
+const STAGING_ROOM: usize = 16 * 1024;
+
+/// A copy of `datagram` in `staging`'s buffer, which it shares (counted)
+/// with the datagrams sent before it until that buffer is full: one
+/// allocation per few dozen datagrams instead of one for each, and the
+/// receiver's slices of it (a transaction id) are counts, not allocations
+/// (a `Bytes` of its own buffer allocates a count at its first slice). A
+/// buffer is freed with the last datagram in it (the longest delay among
+/// a few dozen), or reused when they are all gone by then.
+fn stage(staging: &mut BytesMut, datagram: &[u8]) -> Bytes {
+    if staging.capacity() < datagram.len() {
+        staging.reserve(STAGING_ROOM.max(datagram.len()));
+    }
+    staging.extend_from_slice(datagram);
+    staging.split().freeze()
+}
+
 /// A share of the nodes and everything that changes when they run.
 pub(crate) struct Shard {
     pub(crate) index: usize,
@@ -121,6 +140,8 @@ pub(crate) struct Shard {
     pub(crate) away: Vec<Vec<Away>>,
     /// Datagrams being handed to the network, kept for its memory.
     sending: Vec<(SocketAddr, Bytes)>,
+    /// Where sent datagrams are copied, many to a buffer (see [`stage`]).
+    staging: BytesMut,
     /// Output queues lent to the pieces of the node being run, one per
     /// piece, and whether each is out: grown once for all the shard's
     /// nodes instead of for each event, and given back empty.
@@ -144,6 +165,7 @@ impl Shard {
             events_run: 0,
             away: (0..shards).map(|_| Vec::new()).collect(),
             sending: Vec::new(),
+            staging: BytesMut::new(),
             spare: Default::default(),
             lent: [false; PieceKind::ALL.len()],
         }
@@ -175,10 +197,10 @@ impl Shard {
                 let f = AddressFamily::of(&from);
                 t.packets_in.incr(f);
                 t.bytes_in.add(f, bytes.len() as u64);
-                let batch = vec![Datagram { from, bytes }];
+                let datagram = Datagram { from, bytes };
                 self.lend_outputs(to);
                 self.mailbox
-                    .push_back(Envelope::RateLimiter(RateLimiterInput::Datagrams(batch)));
+                    .push_back(Envelope::RateLimiter(RateLimiterInput::Datagram(datagram)));
                 self.settle(world, to);
             }
             Event::Start(i) => {
@@ -360,7 +382,7 @@ impl Shard {
                 self.mailbox.push_back(e);
             }
             for (to, bytes) in out.outbox.iter() {
-                datagrams.push((to, Bytes::copy_from_slice(bytes)));
+                datagrams.push((to, stage(&mut self.staging, bytes)));
             }
             out.outbox.clear();
         }

@@ -197,7 +197,7 @@ impl Gate {
     pub fn handle_datagrams(
         &mut self,
         now: Instant,
-        batch: Vec<Datagram>,
+        batch: impl IntoIterator<Item = Datagram>,
         telemetry: &Telemetry,
         out: &mut Outputs,
     ) {
@@ -477,7 +477,7 @@ mod tests {
         };
         let mut gate = Gate::new(&config);
         let mut out = Outputs::default();
-        let batch = (0..20).map(|_| datagram("10.0.0.1:1", at_end)).collect();
+        let batch: Vec<Datagram> = (0..20).map(|_| datagram("10.0.0.1:1", at_end)).collect();
         gate.handle_datagrams(t0, batch, &telemetry, &mut out);
         let (q, _) = drain(&mut out);
         assert_eq!(q.len(), 2, "held to the query budget");
@@ -531,7 +531,7 @@ mod tests {
         };
         let malformed =
             |tid: &str| format!("d1:ad2:id3:abce1:q4:ping1:t{}:{tid}1:y1:qe", tid.len());
-        let batch = [ping(&long), malformed(&long), ping(&ok), malformed(&ok)]
+        let batch: Vec<Datagram> = [ping(&long), malformed(&long), ping(&ok), malformed(&ok)]
             .into_iter()
             .map(|m| Datagram {
                 from: "10.0.0.1:1".parse().unwrap(),
@@ -625,7 +625,7 @@ mod tests {
         };
         let mut gate = Gate::new(&config);
         let mut out = Outputs::default();
-        let batch = (0..50u8)
+        let batch: Vec<Datagram> = (0..50u8)
             .map(|i| Datagram {
                 from: SocketAddr::from(([192, 0, 2, i], 1)),
                 bytes: Bytes::from_static(PING),
@@ -656,7 +656,7 @@ mod tests {
         };
         let mut gate = Gate::new(&config);
         let mut out = Outputs::default();
-        let batch = (0..5).map(|_| datagram("10.0.0.1:1", PING)).collect();
+        let batch: Vec<Datagram> = (0..5).map(|_| datagram("10.0.0.1:1", PING)).collect();
         gate.handle_datagrams(t0, batch, &telemetry, &mut out);
         let (q, _) = drain(&mut out);
         assert_eq!(q.len(), 2);
@@ -676,7 +676,11 @@ mod tests {
         };
         let mut gate = Gate::new(&config);
         let mut out = Outputs::default();
-        let pings = || (0..5).map(|_| datagram("10.0.0.1:1", PING)).collect();
+        let pings = || {
+            (0..5)
+                .map(|_| datagram("10.0.0.1:1", PING))
+                .collect::<Vec<_>>()
+        };
         gate.handle_datagrams(t0, pings(), &telemetry, &mut out);
         assert_eq!(drain(&mut out).0.len(), 2);
         config.limits.queries_per_ip = Rate {

@@ -14,7 +14,7 @@ pub mod pacer;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{NodeConfig, Outputs, Piece, RateLimiterInput};
+use super::{Datagram, NodeConfig, Outputs, Piece, RateLimiterInput};
 use crate::telemetry::{Component, Telemetry};
 
 /// How often per-IP budgets that have refilled completely are forgotten:
@@ -65,22 +65,32 @@ impl RateLimiter {
     }
 }
 
+impl RateLimiter {
+    fn datagrams<B>(&mut self, now: Instant, batch: B)
+    where
+        B: IntoIterator<Item = Datagram>,
+        B::IntoIter: ExactSizeIterator,
+    {
+        let batch = batch.into_iter();
+        // They have left the mailbox the socket counted them into.
+        self.telemetry.inbound_backlog.sub((), batch.len() as u64);
+        if now >= self.next_sweep {
+            self.next_sweep = now + SWEEP_EVERY;
+            self.gate.forget_idle(now);
+        }
+        self.gate
+            .handle_datagrams(now, batch, &self.telemetry, &mut self.outputs);
+    }
+}
+
 impl Piece for RateLimiter {
     type Input = RateLimiterInput;
     const COMPONENT: Component = Component::RateLimiter;
 
     fn handle(&mut self, now: Instant, input: RateLimiterInput) {
         match input {
-            RateLimiterInput::Datagrams(batch) => {
-                // They have left the mailbox the socket counted them into.
-                self.telemetry.inbound_backlog.sub((), batch.len() as u64);
-                if now >= self.next_sweep {
-                    self.next_sweep = now + SWEEP_EVERY;
-                    self.gate.forget_idle(now);
-                }
-                self.gate
-                    .handle_datagrams(now, batch, &self.telemetry, &mut self.outputs);
-            }
+            RateLimiterInput::Datagrams(batch) => self.datagrams(now, batch),
+            RateLimiterInput::Datagram(datagram) => self.datagrams(now, [datagram]),
             RateLimiterInput::Send(query) => {
                 self.pacer
                     .handle_send(now, query, &self.telemetry, &mut self.outputs)
