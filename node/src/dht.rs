@@ -451,7 +451,7 @@ impl Dht {
         let (reply, rtt) = self.ask(addr, OutQuery::Ping).await?;
         Ok(Pong {
             id: reply.id,
-            version: reply.version,
+            version: reply.version.map(|v| v.to_vec()),
             rtt,
         })
     }

@@ -103,8 +103,9 @@ pub struct Reply {
     pub peers: Vec<SocketAddr>,
     /// `token`.
     pub token: Option<Token>,
-    /// `v`, the responder's client and version.
-    pub version: Option<Vec<u8>>,
+    /// `v`, the responder's client and version (sharing the datagram's
+    /// buffer).
+    pub version: Option<Bytes>,
     /// BEP 51's keys, in a `sample_infohashes` answer.
     pub samples: Option<Sampled>,
     /// BEP 44's item, in a `get` answer (the salt is not sent back: empty).

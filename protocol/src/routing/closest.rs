@@ -72,7 +72,7 @@ pub(super) fn closest_in_buckets<'a>(
     let b = bucket_of(own, target, bucket_count);
     let mut g = Gathered {
         target,
-        found: Vec::with_capacity(n.min(4 * crate::K)),
+        found: Vec::with_capacity(n.max(4 * crate::K)),
     };
     // Adds one group of buckets, equally far as a whole, in distance order;
     // says whether `n` nodes are found.
@@ -117,11 +117,17 @@ impl NodeSnapshot {
     }
 
     /// A snapshot of `buckets`, bucket 0 (the farthest) first.
+    /// `room` is the most nodes they hold: the snapshot is allocated once.
     pub(super) fn from_buckets<'a>(
         own_id: NodeId,
-        buckets: impl IntoIterator<Item = impl IntoIterator<Item = &'a NodeInfo>>,
+        room: usize,
+        buckets: impl ExactSizeIterator<Item = impl IntoIterator<Item = &'a NodeInfo>>,
     ) -> Self {
-        let mut snapshot = NodeSnapshot::empty(own_id);
+        let mut snapshot = NodeSnapshot {
+            own_id,
+            nodes: Vec::with_capacity(room),
+            ends: Vec::with_capacity(buckets.len()),
+        };
         for bucket in buckets {
             snapshot.nodes.extend(bucket.into_iter().copied());
             snapshot.ends.push(snapshot.nodes.len());

@@ -762,6 +762,7 @@ impl RoutingTable {
     pub fn snapshot(&self, now: Instant, filter: NodeFilter) -> NodeSnapshot {
         NodeSnapshot::from_buckets(
             self.own_id,
+            self.buckets.iter().map(|b| b.nodes.len()).sum(),
             self.buckets.iter().map(|b| {
                 b.nodes
                     .iter()

@@ -201,8 +201,16 @@ impl SimArgs {
     }
 }
 
-/// The tunable that has glibc's malloc ask for transparent huge pages.
-const HUGE_PAGES_TUNABLE: &str = "glibc.malloc.hugetlb=1";
+/// glibc's malloc tunables for the simulator: transparent huge pages, and
+/// a heap that keeps what it grew to. By default freed memory at the top of
+/// the heap goes back to the kernel and is faulted in (and zeroed) again as
+/// the heap regrows: 6,632 page faults in a 10^4-node run against 1,188
+/// with these, where a fault of a fresh 2 MiB page took milliseconds on
+/// this VM (4.1 s of system time against 5.6 s; 1-2.5% less wall time,
+/// side by side). Large blocks come from the heap too (the kernel's fresh
+/// pages for each are the same cost), and it grows 64 MiB at a time.
+const MALLOC_TUNABLES: &str = "glibc.malloc.hugetlb=1:glibc.malloc.trim_threshold=4294967296:\
+                               glibc.malloc.mmap_threshold=33554432:glibc.malloc.top_pad=67108864";
 
 /// Starts this process again with glibc's heap on transparent huge pages,
 /// where the kernel gives them only on request (`[madvise]`, Debian's
@@ -227,7 +235,7 @@ pub(crate) fn restart_with_huge_pages() {
     use std::os::unix::process::CommandExt as _;
     let error = std::process::Command::new(exe)
         .args(std::env::args_os().skip(1))
-        .env("GLIBC_TUNABLES", HUGE_PAGES_TUNABLE)
+        .env("GLIBC_TUNABLES", MALLOC_TUNABLES)
         .exec();
     eprintln!("dhtd sim: running without huge pages (cannot restart: {error})");
 }

@@ -319,15 +319,15 @@ impl Gate {
             Body::Response(r) => {
                 let reply = Reply {
                     id: r.id,
-                    nodes: r
-                        .nodes
-                        .iter()
-                        .chain(r.nodes6.iter())
-                        .flat_map(|n| n.iter())
-                        .collect(),
+                    nodes: {
+                        let lists = r.nodes.iter().chain(r.nodes6.iter());
+                        let mut nodes = Vec::with_capacity(lists.clone().map(|n| n.len()).sum());
+                        nodes.extend(lists.flat_map(|n| n.iter()));
+                        nodes
+                    },
                     peers: r.values.iter().flat_map(|v| v.iter()).collect(),
                     token: r.token.and_then(Token::new),
-                    version: message.version.map(<[u8]>::to_vec),
+                    version: message.version.map(|v| bytes.slice_ref(v)),
                     // BEP 51 caps the interval at 6 hours; a larger one is
                     // taken as that.
                     samples: r.samples.map(|_| Sampled {
