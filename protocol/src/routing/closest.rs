@@ -72,7 +72,8 @@ pub(super) fn closest_in_buckets<'a>(
     let b = bucket_of(own, target, bucket_count);
     let mut g = Gathered {
         target,
-        found: Vec::with_capacity(n.max(4 * crate::K)),
+        // Room for the few buckets a group holds, often more than n = k.
+        found: Vec::with_capacity(4 * crate::K),
     };
     // Adds one group of buckets, equally far as a whole, in distance order;
     // says whether `n` nodes are found.

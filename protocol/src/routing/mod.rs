@@ -596,12 +596,12 @@ impl RoutingTable {
     fn among_our_closest(&self, now: Instant, id: &NodeId) -> bool {
         let k = self.config.k;
         let distance = self.own_id.distance(id);
-        let own = usize::from(self.bucket_index(id).0);
+        let its_bucket = usize::from(self.bucket_index(id).0);
         let mut as_close = 0;
-        for i in (own..self.buckets.len()).rev() {
+        for i in (its_bucket..self.buckets.len()).rev() {
             for e in &self.buckets[i].nodes {
-                let closer = i > own || self.own_id.distance(&e.info.id) <= distance;
-                if closer && self.passes(now, e, NodeFilter::NotBad) {
+                let as_close_as_it = i > its_bucket || self.own_id.distance(&e.info.id) <= distance;
+                if as_close_as_it && self.passes(now, e, NodeFilter::NotBad) {
                     as_close += 1;
                     if as_close >= k {
                         return false;

@@ -464,6 +464,12 @@ fn closest_by_bucket_agrees_with_a_full_scan() {
             assert_eq!(t.closest(t0, target, n, NodeFilter::NotBad), scan);
             assert_eq!(snapshot.closest(target, n), scan);
         }
+        // Counted from the deepest bucket, as gathered: closer than the
+        // k-th of our own closest, or fewer than k held.
+        let ours = closest_among(not_bad.iter().copied(), &own(), crate::K);
+        let among = ours.len() < crate::K
+            || own().distance(target) < own().distance(&ours[ours.len() - 1].id);
+        assert_eq!(t.among_our_closest(t0, target), among, "{target:?}");
     }
     assert!(NodeSnapshot::empty(own()).closest(&own(), 8).is_empty());
 }

@@ -41,10 +41,10 @@ pub(crate) struct SimArgs {
     threads: usize,
     /// Shards the nodes are split in, by access delay, each with its own
     /// randomness: each number is its own run of a seed (shard k runs on
-    /// thread k mod threads; more shards than threads shorten the windows
-    /// the shards run apart: at 10^4, 4 measured no faster than 2).
-    #[arg(long, default_value_t = 2)]
-    shards: usize,
+    /// thread k mod threads). Default: 2 below 50,000 nodes, 4 from there
+    /// (see `default_shards`).
+    #[arg(long)]
+    shards: Option<usize>,
     /// Where the table (`report.md`), the samples (CSV) and the plots (SVG) go.
     #[arg(long, default_value = "sim-out", value_name = "DIR")]
     out: PathBuf,
@@ -129,7 +129,7 @@ impl SimArgs {
         if self.threads == 0 {
             return Err(Failure::Usage("--threads: at least 1".into()));
         }
-        if self.shards == 0 {
+        if self.shards == Some(0) {
             return Err(Failure::Usage("--shards: at least 1".into()));
         }
         if nodes < 10 {
@@ -149,7 +149,7 @@ impl SimArgs {
             slow_share: self.slow_share,
             session_median: self.session_median,
             access_median: self.access_median,
-            shards: self.shards,
+            shards: self.shards.unwrap_or(default_shards(nodes)),
             ..Model::default()
         };
         let node = &mut model.node;
@@ -198,6 +198,22 @@ impl SimArgs {
             };
         }
         Ok(model)
+    }
+}
+
+/// The shards of a run of `nodes` when `--shards` is not given. More
+/// shards than threads shorten the windows the shards run apart (21 ms for
+/// 4 against 38 ms for 2), and each thread runs two shards a window. At
+/// 10^4 nodes, where a window holds a few hundred events, 4 measured no
+/// faster than 2 (43.9 and 44.9 s against 42.6 and 43.0 s); at 10^5, where
+/// it holds thousands, the join's first 2.4 simulated minutes took
+/// 141–150 s with 4 against 160–163 s with 2, back to back, and 153 s with
+/// 8 (README, "The simulator itself").
+fn default_shards(nodes: usize) -> usize {
+    if nodes >= 50_000 {
+        4
+    } else {
+        2
     }
 }
 
