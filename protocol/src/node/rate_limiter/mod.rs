@@ -63,9 +63,9 @@ impl RateLimiter {
     pub fn queued(&self) -> usize {
         self.pacer.queued()
     }
-}
 
-impl RateLimiter {
+    /// Admits and decodes datagrams: a socket's batch, or the simulator's
+    /// one.
     fn datagrams<B>(&mut self, now: Instant, batch: B)
     where
         B: IntoIterator<Item = Datagram>,
