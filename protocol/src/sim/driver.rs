@@ -266,10 +266,11 @@ impl Simulation {
     fn hand_over(&mut self) {
         for from in 0..self.shards.len() {
             for to in 0..self.shards.len() {
-                let away = std::mem::take(&mut self.shards[from].away[to]);
+                let mut away = std::mem::take(&mut self.shards[from].away[to]);
                 if !away.is_empty() {
-                    queue_arrivals(&mut self.shards[to], away);
+                    queue_arrivals(&mut self.shards[to], away.drain(..));
                 }
+                self.shards[from].away[to] = away;
             }
         }
     }

@@ -176,6 +176,10 @@ fn run_windows(
     }
     let _breaker = Breaker(&exchange.barrier);
     let n = exchange.shards;
+    // The lists of crossing datagrams change hands (sender, exchange,
+    // receiver) instead of being allocated, grown and freed (by another
+    // thread than the one that grew them) in every window.
+    let mut arrived = Vec::new();
     loop {
         // Every thread reads the same values: none is written again
         // before the barrier that ends this window's runs.
@@ -193,15 +197,20 @@ fn run_windows(
             shard.run_through(world, epoch + Duration::from_nanos(end));
             for (to, away) in shard.away.iter_mut().enumerate() {
                 if !away.is_empty() {
-                    exchange.slot(shard.index, to).append(away);
+                    let mut slot = exchange.slot(shard.index, to);
+                    if slot.is_empty() {
+                        std::mem::swap(&mut *slot, away);
+                    } else {
+                        slot.append(away);
+                    }
                 }
             }
         }
         exchange.barrier.wait();
         for shard in shards.iter_mut() {
             for from in 0..n {
-                let arrived = std::mem::take(&mut *exchange.slot(from, shard.index));
-                queue_arrivals(shard, arrived);
+                std::mem::swap(&mut *exchange.slot(from, shard.index), &mut arrived);
+                queue_arrivals(shard, arrived.drain(..));
             }
             exchange.publish_next(shard, epoch);
         }
@@ -210,7 +219,7 @@ fn run_windows(
 }
 
 /// Queues datagrams from other shards in this one.
-pub(crate) fn queue_arrivals(shard: &mut Shard, arrived: Vec<Away>) {
+pub(crate) fn queue_arrivals(shard: &mut Shard, arrived: impl Iterator<Item = Away>) {
     for a in arrived {
         let event = Event::Deliver {
             to: a.to,
