@@ -1,67 +1,104 @@
-//! Shards run at once, one thread each (the driver's: see [`Threads`]), in
-//! windows of virtual time.
+//! Shards run at once, their threads (the driver's: see [`Threads`]) each
+//! as far ahead of the others as the network's lookahead allows.
 //!
 //! No datagram from one shard to another arrives sooner than the
-//! lookahead after it was sent (`World::lookahead`), so what one shard
-//! does in a window that starts at the earliest event of all shards and is shorter
-//! than the lookahead cannot change what another does in it. Each shard
-//! runs its window alone; at its end, the datagrams that crossed shards
-//! are queued where they go, and the next window starts. An event's place
-//! among equal times is fixed by the shard that scheduled it (see `queue`),
-//! so each shard runs the same events in the same order as when the shards
-//! run one event at a time in time order, whichever thread is faster: a
-//! seed replays exactly for a given number of shards (the conservative
-//! scheme of Chandy and Misra, with a global window as in YAWNS). Without
-//! the barrier, each shard going as far as the others' published bounds
-//! allow, it was no faster (10^4 nodes, interleaved: 50 and 44 s against
-//! 43 and 47 s).
+//! lookahead after it was sent (`World::lookahead`). Each thread publishes
+//! its frontier: a time before which none of its shards will run another
+//! event. Nothing it sends from now on can then arrive before its frontier
+//! plus the lookahead, so another thread, having queued what was sent to
+//! its shards so far, may run every event before that bound, and no
+//! further than a lookahead past its own earliest event (its shards send
+//! to each other too). An event's place among equal times is fixed by the
+//! shard that scheduled it (see `queue`), so each shard runs the same
+//! events in the same order as when the shards run one event at a time in
+//! time order, whichever thread is faster: a seed replays exactly for a
+//! given number of shards (the conservative scheme of Chandy and Misra).
+//!
+//! A window shared by all threads, with a barrier at its end (YAWNS), made
+//! the faster thread wait out every window's imbalance: 9–14% of a 10^5
+//! run's time, mostly in waits of 0.1–5 ms against windows of 2–15 ms. A
+//! thread that may run up to a lookahead past the slower one's frontier
+//! waits only when the imbalance adds up to more than that. (Without the
+//! barrier but with each shard's own frontier and windows of 3.6 ms, on
+//! shards that mixed access delays, it was no faster.)
 //!
 //! Each thread keeps its shards (shard k goes to thread k mod threads) for
 //! the whole run: a shard's nodes then stay in one core's caches and one
 //! allocator arena. Handing each window's shards to whichever thread was
 //! free instead took 20% longer at 10^4 nodes on two threads.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::shard::{Away, Event, Shard, World};
 
-/// A barrier whose waiters spin, then yield: windows are short (a
-/// millisecond of virtual time is about a hundred events at 10^5 nodes),
-/// and a sleeping thread's wake-up would cost as much as the window.
-struct SpinBarrier {
-    parties: usize,
-    arrived: AtomicUsize,
-    generation: AtomicUsize,
-    /// A party panicked: it will never arrive.
-    broken: AtomicBool,
-}
-
-/// Spins before a waiter yields its core (about a millisecond): on two
-/// cores the other thread is running, and will arrive.
+/// Spins before a waiting thread yields its core (about a millisecond): on
+/// two cores the other thread is running, and will move its frontier.
 const SPINS: u32 = 20_000;
 
-impl SpinBarrier {
-    fn new(parties: usize) -> Self {
-        SpinBarrier {
-            parties,
-            arrived: AtomicUsize::new(0),
-            generation: AtomicUsize::new(0),
-            broken: AtomicBool::new(false),
-        }
+/// How many steps a thread takes to cover a lookahead: the others see its
+/// frontier move at the end of each, so a thread that waits for another
+/// waits for a step of it, not for a lookahead's worth.
+const STEPS_PER_LOOKAHEAD: u64 = 4;
+
+/// What the shards' threads share.
+struct Exchange {
+    shards: usize,
+    /// Each thread's frontier, in nanoseconds after the epoch: none of its
+    /// shards will run an event before it. Each on a cache line of its own,
+    /// as it is written at every step.
+    frontier: Vec<Frontier>,
+    /// A thread panicked: its frontier will never move.
+    broken: AtomicBool,
+    /// Datagrams crossing shards, by (sending shard, receiving shard).
+    crossing: Vec<Slot>,
+}
+
+#[repr(align(128))]
+struct Frontier(AtomicU64);
+
+/// Datagrams from one shard to another, and whether there are any: a
+/// receiver looks at every slot at each step, and most are empty.
+#[derive(Default)]
+struct Slot {
+    away: Mutex<Vec<Away>>,
+    /// Set and cleared with the lock held.
+    filled: AtomicBool,
+}
+
+impl Exchange {
+    fn slot(&self, from: usize, to: usize) -> &Slot {
+        &self.crossing[from * self.shards + to]
     }
 
-    /// Waits for every party.
-    fn wait(&self) {
-        let generation = self.generation.load(Ordering::Acquire);
-        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.parties {
-            self.arrived.store(0, Ordering::Relaxed);
-            self.generation.fetch_add(1, Ordering::Release);
-            return;
+    /// Hands `away`'s datagrams from shard `from` to shard `to`.
+    fn send(&self, from: usize, to: usize, away: &mut Vec<Away>) {
+        let slot = self.slot(from, to);
+        let mut list = slot.away.lock().unwrap_or_else(PoisonError::into_inner);
+        if list.is_empty() {
+            std::mem::swap(&mut *list, away);
+        } else {
+            list.append(away);
         }
+        slot.filled.store(true, Ordering::Relaxed);
+    }
+
+    /// The least frontier of the threads other than `me`.
+    fn others(&self, me: usize) -> u64 {
+        self.frontier
+            .iter()
+            .enumerate()
+            .filter(|&(t, _)| t != me)
+            .map(|(_, f)| f.0.load(Ordering::Acquire))
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+
+    /// Waits until the others' least frontier moves past `seen`.
+    fn wait_past(&self, me: usize, seen: u64) {
         let mut spins = 0;
-        while self.generation.load(Ordering::Acquire) == generation {
+        while self.others(me) == seen {
             assert!(
                 !self.broken.load(Ordering::Relaxed),
                 "another shard's thread panicked"
@@ -74,28 +111,23 @@ impl SpinBarrier {
             }
         }
     }
-}
 
-/// What the shards' threads share.
-struct Exchange {
-    barrier: SpinBarrier,
-    shards: usize,
-    /// Each shard's next event, in nanoseconds after the epoch.
-    next: Vec<AtomicU64>,
-    /// Datagrams crossing shards, by (sending shard, receiving shard).
-    crossing: Vec<Mutex<Vec<Away>>>,
-}
-
-impl Exchange {
-    fn slot(&self, from: usize, to: usize) -> std::sync::MutexGuard<'_, Vec<Away>> {
-        self.crossing[from * self.shards + to]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn publish_next(&self, shard: &mut Shard, epoch: Instant) {
-        let next = shard.events.peek().map_or(u64::MAX, |t| nanos(epoch, t));
-        self.next[shard.index].store(next, Ordering::Relaxed);
+    /// Queues in `shard` what the other shards sent it so far.
+    fn take_arrivals(&self, shard: &mut Shard, arrived: &mut Vec<Away>) {
+        for from in 0..self.shards {
+            let slot = self.slot(from, shard.index);
+            // A sender sets it before publishing the frontier this thread
+            // read (acquired) before coming here.
+            if !slot.filled.load(Ordering::Relaxed) {
+                continue;
+            }
+            {
+                let mut list = slot.away.lock().unwrap_or_else(PoisonError::into_inner);
+                std::mem::swap(&mut *list, arrived);
+                slot.filled.store(false, Ordering::Relaxed);
+            }
+            queue_arrivals(shard, arrived.drain(..));
+        }
     }
 }
 
@@ -124,28 +156,48 @@ pub(crate) fn run_shards(
 ) {
     let n = shards.len();
     let tasks_count = threads.count().clamp(1, n);
-    let exchange = Exchange {
-        barrier: SpinBarrier::new(tasks_count),
-        shards: n,
-        next: (0..n).map(|_| AtomicU64::new(u64::MAX)).collect(),
-        crossing: (0..n * n).map(|_| Mutex::new(Vec::new())).collect(),
-    };
     let mut groups: Vec<Vec<&mut Shard>> = (0..tasks_count).map(|_| Vec::new()).collect();
     for (k, shard) in shards.iter_mut().enumerate() {
-        exchange.publish_next(shard, epoch);
         groups[k % tasks_count].push(shard);
     }
+    let exchange = Exchange {
+        shards: n,
+        // Each thread's earliest event: a frontier below it would make the
+        // threads step through idle time a lookahead at a time.
+        frontier: groups
+            .iter_mut()
+            .map(|group| Frontier(AtomicU64::new(earliest(group, epoch))))
+            .collect(),
+        broken: AtomicBool::new(false),
+        crossing: (0..n * n).map(|_| Slot::default()).collect(),
+    };
     let at = |t: Instant| nanos(epoch, t);
     let (until, lookahead) = (at(until), lookahead.as_nanos() as u64);
     let exchange = &exchange;
     let tasks = groups
         .into_iter()
-        .map(|mut group| {
-            Box::new(move || run_windows(world, exchange, &mut group, epoch, until, lookahead))
+        .enumerate()
+        .map(|(me, mut group)| {
+            Box::new(move || run_ahead(world, exchange, me, &mut group, epoch, until, lookahead))
                 as Box<dyn FnOnce() + Send + '_>
         })
         .collect();
     threads.run_together(tasks);
+    // What was sent past `until` after its receiver's thread had stopped.
+    let mut arrived = Vec::new();
+    for shard in shards.iter_mut() {
+        exchange.take_arrivals(shard, &mut arrived);
+    }
+}
+
+/// The earliest event of `shards`, in nanoseconds after the epoch.
+fn earliest(shards: &mut [&mut Shard], epoch: Instant) -> u64 {
+    shards
+        .iter_mut()
+        .filter_map(|s| s.events.peek())
+        .map(|t| nanos(epoch, t))
+        .min()
+        .unwrap_or(u64::MAX)
 }
 
 fn nanos(epoch: Instant, t: Instant) -> u64 {
@@ -154,67 +206,62 @@ fn nanos(epoch: Instant, t: Instant) -> u64 {
         .min(u64::MAX as u128) as u64
 }
 
-/// One thread's part: in each window, run its shards, then queue the
-/// datagrams that crossed into them.
-fn run_windows(
+/// Thread `me`'s part: queue what crossed into its shards, publish its
+/// frontier, run its shards as far as the others' frontiers allow, and
+/// hand over what crossed out of them; until no event of its shards up to
+/// `until` is left and none can still arrive.
+fn run_ahead(
     world: &World,
     exchange: &Exchange,
+    me: usize,
     shards: &mut [&mut Shard],
     epoch: Instant,
     until: u64,
     lookahead: u64,
 ) {
-    /// Breaks the barrier if its thread unwinds, so that the others stop
-    /// waiting and the panic reaches the caller instead of a hang.
-    struct Breaker<'a>(&'a SpinBarrier);
+    /// Marks the exchange broken if its thread unwinds, so that the others
+    /// stop waiting and the panic reaches the caller instead of a hang.
+    struct Breaker<'a>(&'a AtomicBool);
     impl Drop for Breaker<'_> {
         fn drop(&mut self) {
             if std::thread::panicking() {
-                self.0.broken.store(true, Ordering::Relaxed);
+                self.0.store(true, Ordering::Relaxed);
             }
         }
     }
-    let _breaker = Breaker(&exchange.barrier);
-    let n = exchange.shards;
+    let _breaker = Breaker(&exchange.broken);
     // The lists of crossing datagrams change hands (sender, exchange,
     // receiver) instead of being allocated, grown and freed (by another
-    // thread than the one that grew them) in every window.
+    // thread than the one that grew them) in every step.
     let mut arrived = Vec::new();
+    let step = (lookahead / STEPS_PER_LOOKAHEAD).max(1);
     loop {
-        // Every thread reads the same values: none is written again
-        // before the barrier that ends this window's runs.
-        let start = exchange
-            .next
-            .iter()
-            .map(|n| n.load(Ordering::Relaxed))
-            .min()
-            .unwrap_or(u64::MAX);
-        if start > until {
+        // Read before taking the arrivals: whatever the others send after
+        // this read arrives at or after `bound`.
+        let others = exchange.others(me);
+        let bound = others.saturating_add(lookahead);
+        for shard in shards.iter_mut() {
+            exchange.take_arrivals(shard, &mut arrived);
+        }
+        let start = earliest(shards, epoch);
+        let frontier = start.min(bound);
+        exchange.frontier[me].0.store(frontier, Ordering::Release);
+        if frontier > until {
             return;
         }
-        let end = start.saturating_add(lookahead - 1).min(until);
+        if start >= bound {
+            exchange.wait_past(me, others);
+            continue;
+        }
+        let end = start.saturating_add(step - 1).min(bound - 1).min(until);
         for shard in shards.iter_mut() {
             shard.run_through(world, epoch + Duration::from_nanos(end));
             for (to, away) in shard.away.iter_mut().enumerate() {
                 if !away.is_empty() {
-                    let mut slot = exchange.slot(shard.index, to);
-                    if slot.is_empty() {
-                        std::mem::swap(&mut *slot, away);
-                    } else {
-                        slot.append(away);
-                    }
+                    exchange.send(shard.index, to, away);
                 }
             }
         }
-        exchange.barrier.wait();
-        for shard in shards.iter_mut() {
-            for from in 0..n {
-                std::mem::swap(&mut *exchange.slot(from, shard.index), &mut arrived);
-                queue_arrivals(shard, arrived.drain(..));
-            }
-            exchange.publish_next(shard, epoch);
-        }
-        exchange.barrier.wait();
     }
 }
 
