@@ -52,36 +52,27 @@ struct Exchange {
     /// A thread panicked: its frontier will never move.
     broken: AtomicBool,
     /// Datagrams crossing shards, by (sending shard, receiving shard).
-    crossing: Vec<Slot>,
+    crossing: Vec<Mutex<Vec<Away>>>,
 }
 
 #[repr(align(128))]
 struct Frontier(AtomicU64);
 
-/// Datagrams from one shard to another, and whether there are any: a
-/// receiver looks at every slot at each step, and most are empty.
-#[derive(Default)]
-struct Slot {
-    away: Mutex<Vec<Away>>,
-    /// Set and cleared with the lock held.
-    filled: AtomicBool,
-}
-
 impl Exchange {
-    fn slot(&self, from: usize, to: usize) -> &Slot {
-        &self.crossing[from * self.shards + to]
+    fn slot(&self, from: usize, to: usize) -> std::sync::MutexGuard<'_, Vec<Away>> {
+        self.crossing[from * self.shards + to]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Hands `away`'s datagrams from shard `from` to shard `to`.
     fn send(&self, from: usize, to: usize, away: &mut Vec<Away>) {
-        let slot = self.slot(from, to);
-        let mut list = slot.away.lock().unwrap_or_else(PoisonError::into_inner);
-        if list.is_empty() {
-            std::mem::swap(&mut *list, away);
+        let mut slot = self.slot(from, to);
+        if slot.is_empty() {
+            std::mem::swap(&mut *slot, away);
         } else {
-            list.append(away);
+            slot.append(away);
         }
-        slot.filled.store(true, Ordering::Relaxed);
     }
 
     /// The least frontier of the threads other than `me`.
@@ -115,17 +106,7 @@ impl Exchange {
     /// Queues in `shard` what the other shards sent it so far.
     fn take_arrivals(&self, shard: &mut Shard, arrived: &mut Vec<Away>) {
         for from in 0..self.shards {
-            let slot = self.slot(from, shard.index);
-            // A sender sets it before publishing the frontier this thread
-            // read (acquired) before coming here.
-            if !slot.filled.load(Ordering::Relaxed) {
-                continue;
-            }
-            {
-                let mut list = slot.away.lock().unwrap_or_else(PoisonError::into_inner);
-                std::mem::swap(&mut *list, arrived);
-                slot.filled.store(false, Ordering::Relaxed);
-            }
+            std::mem::swap(&mut *self.slot(from, shard.index), arrived);
             queue_arrivals(shard, arrived.drain(..));
         }
     }
@@ -169,7 +150,7 @@ pub(crate) fn run_shards(
             .map(|group| Frontier(AtomicU64::new(earliest(group, epoch))))
             .collect(),
         broken: AtomicBool::new(false),
-        crossing: (0..n * n).map(|_| Slot::default()).collect(),
+        crossing: (0..n * n).map(|_| Mutex::new(Vec::new())).collect(),
     };
     let at = |t: Instant| nanos(epoch, t);
     let (until, lookahead) = (at(until), lookahead.as_nanos() as u64);
