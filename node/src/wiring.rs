@@ -9,7 +9,7 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use actix::{Addr, Context};
@@ -58,8 +58,16 @@ pub(crate) struct Node {
     pub(crate) state: Option<Arc<StateDir>>,
     /// The kernel's count of datagrams it dropped for our sockets.
     socket_drops: Vec<SocketDrops>,
+    /// The sockets, dead once every actor holding one has let go: then the
+    /// ports are free.
+    bound: Vec<Weak<UdpSocket>>,
     stopping: Arc<AtomicBool>,
 }
+
+/// How long a stopping node waits for its actors to let go of its sockets
+/// (they do so as they stop, on their own threads, moments after saying
+/// they stop).
+const RELEASE_WAIT: Duration = Duration::from_secs(5);
 
 /// How often warnings are derived and the telemetry pushed to the recorder.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
@@ -183,7 +191,7 @@ pub(crate) fn start(
         let socket = bind(addr).map_err(bind_error)?;
         local_addrs.push(socket.local_addr().map_err(bind_error)?);
         size_recv_buffer(&socket, config.recv_buffer, &telemetry)?;
-        sockets.push(socket);
+        sockets.push(Arc::new(socket));
     }
     let local_addr = local_addrs[0];
     let bind_error = |source| StartError::Bind {
@@ -191,7 +199,8 @@ pub(crate) fn start(
         source,
     };
     telemetry.running.set((), 1);
-    let socket_drops = sockets.iter().filter_map(SocketDrops::of).collect();
+    let socket_drops = sockets.iter().filter_map(|s| SocketDrops::of(s)).collect();
+    let bound = sockets.iter().map(Arc::downgrade).collect();
     let mut rng = match config.rng_seed {
         Some(seed) => StdRng::seed_from_u64(seed),
         None => StdRng::from_os_rng(),
@@ -284,6 +293,7 @@ pub(crate) fn start(
         config,
         state,
         socket_drops,
+        bound,
         stopping: Arc::new(AtomicBool::new(false)),
     });
     let weak = Arc::downgrade(&node);
@@ -428,6 +438,19 @@ impl Node {
         let _ = a.store.send(StopActor).await;
         let _ = a.routing.send(StopActor).await;
         let _ = a.supervisor.send(StopActor).await;
+        // An actor answers before it is dropped on its own thread; a caller
+        // told that the node stopped may bind its port at once.
+        let released = async {
+            while self.bound.iter().any(|s| s.strong_count() > 0) {
+                actix_rt::time::sleep(Duration::from_millis(1)).await;
+            }
+        };
+        if actix_rt::time::timeout(RELEASE_WAIT, released)
+            .await
+            .is_err()
+        {
+            tracing::warn!(target: "dht::node", "stopped, but a socket was still open {RELEASE_WAIT:?} later");
+        }
     }
 
     /// Whether shutdown has begun.

@@ -8,12 +8,18 @@
 //! when its mailbox is full, they are dropped and counted, because
 //! `do_send` would queue past the mailbox's capacity.
 //!
-//! Sending does not go through this actor: [`DatagramSender`] is a cloned,
+//! Sending does not go through this actor: [`DatagramSender`] is a shared,
 //! non-blocking handle on the same socket, so the actor that builds an
 //! answer sends it directly and the hot path saves a hop.
+//!
+//! Every holder of the socket's descriptors holds the one
+//! `Arc<UdpSocket>` the node bound, and lets go of it last (the receive
+//! loop's own descriptor first): when the node's `Weak` to it is dead,
+//! the port is free again, which a stopping node waits for.
 
 use std::io;
 use std::net::UdpSocket;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 
 use actix::{
@@ -44,7 +50,7 @@ const MAX_BATCH: usize = 64;
 
 /// Owns the receive side of the node's socket.
 pub struct SocketActor {
-    socket: UdpSocket,
+    socket: Arc<UdpSocket>,
     inbound: Recipient<In<RateLimiterInput>>,
     max_backlog: usize,
     telemetry: Arc<Telemetry>,
@@ -57,7 +63,7 @@ impl SocketActor {
     /// `inbound`; beyond `max_backlog` datagrams waiting there, new ones are
     /// dropped and counted.
     pub fn new(
-        socket: UdpSocket,
+        socket: Arc<UdpSocket>,
         inbound: Recipient<In<RateLimiterInput>>,
         max_backlog: usize,
         telemetry: Arc<Telemetry>,
@@ -78,13 +84,19 @@ impl SocketActor {
         // too (as `tokio::net::UdpSocket` is) has the kernel run the epoll
         // callback for every datagram we send, when its buffer space is
         // released; we never wait to write.
+        // A descriptor of its own (not the shared one): a restarted loop
+        // registers it while the cancelled loop's may still be registered.
         let socket = match self.socket.try_clone().and_then(|s| {
             s.set_nonblocking(true)?;
+            let own = LoopSocket {
+                socket: s,
+                _shared: self.socket.clone(),
+            };
             // Deprecated because a type that does not own its descriptor
-            // could close it while registered; a `UdpSocket` owns its own,
+            // could close it while registered; `LoopSocket` owns its own,
             // and the safe form keeps this crate free of `unsafe`.
             #[allow(deprecated)]
-            AsyncFd::with_interest(s, Interest::READABLE)
+            AsyncFd::with_interest(own, Interest::READABLE)
         }) {
             Ok(s) => s,
             Err(e) => {
@@ -115,7 +127,7 @@ impl SocketActor {
                 // Everything already waiting joins one batch.
                 let mut failed = false;
                 while batch.spans.len() < MAX_BATCH {
-                    match ready.get_inner().recv_from(&mut batch.buf) {
+                    match ready.get_inner().socket.recv_from(&mut batch.buf) {
                         Ok((len, from)) => batch.keep(len, from, family, &telemetry),
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                             ready.clear_ready();
@@ -163,6 +175,19 @@ impl SocketActor {
             }
         };
         self.recv_loop = Some(ctx.spawn(recv.into_actor(self)));
+    }
+}
+
+/// The receive loop's descriptor, closed before the shared socket it came
+/// from is let go (fields drop in order).
+struct LoopSocket {
+    socket: UdpSocket,
+    _shared: Arc<UdpSocket>,
+}
+
+impl AsRawFd for LoopSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
     }
 }
 

@@ -79,20 +79,19 @@ pub struct DatagramSender {
 }
 
 impl DatagramSender {
-    /// A sender on a clone of `socket` (set non-blocking).
-    pub fn new(socket: &UdpSocket, telemetry: Arc<Telemetry>) -> io::Result<Self> {
+    /// A sender on `socket` (set non-blocking).
+    pub fn new(socket: &Arc<UdpSocket>, telemetry: Arc<Telemetry>) -> io::Result<Self> {
         Self::on_sockets(std::slice::from_ref(socket), telemetry)
     }
 
-    /// A sender on clones of `sockets`, at most one per family: each
-    /// datagram leaves by the socket of its destination's family.
-    pub fn on_sockets(sockets: &[UdpSocket], telemetry: Arc<Telemetry>) -> io::Result<Self> {
+    /// A sender on `sockets`, at most one per family: each datagram leaves
+    /// by the socket of its destination's family.
+    pub fn on_sockets(sockets: &[Arc<UdpSocket>], telemetry: Arc<Telemetry>) -> io::Result<Self> {
         let mut by_family: [Option<Arc<UdpSocket>>; 2] = [None, None];
         for socket in sockets {
             let family = Family::of(&socket.local_addr()?);
-            let socket = socket.try_clone()?;
             socket.set_nonblocking(true)?;
-            by_family[family.index()] = Some(Arc::new(socket));
+            by_family[family.index()] = Some(socket.clone());
         }
         Ok(DatagramSender {
             sockets: by_family,
@@ -249,7 +248,7 @@ mod tests {
     #[test]
     fn an_outbox_goes_out_whole_but_for_what_the_kernel_refuses() {
         let telemetry = Arc::new(Telemetry::default());
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
         let sender = DatagramSender::new(&socket, telemetry.clone()).unwrap();
         let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
         peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
