@@ -23,8 +23,12 @@
 //! of us only if they happen to ask us, and we of them only by looking (a
 //! private network grows one node at a time; a node that bootstrapped
 //! first would otherwise stay unknown to the later ones until the
-//! 15-minute bucket refresh). At the default 5 minutes that is a dozen
-//! queries every 5 minutes.
+//! 15-minute bucket refresh). A look that finds no node nearer than the
+//! last look's k-th that the last look did not find says the
+//! neighbourhood is settled: the next waits the longest wait at once. In
+//! a large network that is nearly every look, and the doubling's first
+//! half dozen lookups (about a dozen queries each) found nothing (`dhtd
+//! sim`, README "Defaults chosen by data").
 //!
 //! Routers that the own-id lookup finds among our k closest nodes are
 //! neighbours, not mere entry points, and join the table (see
@@ -98,6 +102,8 @@ pub struct Bootstrap {
     look_again_at: Option<Instant>,
     look_again_wait: Duration,
     looking_again: bool,
+    /// The k closest nodes the last own-id lookup found, closest first.
+    neighbours: Vec<NodeId>,
     bep42_for: Option<IpAddr>,
     rng: StdRng,
     telemetry: Arc<Telemetry>,
@@ -139,6 +145,7 @@ impl Bootstrap {
             look_again_at: None,
             look_again_wait: config.bootstrap.retry,
             looking_again: false,
+            neighbours: Vec::new(),
             bep42_for: None,
             rng,
             telemetry,
@@ -229,8 +236,28 @@ impl Bootstrap {
         }
     }
 
+    /// Records the k closest of an own-id lookup that answered, and says
+    /// whether it found a node nearer than the last such lookup's k-th
+    /// (any node while it had fewer than k) that the last did not.
+    fn found_new_neighbours(&mut self, summary: &LookupSummary) -> bool {
+        let closest = summary.closest.iter().take(self.k).map(|n| n.id);
+        let farthest_known = match self.neighbours.last() {
+            Some(far) if self.neighbours.len() >= self.k => Some(self.own_id.distance(far)),
+            _ => None,
+        };
+        let found_new = closest.clone().any(|id| {
+            !self.neighbours.contains(&id)
+                && farthest_known.is_none_or(|far| self.own_id.distance(&id) < far)
+        });
+        self.neighbours.clear();
+        self.neighbours.extend(closest);
+        found_new
+    }
+
     fn own_id_found(&mut self, now: Instant, summary: LookupSummary) {
         self.admit_neighbour_routers(&summary);
+        // A look that reached nobody says nothing about the neighbourhood.
+        let settled = summary.responses > 0 && !self.found_new_neighbours(&summary);
         match self.state {
             State::OwnIdLookup if summary.responses == 0 && summary.queries == 0 => {
                 // Nothing to ask: the first node of a private network waits
@@ -259,6 +286,9 @@ impl Bootstrap {
             }
             State::Complete if self.looking_again => {
                 self.looking_again = false;
+                if settled {
+                    self.look_again_wait = self.config.look_again_max;
+                }
                 self.schedule_look_again(now);
             }
             _ => {}

@@ -91,6 +91,9 @@ pub(crate) struct SimArgs {
     /// Experiment: how long a bucket stays quiet before it is refreshed.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     refresh_after: Option<Duration>,
+    /// Experiment: the longest wait between two lookups of our own id.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    look_again_max: Option<Duration>,
     /// Experiment: the four farthest buckets hold 16, 8, 4 and 2 times k
     /// nodes (libtorrent's extended routing table).
     #[arg(long)]
@@ -184,6 +187,9 @@ impl SimArgs {
         }
         if let Some(r) = self.refresh_after {
             node.routing.refresh_after = r;
+        }
+        if let Some(m) = self.look_again_max {
+            node.bootstrap.look_again_max = m;
         }
         if let Some(e) = self.extended_table {
             node.routing.extended_table = e;

@@ -197,8 +197,7 @@ fn a_router_among_our_closest_is_admitted_and_completes_the_bootstrap() {
         e,
         Envelope::Lookups(LookupsInput::Bootstrapped(Family::V4, true))
     )));
-    // It looks up its own id again after the first wait, then after twice
-    // as long.
+    // It looks up its own id again after the first wait.
     let retry = NodeConfig::default().bootstrap.retry;
     assert_eq!(b.poll_timeout(), Some(t0 + retry));
     b.handle_timeout(t0 + retry);
@@ -207,15 +206,91 @@ fn a_router_among_our_closest_is_admitted_and_completes_the_bootstrap() {
         Envelope::Lookups(LookupsInput::Start(s)) if s.target == NodeId([0; 20])
     )));
     assert_eq!(b.poll_timeout(), None, "one look at a time");
+}
+
+/// Completes a bootstrap whose own-id lookup found `closest`, at `t0`.
+fn complete_with(t0: Instant, closest: Vec<NodeInfo>) -> Bootstrap {
+    let mut b = boot(
+        t0,
+        &NodeConfig::default(),
+        Sources {
+            routers: vec![router().to_string()],
+            ..Sources::default()
+        },
+    );
+    to_own_id_lookup(&mut b, t0);
+    own_id_lookup_ends(&mut b, t0, closest.len(), closest);
+    b.handle(t0, SupervisorInput::RefreshStarted(Family::V4, 0));
+    b.handle(t0, table(9));
+    assert!(b.is_complete());
+    drain(&mut b);
+    b
+}
+
+fn own_id_lookup_ends(b: &mut Bootstrap, at: Instant, responses: usize, closest: Vec<NodeInfo>) {
     b.handle(
-        t0 + retry,
+        at,
         SupervisorInput::LookupFinished {
             family: Family::V4,
             purpose: BootstrapLookup::OwnId,
-            summary: summary(1, vec![lone]),
+            summary: summary(responses, closest),
         },
     );
-    assert_eq!(b.poll_timeout(), Some(t0 + retry + 2 * retry));
+}
+
+/// A node `i` of ten, farther for a larger `i` from our id (all zeros).
+fn neighbour(i: u8) -> NodeInfo {
+    let mut id = [0; 20];
+    id[1] = i + 1;
+    NodeInfo {
+        id: NodeId(id),
+        addr: SocketAddr::from(([10, 0, 1, i], 6881)),
+    }
+}
+
+/// The own-id lookups come on a doubling wait while they find nodes nearer
+/// than the last look's k-th; one that finds the same neighbourhood (or
+/// only farther nodes) makes the next wait the longest at once; one that
+/// reached nobody says nothing and keeps the doubling.
+#[test]
+fn a_settled_neighbourhood_is_looked_at_on_the_longest_wait() {
+    let t0 = crate::test_epoch();
+    let config = NodeConfig::default().bootstrap;
+    let retry = config.retry;
+    let first: Vec<NodeInfo> = (1..=8).map(neighbour).collect();
+    let mut b = complete_with(t0, first.clone());
+    let mut at = t0 + retry;
+    assert_eq!(b.poll_timeout(), Some(at));
+
+    // A newcomer nearer than the 8th: the wait doubles.
+    b.handle_timeout(at);
+    let mut newer = first.clone();
+    newer.insert(0, neighbour(0));
+    newer.truncate(8);
+    own_id_lookup_ends(&mut b, at, 8, newer.clone());
+    assert_eq!(
+        b.poll_timeout(),
+        Some(at + 2 * retry),
+        "it found a newcomer"
+    );
+    at += 2 * retry;
+
+    // Nobody answered: nothing learned, the wait doubles again.
+    b.handle_timeout(at);
+    own_id_lookup_ends(&mut b, at, 0, vec![]);
+    assert_eq!(b.poll_timeout(), Some(at + 4 * retry), "nothing learned");
+    at += 4 * retry;
+
+    // Only a node farther than the 8th is new: settled.
+    b.handle_timeout(at);
+    let mut farther = newer.clone();
+    farther[7] = neighbour(9);
+    own_id_lookup_ends(&mut b, at, 8, farther);
+    assert_eq!(
+        b.poll_timeout(),
+        Some(at + config.look_again_max),
+        "the neighbourhood is settled"
+    );
 }
 
 /// The list of nodes added at run time is bounded, newest kept, and a
