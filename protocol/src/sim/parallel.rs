@@ -141,19 +141,34 @@ pub(crate) fn run_shards(
     for (k, shard) in shards.iter_mut().enumerate() {
         groups[k % tasks_count].push(shard);
     }
+    let lookahead_nanos = lookahead.as_nanos() as u64;
+    let earliest_by_thread: Vec<u64> = groups.iter_mut().map(|g| earliest(g, epoch)).collect();
     let exchange = Exchange {
         shards: n,
-        // Each thread's earliest event: a frontier below it would make the
-        // threads step through idle time a lookahead at a time.
-        frontier: groups
-            .iter_mut()
-            .map(|group| Frontier(AtomicU64::new(earliest(group, epoch))))
+        // Each thread's earliest event, or what the others' earliest can
+        // send it, whichever is sooner: the rule of every step after, and
+        // a promise from the start, as another thread may read it before
+        // this one has taken a step. (Its earliest event alone let a
+        // thread that started first run past what the other would send it
+        // in reply to a datagram it sent: a late delivery, in about one
+        // run of `sim_threads` in five.) A frontier below that would make
+        // the threads step through idle time a lookahead at a time.
+        frontier: (0..tasks_count)
+            .map(|me| {
+                let others = (0..tasks_count)
+                    .filter(|&t| t != me)
+                    .map(|t| earliest_by_thread[t])
+                    .min()
+                    .unwrap_or(u64::MAX);
+                let frontier = earliest_by_thread[me].min(others.saturating_add(lookahead_nanos));
+                Frontier(AtomicU64::new(frontier))
+            })
             .collect(),
         broken: AtomicBool::new(false),
         crossing: (0..n * n).map(|_| Mutex::new(Vec::new())).collect(),
     };
     let at = |t: Instant| nanos(epoch, t);
-    let (until, lookahead) = (at(until), lookahead.as_nanos() as u64);
+    let (until, lookahead) = (at(until), lookahead_nanos);
     let exchange = &exchange;
     let tasks = groups
         .into_iter()
