@@ -143,6 +143,10 @@ pub(crate) fn run_shards(
     }
     let lookahead_nanos = lookahead.as_nanos() as u64;
     let earliest_by_thread: Vec<u64> = groups.iter_mut().map(|g| earliest(g, epoch)).collect();
+    let reach = earliest_by_thread
+        .iter()
+        .min()
+        .map_or(u64::MAX, |&least| least.saturating_add(lookahead_nanos));
     let exchange = Exchange {
         shards: n,
         // Each thread's earliest event, or what the others' earliest can
@@ -153,16 +157,11 @@ pub(crate) fn run_shards(
         // in reply to a datagram it sent: a late delivery, in about one
         // run of `sim_threads` in five.) A frontier below that would make
         // the threads step through idle time a lookahead at a time.
-        frontier: (0..tasks_count)
-            .map(|me| {
-                let others = (0..tasks_count)
-                    .filter(|&t| t != me)
-                    .map(|t| earliest_by_thread[t])
-                    .min()
-                    .unwrap_or(u64::MAX);
-                let frontier = earliest_by_thread[me].min(others.saturating_add(lookahead_nanos));
-                Frontier(AtomicU64::new(frontier))
-            })
+        // (The least earliest of all threads serves for the others': where
+        // it is this thread's own, its own earliest is the lesser anyway.)
+        frontier: earliest_by_thread
+            .iter()
+            .map(|&own| Frontier(AtomicU64::new(own.min(reach))))
             .collect(),
         broken: AtomicBool::new(false),
         crossing: (0..n * n).map(|_| Mutex::new(Vec::new())).collect(),

@@ -40,6 +40,18 @@ fn table(nodes: usize) -> SupervisorInput {
     })
 }
 
+/// A bootstrap whose one source is `router()`.
+fn boot_with_router(now: Instant) -> Bootstrap {
+    boot(
+        now,
+        &NodeConfig::default(),
+        Sources {
+            routers: vec![router().to_string()],
+            ..Sources::default()
+        },
+    )
+}
+
 /// The first attempt, with no source at all, reaches nobody.
 fn first_attempt_reaches_nobody(b: &mut Bootstrap, t0: Instant) {
     b.handle_timeout(t0);
@@ -163,14 +175,7 @@ fn bootstrap_is_complete_only_with_nodes_in_the_table() {
 #[test]
 fn a_router_among_our_closest_is_admitted_and_completes_the_bootstrap() {
     let t0 = crate::test_epoch();
-    let mut b = boot(
-        t0,
-        &NodeConfig::default(),
-        Sources {
-            routers: vec![router().to_string()],
-            ..Sources::default()
-        },
-    );
+    let mut b = boot_with_router(t0);
     to_own_id_lookup(&mut b, t0);
     let lone = NodeInfo {
         id: NodeId([1; 20]),
@@ -210,14 +215,7 @@ fn a_router_among_our_closest_is_admitted_and_completes_the_bootstrap() {
 
 /// Completes a bootstrap whose own-id lookup found `closest`, at `t0`.
 fn complete_with(t0: Instant, closest: Vec<NodeInfo>) -> Bootstrap {
-    let mut b = boot(
-        t0,
-        &NodeConfig::default(),
-        Sources {
-            routers: vec![router().to_string()],
-            ..Sources::default()
-        },
-    );
+    let mut b = boot_with_router(t0);
     to_own_id_lookup(&mut b, t0);
     own_id_lookup_ends(&mut b, t0, closest.len(), closest);
     b.handle(t0, SupervisorInput::RefreshStarted(Family::V4, 0));
