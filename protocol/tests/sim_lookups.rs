@@ -23,18 +23,29 @@ fn epoch() -> Instant {
 /// returns the k closest nodes to the target). The misses are a true
 /// closest node whose answers were lost (it is in every other closest
 /// node's table). One seed's 400 lookups measure that rate to within a
-/// point (98.8 to 100% over four seeds, with Kademlia's α = 3 as with
-/// libtorrent's five at the top), so two seeds are pooled.
+/// point and a half (98.2 to 99.8% over eight seeds; 99.2% pooled, with
+/// Kademlia's α = 3 as with libtorrent's five at the top), so eight seeds
+/// are pooled: two seeds' 800 lookups put the bar within two misses of
+/// the mean, and any change to the join's timing moved them across it.
 #[test]
 fn a_thousand_nodes_with_five_percent_loss() {
+    let reports: Vec<_> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (1..=8)
+            .map(|seed| {
+                scope.spawn(move || {
+                    let config = SimConfig {
+                        nodes: 1000,
+                        seed,
+                        ..SimConfig::default()
+                    };
+                    run_lookup_experiment(epoch(), config, 400)
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
     let (mut exact, mut lookups) = (0, 0);
-    for seed in [1, 2] {
-        let config = SimConfig {
-            nodes: 1000,
-            seed,
-            ..SimConfig::default()
-        };
-        let report = run_lookup_experiment(epoch(), config, 400);
+    for report in &reports {
         println!("{report}");
         assert_eq!(report.joined, 1000);
         // Kademlia lookups take O(log n) hops: log2(1000/8) is about 7.

@@ -28,7 +28,9 @@
 //! neighbourhood is settled: the next waits the longest wait at once. In
 //! a large network that is nearly every look, and the doubling's first
 //! half dozen lookups (about a dozen queries each) found nothing (`dhtd
-//! sim`, README "Defaults chosen by data").
+//! sim`, README "Defaults chosen by data"). These looks start from the
+//! table, and ask the sources too only while the table holds fewer than
+//! k nodes: a router hears from a node as it joins, not every look.
 //!
 //! Routers that the own-id lookup finds among our k closest nodes are
 //! neighbours, not mere entry points, and join the table (see
@@ -192,7 +194,9 @@ impl Bootstrap {
         addrs
     }
 
-    fn look_up_own_id(&mut self, seeds: Vec<NodeInfo>) {
+    /// A lookup of our own id, from `seeds` and the table, and from the
+    /// sources too when `ask_sources`.
+    fn look_up_own_id(&mut self, seeds: Vec<NodeInfo>, ask_sources: bool) {
         let mut start = StartLookup::new(
             self.own_id,
             LookupKind::FindNode,
@@ -200,7 +204,9 @@ impl Bootstrap {
         )
         .in_family(self.family);
         start.seeds = seeds;
-        start.addr_seeds = self.source_addrs();
+        if ask_sources {
+            start.addr_seeds = self.source_addrs();
+        }
         self.push(Envelope::Lookups(LookupsInput::Start(start)));
     }
 
@@ -219,7 +225,7 @@ impl Bootstrap {
             // Saved nodes are pinged into the table, and seed the lookup.
             self.push(Envelope::Routing(RoutingInput::Consider(cached.clone())));
         }
-        self.look_up_own_id(cached);
+        self.look_up_own_id(cached, true);
     }
 
     /// Routers among our k closest are neighbours: they join the table.
@@ -444,7 +450,12 @@ impl Piece for Bootstrap {
                 self.look_again_at = None;
                 self.looking_again = true;
                 self.telemetry.bootstrap_attempts.incr(());
-                self.look_up_own_id(Vec::new());
+                // A table of k nodes or more finds our neighbourhood alone;
+                // asking the routers too was most of what they heard
+                // (`dhtd sim`, README "Defaults chosen by data"), and each
+                // look waited a round trip on their answers first.
+                let thin = self.table.nodes < self.k;
+                self.look_up_own_id(Vec::new(), thin);
             }
             _ => {}
         }

@@ -400,3 +400,38 @@ fn the_bep42_id_follows_the_seed() {
     assert_eq!(chosen(), Some(a));
     assert!(bep42::is_valid(&a, ip));
 }
+
+/// The sources an own-id look after bootstrap asks, if any.
+fn look_again_sources(b: &mut Bootstrap, at: Instant) -> Vec<SocketAddr> {
+    b.handle_timeout(at);
+    let starts: Vec<Vec<SocketAddr>> = drain(b)
+        .into_iter()
+        .filter_map(|e| match e {
+            Envelope::Lookups(LookupsInput::Start(s)) => Some(s.addr_seeds),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(starts.len(), 1, "one own-id look at {at:?}");
+    starts.into_iter().next().unwrap_or_default()
+}
+
+/// Once the table holds k nodes, a look at our own id asks the table
+/// alone; while it holds fewer, the routers too (they are what a node has
+/// when its neighbourhood has not answered yet).
+#[test]
+fn looks_after_bootstrap_ask_the_routers_only_while_the_table_is_thin() {
+    let t0 = crate::test_epoch();
+    let retry = NodeConfig::default().bootstrap.retry;
+    let first: Vec<NodeInfo> = (1..=8).map(neighbour).collect();
+    let mut b = complete_with(t0, first.clone());
+    let mut at = t0 + retry;
+    assert!(
+        look_again_sources(&mut b, at).is_empty(),
+        "a table of 9 nodes is enough"
+    );
+    own_id_lookup_ends(&mut b, at, 8, first.clone());
+
+    b.handle(at, table(3));
+    at = b.poll_timeout().expect("another look is due");
+    assert_eq!(look_again_sources(&mut b, at), vec![router()]);
+}
