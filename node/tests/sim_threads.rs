@@ -46,6 +46,7 @@ fn shards_on_threads_do_what_they_do_one_event_at_a_time() {
     // Three shards (split by access delay) on two threads: one thread
     // runs two of them.
     let on_threads = run(model(3), 2);
+    assert_eq!(on_threads.late, 0, "no datagram delivered late");
     assert_eq!(on_threads, run(model(3), 0), "running ahead loses nothing");
     assert_eq!(
         on_threads,

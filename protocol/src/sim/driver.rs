@@ -396,6 +396,7 @@ impl Simulation {
             all.lost += s.stats.lost;
             all.undeliverable += s.stats.undeliverable;
             all.blocked += s.stats.blocked;
+            all.late += s.stats.late;
         }
         all
     }

@@ -355,6 +355,9 @@ pub struct InternetReport {
     pub size_ratio_by: [f64; 2],
     /// Datagrams sent, lost, undeliverable, blocked by NATs.
     pub datagrams: [u64; 4],
+    /// Datagrams the simulator delivered after their time: always zero,
+    /// unless its threads are at fault.
+    pub late: u64,
     /// Events the simulator ran.
     pub events: u64,
 }
@@ -521,7 +524,11 @@ impl std::fmt::Display for InternetReport {
             self.datagrams[2],
             self.datagrams[3],
             self.events
-        )
+        )?;
+        if self.late > 0 {
+            write!(f, "; SIMULATOR FAULT: {} delivered late", self.late)?;
+        }
+        Ok(())
     }
 }
 
@@ -1036,6 +1043,7 @@ impl Run {
             routers.iter().sum::<f64>() / routers.len().max(1) as f64;
         let net = self.sim.net_stats();
         self.report.datagrams = [net.sent, net.lost, net.undeliverable, net.blocked];
+        self.report.late = net.late;
         self.report.events = self.sim.events();
         self.report
     }

@@ -71,6 +71,10 @@ pub struct NetStats {
     pub undeliverable: u64,
     /// Datagrams a NAT did not let in.
     pub blocked: u64,
+    /// Datagrams from another shard that reached a shard already past
+    /// their arrival time: a fault of the threaded scheduler, which must
+    /// keep this at zero (they run at the shard's time, not their own).
+    pub late: u64,
 }
 
 /// One datagram as it crossed the network (when tracing is on).
