@@ -201,6 +201,18 @@ fn nanos(epoch: Instant, t: Instant) -> u64 {
         .min(u64::MAX as u128) as u64
 }
 
+/// Marks the exchange broken if its thread unwinds, so that the others
+/// stop waiting and the panic reaches the caller instead of a hang.
+struct Breaker<'a>(&'a AtomicBool);
+
+impl Drop for Breaker<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Thread `me`'s part: queue what crossed into its shards, publish its
 /// frontier, run its shards as far as the others' frontiers allow, and
 /// hand over what crossed out of them; until no event of its shards up to
@@ -214,16 +226,6 @@ fn run_ahead(
     until: u64,
     lookahead: u64,
 ) {
-    /// Marks the exchange broken if its thread unwinds, so that the others
-    /// stop waiting and the panic reaches the caller instead of a hang.
-    struct Breaker<'a>(&'a AtomicBool);
-    impl Drop for Breaker<'_> {
-        fn drop(&mut self) {
-            if std::thread::panicking() {
-                self.0.store(true, Ordering::Relaxed);
-            }
-        }
-    }
     let _breaker = Breaker(&exchange.broken);
     // The lists of crossing datagrams change hands (sender, exchange,
     // receiver) instead of being allocated, grown and freed (by another
@@ -320,5 +322,43 @@ mod tests {
             queued += 1;
         }
         assert_eq!(queued, 3, "a late datagram is delivered all the same");
+    }
+
+    fn exchange(threads: usize) -> Exchange {
+        Exchange {
+            shards: threads,
+            frontier: (0..threads).map(|_| Frontier(AtomicU64::new(0))).collect(),
+            broken: AtomicBool::new(false),
+            crossing: (0..threads * threads)
+                .map(|_| Mutex::new(Vec::new()))
+                .collect(),
+        }
+    }
+
+    /// A thread that panics while running its shards marks the exchange
+    /// broken, and a thread waiting for its frontier to move then panics
+    /// too instead of waiting for ever (the panic reaches the caller of
+    /// `run_to`). A thread that returns leaves it whole.
+    #[test]
+    fn a_panicking_thread_stops_the_others_waiting() {
+        let exchange = exchange(2);
+        {
+            let _breaker = Breaker(&exchange.broken);
+        }
+        assert!(!exchange.broken.load(Ordering::Relaxed), "a clean return");
+        let unwound = std::panic::catch_unwind(|| {
+            let _breaker = Breaker(&exchange.broken);
+            panic!("a node's piece failed");
+        });
+        assert!(unwound.is_err());
+        assert!(exchange.broken.load(Ordering::Relaxed));
+
+        // Thread 0 waits for thread 1's frontier, which never moves.
+        let waited = std::panic::catch_unwind(|| exchange.wait_past(0, 0));
+        let message = waited.expect_err("it stops waiting");
+        assert_eq!(
+            message.downcast_ref::<&str>().copied(),
+            Some("another shard's thread panicked")
+        );
     }
 }
