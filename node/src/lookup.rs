@@ -54,6 +54,8 @@ pub enum LookupEnd {
     QueryLimit,
     /// It ran as long as it may (`lookup.max_duration`).
     TimeLimit,
+    /// Enough nodes answered with peers (`lookup.enough_holders`).
+    EnoughPeers,
     /// It never started: too many lookups were waiting already
     /// (`lookup_limits.max_waiting`).
     Refused,
@@ -64,6 +66,7 @@ impl LookupEnd {
         match end {
             // A summary is only made once the lookup has ended.
             CoreEnd::Converged | CoreEnd::Running => LookupEnd::Converged,
+            CoreEnd::EnoughPeers => LookupEnd::EnoughPeers,
             CoreEnd::QueryLimit => LookupEnd::QueryLimit,
             CoreEnd::TimeLimit => LookupEnd::TimeLimit,
             CoreEnd::Refused => LookupEnd::Refused,

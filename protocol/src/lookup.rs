@@ -104,6 +104,11 @@ pub struct LookupConfig {
     /// finds the announced peer as often. Lookups that announce wait all
     /// the same (the node's lookup pool).
     pub wait_for_slow: bool,
+    /// A get_peers lookup ends once this many nodes answered with peers,
+    /// for an application that wants peers rather than the k closest
+    /// nodes; 0 runs it to the k closest. Lookups that announce or scrape
+    /// run to the end all the same (the node's lookup pool). Defaults to 0.
+    pub enough_holders: usize,
 }
 
 impl Default for LookupConfig {
@@ -121,6 +126,7 @@ impl Default for LookupConfig {
             max_peers: 2000,
             max_duration: Duration::from_secs(60),
             wait_for_slow: false,
+            enough_holders: 0,
         }
     }
 }
@@ -206,6 +212,8 @@ pub enum LookupEnd {
     QueryLimit,
     /// [`LookupConfig::max_duration`] passed.
     TimeLimit,
+    /// [`LookupConfig::enough_holders`] nodes answered with peers.
+    EnoughPeers,
     /// Never started: too many lookups were waiting already.
     Refused,
     /// Not finished yet.
@@ -227,6 +235,8 @@ pub struct Lookup {
     failures: usize,
     peers: Vec<SocketAddr>,
     peer_set: BTreeSet<SocketAddr>,
+    /// Nodes that answered with peers.
+    holders: usize,
     ignored_peers: usize,
     id_mismatches: usize,
     distrusted: Vec<IpAddr>,
@@ -262,6 +272,7 @@ impl Lookup {
             failures: 0,
             peers: Vec::new(),
             peer_set: BTreeSet::new(),
+            holders: 0,
             ignored_peers: 0,
             id_mismatches: 0,
             distrusted: Vec::new(),
@@ -515,6 +526,8 @@ impl Lookup {
             }
             self.add_candidates(nodes, hop);
         }
+        let peers: Vec<SocketAddr> = peers.into_iter().collect();
+        self.holders += usize::from(peers.iter().any(|p| p.port() != 0));
         self.add_peers(peers)
     }
 
@@ -614,6 +627,10 @@ impl Lookup {
         }
         if now >= self.deadline {
             return self.finish(LookupEnd::TimeLimit);
+        }
+        let enough = self.config.enough_holders;
+        if enough > 0 && self.holders >= enough {
+            return self.finish(LookupEnd::EnoughPeers);
         }
         let mut awaited = false;
         for c in self.candidates.values_mut() {
@@ -939,6 +956,45 @@ mod tests {
         assert_eq!(l.poll(t0), LookupStep::Finished);
         assert_eq!(l.outcome().peers, vec![p1]);
         assert_eq!(l.outcome().ignored_peers, 1);
+    }
+
+    /// With `enough_holders`, a get_peers lookup ends once that many nodes
+    /// answered with peers (port 0 alone does not count), though closer
+    /// nodes are still to be asked; without it, it runs on to the k
+    /// closest.
+    #[test]
+    fn enough_holders_end_a_get_peers_lookup_early() {
+        let t0 = crate::test_epoch();
+        let peer: SocketAddr = "10.0.0.1:6881".parse().unwrap();
+        let unusable: SocketAddr = "10.0.0.2:0".parse().unwrap();
+        for enough_holders in [0, 2] {
+            let mut rng = StdRng::seed_from_u64(4);
+            let seeds: Vec<NodeInfo> = (0..12).map(|n| node(NodeId::random(&mut rng), n)).collect();
+            let config = LookupConfig {
+                enough_holders,
+                ..LookupConfig::default()
+            };
+            let target = NodeId::random(&mut rng);
+            let mut l = Lookup::new(t0, target, LookupKind::GetPeers, None, seeds, config);
+            let asked: Vec<NodeInfo> = std::iter::from_fn(|| match l.poll(t0) {
+                LookupStep::Query(n) => Some(n),
+                _ => None,
+            })
+            .collect();
+            assert_eq!(asked.len(), config.alpha);
+            l.on_response(&asked[0].id, &asked[0].id, [], [unusable], None);
+            l.on_response(&asked[1].id, &asked[1].id, [], [peer], None);
+            assert!(matches!(l.poll(t0), LookupStep::Query(_)), "one holder");
+            l.on_response(&asked[2].id, &asked[2].id, [], [peer], None);
+            let step = l.poll(t0);
+            if enough_holders == 0 {
+                assert!(matches!(step, LookupStep::Query(_)), "on to the k closest");
+            } else {
+                assert_eq!(step, LookupStep::Finished);
+                assert_eq!(l.outcome().end, LookupEnd::EnoughPeers);
+                assert_eq!(l.outcome().peers, vec![peer]);
+            }
+        }
     }
 
     #[test]

@@ -537,11 +537,11 @@ fn merge(a: LookupSummary, b: LookupSummary) -> LookupSummary {
     } else {
         a.item
     };
-    let end = if a.end == LookupEnd::Converged || b.end == LookupEnd::Converged {
-        LookupEnd::Converged
-    } else {
-        a.end
-    };
+    // Either family's lookup that came to its end says the search did.
+    let end = [a.end, b.end]
+        .into_iter()
+        .find(|e| matches!(e, LookupEnd::Converged | LookupEnd::EnoughPeers))
+        .unwrap_or(a.end);
     LookupSummary {
         target,
         queries: a.queries + b.queries,

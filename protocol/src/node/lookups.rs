@@ -268,6 +268,11 @@ impl LookupPool {
         // all 8 without waiting, 95% with).
         let config = LookupConfig {
             wait_for_slow: self.config.wait_for_slow || request.announce.is_some(),
+            enough_holders: if request.announce.is_some() || request.scrape {
+                0
+            } else {
+                self.config.enough_holders
+            },
             ..self.config
         };
         let lookup = Lookup::new(

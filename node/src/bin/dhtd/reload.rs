@@ -143,6 +143,10 @@ impl Reloader {
                 old.lookup.max_per_prefix != new.lookup.max_per_prefix,
                 "lookup_nodes_per_prefix",
             ),
+            (
+                old.lookup.enough_holders != new.lookup.enough_holders,
+                "lookup_enough_holders",
+            ),
             (old.read_only != new.read_only, "read_only"),
             (old.limits.upload != new.limits.upload, "upload_rate"),
         ] {

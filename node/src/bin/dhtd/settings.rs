@@ -87,6 +87,10 @@ pub(crate) struct NodeArgs {
     /// Nodes of one /24 (IPv4) or /64 (IPv6) in one lookup.
     #[arg(long, env = "DHTD_LOOKUP_NODES_PER_PREFIX", value_name = "N")]
     pub(crate) lookup_nodes_per_prefix: Option<usize>,
+    /// A get_peers lookup ends once this many nodes answered with peers
+    /// (0: once the 8 closest answered).
+    #[arg(long, env = "DHTD_LOOKUP_ENOUGH_HOLDERS", value_name = "N")]
+    pub(crate) lookup_enough_holders: Option<usize>,
     /// Queries answered per second per source IP.
     #[arg(long, env = "DHTD_QUERIES_PER_IP", value_name = "N")]
     pub(crate) queries_per_ip: Option<f64>,
@@ -159,6 +163,7 @@ pub(crate) struct FileSettings {
     max_announces_per_prefix: Option<usize>,
     max_nodes_per_prefix: Option<usize>,
     lookup_nodes_per_prefix: Option<usize>,
+    lookup_enough_holders: Option<usize>,
     peer_ttl_secs: Option<u64>,
     queries_per_ip: Option<f64>,
     queries_per_prefix: Option<f64>,
@@ -473,6 +478,9 @@ pub(crate) fn resolve_with(
     {
         config.dht.lookup.max_per_prefix = at_least_one("lookup_nodes_per_prefix", n)?;
     }
+    if let Some(n) = args.lookup_enough_holders.or(file.lookup_enough_holders) {
+        config.dht.lookup.enough_holders = n;
+    }
     if let Some(secs) = file.peer_ttl_secs {
         config.dht.store.peer_ttl =
             Duration::from_secs(at_least_one("peer_ttl_secs", secs as usize)? as u64);
@@ -657,6 +665,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("save_interval_secs:"), "{e}");
+    }
+
+    #[test]
+    fn lookups_end_at_the_8_closest_unless_told_how_many_holders_do() {
+        let holders = |a: &NodeArgs, file: &str| {
+            let file = parse_file(file).unwrap();
+            let s = resolve_with(a, file, Defaults::DAEMON).unwrap();
+            s.config.dht.lookup.enough_holders
+        };
+        assert_eq!(holders(&args(None), ""), 0);
+        assert_eq!(holders(&args(None), "lookup_enough_holders = 2\n"), 2);
+        let flag = NodeArgs {
+            lookup_enough_holders: Some(3),
+            ..NodeArgs::default()
+        };
+        assert_eq!(holders(&flag, "lookup_enough_holders = 2\n"), 3);
     }
 
     #[test]

@@ -85,6 +85,10 @@ pub(crate) struct SimArgs {
     /// Experiment: whether a query past its slot holds a lookup's end.
     #[arg(long)]
     wait_for_slow: Option<bool>,
+    /// Experiment: a get_peers lookup ends once this many nodes answered
+    /// with peers (0: at the k closest).
+    #[arg(long)]
+    enough_holders: Option<usize>,
     /// Experiment: nodes kept per bucket to replace failing ones.
     #[arg(long)]
     replacements: Option<usize>,
@@ -181,6 +185,9 @@ impl SimArgs {
         }
         if let Some(w) = self.wait_for_slow {
             node.lookup.wait_for_slow = w;
+        }
+        if let Some(n) = self.enough_holders {
+            node.lookup.enough_holders = n;
         }
         if let Some(r) = self.replacements {
             node.routing.replacement_cache = r;

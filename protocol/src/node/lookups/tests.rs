@@ -362,3 +362,60 @@ fn a_cancelled_caller_stops_its_lookups() {
     assert_eq!(p.running(), 0);
     let _ = LookupId(0);
 }
+
+/// Runs a get_peers lookup of `NodeId([3; 20])` among nodes 1 to 4, each
+/// answering with a peer and a token, one answer at a time; returns how
+/// many get_peers were answered before it finished, and how many
+/// announces went out.
+fn lookup_among_holders(config: &NodeConfig, announce: bool) -> (usize, usize) {
+    let t0 = crate::test_epoch();
+    let mut p = pool(config);
+    let nodes: Vec<NodeInfo> = (1..=4).map(node).collect();
+    p.handle(t0, LookupsInput::Snapshot(Family::V4, snapshot_of(&nodes)));
+    p.handle(t0, LookupsInput::Bootstrapped(Family::V4, true));
+    let mut start = caller_lookup(1, NodeId([3; 20]), LookupKind::GetPeers);
+    start.announce = announce.then_some(AnnounceSpec {
+        port: 5000,
+        implied_port: false,
+        seed: false,
+    });
+    p.handle(t0, LookupsInput::Start(start));
+    let peer: SocketAddr = "10.9.9.9:6881".parse().unwrap();
+    let (mut asked, mut announced) = (0, 0);
+    let mut pending = std::collections::VecDeque::new();
+    loop {
+        let (sent, events) = drain(&mut p);
+        if finished(&events).is_some() {
+            return (asked, announced);
+        }
+        pending.extend(sent);
+        let q = pending.pop_front().expect("a query to answer");
+        match q.query {
+            OutQuery::GetPeers(_) => asked += 1,
+            OutQuery::AnnouncePeer { .. } => announced += 1,
+            ref other => panic!("{other:?}"),
+        }
+        let reply = Reply {
+            id: q.node.unwrap(),
+            peers: vec![peer],
+            token: Some(Token::new(b"tk").unwrap()),
+            ..Reply::default()
+        };
+        answer(&mut p, t0, &q, reply);
+    }
+}
+
+/// `lookup.enough_holders` ends a plain get_peers lookup once that many
+/// nodes answered with peers; an announce still asks its closest nodes and
+/// announces to them.
+#[test]
+fn enough_holders_end_plain_lookups_but_not_announces() {
+    let mut config = NodeConfig {
+        read_only: true,
+        ..NodeConfig::default()
+    };
+    assert_eq!(lookup_among_holders(&config, false), (4, 0));
+    config.lookup.enough_holders = 2;
+    assert_eq!(lookup_among_holders(&config, false), (2, 0));
+    assert_eq!(lookup_among_holders(&config, true), (4, 4));
+}
