@@ -107,7 +107,11 @@ pub struct LookupConfig {
     /// A get_peers lookup ends once this many nodes answered with peers,
     /// for an application that wants peers rather than the k closest
     /// nodes; 0 runs it to the k closest. Lookups that announce or scrape
-    /// run to the end all the same (the node's lookup pool). Defaults to 0.
+    /// run to the end all the same (the node's lookup pool). Defaults to
+    /// 0, as other clients run them: in the simulated Internet (`dhtd
+    /// sim`, 10^5 nodes) 2 ends the median lookup after 0.55 s instead of
+    /// 1.75 s, finding the peer as often, but each holder answers with a
+    /// part of a popular torrent's peers, and 2 of them give 2 parts.
     pub enough_holders: usize,
 }
 
