@@ -530,25 +530,38 @@ impl Lookup {
             }
             self.add_candidates(nodes, hop);
         }
-        let peers: Vec<SocketAddr> = peers.into_iter().collect();
-        self.holders += usize::from(peers.iter().any(|p| p.port() != 0));
-        self.add_peers(peers)
+        let (fresh, usable) = self.take_peers(peers);
+        self.holders += usize::from(usable);
+        fresh
     }
 
     /// Peers learned outside a node's answer (our own store's): returns
     /// those not seen before in this lookup. Port 0 is ignored and counted.
     pub fn add_peers(&mut self, peers: impl IntoIterator<Item = SocketAddr>) -> Vec<SocketAddr> {
+        self.take_peers(peers).0
+    }
+
+    /// [`Self::add_peers`], and whether any of `peers` was usable (a node
+    /// that answered with one holds the info hash).
+    fn take_peers(
+        &mut self,
+        peers: impl IntoIterator<Item = SocketAddr>,
+    ) -> (Vec<SocketAddr>, bool) {
         self.next_due.forget();
         let mut fresh = Vec::new();
+        let mut usable = false;
         for p in peers {
             if p.port() == 0 {
                 self.ignored_peers += 1;
-            } else if self.peer_set.len() < self.config.max_peers && self.peer_set.insert(p) {
+                continue;
+            }
+            usable = true;
+            if self.peer_set.len() < self.config.max_peers && self.peer_set.insert(p) {
                 self.peers.push(p);
                 fresh.push(p);
             }
         }
-        fresh
+        (fresh, usable)
     }
 
     /// A node we asked before the lookup knew its id (a router, a node
